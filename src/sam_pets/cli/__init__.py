@@ -1,0 +1,48 @@
+"""``sam-pets`` command line: parse arguments, build config dataclasses, call the core."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from sam_pets import __version__
+
+# Each module registers its subcommands with ``register(subparsers)`` and sets ``func``.
+_COMMAND_MODULES = ("sam_pets.cli.model_cmds", "sam_pets.cli.data_cmds")
+
+
+class CliError(Exception):
+    """A user-facing error: printed as one line, exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full ``sam-pets`` argument parser."""
+    parser = argparse.ArgumentParser(
+        prog="sam-pets",
+        description="SAM 2 segmentation, fine-tuning and evaluation (headless).",
+    )
+    parser.add_argument("--version", action="version", version=f"sam-pets {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in _COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except CliError as e:
+        print(f"sam-pets {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except (ValueError, FileNotFoundError, FileExistsError, KeyError) as e:
+        msg = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"sam-pets {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"sam-pets {args.command}: interrupted", file=sys.stderr)
+        return 130
