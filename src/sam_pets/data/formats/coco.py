@@ -1,0 +1,204 @@
+"""COCO instances: read (polygons, RLE, iscrowd) and write (lossless compressed RLE).
+
+Reading keeps each annotation as its own mask, so overlapping instances survive. Category
+entries are kept as they are, including unused ones (a Roboflow export has an unused
+placeholder category 0 whose name repeats a real one); objects refer to categories by id.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from pycocotools import mask as mask_utils
+
+from sam_pets.data.errors import BadInputError
+from sam_pets.data.formats.rle import bbox_xywh, decode_rle, encode_rle
+from sam_pets.data.types import Annotation, ObjectInfo
+
+
+@dataclass(frozen=True)
+class CocoImage:
+    """One COCO image entry and its annotations."""
+
+    entry: dict
+    annotations: tuple[dict, ...]
+
+
+def parse_coco(text: str | bytes, name: str = "annotations") -> dict:
+    """Parse and validate a COCO instances JSON document.
+
+    Returns:
+        The document with ``images``, ``annotations`` and ``categories`` lists.
+
+    Raises:
+        BadInputError: Not JSON, or the structure is not COCO instances.
+    """
+    try:
+        coco = json.loads(text)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BadInputError(f"{name}: malformed JSON ({e})") from None
+    if not isinstance(coco, dict):
+        raise BadInputError(f"{name}: top level must be an object")
+    for key in ("images", "annotations"):
+        if not isinstance(coco.get(key), list):
+            raise BadInputError(f"{name}: '{key}' must be a list")
+    coco.setdefault("categories", [])
+    if not isinstance(coco["categories"], list):
+        raise BadInputError(f"{name}: 'categories' must be a list")
+    for img in coco["images"]:
+        if not isinstance(img, dict) or "id" not in img or not isinstance(
+            img.get("file_name"), str
+        ):
+            raise BadInputError(f"{name}: every image needs an 'id' and a 'file_name'")
+    return coco
+
+
+def load_coco(path: str | os.PathLike) -> dict:
+    """Read and validate a COCO JSON file (see :func:`parse_coco`)."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"COCO file not found: {path}") from None
+    return parse_coco(data, Path(path).name)
+
+
+def group_images(coco: dict) -> tuple[list[CocoImage], list[str]]:
+    """Annotations grouped by image, plus messages for annotations of unknown images."""
+    by_image: dict = defaultdict(list)
+    for ann in coco["annotations"]:
+        if isinstance(ann, dict):
+            by_image[_hashable(ann.get("image_id"))].append(ann)
+    known = {_hashable(img["id"]) for img in coco["images"]}
+    orphans = [f"annotation {a.get('id')} refers to unknown image {k}"
+               for k, anns in by_image.items() if k not in known for a in anns]
+    items = [CocoImage(img, tuple(by_image.get(_hashable(img["id"]), ()))) for img in
+             coco["images"]]
+    return items, orphans
+
+
+def _hashable(v):
+    return json.dumps(v) if isinstance(v, (list, dict)) else v
+
+
+def decode_segmentation(seg, h: int, w: int) -> np.ndarray:
+    """(H, W) bool mask of a COCO ``segmentation`` (polygons, compressed or list RLE).
+
+    Raises:
+        BadInputError: Empty or malformed segmentation, or a polygon with < 3 points.
+    """
+    if isinstance(seg, dict):
+        if "counts" not in seg or "size" not in seg:
+            raise BadInputError("RLE segmentation needs 'counts' and 'size'")
+        if [int(s) for s in seg["size"]] != [h, w]:
+            raise BadInputError(f"RLE size {seg['size']} differs from image size {[h, w]}")
+        try:
+            return decode_rle(seg)
+        except (TypeError, ValueError) as e:
+            raise BadInputError(f"malformed RLE ({e})") from None
+    if not isinstance(seg, list) or not seg:
+        raise BadInputError("empty or malformed segmentation")
+    polys = []
+    for poly in seg:
+        if not isinstance(poly, list) or not all(isinstance(v, (int, float)) for v in poly):
+            raise BadInputError("polygon must be a flat list of numbers")
+        if len(poly) < 6 or len(poly) % 2:
+            raise BadInputError(f"polygon with {len(poly) // 2} points (needs >= 3)")
+        polys.append([float(v) for v in poly])
+    rles = mask_utils.frPyObjects(polys, h, w)
+    return np.ascontiguousarray(mask_utils.decode(mask_utils.merge(rles)).view(bool))
+
+
+def read_coco_image(item: CocoImage, size_hw: tuple[int, int],
+                    categories: dict) -> tuple[Annotation, list[str]]:
+    """Masks of one COCO image.
+
+    Args:
+        item: Image entry and annotations.
+        size_hw: (H, W) of the decoded image file, checked against the entry.
+        categories: Category id -> category dict.
+
+    Returns:
+        The annotation (ids 1..K in annotation order) and notes about skipped annotations.
+
+    Raises:
+        BadInputError: Size mismatch, or no usable annotation.
+    """
+    h, w = size_hw
+    entry = item.entry
+    if (entry.get("height"), entry.get("width")) not in ((h, w), (None, None)):
+        raise BadInputError(f"JSON says {entry.get('width')}x{entry.get('height')} (WxH) but "
+                            f"the image file is {w}x{h}")
+    masks, objects, notes = [], [], []
+    for ann in item.annotations:
+        try:
+            mask = decode_segmentation(ann.get("segmentation"), h, w)
+        except BadInputError as e:
+            notes.append(f"annotation {ann.get('id')} skipped: {e}")
+            continue
+        if not mask.any():
+            notes.append(f"annotation {ann.get('id')} skipped: empty mask")
+            continue
+        cat = categories.get(ann.get("category_id"), {})
+        objects.append(ObjectInfo(len(objects) + 1, cat.get("name"), ann.get("category_id"),
+                                  bool(ann.get("iscrowd", 0))))
+        masks.append(mask)
+    if not masks:
+        raise BadInputError("no usable annotations" + (f" ({notes[0]})" if notes else ""))
+    ann = Annotation(name=Path(entry["file_name"]).stem, masks=np.stack(masks),
+                     objects=tuple(objects), source=entry["file_name"])
+    return ann, notes
+
+
+def coco_categories(manifest: dict) -> list[dict]:
+    """Category list for a dataset: the manifest's own, plus any named only by objects."""
+    cats = [dict(c) for c in manifest.get("categories") or []]
+    known_ids = {c["id"] for c in cats}
+    by_name = {c["name"]: c["id"] for c in cats}
+    for rec in manifest["items"]:
+        for o in rec["objects"]:
+            cid, name = o.get("category_id"), o.get("category") or "object"
+            if cid is None and name in by_name:
+                continue
+            if cid is None:
+                cid = max(known_ids | {0}) + 1
+            if cid not in known_ids:
+                cats.append({"id": cid, "name": name, "supercategory": ""})
+                known_ids.add(cid)
+                by_name.setdefault(name, cid)
+    return sorted(cats, key=lambda c: c["id"])
+
+
+def item_to_coco(record: dict, masks: np.ndarray, image_id: int, first_ann_id: int,
+                 categories: list[dict]) -> tuple[dict, list[dict]]:
+    """COCO image entry and annotations (compressed RLE) of one canonical item.
+
+    Args:
+        record: Manifest record of the item.
+        masks: (K, H, W) bool masks in record object order.
+        image_id: COCO id for the image.
+        first_ann_id: COCO id of the first annotation.
+        categories: Output of :func:`coco_categories`.
+
+    Returns:
+        The image entry (``file_name`` relative to the dataset folder) and annotations.
+    """
+    h, w = record["size_hw"]
+    by_name = {}
+    for c in categories:
+        by_name.setdefault(c["name"], c["id"])
+    entry = {"id": image_id, "file_name": f"JPEGImages/{record['name']}/00000.jpg",
+             "height": h, "width": w, "sam_pets_name": record["name"]}
+    anns = []
+    for k, (o, m) in enumerate(zip(record["objects"], masks)):
+        cid = o.get("category_id")
+        if cid is None:
+            cid = by_name.get(o.get("category") or "object")
+        anns.append({"id": first_ann_id + k, "image_id": image_id, "category_id": cid,
+                     "segmentation": encode_rle(m), "area": int(m.sum()),
+                     "bbox": bbox_xywh(m), "iscrowd": int(o.get("iscrowd", 0))})
+    return entry, anns

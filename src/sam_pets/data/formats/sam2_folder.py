@@ -1,0 +1,275 @@
+"""The canonical on-disk dataset: SAM 2's folder layout plus a manifest.
+
+Layout (one frame per item, so SAM 2's video trainer reads it as one-frame videos)::
+
+    OUT/JPEGImages/<name>/00000.jpg   image (see sam_pets.data.imaging for the RGB rule)
+    OUT/Annotations/<name>/00000.png  palette PNG: one id per object, 0 = background
+    OUT/Ignore/<name>/00000.png       1-bit PNG of the ignore region (only if non-empty)
+    OUT/Objects/<name>/00000.json     per-object COCO RLE (only if objects overlap, so the
+                                      flattened PNG alone would lose pixels)
+    OUT/train_list.txt, val_list.txt  item names, one per line
+    OUT/train_tiny_list.txt, val_tiny_list.txt   small stratified subsets for smoke runs
+    OUT/dataset.json                  manifest: one record per item (see :func:`item_record`)
+
+Every file is written atomically (temp file + rename).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from sam_pets.data.errors import BadInputError
+from sam_pets.data.formats.label_images import decode_label_png, encode_label_png, masks_to_labels
+from sam_pets.data.formats.rle import decode_rle, encode_rle
+from sam_pets.data.fsutil import atomic_write_bytes, atomic_write_text, sha256_bytes
+from sam_pets.data.types import Annotation, ObjectInfo, as_metadata
+
+FORMAT_NAME = "sam-pets/sam2-folder"
+FORMAT_VERSION = 1
+MANIFEST = "dataset.json"
+FRAME = "00000"
+ITEM_DIRS = ("JPEGImages", "Annotations", "Ignore", "Objects")
+SPLITS = ("train", "val")
+LIST_FILES = tuple(f"{s}_list.txt" for s in SPLITS) + tuple(f"{s}_tiny_list.txt" for s in SPLITS)
+
+
+@dataclass(frozen=True)
+class ItemPaths:
+    """Files of one item (``ignore`` and ``objects`` exist only when needed)."""
+
+    image: Path
+    labels: Path
+    ignore: Path
+    objects: Path
+
+
+def item_paths(root: str | os.PathLike, name: str) -> ItemPaths:
+    """Paths of item ``name`` under dataset ``root``."""
+    root = Path(root)
+    return ItemPaths(
+        image=root / "JPEGImages" / name / f"{FRAME}.jpg",
+        labels=root / "Annotations" / name / f"{FRAME}.png",
+        ignore=root / "Ignore" / name / f"{FRAME}.png",
+        objects=root / "Objects" / name / f"{FRAME}.json",
+    )
+
+
+def now_iso() -> str:
+    """Current UTC time, ISO 8601 with seconds."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def is_dataset(root: str | os.PathLike) -> bool:
+    """True if ``root`` holds a canonical dataset (has a ``dataset.json``)."""
+    return (Path(root) / MANIFEST).is_file()
+
+
+def new_manifest() -> dict:
+    """An empty manifest."""
+    t = now_iso()
+    return {"format": FORMAT_NAME, "version": FORMAT_VERSION, "created": t, "updated": t,
+            "items": []}
+
+
+def load_manifest(root: str | os.PathLike) -> dict:
+    """Read ``dataset.json``; raises :class:`BadInputError` if missing or malformed."""
+    path = Path(root) / MANIFEST
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise BadInputError(f"not a sam-pets dataset (no {MANIFEST}): {root}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BadInputError(f"malformed {path}: {e}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+        raise BadInputError(f"{path} is not a {FORMAT_NAME} manifest")
+    if not isinstance(manifest.get("items"), list):
+        raise BadInputError(f"{path}: 'items' must be a list")
+    return manifest
+
+
+def save_manifest(root: str | os.PathLike, manifest: dict) -> None:
+    """Write ``dataset.json`` atomically, items sorted by name."""
+    manifest = dict(manifest, updated=now_iso())
+    manifest["items"] = sorted(manifest["items"], key=lambda r: r["name"])
+    atomic_write_text(Path(root) / MANIFEST, json.dumps(manifest, indent=1, ensure_ascii=False))
+
+
+def items_by_name(manifest: dict) -> dict[str, dict]:
+    """The manifest's item records keyed by name."""
+    return {r["name"]: r for r in manifest["items"]}
+
+
+def prepare_output(root: str | os.PathLike, overwrite: bool = False) -> None:
+    """Make ``root`` ready for a fresh dataset, refusing to clobber anything unexpectedly.
+
+    An absent or empty folder is fine. An existing dataset is replaced only with
+    ``overwrite`` (and then only the dataset's own files are removed). Any other non-empty
+    folder is refused, whatever ``overwrite`` says.
+
+    Raises:
+        FileExistsError: ``root`` holds other data, or a dataset and ``overwrite`` is False.
+    """
+    root = Path(root)
+    if root.exists() and not root.is_dir():
+        raise FileExistsError(f"{root} exists and is not a folder")
+    if not root.exists() or not any(root.iterdir()):
+        root.mkdir(parents=True, exist_ok=True)
+        return
+    if not is_dataset(root):
+        raise FileExistsError(f"{root} is not empty and is not a sam-pets dataset; refusing to "
+                              "write into it (choose a new or empty folder)")
+    if not overwrite:
+        raise FileExistsError(f"{root} already holds a dataset; use --overwrite to replace it")
+    for d in ITEM_DIRS:
+        shutil.rmtree(root / d, ignore_errors=True)
+    for f in (*LIST_FILES, MANIFEST, "coco.json"):
+        (root / f).unlink(missing_ok=True)
+
+
+def write_item(root: str | os.PathLike, ann: Annotation, jpeg: bytes, split: str,
+               extra: dict | None = None) -> dict:
+    """Write one item's files and return its manifest record (the manifest is not touched).
+
+    Args:
+        root: Dataset folder.
+        ann: The annotation; ``ann.masks`` is (K, H, W) bool with K >= 1.
+        jpeg: Canonical JPEG bytes (same H, W as the masks).
+        split: "train" or "val".
+        extra: More JSON-ready fields for the record (``notes``, ``oxford_split``...).
+
+    Returns:
+        The manifest record (see :func:`item_record`).
+    """
+    paths = item_paths(root, ann.name)
+    labels = masks_to_labels(ann.masks, ann.object_ids)
+    overlaps = bool(ann.masks.sum(axis=0).max(initial=0) > 1)
+    atomic_write_bytes(paths.image, jpeg)
+    atomic_write_bytes(paths.labels, encode_label_png(labels))
+    _write_or_remove_ignore(paths.ignore, ann.ignore)
+    _write_or_remove_objects(paths.objects, ann, overlaps)
+    return item_record(ann, sha256_bytes(jpeg), split, overlaps, extra)
+
+
+def _write_or_remove_ignore(path: Path, ignore: np.ndarray | None) -> None:
+    if ignore is not None and ignore.any():
+        import io
+
+        buf = io.BytesIO()
+        Image.fromarray(ignore.astype(bool)).save(buf, format="PNG")
+        atomic_write_bytes(path, buf.getvalue())
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _write_or_remove_objects(path: Path, ann: Annotation, overlaps: bool) -> None:
+    if not overlaps:
+        path.unlink(missing_ok=True)
+        return
+    objs = [{"id": o.id, "rle": encode_rle(m)} for o, m in zip(ann.objects, ann.masks)]
+    atomic_write_text(path, json.dumps({"size": list(ann.size_hw), "objects": objs}))
+
+
+def item_record(ann: Annotation, image_sha256: str, split: str, overlaps: bool,
+                extra: dict | None = None) -> dict:
+    """Manifest record of an item: name, source, hash, size, objects, labels, split, time."""
+    objects = [
+        {"id": o.id, "category": o.category, "category_id": o.category_id,
+         "iscrowd": int(o.iscrowd), "area": int(m.sum())}
+        for o, m in zip(ann.objects, ann.masks)
+    ]
+    rec = {"name": ann.name, "source": ann.source, "image_sha256": image_sha256,
+           "size_hw": list(ann.size_hw), "objects": objects, "species": ann.species,
+           "breed": ann.breed, "split": split,
+           "ignore": bool(ann.ignore is not None and ann.ignore.any()),
+           "overlaps": overlaps, "time": now_iso()}
+    rec.update(as_metadata(extra or {}))
+    return rec
+
+
+def remove_item(root: str | os.PathLike, name: str) -> None:
+    """Delete an item's files (and its now-empty folders)."""
+    paths = item_paths(root, name)
+    for p in (paths.image, paths.labels, paths.ignore, paths.objects):
+        p.unlink(missing_ok=True)
+        if p.parent.is_dir() and not any(p.parent.iterdir()):
+            p.parent.rmdir()
+
+
+def read_masks(root: str | os.PathLike, record: dict) -> tuple[np.ndarray, np.ndarray]:
+    """Instance masks and ignore region of an item.
+
+    Args:
+        root: Dataset folder.
+        record: The item's manifest record.
+
+    Returns:
+        masks: (K, H, W) bool in the order of ``record["objects"]`` (lossless when objects
+            overlap: read from ``Objects/``).
+        ignore: (H, W) bool.
+    """
+    paths = item_paths(root, record["name"])
+    ids = [o["id"] for o in record["objects"]]
+    if record.get("overlaps"):
+        data = json.loads(paths.objects.read_text(encoding="utf-8"))
+        by_id = {o["id"]: o["rle"] for o in data["objects"]}
+        masks = np.stack([decode_rle(by_id[i]) for i in ids])
+    else:
+        labels = decode_label_png(paths.labels.read_bytes(), str(paths.labels))
+        masks = np.stack([labels == i for i in ids]) if ids else np.zeros((0, *labels.shape), bool)
+    ignore = np.zeros(masks.shape[1:], bool)
+    if record.get("ignore"):
+        with Image.open(paths.ignore) as img:
+            ignore = np.asarray(img.convert("L")) > 0
+    return masks, ignore
+
+
+def read_image(root: str | os.PathLike, name: str) -> np.ndarray:
+    """(H, W, 3) uint8 RGB image of an item."""
+    with Image.open(item_paths(root, name).image) as img:
+        return np.asarray(img.convert("RGB"))
+
+
+def read_annotation(root: str | os.PathLike, record: dict, with_image: bool = True) -> Annotation:
+    """Load an item as an :class:`Annotation` (image decoded only if ``with_image``)."""
+    masks, ignore = read_masks(root, record)
+    objects = tuple(
+        ObjectInfo(o["id"], o.get("category"), o.get("category_id"), bool(o.get("iscrowd")))
+        for o in record["objects"]
+    )
+    image_path = item_paths(root, record["name"]).image
+    return Annotation(
+        name=record["name"], masks=masks, objects=objects, ignore=ignore,
+        image=read_image(root, record["name"]) if with_image else None,
+        image_path=image_path, species=record.get("species"), breed=record.get("breed"),
+        source=record.get("source"),
+    )
+
+
+def write_lists(root: str | os.PathLike, manifest: dict, tiny_size: int = 8) -> dict[str, int]:
+    """Write the split lists from the records' ``split`` fields; returns items per split."""
+    from sam_pets.data.split import stratum_key, tiny_subset
+
+    counts = {}
+    for split in SPLITS:
+        recs = sorted((r for r in manifest["items"] if r.get("split") == split),
+                      key=lambda r: r["name"])
+        names = [r["name"] for r in recs]
+        atomic_write_text(Path(root) / f"{split}_list.txt", "".join(n + "\n" for n in names))
+        tiny = tiny_subset(names, [stratum_key(r) for r in recs], tiny_size)
+        atomic_write_text(Path(root) / f"{split}_tiny_list.txt", "".join(n + "\n" for n in tiny))
+        counts[split] = len(names)
+    return counts
+
+
+def read_list(root: str | os.PathLike, split: str) -> list[str]:
+    """Item names of a split list (``train``, ``val``, ``train_tiny``, ``val_tiny``)."""
+    path = Path(root) / f"{split}_list.txt"
+    return [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]

@@ -1,0 +1,68 @@
+"""File-system helpers: atomic writes, safe item names, hashing."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+import unicodedata
+from pathlib import Path
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temp file in the same folder and ``os.replace``.
+
+    A reader never sees a half-written file, and a crash leaves at most a stray temp file.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Atomic UTF-8 text write (see :func:`atomic_write_bytes`)."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def sha256_bytes(data: bytes) -> str:
+    """Hex SHA-256 of ``data``."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def safe_name(name: str) -> str:
+    """An ASCII item name that is safe as a folder name and in list files.
+
+    Accents are stripped (NFKD), anything outside ``[A-Za-z0-9._-]`` becomes ``_``, and a
+    name that ends up empty or starting with a dot is replaced by a hash of the original.
+
+    Args:
+        name: Any source name, e.g. a file stem with spaces or non-ASCII characters.
+
+    Returns:
+        The sanitised name (unchanged when it was already safe).
+    """
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    clean = _UNSAFE.sub("_", ascii_name).strip("_")
+    if not clean or clean.startswith("."):
+        clean = "item_" + sha256_bytes(name.encode("utf-8"))[:12]
+    return clean
+
+
+def unique_name(name: str, taken: set[str]) -> str:
+    """``name`` or ``name_2``, ``name_3``... whichever is not in ``taken``."""
+    if name not in taken:
+        return name
+    k = 2
+    while f"{name}_{k}" in taken:
+        k += 1
+    return f"{name}_{k}"

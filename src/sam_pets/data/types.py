@@ -1,0 +1,120 @@
+"""In-memory records shared by the format readers, the writers and the datasets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """One annotated object (instance).
+
+    Attributes:
+        id: Instance id, >= 1; the value of the object in the label PNG.
+        category: Class name when known ("window", "person", "cat").
+        category_id: Class id in the source format when known (COCO ``category_id``).
+        iscrowd: COCO crowd region: kept for round trips, treated as ignore when training.
+    """
+
+    id: int
+    category: str | None = None
+    category_id: int | None = None
+    iscrowd: bool = False
+
+
+@dataclass(frozen=True)
+class Annotation:
+    """One annotated image, in memory.
+
+    Masks are a stack so that overlapping instances (COCO) survive; a single label map is
+    :attr:`labels`.
+
+    Attributes:
+        name: Item name (a safe folder name in the canonical dataset).
+        masks: (K, H, W) bool, one mask per object, in the order of ``objects``.
+        objects: K object records.
+        ignore: (H, W) bool region to ignore (Oxford border, LabelMe ``__ignore__``), or None.
+        image: (H, W, 3) uint8 RGB pixels, or None when only ``image_path`` is known.
+        image_path: Source image file, or None for in-memory images.
+        species: "cat" / "dog" when known.
+        breed: Breed name when known.
+        source: Where the annotation came from (a path), for the manifest.
+    """
+
+    name: str
+    masks: np.ndarray
+    objects: tuple[ObjectInfo, ...]
+    ignore: np.ndarray | None = None
+    image: np.ndarray | None = None
+    image_path: Path | None = None
+    species: str | None = None
+    breed: str | None = None
+    source: str | None = None
+
+    @property
+    def size_hw(self) -> tuple[int, int]:
+        """(H, W) of the masks."""
+        return int(self.masks.shape[1]), int(self.masks.shape[2])
+
+    @property
+    def object_ids(self) -> tuple[int, ...]:
+        """Instance ids in mask order."""
+        return tuple(o.id for o in self.objects)
+
+
+@dataclass(frozen=True)
+class FileIssue:
+    """A per-file message for a summary.
+
+    Attributes:
+        source: The file (or item) concerned.
+        reason: Why it was skipped, or what was converted.
+    """
+
+    source: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ConvertSummary:
+    """Result of a conversion job.
+
+    Attributes:
+        out: The written dataset folder or file.
+        converted: Number of items written.
+        skipped: Items left out, each with its reason.
+        notes: Items written after a conversion worth knowing (PNG named .jpg, 16-bit...).
+        splits: Items per split name.
+    """
+
+    out: str
+    converted: int
+    skipped: tuple[FileIssue, ...] = ()
+    notes: tuple[FileIssue, ...] = ()
+    splits: dict[str, int] = field(default_factory=dict)
+
+    def format(self) -> str:
+        """Human-readable multi-line summary."""
+        lines = [f"converted {self.converted}, skipped {len(self.skipped)} -> {self.out}"]
+        if self.splits:
+            lines.append("splits: " + ", ".join(f"{k} {v}" for k, v in self.splits.items()))
+        lines += [f"  skipped {i.source}: {i.reason}" for i in self.skipped]
+        lines += [f"  note {i.source}: {i.reason}" for i in self.notes]
+        return "\n".join(lines)
+
+
+def as_metadata(value: Any) -> Any:
+    """Make ``value`` JSON-serialisable (paths to str, numpy scalars to Python)."""
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, dict):
+        return {str(k): as_metadata(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [as_metadata(v) for v in value]
+    return value
