@@ -2,6 +2,107 @@
 
 from __future__ import annotations
 
+import argparse
+import sys
+
 
 def register(sub) -> None:
     """Add the dataset subcommands to the ``sam-pets`` parser."""
+    convert = sub.add_parser("convert", help="convert a dataset to the canonical SAM 2 folder")
+    fmt = convert.add_subparsers(dest="format", metavar="FORMAT")
+    fmt.required = True
+    _add_oxford(fmt)
+    _add_coco(fmt)
+    _add_labelme(fmt)
+    export = sub.add_parser("export", help="export a canonical dataset to another format")
+    efmt = export.add_subparsers(dest="format", metavar="FORMAT")
+    efmt.required = True
+    p = efmt.add_parser("coco", help="write COCO instances JSON (masks as lossless RLE)")
+    p.add_argument("dataset", help="canonical dataset folder")
+    p.add_argument("out", help="output .json file")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing OUT file")
+    _add_quiet(p)
+    p.set_defaults(func=_run_export_coco)
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--val-fraction", type=float, default=0.2,
+                   help="fraction of items in the val split (default 0.2)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the split (default 0)")
+    p.add_argument("--tiny", type=int, metavar="N", default=None,
+                   help="convert only a stratified subset of N items (quick smoke tests)")
+    p.add_argument("--workers", type=int, default=0,
+                   help="decoding/encoding threads (default: min(4, CPUs))")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing sam-pets dataset at OUT (never other data)")
+    _add_quiet(p)
+
+
+def _add_quiet(p: argparse.ArgumentParser) -> None:
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+
+def _add_oxford(fmt) -> None:
+    p = fmt.add_parser("oxford-pets", help="Oxford-IIIT Pet (official or flat layout)")
+    p.add_argument("src", help="folder with images/ and trimaps/ (or annotations/trimaps/)")
+    p.add_argument("out", help="output dataset folder (new or empty)")
+    _add_common(p)
+    p.set_defaults(func=_run_convert)
+
+
+def _add_coco(fmt) -> None:
+    p = fmt.add_parser("coco", help="COCO instances JSON and its images")
+    p.add_argument("annotations", help="COCO instances .json")
+    p.add_argument("images_dir", help="folder that file_name entries are relative to")
+    p.add_argument("out", help="output dataset folder (new or empty)")
+    _add_common(p)
+    p.set_defaults(func=_run_convert)
+
+
+def _add_labelme(fmt) -> None:
+    p = fmt.add_parser("labelme", help="a folder of LabelMe JSON files")
+    p.add_argument("src", help="folder searched recursively for *.json")
+    p.add_argument("out", help="output dataset folder (new or empty)")
+    _add_common(p)
+    p.set_defaults(func=_run_convert)
+
+
+def _run_convert(args: argparse.Namespace) -> int:
+    from sam_pets.cli import CliError
+    from sam_pets.data import convert as conv
+    from sam_pets.data.errors import BadInputError
+    from sam_pets.progress import run_job
+
+    if not 0.0 <= args.val_fraction <= 1.0:
+        raise CliError(f"--val-fraction must be in [0, 1], got {args.val_fraction}")
+    if args.tiny is not None and args.tiny < 1:
+        raise CliError(f"--tiny must be >= 1, got {args.tiny}")
+    cfg = conv.ConvertConfig(val_fraction=args.val_fraction, seed=args.seed, tiny=args.tiny,
+                             workers=max(0, args.workers), overwrite=args.overwrite)
+    try:
+        if args.format == "oxford-pets":
+            job = conv.convert_oxford_pets(args.src, args.out, cfg)
+        elif args.format == "coco":
+            job = conv.convert_coco(args.annotations, args.images_dir, args.out, cfg)
+        else:
+            job = conv.convert_labelme(args.src, args.out, cfg)
+        summary = run_job(job, show=not args.quiet)
+    except BadInputError as e:
+        raise CliError(str(e)) from None
+    print(summary.format())
+    return 0 if summary.converted else 1
+
+
+def _run_export_coco(args: argparse.Namespace) -> int:
+    from sam_pets.cli import CliError
+    from sam_pets.data.errors import BadInputError
+    from sam_pets.data.export import export_coco
+    from sam_pets.progress import run_job
+
+    try:
+        summary = run_job(export_coco(args.dataset, args.out, args.overwrite),
+                          show=not args.quiet)
+    except BadInputError as e:
+        raise CliError(str(e)) from None
+    print(f"exported {summary.converted} images -> {summary.out}", file=sys.stdout)
+    return 0

@@ -234,7 +234,7 @@ def read_masks(root: str | os.PathLike, record: dict) -> tuple[np.ndarray, np.nd
 def read_image(root: str | os.PathLike, name: str) -> np.ndarray:
     """(H, W, 3) uint8 RGB image of an item."""
     with Image.open(item_paths(root, name).image) as img:
-        return np.asarray(img.convert("RGB"))
+        return np.array(img.convert("RGB"))
 
 
 def read_annotation(root: str | os.PathLike, record: dict, with_image: bool = True) -> Annotation:

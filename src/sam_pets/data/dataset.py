@@ -1,0 +1,161 @@
+"""Torch datasets over the canonical format and over in-memory annotations.
+
+Each sample is a dict:
+
+- ``image``: ``tv_tensors.Image`` (3, H, W) uint8 RGB.
+- ``masks``: ``tv_tensors.Mask`` (K, H, W) bool, one per object (crowd objects excluded).
+- ``boxes_xyxy``: ``tv_tensors.BoundingBoxes`` (K, 4) float32, pixel XYXY.
+- ``ignore``: ``tv_tensors.Mask`` (H, W) bool, pixels to leave out of losses and metrics.
+- ``object_ids``: (K,) int64 ids (as in the label PNG).
+- ``name``, ``species``, ``breed``: str or None.
+
+Decoding is lazy (in ``__getitem__``) and no file handle is kept open between items, so the
+datasets are safe with ``DataLoader(num_workers > 0)`` under fork or spawn. Objects that an
+augmentation pushes fully out of the frame are dropped. Use :func:`collate_samples` since
+sizes and K vary.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+from torchvision import tv_tensors
+
+from sam_pets.data.augment import AugmentConfig, build_transform
+from sam_pets.data.formats import sam2_folder as canon
+from sam_pets.data.imaging import to_rgb_uint8
+from sam_pets.data.prompts import tight_box
+from sam_pets.data.types import Annotation
+
+BORDER_POLICIES = ("ignore", "foreground", "background")
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """How items become samples.
+
+    Attributes:
+        split: "train", "val", "train_tiny", "val_tiny" or "all" (canonical datasets only).
+        border: What the ignore region (Oxford trimap border) means: "ignore" keeps it
+            ignored, "foreground" adds it to the object, "background" makes it background.
+            "foreground" applies to single-object items; with several objects it acts as
+            "ignore" (which object owns a border pixel is unknown).
+        augment: Training augmentation; None (the default) for evaluation.
+    """
+
+    split: str = "train"
+    border: str = "ignore"
+    augment: AugmentConfig | None = None
+
+    def __post_init__(self) -> None:
+        if self.border not in BORDER_POLICIES:
+            raise ValueError(f"border must be one of {BORDER_POLICIES}, got {self.border!r}")
+
+
+class _SampleMixin:
+    cfg: DatasetConfig
+
+    def _init_transform(self) -> None:
+        self._transform = build_transform(self.cfg.augment)
+
+    def _make_sample(self, rgb: np.ndarray, masks: np.ndarray, ignore: np.ndarray,
+                     objects: Sequence[dict], meta: dict) -> dict:
+        keep = [k for k, o in enumerate(objects) if not o.get("iscrowd")]
+        for k in set(range(len(objects))) - set(keep):
+            ignore = ignore | masks[k]
+        masks, ignore = masks[keep], ignore
+        masks, ignore = _apply_border(masks, ignore, self.cfg.border)
+        ids = torch.tensor([objects[k]["id"] for k in keep], dtype=torch.int64)
+        return self._finish(rgb, masks, ignore, ids, meta)
+
+    def _finish(self, rgb, masks, ignore, ids, meta) -> dict:
+        h, w = masks.shape[1:]
+        boxes = np.stack([tight_box(m) for m in masks]) if len(masks) else np.zeros((0, 4))
+        image = tv_tensors.Image(torch.from_numpy(np.array(rgb)).permute(2, 0, 1).contiguous())
+        tm = tv_tensors.Mask(torch.from_numpy(masks))
+        ti = tv_tensors.Mask(torch.from_numpy(ignore))
+        tb = tv_tensors.BoundingBoxes(torch.as_tensor(boxes, dtype=torch.float32),
+                                      format="XYXY", canvas_size=(h, w))
+        if self._transform is not None:
+            image, tm, ti, tb = self._transform(image, tm, ti, tb)
+            present = tm.flatten(1).any(1) if len(tm) else torch.zeros(0, dtype=torch.bool)
+            tm, tb, ids = tm[present], tb[present], ids[present]
+        return {"image": image, "masks": tm, "boxes_xyxy": tb, "ignore": ti, "object_ids": ids,
+                **meta}
+
+
+def _apply_border(masks: np.ndarray, ignore: np.ndarray, policy: str):
+    if policy == "background" or (policy == "foreground" and len(masks) == 1):
+        if policy == "foreground":
+            masks = masks | ignore[None]
+        return masks, np.zeros_like(ignore)
+    return masks, ignore
+
+
+class CanonicalDataset(_SampleMixin, Dataset):
+    """Samples of a canonical dataset folder (see :mod:`sam_pets.data.formats.sam2_folder`)."""
+
+    def __init__(self, root: str | os.PathLike, cfg: DatasetConfig = DatasetConfig()) -> None:
+        """Read the manifest and the split list; no image is opened here.
+
+        Args:
+            root: Dataset folder.
+            cfg: Split, border policy and augmentation.
+        """
+        self.root = Path(root)
+        self.cfg = cfg
+        records = canon.items_by_name(canon.load_manifest(self.root))
+        names = sorted(records) if cfg.split == "all" else canon.read_list(self.root, cfg.split)
+        self.records = [records[n] for n in names if n in records]
+        self._init_transform()
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index: int) -> dict:
+        rec = self.records[index]
+        masks, ignore = canon.read_masks(self.root, rec)
+        rgb = canon.read_image(self.root, rec["name"])
+        meta = {"name": rec["name"], "species": rec.get("species"), "breed": rec.get("breed")}
+        return self._make_sample(rgb, masks, ignore, rec["objects"], meta)
+
+
+class AnnotationDataset(_SampleMixin, Dataset):
+    """Samples of in-memory :class:`~sam_pets.data.types.Annotation` records.
+
+    An annotation without ``image`` is decoded from ``image_path`` in ``__getitem__``.
+    """
+
+    def __init__(self, annotations: Sequence[Annotation],
+                 cfg: DatasetConfig = DatasetConfig()) -> None:
+        """Keep the annotations (``cfg.split`` is not used here)."""
+        self.annotations = list(annotations)
+        self.cfg = cfg
+        self._init_transform()
+
+    def __len__(self) -> int:
+        return len(self.annotations)
+
+    def __getitem__(self, index: int) -> dict:
+        ann = self.annotations[index]
+        rgb = ann.image
+        if rgb is None:
+            with Image.open(ann.image_path) as img:
+                rgb = np.array(img)
+        rgb, _ = to_rgb_uint8(rgb)
+        ignore = ann.ignore if ann.ignore is not None else np.zeros(ann.size_hw, bool)
+        objects = [{"id": o.id, "iscrowd": o.iscrowd} for o in ann.objects]
+        meta = {"name": ann.name, "species": ann.species, "breed": ann.breed}
+        return self._make_sample(rgb, ann.masks.astype(bool), ignore.astype(bool), objects, meta)
+
+
+def collate_samples(batch: list[dict]) -> list[dict]:
+    """Collate function for DataLoader: keep samples as a list (sizes and K differ)."""
+    return list(batch)

@@ -1,0 +1,196 @@
+"""Export annotations into a canonical dataset (one item at a time) and a dataset to COCO.
+
+:func:`export_annotation` is what the napari export widget calls: it adds or replaces one
+item, so re-exporting a re-annotated image replaces that item and nothing is duplicated.
+The dataset is single-writer: do not export into one folder from two processes at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Generator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from sam_pets.data.formats import sam2_folder as canon
+from sam_pets.data.formats.coco import coco_categories, item_to_coco
+from sam_pets.data.formats.label_images import labels_to_masks
+from sam_pets.data.fsutil import atomic_write_text, safe_name
+from sam_pets.data.imaging import encode_jpeg, to_rgb_uint8
+from sam_pets.data.types import Annotation, ConvertSummary, ObjectInfo
+from sam_pets.progress import Progress
+
+COCO_NAME = "coco.json"
+
+
+class EmptyLabelsError(ValueError):
+    """The label array has no object; nothing was exported."""
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """What :func:`export_annotation` did.
+
+    Attributes:
+        name: The item name used (sanitised).
+        replaced: True if an item of that name existed and was replaced.
+        record: The item's manifest record.
+        notes: Image conversions applied (see :mod:`sam_pets.data.imaging`).
+    """
+
+    name: str
+    replaced: bool
+    record: dict
+    notes: tuple[str, ...] = ()
+
+
+def export_annotation(dataset_dir: str | os.PathLike, image: np.ndarray, labels: np.ndarray,
+                      name: str, metadata: dict | None = None, write_coco: bool = False,
+                      val_fraction: float = 0.2) -> ExportResult:
+    """Add or replace one item of a canonical dataset, creating the dataset if needed.
+
+    Args:
+        dataset_dir: Dataset folder: absent, empty, or an existing sam-pets dataset.
+        image: (H, W) or (H, W, C) image, any dtype (converted by the imaging rule).
+        labels: (H, W) integer label array, 0 = background, ids 1..65535.
+        name: Item name (sanitised to a safe ASCII folder name).
+        metadata: Optional ``source``, ``species``, ``breed``, ``split`` ("train"/"val"),
+            ``categories`` ({id: name} for the label ids) and ``ignore`` ((H, W) bool).
+        write_coco: Also rewrite ``coco.json`` for the whole dataset.
+        val_fraction: Chance of a new item going to val (a stable hash of its name decides).
+
+    Returns:
+        What was written.
+
+    Raises:
+        EmptyLabelsError: ``labels`` has no non-zero pixel.
+        ValueError: Shapes do not match (the message names both sizes) or bad labels.
+        FileExistsError: The folder holds other data, or files of this item that the
+            manifest does not know about.
+    """
+    meta = dict(metadata or {})
+    labels = _check_inputs(image, labels)
+    root, name = Path(dataset_dir), safe_name(name)
+    manifest = _open_dataset(root)
+    existing = canon.items_by_name(manifest)
+    _refuse_unknown_files(root, name, existing)
+    rgb, notes = to_rgb_uint8(np.asarray(image))
+    ann = _annotation(name, labels, meta)
+    split = meta.get("split") or existing.get(name, {}).get("split") or _hash_split(
+        name, val_fraction)
+    extra = {"notes": list(notes)} if notes else {}
+    record = canon.write_item(root, ann, encode_jpeg(rgb), split, extra)
+    manifest["items"] = [r for r in manifest["items"] if r["name"] != name] + [record]
+    canon.save_manifest(root, manifest)
+    canon.write_lists(root, manifest)
+    if write_coco:
+        atomic_write_text(root / COCO_NAME, json.dumps(dataset_to_coco(root)))
+    return ExportResult(name, name in existing, record, notes)
+
+
+def _check_inputs(image: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    labels = np.asarray(labels)
+    if labels.ndim != 2:
+        raise ValueError(f"labels must be 2-D (H, W), got shape {labels.shape}")
+    if not (np.issubdtype(labels.dtype, np.integer) or labels.dtype == bool):
+        raise ValueError(f"labels must be integers, got {labels.dtype}")
+    img_hw = tuple(np.shape(image)[:2])
+    if img_hw != labels.shape:
+        raise ValueError(f"image size {img_hw[1]}x{img_hw[0]} (WxH) differs from label size "
+                         f"{labels.shape[1]}x{labels.shape[0]} (WxH)")
+    if not labels.any():
+        raise EmptyLabelsError("the label array is empty (no object painted); nothing exported")
+    if labels.min() < 0 or labels.max() > 65535:
+        raise ValueError("label ids must be in 0..65535")
+    return labels
+
+
+def _open_dataset(root: Path) -> dict:
+    if root.exists() and not root.is_dir():
+        raise FileExistsError(f"{root} exists and is not a folder")
+    if canon.is_dataset(root):
+        return canon.load_manifest(root)
+    if root.exists() and any(root.iterdir()):
+        raise FileExistsError(f"{root} is not empty and is not a sam-pets dataset; refusing "
+                              "to write into it")
+    root.mkdir(parents=True, exist_ok=True)
+    return canon.new_manifest()
+
+
+def _refuse_unknown_files(root: Path, name: str, existing: dict) -> None:
+    if name in existing:
+        return
+    paths = canon.item_paths(root, name)
+    for p in (paths.image, paths.labels, paths.ignore, paths.objects):
+        if p.exists():
+            raise FileExistsError(f"{p} exists but is not in the dataset manifest; refusing "
+                                  "to overwrite it")
+
+
+def _annotation(name: str, labels: np.ndarray, meta: dict) -> Annotation:
+    ids, masks = labels_to_masks(labels)
+    cats = {int(k): v for k, v in (meta.get("categories") or {}).items()}
+    objects = tuple(ObjectInfo(int(i), cats.get(int(i))) for i in ids)
+    ignore = meta.get("ignore")
+    if ignore is not None:
+        ignore = np.asarray(ignore, dtype=bool)
+        if ignore.shape != labels.shape:
+            raise ValueError(f"ignore mask shape {ignore.shape} differs from labels "
+                             f"{labels.shape}")
+    return Annotation(name=name, masks=masks, objects=objects, ignore=ignore,
+                      species=meta.get("species"), breed=meta.get("breed"),
+                      source=str(meta["source"]) if meta.get("source") else None)
+
+
+def _hash_split(name: str, val_fraction: float) -> str:
+    """A stable split for one name: val with probability ``val_fraction`` over names."""
+    h = int(hashlib.sha1(name.encode("utf-8")).hexdigest()[:8], 16) / 2**32
+    return "val" if h < val_fraction else "train"
+
+
+def iter_dataset_to_coco(root: str | os.PathLike) -> Generator[Progress, None, dict]:
+    """Build a COCO instances document of a canonical dataset, yielding progress per item.
+
+    Masks are written as compressed RLE (lossless); ``file_name`` is relative to ``root``.
+    """
+    manifest = canon.load_manifest(root)
+    cats = coco_categories(manifest)
+    images, anns = [], []
+    records = sorted(manifest["items"], key=lambda r: r["name"])
+    for i, rec in enumerate(records):
+        masks, _ = canon.read_masks(root, rec)
+        entry, item_anns = item_to_coco(rec, masks, i + 1, len(anns) + 1, cats)
+        images.append(entry)
+        anns += item_anns
+        yield Progress(i + 1, len(records), rec["name"])
+    info = {"description": "exported by sam-pets", "date_created": canon.now_iso()}
+    return {"info": info, "images": images, "annotations": anns, "categories": cats}
+
+
+def dataset_to_coco(root: str | os.PathLike) -> dict:
+    """COCO instances document of a canonical dataset (see :func:`iter_dataset_to_coco`)."""
+    job = iter_dataset_to_coco(root)
+    while True:
+        try:
+            next(job)
+        except StopIteration as stop:
+            return stop.value
+
+
+def export_coco(dataset: str | os.PathLike, out_json: str | os.PathLike,
+                overwrite: bool = False) -> Generator[Progress, None, ConvertSummary]:
+    """Job: write a canonical dataset as one COCO JSON file.
+
+    Raises:
+        FileExistsError: ``out_json`` exists and ``overwrite`` is False.
+    """
+    out_json = Path(out_json)
+    if out_json.exists() and not overwrite:
+        raise FileExistsError(f"{out_json} exists; use --overwrite to replace it")
+    coco = yield from iter_dataset_to_coco(dataset)
+    atomic_write_text(out_json, json.dumps(coco))
+    return ConvertSummary(str(out_json), len(coco["images"]))
