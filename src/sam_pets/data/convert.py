@@ -64,13 +64,14 @@ def convert_oxford_pets(src: str | os.PathLike, out: str | os.PathLike,
                         ) -> Generator[Progress, None, ConvertSummary]:
     """Convert an Oxford-IIIT Pet folder (official or flat layout) to the canonical format."""
     pairs = oxford.find_pairs(src)
+    has_list = oxford.find_layout(src).list_txt is not None
     tasks = [Task(str(p.image or p.trimap or p.name), p.name,
                   p.info.breed if p.info else oxford.breed_from_name(p.name),
-                  _oxford_loader(p)) for p in pairs]
+                  _oxford_loader(p, has_list)) for p in pairs]
     return run_conversion(tasks, out, cfg)
 
 
-def _oxford_loader(pair: oxford.OxfordPair) -> Callable[[], Loaded]:
+def _oxford_loader(pair: oxford.OxfordPair, has_list: bool) -> Callable[[], Loaded]:
     def load() -> Loaded:
         if pair.image is None:
             raise BadInputError("missing image for this trimap" if pair.trimap
@@ -80,7 +81,8 @@ def _oxford_loader(pair: oxford.OxfordPair) -> Callable[[], Loaded]:
         img = load_canonical_image(pair.image)
         ann = oxford.read_pair(pair, img.size_hw)
         extra = {"oxford_split": pair.official_split} if pair.official_split else {}
-        notes = [] if pair.info else ["not in list.txt: species/breed taken from the name"]
+        notes = ["not in list.txt: species/breed taken from the name"] if (
+            has_list and not pair.info) else []
         return ann, img, extra, notes
 
     return load
@@ -185,7 +187,7 @@ def run_conversion(tasks: Sequence[Task], out: str | os.PathLike, cfg: ConvertCo
                 skipped.append(FileIssue(task.source, messages[0]))
             else:
                 manifest["items"].append(record)
-                notes += [FileIssue(task.source, m) for m in messages]
+                notes += [FileIssue(task.source, "; ".join(messages))] if messages else []
             yield Progress(step, len(tasks), f"{task.name}", {"skipped": len(skipped)})
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
