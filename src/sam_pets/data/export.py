@@ -162,8 +162,8 @@ def iter_dataset_to_coco(root: str | os.PathLike) -> Generator[Progress, None, d
     images, anns = [], []
     records = sorted(manifest["items"], key=lambda r: r["name"])
     for i, rec in enumerate(records):
-        masks, _ = canon.read_masks(root, rec)
-        entry, item_anns = item_to_coco(rec, masks, i + 1, len(anns) + 1, cats)
+        rles = canon.read_object_rles(root, rec)
+        entry, item_anns = item_to_coco(rec, rles, i + 1, len(anns) + 1, cats)
         images.append(entry)
         anns += item_anns
         yield Progress(i + 1, len(records), rec["name"])

@@ -17,7 +17,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from sam_pets.data.errors import BadInputError
-from sam_pets.data.formats.rle import bbox_xywh, decode_rle, encode_rle
+from sam_pets.data.formats.rle import decode_rle, rle_area, rle_bbox
 from sam_pets.data.types import Annotation, ObjectInfo
 
 
@@ -143,8 +143,10 @@ def read_coco_image(item: CocoImage, size_hw: tuple[int, int],
         if not mask.any():
             notes.append(f"annotation {ann.get('id')} skipped: empty mask")
             continue
-        cat = categories.get(ann.get("category_id"), {})
-        objects.append(ObjectInfo(len(objects) + 1, cat.get("name"), ann.get("category_id"),
+        cid = ann.get("category_id")
+        cat = categories.get(cid, {}) if isinstance(cid, (int, str)) else {}
+        objects.append(ObjectInfo(len(objects) + 1, cat.get("name"),
+                                  cid if isinstance(cid, int) else None,
                                   bool(ann.get("iscrowd", 0))))
         masks.append(mask)
     if not masks:
@@ -173,13 +175,13 @@ def coco_categories(manifest: dict) -> list[dict]:
     return sorted(cats, key=lambda c: c["id"])
 
 
-def item_to_coco(record: dict, masks: np.ndarray, image_id: int, first_ann_id: int,
+def item_to_coco(record: dict, rles: list[dict], image_id: int, first_ann_id: int,
                  categories: list[dict]) -> tuple[dict, list[dict]]:
     """COCO image entry and annotations (compressed RLE) of one canonical item.
 
     Args:
         record: Manifest record of the item.
-        masks: (K, H, W) bool masks in record object order.
+        rles: K compressed RLEs (str counts) in record object order.
         image_id: COCO id for the image.
         first_ann_id: COCO id of the first annotation.
         categories: Output of :func:`coco_categories`.
@@ -194,11 +196,11 @@ def item_to_coco(record: dict, masks: np.ndarray, image_id: int, first_ann_id: i
     entry = {"id": image_id, "file_name": f"JPEGImages/{record['name']}/00000.jpg",
              "height": h, "width": w, "sam_pets_name": record["name"]}
     anns = []
-    for k, (o, m) in enumerate(zip(record["objects"], masks)):
+    for k, (o, rle) in enumerate(zip(record["objects"], rles, strict=True)):
         cid = o.get("category_id")
         if cid is None:
             cid = by_name.get(o.get("category") or "object")
         anns.append({"id": first_ann_id + k, "image_id": image_id, "category_id": cid,
-                     "segmentation": encode_rle(m), "area": int(m.sum()),
-                     "bbox": bbox_xywh(m), "iscrowd": int(o.get("iscrowd", 0))})
+                     "segmentation": rle, "area": rle_area(rle), "bbox": rle_bbox(rle),
+                     "iscrowd": int(o.get("iscrowd", 0))})
     return entry, anns

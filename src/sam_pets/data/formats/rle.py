@@ -23,12 +23,21 @@ def decode_rle(rle: dict) -> np.ndarray:
     return np.ascontiguousarray(mask_utils.decode(rle).view(bool))
 
 
-def rle_area(rle: dict) -> int:
-    """Pixel count of a compressed RLE."""
+def _bytes_rle(rle: dict) -> dict:
     counts = rle["counts"]
     if isinstance(counts, str):
-        rle = {"size": rle["size"], "counts": counts.encode("ascii")}
-    return int(mask_utils.area(rle))
+        return {"size": rle["size"], "counts": counts.encode("ascii")}
+    return rle
+
+
+def rle_area(rle: dict) -> int:
+    """Pixel count of a compressed RLE."""
+    return int(mask_utils.area(_bytes_rle(rle)))
+
+
+def rle_bbox(rle: dict) -> list[float]:
+    """COCO ``[x, y, width, height]`` of a compressed RLE."""
+    return [float(v) for v in mask_utils.toBbox(_bytes_rle(rle))]
 
 
 def bbox_xywh(mask: np.ndarray) -> list[float]:

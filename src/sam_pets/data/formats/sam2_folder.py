@@ -231,6 +231,17 @@ def read_masks(root: str | os.PathLike, record: dict) -> tuple[np.ndarray, np.nd
     return masks, ignore
 
 
+def read_object_rles(root: str | os.PathLike, record: dict) -> list[dict]:
+    """Compressed COCO RLE of each object of an item, in record order (lossless)."""
+    ids = [o["id"] for o in record["objects"]]
+    if record.get("overlaps"):
+        data = json.loads(item_paths(root, record["name"]).objects.read_text(encoding="utf-8"))
+        by_id = {o["id"]: o["rle"] for o in data["objects"]}
+        return [by_id[i] for i in ids]
+    masks, _ = read_masks(root, record)
+    return [encode_rle(m) for m in masks]
+
+
 def read_image(root: str | os.PathLike, name: str) -> np.ndarray:
     """(H, W, 3) uint8 RGB image of an item."""
     with Image.open(item_paths(root, name).image) as img:
