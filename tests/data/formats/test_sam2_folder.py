@@ -1,0 +1,89 @@
+import json
+
+import numpy as np
+import pytest
+
+from sam_pets.data.errors import BadInputError
+from sam_pets.data.formats import sam2_folder as canon
+from sam_pets.data.types import Annotation, ObjectInfo
+
+
+def _ann(name="a", overlap=False, ignore=True):
+    masks = np.zeros((2, 8, 9), bool)
+    masks[0, 1:5, 1:5] = True
+    masks[1, 4:7, 4:8] = True if overlap else False
+    if not overlap:
+        masks[1, 6:8, 6:9] = True
+    ign = np.zeros((8, 9), bool)
+    ign[0, :] = ignore
+    return Annotation(name, masks, (ObjectInfo(1, "x"), ObjectInfo(2, "y")), ign)
+
+
+def test_write_and_read_item(tmp_path):
+    jpeg = b"\xff\xd8\xff fake"
+    rec = canon.write_item(tmp_path, _ann(), jpeg, "train", {"notes": ["n"]})
+    paths = canon.item_paths(tmp_path, "a")
+    assert paths.image.read_bytes() == jpeg and paths.ignore.is_file()
+    assert not paths.objects.exists() and not rec["overlaps"]
+    assert rec["objects"][0] == {"id": 1, "category": "x", "category_id": None, "iscrowd": 0,
+                                 "area": 16}
+    masks, ignore = canon.read_masks(tmp_path, rec)
+    assert np.array_equal(masks, _ann().masks) and np.array_equal(ignore, _ann().ignore)
+    assert rec["notes"] == ["n"] and len(rec["image_sha256"]) == 64
+
+
+def test_overlap_uses_objects_file_and_stale_files_are_removed(tmp_path):
+    rec = canon.write_item(tmp_path, _ann(overlap=True), b"j", "val")
+    paths = canon.item_paths(tmp_path, "a")
+    assert rec["overlaps"] and paths.objects.is_file()
+    masks, _ = canon.read_masks(tmp_path, rec)
+    assert np.array_equal(masks, _ann(overlap=True).masks)
+    rec = canon.write_item(tmp_path, _ann(ignore=False), b"j", "val")
+    assert not paths.objects.exists() and not paths.ignore.exists()
+    canon.remove_item(tmp_path, "a")
+    assert not paths.image.parent.exists()
+
+
+def test_no_temp_files_left(tmp_path):
+    canon.write_item(tmp_path, _ann(), b"j", "train")
+    assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_manifest_and_lists(tmp_path):
+    m = canon.new_manifest()
+    m["items"] = [{"name": n, "split": s, "breed": b, "objects": []}
+                  for n, s, b in [("b", "train", "x"), ("a", "val", "y"), ("c", "train", "y")]]
+    canon.save_manifest(tmp_path, m)
+    assert canon.is_dataset(tmp_path)
+    assert [r["name"] for r in canon.load_manifest(tmp_path)["items"]] == ["a", "b", "c"]
+    assert canon.write_lists(tmp_path, m, tiny_size=1) == {"train": 2, "val": 1}
+    assert canon.read_list(tmp_path, "train") == ["b", "c"]
+    assert len(canon.read_list(tmp_path, "train_tiny")) == 1
+
+
+def test_bad_manifests(tmp_path):
+    with pytest.raises(BadInputError, match="no dataset.json"):
+        canon.load_manifest(tmp_path)
+    (tmp_path / "dataset.json").write_text("{oops")
+    with pytest.raises(BadInputError, match="malformed"):
+        canon.load_manifest(tmp_path)
+    (tmp_path / "dataset.json").write_text(json.dumps({"format": "other"}))
+    with pytest.raises(BadInputError):
+        canon.load_manifest(tmp_path)
+
+
+def test_prepare_output(tmp_path):
+    canon.prepare_output(tmp_path / "new")
+    assert (tmp_path / "new").is_dir()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(FileExistsError):
+        canon.prepare_output(tmp_path / "file")
+    ds = tmp_path / "ds"
+    canon.prepare_output(ds)
+    canon.save_manifest(ds, canon.new_manifest())
+    canon.write_item(ds, _ann(), b"j", "train")
+    (ds / "README.txt").write_text("mine")
+    with pytest.raises(FileExistsError):
+        canon.prepare_output(ds)
+    canon.prepare_output(ds, overwrite=True)
+    assert sorted(p.name for p in ds.iterdir()) == ["README.txt"]
