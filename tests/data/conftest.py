@@ -34,7 +34,7 @@ def data_path(*parts: str) -> Path:
 
 def read_png(path: Path) -> np.ndarray:
     with Image.open(path) as im:
-        return np.asarray(im)
+        return np.array(im)
 
 
 @pytest.fixture(scope="session")
