@@ -65,8 +65,13 @@ def coco_tiny_canonical(tmp_path_factory, coco_sample):
 
 
 @pytest.fixture(scope="session")
-def labelme_canonical(tmp_path_factory):
-    src = data_path("labelme_sample")
+def labelme_sample() -> Path:
+    return data_path("labelme_sample")
+
+
+@pytest.fixture(scope="session")
+def labelme_canonical(tmp_path_factory, labelme_sample):
+    src = labelme_sample
     out = tmp_path_factory.mktemp("labelme") / "ds"
     return out, run_job(convert_labelme(src, out), show=False)
 

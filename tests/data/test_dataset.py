@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from torch.utils.data import DataLoader
 
 from sam_pets.data.augment import AugmentConfig, build_transform
@@ -12,7 +13,11 @@ from sam_pets.data.dataset import (
 )
 from sam_pets.data.formats import sam2_folder as canon
 from sam_pets.data.types import Annotation, ObjectInfo
-from tests.data.conftest import read_png
+
+
+def read_png(path):
+    with Image.open(path) as im:
+        return np.array(im)
 
 
 def test_canonical_dataset_yields_real_samples(oxford_dev_canonical, oxford_dev):

@@ -36,11 +36,9 @@ def test_category_ids_from_labels_txt(labelme_canonical):
     assert {o["category"]: o["category_id"] for o in rec["objects"]} == {"bus": 6, "car": 7}
 
 
-def test_masks_match_rasterised_shapes(labelme_canonical):
-    from tests.data.conftest import data_path
-
+def test_masks_match_rasterised_shapes(labelme_canonical, labelme_sample):
     out, _ = labelme_canonical
-    doc = json.loads((data_path("labelme_sample") / "2011_000006.json").read_text())
+    doc = json.loads((labelme_sample / "2011_000006.json").read_text())
     sofa_parts = [s for s in doc["shapes"] if s["label"] == "sofa"]
     want = np.zeros((doc["imageHeight"], doc["imageWidth"]), bool)
     for s in sofa_parts:

@@ -9,7 +9,11 @@ from sam_pets.data.errors import BadInputError
 from sam_pets.data.formats import oxford_pets as oxford
 from sam_pets.data.formats import sam2_folder as canon
 from sam_pets.progress import run_job
-from tests.data.conftest import read_png
+
+
+def read_png(path):
+    with Image.open(path) as im:
+        return np.array(im)
 
 
 def test_dev_set_converts_all_240_losslessly(oxford_dev_canonical, oxford_dev):
