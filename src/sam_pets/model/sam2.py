@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sam_pets.model.config import Sam2Config
+from sam_pets.model.fast_decoder import PreparedImage, fast_decode, prepare_image
 from sam_pets.model.hiera import Hiera
 from sam_pets.model.mask_decoder import MaskDecoder, MaskOutput
 from sam_pets.model.prompt_encoder import PromptEncoder
@@ -177,5 +178,39 @@ class Sam2Image(nn.Module):
             sparse,
             dense,
             (features.feat_s0, features.feat_s1),
+            multimask_output,
+        )
+
+    def prepare(self, features: ImageFeatures) -> PreparedImage:
+        """Precompute the prompt-independent decoder work for one image (inference only)."""
+        if features.image_embed.shape[0] != 1:
+            raise ValueError("prepare() takes the features of a single image")
+        pe = self.sam_prompt_encoder.get_dense_pe()
+        no_mask = self.sam_prompt_encoder.no_mask_embed.weight[0]
+        return prepare_image(
+            self.sam_mask_decoder, pe, no_mask, *features.tensors()
+        )
+
+    def decode_prepared(
+        self,
+        prepared: PreparedImage,
+        points: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        mask_input: torch.Tensor | None = None,
+        multimask_output: bool = True,
+    ) -> MaskOutput:
+        """Like :meth:`decode` for one image prepared by :meth:`prepare` (inference only).
+
+        Gives the same outputs up to float rounding, several times faster on a CPU.
+        """
+        if (points is None) != (labels is None):
+            raise ValueError("points and labels must be given together")
+        k = points.shape[0] if points is not None else (
+            mask_input.shape[0] if mask_input is not None else 1
+        )
+        pts = (points, labels) if points is not None else None
+        sparse, dense = self.sam_prompt_encoder(pts, mask_input, batch_size=k)
+        return fast_decode(
+            self.sam_mask_decoder, prepared, sparse, dense if mask_input is not None else None,
             multimask_output,
         )

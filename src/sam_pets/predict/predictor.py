@@ -50,6 +50,7 @@ class ImagePredictor:
         precision: ``"auto"`` (bf16 autocast on CUDA, fp32 elsewhere), ``"fp32"`` or ``"bf16"``.
         cache_size: Number of image embeddings kept in memory.
         cache_dir: Optional folder for an on-disk embedding cache.
+        fast: Use the inference-only fast decoder (same results up to float rounding).
     """
 
     def __init__(
@@ -59,13 +60,16 @@ class ImagePredictor:
         precision: str = "auto",
         cache_size: int = 8,
         cache_dir: str | None = None,
+        fast: bool = True,
     ) -> None:
         self.device = select_device(device)
         self.precision = resolve_precision(precision, self.device)
         self.model = model.to(self.device).eval()
         self.cache = FeatureCache(cache_size, cache_dir)
         self._model_id = model_fingerprint(self.model) + f"|{self.precision}"
+        self.fast = fast
         self._features: ImageFeatures | None = None
+        self._prepared = None
         self._orig_hw: tuple[int, int] | None = None
         self._lock = threading.RLock()
 
@@ -91,6 +95,7 @@ class ImagePredictor:
             self._model_id = model_fingerprint(self.model) + f"|{self.precision}"
             self.cache.clear()
             self._features = None
+            self._prepared = None
             self._orig_hw = None
 
     @torch.inference_mode()
@@ -107,9 +112,16 @@ class ImagePredictor:
             if feats is None:
                 feats = self.embed(image)
                 self.cache.put(key, feats)
-            self._features = feats.to(self.device)
-            self._orig_hw = (int(image.shape[0]), int(image.shape[1]))
+            self._use(feats, image.shape[:2])
             return self._features
+
+    def _use(self, feats: ImageFeatures, orig_hw) -> None:
+        self._features = feats.to(self.device)
+        self._orig_hw = (int(orig_hw[0]), int(orig_hw[1]))
+        self._prepared = None
+        if self.fast:
+            with torch.inference_mode(), autocast(self.device, self.precision):
+                self._prepared = self.model.prepare(self._features)
 
     @torch.inference_mode()
     def embed(self, image: np.ndarray) -> ImageFeatures:
@@ -122,13 +134,13 @@ class ImagePredictor:
     def set_features(self, features: ImageFeatures, orig_hw: tuple[int, int]) -> None:
         """Use precomputed features (e.g. from a cache of the caller's own)."""
         with self._lock:
-            self._features = features.to(self.device)
-            self._orig_hw = (int(orig_hw[0]), int(orig_hw[1]))
+            self._use(features, orig_hw)
 
     def reset_image(self) -> None:
         """Forget the current image (the cache keeps its features)."""
         with self._lock:
             self._features = None
+            self._prepared = None
             self._orig_hw = None
 
     @torch.inference_mode()
@@ -160,7 +172,10 @@ class ImagePredictor:
             pts, lab, batched = self._prompt_tensors(points_xy, labels, box_xyxy)
             mask_in = self._mask_tensor(mask_logits, pts.shape[0] if pts is not None else 1)
             with autocast(self.device, self.precision):
-                out = self.model.decode(self._features, pts, lab, mask_in, multimask)
+                if self._prepared is not None:
+                    out = self.model.decode_prepared(self._prepared, pts, lab, mask_in, multimask)
+                else:
+                    out = self.model.decode(self._features, pts, lab, mask_in, multimask)
             logits = out.logits.float()
             full = F.interpolate(logits, self._orig_hw, mode="bilinear", align_corners=False)
             masks = full if return_logits else full > 0.0

@@ -1,0 +1,137 @@
+"""Embedding and click-to-mask latency: sam-pets vs Meta's SAM2ImagePredictor.
+
+Same random weights in both (Meta's model, randomised, copied into ours), fp32, same image.
+Runs are interleaved (Meta, ours, Meta, ours...) so that load on a shared host hits both alike.
+
+    python benchmarks/bench_predictor.py [--config tiny] [--image PATH] [--repeats 5] [--clicks 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import SHARED, command, machine, write_snippet  # noqa: E402
+
+META_YAML = {
+    "tiny": "configs/sam2.1/sam2.1_hiera_t.yaml",
+    "small": "configs/sam2.1/sam2.1_hiera_s.yaml",
+    "base_plus": "configs/sam2.1/sam2.1_hiera_b+.yaml",
+    "large": "configs/sam2.1/sam2.1_hiera_l.yaml",
+}
+
+
+def build(config: str, device: str):
+    from sam2.build_sam import build_sam2
+    from sam2.sam2_image_predictor import SAM2ImagePredictor
+
+    from sam_pets.model import build_model
+    from sam_pets.predict import ImagePredictor
+
+    torch.manual_seed(0)
+    meta = build_sam2(META_YAML[config], None, device=device, mode="eval")
+    with torch.no_grad():
+        for p in meta.parameters():
+            p.normal_(0.0, 0.05)
+    ours = build_model(config)
+    ours.load_state_dict({k: v for k, v in meta.state_dict().items() if k in ours.state_dict()})
+    return SAM2ImagePredictor(meta), ImagePredictor(ours, device=device, precision="fp32")
+
+
+def timed(fn, sync) -> float:
+    sync()
+    t = time.perf_counter()
+    fn()
+    sync()
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--config", default="tiny", choices=sorted(META_YAML))
+    ap.add_argument("--image", default=str(SHARED / "data/oxford_pets_dev/images/Bengal_63.jpg"))
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--clicks", type=int, default=30)
+    ap.add_argument("--no-write", action="store_true")
+    args = ap.parse_args()
+
+    from PIL import Image
+
+    image = np.asarray(Image.open(args.image).convert("RGB"))
+    h, w = image.shape[:2]
+    meta, ours = build(args.config, args.device)
+    dev = torch.device(args.device)
+
+    def sync() -> None:
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+
+    pts, lab = np.array([[w * 0.5, h * 0.5]], dtype=np.float32), np.array([1])
+
+    def meta_embed() -> None:
+        with torch.inference_mode():
+            meta.set_image(image)
+
+    def ours_embed() -> None:
+        ours.set_features(ours.embed(image), (h, w))  # no cache: a real embedding each time
+
+    def meta_click() -> None:
+        with torch.inference_mode():
+            meta.predict(point_coords=pts, point_labels=lab, multimask_output=True)
+
+    def ours_click() -> None:
+        ours.predict(pts, lab, multimask=True)
+
+    meta_embed(), ours_embed()  # warm-up
+    emb = {"meta": [], "ours": []}
+    for _ in range(args.repeats):
+        emb["meta"].append(timed(meta_embed, sync))
+        emb["ours"].append(timed(ours_embed, sync))
+    for _ in range(5):
+        meta_click(), ours_click()
+    clk = {"meta": [], "ours": []}
+    for _ in range(args.clicks):
+        clk["meta"].append(timed(meta_click, sync))
+        clk["ours"].append(timed(ours_click, sync))
+    med = {k: {n: statistics.median(v) * 1e3 for n, v in d.items()} for k, d in
+           (("embed", emb), ("click", clk))}
+    # Outputs agree (same weights): report the mask agreement as a sanity check.
+    with torch.inference_mode():
+        m_masks, _, _ = meta.predict(point_coords=pts, point_labels=lab, multimask_output=True)
+    agree = float((ours.predict(pts, lab).masks == m_masks.astype(bool)).mean())
+    rows = [
+        f"| image embedding (`set_image`) | {med['embed']['meta']:.1f} | {med['embed']['ours']:.1f}"
+        f" | {med['embed']['ours'] / med['embed']['meta']:.2f} | <= 0.80 |",
+        f"| click-to-mask (1 positive click, multimask, upsample + threshold) | "
+        f"{med['click']['meta']:.2f} | {med['click']['ours']:.2f} | "
+        f"{med['click']['ours'] / med['click']['meta']:.2f} | <= 0.40 |",
+    ]
+    text = "\n".join([
+        f"## Predictor latency, {args.config}, fp32, {args.device}",
+        "",
+        f"- Machine: {machine()}",
+        f"- Command: `{command()}`",
+        f"- Image: `{Path(args.image).name}` ({w}x{h}); {args.repeats} embeddings and "
+        f"{args.clicks} clicks per side after warm-up, interleaved; medians in ms.",
+        f"- Mask agreement with Meta on the timed click: {agree * 100:.3f} % of pixels.",
+        "",
+        "| step | Meta sam2 1.1.0 (ms) | sam-pets (ms) | ratio | goal |",
+        "| --- | ---: | ---: | ---: | ---: |",
+        *rows,
+    ])
+    print(text)
+    if not args.no_write:
+        suffix = "" if args.device == "cpu" and args.config == "tiny" else f"_{args.config}_{dev.type}"
+        write_snippet("predictor" + suffix, text)
+
+
+if __name__ == "__main__":
+    main()

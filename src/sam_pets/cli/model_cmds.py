@@ -1,0 +1,218 @@
+"""Model subcommands: ``info``, ``predict`` and ``bench``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+
+def register(sub) -> None:
+    """Add the model subcommands to the ``sam-pets`` parser."""
+    p = sub.add_parser("info", help="describe a checkpoint (config, parameters, keys, format)")
+    p.add_argument("checkpoint", help="Meta .pt, Hugging Face .safetensors or sam-pets .pt")
+    p.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("predict", help="segment one image from point / box prompts")
+    p.add_argument("image", help="input image (PNG, JPEG, TIFF, ...)")
+    add_model_args(p)
+    p.add_argument("--point", action="append", default=[], metavar="X,Y", type=_xy,
+                   help="positive click in image pixels (repeatable)")
+    p.add_argument("--neg-point", action="append", default=[], metavar="X,Y", type=_xy,
+                   help="negative click in image pixels (repeatable)")
+    p.add_argument("--box", metavar="X0,Y0,X1,Y1", type=_box, help="box prompt in image pixels")
+    p.add_argument("--out", required=True, help="output mask PNG (0 background, 255 object)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("bench", help="time image embedding and click-to-mask latency")
+    add_model_args(p, default_config="tiny")
+    p.add_argument("--image", help="image to use (default: the bundled 500x375 pet photo)")
+    p.add_argument("--repeats", type=int, default=3, help="timed image embeddings")
+    p.add_argument("--clicks", type=int, default=20, help="timed clicks")
+    p.set_defaults(func=cmd_bench)
+
+
+def add_model_args(p: argparse.ArgumentParser, default_config: str | None = None) -> None:
+    """Options that choose a model: ``--checkpoint`` or ``--config`` (+ device, precision)."""
+    g = p.add_mutually_exclusive_group(required=default_config is None)
+    g.add_argument("--checkpoint", help="checkpoint file (Meta .pt, HF safetensors, sam-pets)")
+    g.add_argument("--config", default=None,
+                   help="build a randomly initialised model of this config (smoke tests)")
+    p.set_defaults(default_config=default_config)
+    p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:1...")
+    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                   help="auto = bf16 autocast on CUDA, fp32 elsewhere")
+
+
+def load_model_from_args(args):
+    """The model chosen by :func:`add_model_args` options (weights on the CPU)."""
+    from sam_pets.model import build_model, load_model
+
+    if args.checkpoint:
+        return load_model(args.checkpoint)
+    name = args.config or args.default_config
+    return build_model(name, seed=0)
+
+
+def make_predictor(args):
+    """An :class:`~sam_pets.predict.ImagePredictor` for the chosen model and device."""
+    from sam_pets.predict import ImagePredictor
+
+    return ImagePredictor(load_model_from_args(args), device=args.device, precision=args.precision)
+
+
+def _floats(text: str, n: int, what: str) -> list[float]:
+    parts = text.replace(" ", "").split(",")
+    try:
+        vals = [float(v) for v in parts]
+    except ValueError:
+        vals = []
+    if len(vals) != n:
+        raise argparse.ArgumentTypeError(f"{what} must be {n} comma-separated numbers, got {text!r}")
+    return vals
+
+
+def _xy(text: str) -> list[float]:
+    return _floats(text, 2, "a point")
+
+
+def _box(text: str) -> list[float]:
+    b = _floats(text, 4, "a box")
+    if b[2] <= b[0] or b[3] <= b[1]:
+        raise argparse.ArgumentTypeError(f"box must satisfy X1 > X0 and Y1 > Y0, got {text!r}")
+    return b
+
+
+def cmd_info(args) -> int:
+    """Print what a checkpoint holds."""
+    from sam_pets.model import count_parameters, read_checkpoint
+    from sam_pets.model.checkpoint import model_from_checkpoint
+
+    ckpt = read_checkpoint(args.checkpoint)
+    model = model_from_checkpoint(ckpt)
+    counts = count_parameters(model)
+    prefixes = Counter(k.split(".")[0] for k in list(ckpt.image_state) + list(ckpt.video_state))
+    info = {
+        "file": ckpt.path,
+        "format": ckpt.format,
+        "config": ckpt.config.name,
+        "image_size": ckpt.config.image_size,
+        "version": ckpt.config.version,
+        "parameters": counts,
+        "image_keys": len(ckpt.image_state),
+        "video_keys": len(ckpt.video_state),
+        "keys_by_prefix": dict(sorted(prefixes.items())),
+        "dtypes": sorted({str(v.dtype).replace("torch.", "") for v in ckpt.image_state.values()}),
+        "metadata": {k: v for k, v in ckpt.metadata.items() if k != "config"},
+    }
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+        return 0
+    print(f"file:        {info['file']}")
+    print(f"format:      {info['format']}")
+    print(f"config:      {info['config']} (SAM {info['version']}, input {info['image_size']} px)")
+    print("parameters:  " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+    print(f"keys:        {info['image_keys']} image-path, {info['video_keys']} video-only (kept)")
+    for k, v in info["keys_by_prefix"].items():
+        print(f"  {k:<22}{v}")
+    print(f"dtypes:      {', '.join(info['dtypes'])}")
+    for k, v in info["metadata"].items():
+        print(f"{k + ':':<13}{v}")
+    return 0
+
+
+def cmd_predict(args) -> int:
+    """Segment one image and write the mask as PNG."""
+    from sam_pets.cli import CliError
+    from sam_pets.model.checkpoint import atomic_write_bytes
+    from sam_pets.predict.images import read_image
+
+    out = Path(args.out)
+    if out.exists() and not args.overwrite:
+        raise CliError(f"{out} already exists (use --overwrite to replace it)")
+    if not (args.point or args.neg_point or args.box):
+        raise CliError("give at least one prompt: --point, --neg-point or --box")
+    image = read_image(args.image)
+    predictor = make_predictor(args)
+    predictor.set_image(image)
+    clicks = args.point + args.neg_point
+    pts = np.array(clicks, dtype=np.float32) if clicks else None
+    labels = np.array([1] * len(args.point) + [0] * len(args.neg_point)) if clicks else None
+    box = np.array(args.box, dtype=np.float32) if args.box else None
+    multimask = box is None and len(clicks) == 1  # one click is ambiguous: pick the best of 3
+    pred = predictor.predict(pts, labels, box, multimask=multimask)
+    best = pred.best() if multimask else 0
+    mask = pred.masks[best]
+    atomic_write_bytes(out, _png_bytes(mask.astype(np.uint8) * 255))
+    print(json.dumps({
+        "out": str(out), "score": round(float(pred.scores[best]), 4),
+        "object_score": round(float(pred.object_scores), 4), "area": int(mask.sum()),
+        "height": int(mask.shape[0]), "width": int(mask.shape[1]),
+    }))
+    return 0
+
+
+def _png_bytes(a: np.ndarray) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def cmd_bench(args) -> int:
+    """Print one JSON line with median embedding and click latencies."""
+    import torch
+
+    from sam_pets.predict.images import read_image
+    from sam_pets.samples import sample_path
+
+    image = read_image(args.image or sample_path())
+    predictor = make_predictor(args)
+    h, w = image.shape[:2]
+    click = np.array([[w * 0.5, h * 0.5]], dtype=np.float32)
+    label = np.array([1])
+
+    def sync() -> None:
+        if predictor.device.type == "cuda":
+            torch.cuda.synchronize()
+
+    predictor.set_features(predictor.embed(image), (h, w))  # warm-up
+    embed = []
+    for _ in range(max(1, args.repeats)):
+        sync()
+        t = time.perf_counter()
+        feats = predictor.embed(image)
+        sync()
+        embed.append(time.perf_counter() - t)
+    predictor.set_features(feats, (h, w))
+    for _ in range(3):
+        predictor.predict(click, label, multimask=True)
+    clicks = []
+    for _ in range(max(1, args.clicks)):
+        sync()
+        t = time.perf_counter()
+        predictor.predict(click, label, multimask=True)
+        sync()
+        clicks.append(time.perf_counter() - t)
+    print(json.dumps({
+        "embed_ms": round(statistics.median(embed) * 1e3, 2),
+        "click_ms": round(statistics.median(clicks) * 1e3, 2),
+        "device": str(predictor.device),
+        "config": predictor.model.cfg.name,
+        "precision": predictor.precision,
+        "image_hw": [h, w],
+        "threads": torch.get_num_threads(),
+        "cpu": platform.processor() or platform.machine(),
+    }))
+    return 0

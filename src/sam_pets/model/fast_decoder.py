@@ -1,0 +1,235 @@
+"""Inference-only fast path of the mask decoder (same maths, reordered for a CPU).
+
+Per image, everything that does not depend on the prompt is computed once: the image tokens
+with their positional encoding, the layer-0 projections of the image tokens, and the high-res
+skips re-laid out to match the transposed convolutions.  Per click, attention with the few
+prompt tokens is evaluated with the projection matrices folded onto the token side, e.g.
+``softmax(q . (W_k x + b_k)) = softmax((W_k^T q) . x)``, which turns every (4096 x 256) @
+(256 x 128) projection of the image tokens into a (4096 x 256) @ (256 x h*N) product with
+N ~ 7 prompt tokens.  The two 2x2/stride-2 transposed convolutions become matrix products whose
+outputs stay in "sub-pixel" order until the final (M, 4E, 4E) logits, so nothing large is ever
+permuted.  Results equal :class:`~sam_pets.model.mask_decoder.MaskDecoder` up to float rounding
+(checked against it and against Meta's code in the tests).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from sam_pets.model.layers import Attention
+from sam_pets.model.mask_decoder import MaskDecoder, MaskOutput
+
+
+@dataclass
+class PreparedImage:
+    """Prompt-independent decoder inputs of one image (see module docstring).
+
+    Attributes:
+        embed: Image tokens incl. ``no_mem_embed``, (1, L, D) with L = E*E.
+        pe: Positional encoding of the tokens, (1, L, D).
+        keys0: ``embed + no_mask_embed`` (the layer-0 keys without a mask prompt), (1, L, D).
+        k0, v0, q0: Layer-0 projections of ``keys0`` (+pe) for the two cross-attentions.
+        s1: ``feat_s1`` + bias of the first transposed conv, sub-pixel order (L, 4, D/4).
+        s0: ``feat_s0`` + bias of the second transposed conv, sub-pixel order (4L, 4, D/8).
+        size: E.
+    """
+
+    embed: torch.Tensor
+    pe: torch.Tensor
+    keys0: torch.Tensor
+    k0: torch.Tensor
+    v0: torch.Tensor
+    q0: torch.Tensor
+    s1: torch.Tensor
+    s0: torch.Tensor
+    size: int
+
+
+def _subpixel(feat: torch.Tensor, levels: int) -> torch.Tensor:
+    """Re-lay (1, C, E*2^levels, E*2^levels) as (E*E*4^(levels-1), 4, C) in sub-pixel order.
+
+    Row index = (i, j, a1, b1, ..., a_{l-1}, b_{l-1}), middle index = (a_l, b_l), where the
+    pixel is (i*2^l + a1*2^(l-1) + ... + a_l, same for columns).
+    """
+    _, c, hh, ww = feat.shape
+    e = hh >> levels
+    x = feat[0].reshape(c, e, *([2] * levels), e, *([2] * levels))  # (C, i, a.., j, b..)
+    # axes: 0=C, 1=i, 2..(1+levels)=a1..al, (2+levels)=j, (3+levels)..=b1..bl
+    order = [1, 2 + levels]
+    for t in range(levels):
+        order += [2 + t, 3 + levels + t]
+    order.append(0)
+    x = x.permute(*order)  # (i, j, a1, b1, ..., al, bl, C)
+    return x.reshape(-1, 4, c).contiguous()
+
+
+def _convT_matrix(conv: torch.nn.ConvTranspose2d) -> torch.Tensor:
+    """Weight of a 2x2/stride-2 ConvTranspose2d as (C_in, 4 * C_out) in (a, b, c) order."""
+    w = conv.weight  # (C_in, C_out, 2, 2)
+    return w.permute(0, 2, 3, 1).reshape(w.shape[0], -1)
+
+
+def prepare_image(dec: MaskDecoder, image_pe: torch.Tensor, no_mask: torch.Tensor,
+                  embed: torch.Tensor, feat_s0: torch.Tensor, feat_s1: torch.Tensor
+                  ) -> PreparedImage:
+    """Precompute :class:`PreparedImage` for one image (features with batch 1)."""
+    e = embed.shape[-1]
+    tokens = embed.flatten(2).transpose(1, 2).contiguous()  # (1, L, D)
+    pe = image_pe.flatten(2).transpose(1, 2).contiguous()  # (1, L, D)
+    keys0 = tokens + no_mask.view(1, 1, -1)
+    layer0 = dec.transformer.layers[0]
+    x = keys0 + pe
+    t2i, i2t = layer0.cross_attn_token_to_image, layer0.cross_attn_image_to_token
+    k0, v0, q0 = t2i.k_proj(x), t2i.v_proj(keys0), i2t.q_proj(x)
+    dc1, dc2 = dec.output_upscaling[0], dec.output_upscaling[3]
+    s1 = _subpixel(feat_s1, 1) + dc1.bias.view(1, 1, -1)  # (L, 4, D/4)
+    s0 = _subpixel(feat_s0, 2) + dc2.bias.view(1, 1, -1)  # (4L, 4, D/8)
+    return PreparedImage(tokens, pe, keys0, k0, v0, q0, s1, s0, e)
+
+
+def _heads(x: torch.Tensor, h: int) -> torch.Tensor:
+    b, n, c = x.shape
+    return x.view(b, n, h, c // h).transpose(1, 2)  # (B, h, N, c)
+
+
+def _token_to_image(att: Attention, q_tok: torch.Tensor, x_img: torch.Tensor,
+                    v_img: torch.Tensor) -> torch.Tensor:
+    """Token queries (B, N, D) attend to image tokens; projections folded onto the tokens.
+
+    ``x_img`` (1|B, L, D) are the keys before ``k_proj`` (image tokens + PE), ``v_img`` the
+    values before ``v_proj``.  Returns (B, N, D) after ``out_proj``.
+    """
+    h = att.num_heads
+    q = _heads(att.q_proj(q_tok), h)  # (B, h, N, c)
+    b, _, n, c = q.shape
+    wk = att.k_proj.weight.view(h, c, -1)  # (h, c, D)
+    qk = torch.matmul(q, wk).reshape(b, h * n, -1)  # (B, hN, D); the k bias cancels
+    qk = qk * (1.0 / math.sqrt(c))
+    scores = torch.matmul(qk, x_img.transpose(1, 2))  # (B, hN, L)
+    attn = torch.softmax(scores, dim=-1)
+    z = torch.matmul(attn, v_img).view(b, h, n, -1)  # (B, h, N, D)
+    wv = att.v_proj.weight.view(h, c, -1)  # (h, c, D)
+    out = torch.matmul(z, wv.transpose(-1, -2)) + att.v_proj.bias.view(1, h, 1, c)  # (B,h,N,c)
+    return att.out_proj(out.transpose(1, 2).reshape(b, n, h * c))
+
+
+def _image_to_token(att: Attention, q_img: torch.Tensor | None, x_img: torch.Tensor,
+                    k_tok: torch.Tensor, v_tok: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+    """Image queries attend to the tokens; returns ``keys + out_proj(attention)``, (B, L, D).
+
+    ``q_img`` may be precomputed ``q_proj(x_img)`` (layer 0); otherwise ``q_proj`` is folded
+    onto the keys: ``(W_q x + b_q) . k = x . (W_q^T k) + b_q . k``.
+    """
+    h = att.num_heads
+    k = _heads(att.k_proj(k_tok), h)  # (B, h, N, c)
+    v = _heads(att.v_proj(v_tok), h)  # (B, h, N, c)
+    b, _, n, c = k.shape
+    scale = 1.0 / math.sqrt(c)
+    if q_img is not None:
+        # block-diagonal (h*c, h*N) matrix: head h's keys only see head h's query channels
+        kbd = k.new_zeros(b, h, c, h, n)
+        idx = torch.arange(h, device=k.device)
+        kbd[:, idx, :, idx, :] = k.transpose(-1, -2).transpose(0, 1)  # (h, B, c, N)
+        scores = torch.matmul(q_img, kbd.view(b, h * c, h * n) * scale)  # (B, L, hN)
+        l_ = scores.shape[1]
+        scores = scores.view(b, l_, h, n)
+    else:
+        wq = att.q_proj.weight.view(h, c, -1)  # (h, c, D)
+        kq = (torch.matmul(k, wq) * scale).reshape(b, h * n, -1)  # (B, hN, D)
+        bias = (k * att.q_proj.bias.view(1, h, 1, c)).sum(-1).reshape(b, 1, h * n) * scale
+        scores = torch.baddbmm(bias, x_img.expand(b, -1, -1), kq.transpose(1, 2))  # (B, L, hN)
+        l_ = scores.shape[1]
+        scores = scores.view(b, l_, h, n)
+    attn = torch.softmax(scores, dim=-1).reshape(b, l_, h * n)  # (B, L, hN)
+    wo = att.out_proj.weight.view(-1, h, c).permute(1, 2, 0)  # (h, c, D)
+    u = torch.matmul(v, wo).reshape(b, h * n, -1)  # (B, hN, D): out_proj folded onto values
+    out = torch.baddbmm(keys.expand(b, -1, -1), attn, u)  # (B, L, D)
+    return out + att.out_proj.bias
+
+
+def fast_decode(dec: MaskDecoder, prep: PreparedImage, sparse: torch.Tensor,
+                dense: torch.Tensor | None, multimask_output: bool) -> MaskOutput:
+    """Inference-only equivalent of ``MaskDecoder.forward`` (dynamic multimask included).
+
+    Args:
+        dec: The decoder whose weights to use (eval mode).
+        prep: Output of :func:`prepare_image`.
+        sparse: Prompt tokens (B, N, D).
+        dense: Mask-prompt embedding (B, D, E, E), or ``None`` for "no mask" (cached path).
+        multimask_output: As in ``MaskDecoder.forward``.
+    """
+    b = sparse.shape[0]
+    out_tokens = torch.cat([dec.obj_score_token.weight, dec.iou_token.weight,
+                            dec.mask_tokens.weight], dim=0)
+    tokens = torch.cat([out_tokens.unsqueeze(0).expand(b, -1, -1), sparse], dim=1)  # (B,Nq,D)
+    layers = dec.transformer.layers
+    if dense is None:
+        keys = prep.keys0
+        cached = True
+    else:
+        keys = prep.embed + dense.flatten(2).transpose(1, 2)  # (B, L, D)
+        cached = False
+    pe = prep.pe
+    queries = tokens
+    for i, layer in enumerate(layers):
+        if layer.skip_first_layer_pe:
+            queries = layer.self_attn(queries, queries, queries)
+        else:
+            q = queries + tokens
+            queries = queries + layer.self_attn(q, q, queries)
+        queries = layer.norm1(queries)
+        q = queries + tokens
+        t2i = layer.cross_attn_token_to_image
+        x_img = None if (i == 0 and cached) else keys + pe
+        if x_img is None:
+            att = t2i.attend(t2i.q_proj(q), prep.k0.expand(b, -1, -1), prep.v0.expand(b, -1, -1))
+        else:
+            att = _token_to_image(t2i, q, x_img, keys)
+        queries = layer.norm2(queries + att)
+        queries = layer.norm3(queries + layer.mlp(queries))
+        q = queries + tokens
+        q_img = prep.q0 if (i == 0 and cached) else None
+        upd = _image_to_token(layer.cross_attn_image_to_token, q_img, x_img, q, queries, keys)
+        keys = layer.norm4(upd)  # (B, L, D)
+    final = dec.transformer.final_attn_token_to_image
+    queries = dec.transformer.norm_final_attn(
+        queries + _token_to_image(final, queries + tokens, keys + pe, keys)
+    )
+    iou = dec.iou_prediction_head(queries[:, 1])  # (B, 4)
+    object_score = dec.pred_obj_score_head(queries[:, 0])  # (B, 1)
+    mask_tokens = queries[:, 2 : 2 + dec.num_mask_tokens]  # (B, 4, D)
+    idx = [1, 2, 3] if multimask_output else [0, 1, 2, 3]
+    hyper = torch.stack([dec.output_hypernetworks_mlps[i](mask_tokens[:, i]) for i in idx], 1)
+    logits = _upscale_and_project(dec, prep, keys, hyper)  # (B, M, 4E, 4E)
+    iou, toks = iou[:, idx], mask_tokens[:, idx]
+    if not multimask_output:
+        logits, iou = dec._select_stable(logits, iou)
+        toks = toks[:, :1]
+    return MaskOutput(logits, iou, object_score, toks)
+
+
+def _upscale_and_project(dec: MaskDecoder, prep: PreparedImage, keys: torch.Tensor,
+                         hyper: torch.Tensor) -> torch.Tensor:
+    """Transposed convs + skips + GELU in sub-pixel order, then the hypernetwork product.
+
+    keys (B, L, D), hyper (B, M, D/8) -> logits (B, M, 4E, 4E).
+    """
+    dc1, ln1, _, dc2, _ = dec.output_upscaling
+    b, l_, d = keys.shape
+    c1, c2 = d // 4, d // 8
+    s1 = prep.s1.view(1, l_, 4 * c1).expand(b, -1, -1)
+    y = torch.baddbmm(s1, keys, _convT_matrix(dc1).expand(b, -1, -1))  # (B, L, 4*C1)
+    y = F.gelu(F.layer_norm(y.view(b, l_, 4, c1), (c1,), ln1.weight, ln1.bias, ln1.eps))
+    s0 = prep.s0.view(1, 4 * l_, 4 * c2).expand(b, -1, -1)
+    y = torch.baddbmm(s0, y.view(b, 4 * l_, c1), _convT_matrix(dc2).expand(b, -1, -1))
+    y = F.gelu(y)  # (B, 4L, 4*C2)
+    m = hyper.shape[1]
+    logits = torch.matmul(y.view(b, 16 * l_, c2), hyper.transpose(1, 2))  # (B, 16L, M)
+    e = prep.size
+    # rows are (i, j, a1, b1, a2, b2): pixel (4i + 2a1 + a2, 4j + 2b1 + b2)
+    logits = logits.view(b, e, e, 2, 2, 2, 2, m).permute(0, 7, 1, 3, 5, 2, 4, 6)
+    return logits.reshape(b, m, 4 * e, 4 * e)
