@@ -79,7 +79,8 @@ def main() -> None:
         f"{platform.python_version()}, torch {torch.__version__} (not used by conversion)",
         f"- Command: `PYTHONPATH=src {cmd}`",
         f"- Input: `{os.path.relpath(args.src, REPO)}` (747 image/trimap pairs, ~75 MB); "
-        f"median of {args.repeats} runs, each into a fresh temporary folder",
+        f"median of {args.repeats} runs, each into a fresh temporary folder (source files in "
+        "the OS page cache after the first run)",
         "- Work per pair: full JPEG decode to verify it (bytes then copied unchanged), trimap "
         "decode and check, palette PNG + ignore PNG written atomically, SHA-256; then split, "
         "manifest and lists",
