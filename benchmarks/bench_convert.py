@@ -40,8 +40,9 @@ def run_once(src: Path, workers: int) -> tuple[float, int, int, int]:
     tmp = Path(tempfile.mkdtemp(prefix="bench_convert_"))
     try:
         t = time.perf_counter()
-        summary = run_job(convert_oxford_pets(src, tmp / "ds", ConvertConfig(workers=workers)),
-                          show=False)
+        summary = run_job(
+            convert_oxford_pets(src, tmp / "ds", ConvertConfig(workers=workers)), show=False
+        )
         wall = time.perf_counter() - t
         size = sum(p.stat().st_size for p in (tmp / "ds").rglob("*") if p.is_file())
         return wall, summary.converted, len(summary.skipped), size
@@ -53,8 +54,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--src", type=Path, default=DEFAULT_SRC)
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--workers", type=int, nargs="+", default=[0, 1],
-                    help="thread counts to time (0 = the default, min(4, CPUs))")
+    ap.add_argument(
+        "--workers",
+        type=int,
+        nargs="+",
+        default=[0, 1],
+        help="thread counts to time (0 = the default, min(4, CPUs))",
+    )
     args = ap.parse_args()
     if not args.src.is_dir():
         sys.exit(f"source not found: {args.src}")
@@ -66,29 +72,34 @@ def main() -> None:
         walls = [r[0] for r in runs]
         _, converted, skipped, size = runs[0]
         med = statistics.median(walls)
-        label = f"{workers} (default: {min(4, os.cpu_count() or 1)})" if workers == 0 \
-            else str(workers)
-        rows.append(f"| {label} | {converted} | {skipped} | {med:.2f} s | {min(walls):.2f} s | "
-                    f"{converted / med:.0f} | {size / 1e6:.1f} MB |")
+        label = (
+            f"{workers} (default: {min(4, os.cpu_count() or 1)})" if workers == 0 else str(workers)
+        )
+        rows.append(
+            f"| {label} | {converted} | {skipped} | {med:.2f} s | {min(walls):.2f} s | "
+            f"{converted / med:.0f} | {size / 1e6:.1f} MB |"
+        )
         print(rows[-1], flush=True)
     cmd = "python " + " ".join([os.path.relpath(sys.argv[0], REPO)] + sys.argv[1:])
-    text = "\n".join([
-        "### Dataset conversion: Oxford-IIIT Pet -> canonical SAM 2 folder",
-        "",
-        f"- Machine: {cpu_model()}, `nproc` {os.cpu_count()}, Python "
-        f"{platform.python_version()}, torch {torch.__version__} (not used by conversion)",
-        f"- Command: `PYTHONPATH=src {cmd}`",
-        f"- Input: `{os.path.relpath(args.src, REPO)}` (747 image/trimap pairs, ~75 MB); "
-        f"median of {args.repeats} runs, each into a fresh temporary folder (source files in "
-        "the OS page cache after the first run)",
-        "- Work per pair: full JPEG decode to verify it (bytes then copied unchanged), trimap "
-        "decode and check, palette PNG + ignore PNG written atomically, SHA-256; then split, "
-        "manifest and lists",
-        "",
-        "| threads | converted | skipped | wall (median) | wall (best) | items/s | output |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
-        *rows,
-    ])
+    text = "\n".join(
+        [
+            "### Dataset conversion: Oxford-IIIT Pet -> canonical SAM 2 folder",
+            "",
+            f"- Machine: {cpu_model()}, `nproc` {os.cpu_count()}, Python "
+            f"{platform.python_version()}, torch {torch.__version__} (not used by conversion)",
+            f"- Command: `PYTHONPATH=src {cmd}`",
+            f"- Input: `{os.path.relpath(args.src, REPO)}` (747 image/trimap pairs, ~75 MB); "
+            f"median of {args.repeats} runs, each into a fresh temporary folder (source files in "
+            "the OS page cache after the first run)",
+            "- Work per pair: full JPEG decode to verify it (bytes then copied unchanged), trimap "
+            "decode and check, palette PNG + ignore PNG written atomically, SHA-256; then split, "
+            "manifest and lists",
+            "",
+            "| threads | converted | skipped | wall (median) | wall (best) | items/s | output |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+            *rows,
+        ]
+    )
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "convert.md").write_text(text + "\n")
     print(text)

@@ -16,9 +16,16 @@ def data_path(name: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("argv", [["convert", "--help"], ["convert", "oxford-pets", "--help"],
-                                  ["convert", "coco", "--help"],
-                                  ["convert", "labelme", "--help"], ["export", "coco", "--help"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["convert", "--help"],
+        ["convert", "oxford-pets", "--help"],
+        ["convert", "coco", "--help"],
+        ["convert", "labelme", "--help"],
+        ["export", "coco", "--help"],
+    ],
+)
 def test_help(argv, capsys):
     with pytest.raises(SystemExit) as e:
         main(argv)
@@ -28,8 +35,24 @@ def test_help(argv, capsys):
 def test_convert_oxford_tiny_then_export_coco(tmp_path, capsys):
     src = data_path("oxford_pets_dev")
     out = tmp_path / "pets ds"
-    assert main(["convert", "oxford-pets", str(src), str(out), "--tiny", "5", "--seed", "3",
-                 "--val-fraction", "0.4", "-q"]) == 0
+    assert (
+        main(
+            [
+                "convert",
+                "oxford-pets",
+                str(src),
+                str(out),
+                "--tiny",
+                "5",
+                "--seed",
+                "3",
+                "--val-fraction",
+                "0.4",
+                "-q",
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "converted 5, skipped 0" in text and "train 3, val 2" in text
     assert len(canon.load_manifest(out)["items"]) == 5
@@ -44,10 +67,25 @@ def test_convert_oxford_tiny_then_export_coco(tmp_path, capsys):
 
 def test_convert_coco_and_labelme(tmp_path, capsys):
     coco = data_path("coco_sample")
-    assert main(["convert", "coco", str(coco / "annotations.json"), str(coco / "images"),
-                 str(tmp_path / "c"), "--tiny", "2", "-q"]) == 0
-    assert main(["convert", "labelme", str(data_path("labelme_sample")), str(tmp_path / "l"),
-                 "-q"]) == 0
+    assert (
+        main(
+            [
+                "convert",
+                "coco",
+                str(coco / "annotations.json"),
+                str(coco / "images"),
+                str(tmp_path / "c"),
+                "--tiny",
+                "2",
+                "-q",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(["convert", "labelme", str(data_path("labelme_sample")), str(tmp_path / "l"), "-q"])
+        == 0
+    )
     out = capsys.readouterr().out
     assert "converted 2" in out and "converted 3" in out
 
@@ -56,11 +94,15 @@ def test_user_errors_exit_2(tmp_path, capsys):
     assert main(["convert", "oxford-pets", str(tmp_path / "nope"), str(tmp_path / "o")]) == 2
     assert "no Oxford-IIIT Pet trimaps" in capsys.readouterr().err
     (tmp_path / "bad.json").write_text("{")
-    assert main(["convert", "coco", str(tmp_path / "bad.json"), str(tmp_path),
-                 str(tmp_path / "o2")]) == 2
+    assert (
+        main(["convert", "coco", str(tmp_path / "bad.json"), str(tmp_path), str(tmp_path / "o2")])
+        == 2
+    )
     assert "malformed JSON" in capsys.readouterr().err
-    assert main(["convert", "labelme", str(tmp_path), str(tmp_path / "o3"),
-                 "--val-fraction", "2"]) == 2
+    assert (
+        main(["convert", "labelme", str(tmp_path), str(tmp_path / "o3"), "--val-fraction", "2"])
+        == 2
+    )
     assert main(["export", "coco", str(tmp_path), str(tmp_path / "x.json")]) == 2
     assert "not a sam-pets dataset" in capsys.readouterr().err
 

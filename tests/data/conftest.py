@@ -59,8 +59,9 @@ def coco_sample() -> Path:
 def coco_tiny_canonical(tmp_path_factory, coco_sample):
     """A stratified 6-image subset of coco_sample converted once: (folder, summary)."""
     out = tmp_path_factory.mktemp("coco") / "ds"
-    job = convert_coco(coco_sample / "annotations.json", coco_sample / "images", out,
-                       ConvertConfig(tiny=6))
+    job = convert_coco(
+        coco_sample / "annotations.json", coco_sample / "images", out, ConvertConfig(tiny=6)
+    )
     return out, run_job(job, show=False)
 
 

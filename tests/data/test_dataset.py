@@ -52,8 +52,7 @@ def test_bad_border_policy():
 def test_all_split_and_worker_loading(oxford_dev_canonical):
     out, _ = oxford_dev_canonical
     assert len(CanonicalDataset(out, DatasetConfig(split="all"))) == 240
-    ds = CanonicalDataset(out, DatasetConfig(split="train_tiny",
-                                             augment=AugmentConfig(resize=128)))
+    ds = CanonicalDataset(out, DatasetConfig(split="train_tiny", augment=AugmentConfig(resize=128)))
     loader = DataLoader(ds, batch_size=4, num_workers=2, collate_fn=collate_samples)
     batches = list(loader)
     assert sum(len(b) for b in batches) == 8
@@ -88,8 +87,13 @@ def test_augmentation_moves_image_masks_and_boxes_together():
 
 def test_no_augmentation_for_eval_and_crowd_goes_to_ignore():
     ann = _striped_annotation()
-    crowd = Annotation(ann.name, ann.masks, (ann.objects[0], ObjectInfo(2, "b", iscrowd=True)),
-                       ann.ignore, image=ann.image)
+    crowd = Annotation(
+        ann.name,
+        ann.masks,
+        (ann.objects[0], ObjectInfo(2, "b", iscrowd=True)),
+        ann.ignore,
+        image=ann.image,
+    )
     assert build_transform(None) is None
     s = AnnotationDataset([crowd])[0]
     assert s["object_ids"].tolist() == [1]

@@ -22,9 +22,13 @@ def pet(pet_mask_and_trimap, oxford_dev):
 def test_export_creates_then_replaces_one_item(tmp_path, pet):
     image, labels, trimap = pet
     ds = tmp_path / "ds"
-    r1 = export_annotation(ds, image, labels, "Bengal 63", {"species": "cat", "breed": "Bengal",
-                                                            "source": tmp_path / "b.jpg",
-                                                            "ignore": trimap == 3})
+    r1 = export_annotation(
+        ds,
+        image,
+        labels,
+        "Bengal 63",
+        {"species": "cat", "breed": "Bengal", "source": tmp_path / "b.jpg", "ignore": trimap == 3},
+    )
     assert r1.name == "Bengal_63" and not r1.replaced
     export_annotation(ds, image, labels * 2, "other", {"split": "val"})
     relabel = labels.copy()
@@ -45,8 +49,7 @@ def test_export_creates_then_replaces_one_item(tmp_path, pet):
 
 def test_export_metadata_and_pixels(tmp_path, pet):
     image, labels, trimap = pet
-    r = export_annotation(tmp_path, image, labels, "p", {"ignore": trimap == 3,
-                                                         "species": "cat"})
+    r = export_annotation(tmp_path, image, labels, "p", {"ignore": trimap == 3, "species": "cat"})
     assert r.record["species"] == "cat" and r.record["ignore"]
     masks, ignore = canon.read_masks(tmp_path, r.record)
     assert np.array_equal(masks[0], trimap == 1) and np.array_equal(ignore, trimap == 3)
@@ -89,7 +92,7 @@ def test_never_writes_into_foreign_folders(tmp_path, pet):
 
 def test_export_writes_coco_alongside(tmp_path, pet):
     image, labels, _ = pet
-    grey16 = (image[..., 0].astype(np.uint16) * 100)
+    grey16 = image[..., 0].astype(np.uint16) * 100
     r = export_annotation(tmp_path, grey16, labels, "g", write_coco=True)
     assert any("stretched" in n for n in r.notes)
     coco = json.loads((tmp_path / "coco.json").read_text())

@@ -92,7 +92,7 @@ def test_rgba_png_16bit_and_grey(tmp_path):
     rgba = np.full((4, 4, 4), 255, np.uint8)
     p = _save(Image.fromarray(rgba, "RGBA"), tmp_path / "rgba.png", "PNG")
     assert "alpha composited over black" in load_canonical_image(p).notes
-    deep = (np.arange(16, dtype=np.uint16).reshape(4, 4) * 1000)
+    deep = np.arange(16, dtype=np.uint16).reshape(4, 4) * 1000
     p = _save(Image.fromarray(deep), tmp_path / "deep.png", "PNG")
     img = load_canonical_image(p)
     assert any("stretched" in n for n in img.notes)

@@ -31,8 +31,9 @@ def test_jitter_box_follows_sam2_rule(pet):
         j = prompts.jitter_box(box, mask.shape, rng)
         assert (np.abs(j - box) <= bound + 1e-3).all()
         assert 0 <= j[0] <= j[2] <= mask.shape[1] - 1 and 0 <= j[1] <= j[3] <= mask.shape[0] - 1
-    assert np.array_equal(prompts.jitter_box(box, mask.shape, 3),
-                          prompts.jitter_box(box, mask.shape, 3))
+    assert np.array_equal(
+        prompts.jitter_box(box, mask.shape, 3), prompts.jitter_box(box, mask.shape, 3)
+    )
     edge = np.array([0, 0, 499, 374], np.float32)
     assert (prompts.jitter_box(edge, (375, 500), 1) >= 0).all()
 

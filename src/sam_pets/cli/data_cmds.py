@@ -26,15 +26,28 @@ def register(sub) -> None:
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--val-fraction", type=float, default=0.2,
-                   help="fraction of items in the val split (default 0.2)")
+    p.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.2,
+        help="fraction of items in the val split (default 0.2)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the split (default 0)")
-    p.add_argument("--tiny", type=int, metavar="N", default=None,
-                   help="convert only a stratified subset of N items (quick smoke tests)")
-    p.add_argument("--workers", type=int, default=0,
-                   help="decoding/encoding threads (default: min(4, CPUs))")
-    p.add_argument("--overwrite", action="store_true",
-                   help="replace an existing sam-pets dataset at OUT (never other data)")
+    p.add_argument(
+        "--tiny",
+        type=int,
+        metavar="N",
+        default=None,
+        help="convert only a stratified subset of N items (quick smoke tests)",
+    )
+    p.add_argument(
+        "--workers", type=int, default=0, help="decoding/encoding threads (default: min(4, CPUs))"
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace an existing sam-pets dataset at OUT (never other data)",
+    )
     _add_quiet(p)
 
 
@@ -77,8 +90,13 @@ def _run_convert(args: argparse.Namespace) -> int:
         raise CliError(f"--val-fraction must be in [0, 1], got {args.val_fraction}")
     if args.tiny is not None and args.tiny < 1:
         raise CliError(f"--tiny must be >= 1, got {args.tiny}")
-    cfg = conv.ConvertConfig(val_fraction=args.val_fraction, seed=args.seed, tiny=args.tiny,
-                             workers=max(0, args.workers), overwrite=args.overwrite)
+    cfg = conv.ConvertConfig(
+        val_fraction=args.val_fraction,
+        seed=args.seed,
+        tiny=args.tiny,
+        workers=max(0, args.workers),
+        overwrite=args.overwrite,
+    )
     try:
         if args.format == "oxford-pets":
             job = conv.convert_oxford_pets(args.src, args.out, cfg)
@@ -100,8 +118,7 @@ def _run_export_coco(args: argparse.Namespace) -> int:
     from sam_pets.progress import run_job
 
     try:
-        summary = run_job(export_coco(args.dataset, args.out, args.overwrite),
-                          show=not args.quiet)
+        summary = run_job(export_coco(args.dataset, args.out, args.overwrite), show=not args.quiet)
     except BadInputError as e:
         raise CliError(str(e)) from None
     print(f"exported {summary.converted} images -> {summary.out}", file=sys.stdout)

@@ -53,12 +53,22 @@ def build_transform(cfg: AugmentConfig | None) -> v2.Transform | None:
     if cfg.vflip_prob > 0:
         steps.append(v2.RandomVerticalFlip(cfg.vflip_prob))
     if tuple(cfg.scale_range) != (1.0, 1.0) or cfg.translate > 0:
-        steps.append(v2.RandomAffine(degrees=0.0, translate=(cfg.translate, cfg.translate)
-                                     if cfg.translate > 0 else None,
-                                     scale=tuple(cfg.scale_range)))
+        steps.append(
+            v2.RandomAffine(
+                degrees=0.0,
+                translate=(cfg.translate, cfg.translate) if cfg.translate > 0 else None,
+                scale=tuple(cfg.scale_range),
+            )
+        )
     if max(cfg.brightness, cfg.contrast, cfg.saturation, cfg.hue) > 0:
-        steps.append(v2.ColorJitter(cfg.brightness or None, cfg.contrast or None,
-                                    cfg.saturation or None, cfg.hue or None))
+        steps.append(
+            v2.ColorJitter(
+                cfg.brightness or None,
+                cfg.contrast or None,
+                cfg.saturation or None,
+                cfg.hue or None,
+            )
+        )
     if cfg.resize:
         steps.append(v2.Resize((cfg.resize, cfg.resize), antialias=True))
     steps.append(v2.ClampBoundingBoxes())

@@ -59,48 +59,68 @@ class Task:
     load: Callable[[], Loaded]
 
 
-def convert_oxford_pets(src: str | os.PathLike, out: str | os.PathLike,
-                        cfg: ConvertConfig = ConvertConfig()
-                        ) -> Generator[Progress, None, ConvertSummary]:
+def convert_oxford_pets(
+    src: str | os.PathLike, out: str | os.PathLike, cfg: ConvertConfig = ConvertConfig()
+) -> Generator[Progress, None, ConvertSummary]:
     """Convert an Oxford-IIIT Pet folder (official or flat layout) to the canonical format."""
     pairs = oxford.find_pairs(src)
     has_list = oxford.find_layout(src).list_txt is not None
-    tasks = [Task(str(p.image or p.trimap or p.name), p.name,
-                  p.info.breed if p.info else oxford.breed_from_name(p.name),
-                  _oxford_loader(p, has_list)) for p in pairs]
+    tasks = [
+        Task(
+            str(p.image or p.trimap or p.name),
+            p.name,
+            p.info.breed if p.info else oxford.breed_from_name(p.name),
+            _oxford_loader(p, has_list),
+        )
+        for p in pairs
+    ]
     return run_conversion(tasks, out, cfg)
 
 
 def _oxford_loader(pair: oxford.OxfordPair, has_list: bool) -> Callable[[], Loaded]:
     def load() -> Loaded:
         if pair.image is None:
-            raise BadInputError("missing image for this trimap" if pair.trimap
-                                else "listed in list.txt but no image or trimap")
+            raise BadInputError(
+                "missing image for this trimap"
+                if pair.trimap
+                else "listed in list.txt but no image or trimap"
+            )
         if pair.trimap is None:
             raise BadInputError("no trimap for this image")
         img = load_canonical_image(pair.image)
         ann = oxford.read_pair(pair, img.size_hw)
         extra = {"oxford_split": pair.official_split} if pair.official_split else {}
-        notes = ["not in list.txt: species/breed taken from the name"] if (
-            has_list and not pair.info) else []
+        notes = (
+            ["not in list.txt: species/breed taken from the name"]
+            if (has_list and not pair.info)
+            else []
+        )
         return ann, img, extra, notes
 
     return load
 
 
-def convert_coco(annotations: str | os.PathLike, images_dir: str | os.PathLike,
-                 out: str | os.PathLike, cfg: ConvertConfig = ConvertConfig()
-                 ) -> Generator[Progress, None, ConvertSummary]:
+def convert_coco(
+    annotations: str | os.PathLike,
+    images_dir: str | os.PathLike,
+    out: str | os.PathLike,
+    cfg: ConvertConfig = ConvertConfig(),
+) -> Generator[Progress, None, ConvertSummary]:
     """Convert a COCO instances file and its image folder to the canonical format."""
     coco = coco_fmt.load_coco(annotations)
     items, orphans = coco_fmt.group_images(coco)
     cats = {c.get("id"): c for c in coco["categories"] if isinstance(c, dict)}
-    tasks = [Task(it.entry["file_name"], Path(it.entry["file_name"]).stem,
-                  _coco_key(it, cats), _coco_loader(it, Path(images_dir), cats))
-             for it in items]
+    tasks = [
+        Task(
+            it.entry["file_name"],
+            Path(it.entry["file_name"]).stem,
+            _coco_key(it, cats),
+            _coco_loader(it, Path(images_dir), cats),
+        )
+        for it in items
+    ]
     meta = {"categories": [c for c in coco["categories"] if isinstance(c, dict)]}
-    return run_conversion(tasks, out, cfg, meta,
-                          [FileIssue(str(annotations), m) for m in orphans])
+    return run_conversion(tasks, out, cfg, meta, [FileIssue(str(annotations), m) for m in orphans])
 
 
 def _coco_key(item: coco_fmt.CocoImage, cats: dict) -> str:
@@ -120,9 +140,9 @@ def _coco_loader(item: coco_fmt.CocoImage, images_dir: Path, cats: dict):
     return load
 
 
-def convert_labelme(src_dir: str | os.PathLike, out: str | os.PathLike,
-                    cfg: ConvertConfig = ConvertConfig()
-                    ) -> Generator[Progress, None, ConvertSummary]:
+def convert_labelme(
+    src_dir: str | os.PathLike, out: str | os.PathLike, cfg: ConvertConfig = ConvertConfig()
+) -> Generator[Progress, None, ConvertSummary]:
     """Convert a folder of LabelMe JSON files (searched recursively) to the canonical format."""
     src_dir = Path(src_dir)
     if not src_dir.is_dir():
@@ -152,9 +172,13 @@ def _from_bytes(data: bytes) -> CanonicalImage:
     return CanonicalImage(encode_jpeg(rgb), rgb.shape[:2], ("image from imageData", *notes))
 
 
-def run_conversion(tasks: Sequence[Task], out: str | os.PathLike, cfg: ConvertConfig,
-                   manifest_extra: dict | None = None,
-                   issues: Sequence[FileIssue] = ()) -> Generator[Progress, None, ConvertSummary]:
+def run_conversion(
+    tasks: Sequence[Task],
+    out: str | os.PathLike,
+    cfg: ConvertConfig,
+    manifest_extra: dict | None = None,
+    issues: Sequence[FileIssue] = (),
+) -> Generator[Progress, None, ConvertSummary]:
     """Load, check and write every task in worker threads, then split and write the manifest.
 
     Args:
@@ -181,8 +205,10 @@ def run_conversion(tasks: Sequence[Task], out: str | os.PathLike, cfg: ConvertCo
     workers = cfg.workers or min(4, os.cpu_count() or 1)
     pool = ThreadPoolExecutor(max_workers=workers)
     try:
-        results = pool.map(lambda tn: _convert_one(tn[0], tn[1], out), zip(tasks, names))
-        for step, (task, (record, messages)) in enumerate(zip(tasks, results), 1):
+        results = pool.map(
+            lambda tn: _convert_one(tn[0], tn[1], out), zip(tasks, names, strict=True)
+        )
+        for step, (task, (record, messages)) in enumerate(zip(tasks, results, strict=True), 1):
             if record is None:
                 skipped.append(FileIssue(task.source, messages[0]))
             else:
@@ -213,8 +239,13 @@ def _convert_one(task: Task, name: str, out: Path) -> tuple[dict | None, list[st
         notes = [*img.notes, *notes]
         if name != task.name:
             notes.append(f"stored as {name!r}")
-        record = canon.write_item(out, replace(ann, name=name), img.jpeg, "train",
-                                  dict(extra, notes=notes) if notes else extra)
+        record = canon.write_item(
+            out,
+            replace(ann, name=name),
+            img.jpeg,
+            "train",
+            dict(extra, notes=notes) if notes else extra,
+        )
         return record, notes
     except BadInputError as e:
         return None, [str(e)]
@@ -225,7 +256,7 @@ def _convert_one(task: Task, name: str, out: Path) -> tuple[dict | None, list[st
 def _finish(out: Path, manifest: dict, cfg: ConvertConfig) -> dict[str, int]:
     records = sorted(manifest["items"], key=lambda r: r["name"])
     keys = [stratum_key(r) for r in records]
-    for rec, split in zip(records, stratified_split(keys, cfg.val_fraction, cfg.seed)):
+    for rec, split in zip(records, stratified_split(keys, cfg.val_fraction, cfg.seed), strict=True):
         rec["split"] = split
     canon.save_manifest(out, manifest)
     return canon.write_lists(out, manifest, cfg.tiny_list_size)

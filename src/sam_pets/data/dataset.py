@@ -65,8 +65,14 @@ class _SampleMixin:
     def _init_transform(self) -> None:
         self._transform = build_transform(self.cfg.augment)
 
-    def _make_sample(self, rgb: np.ndarray, masks: np.ndarray, ignore: np.ndarray,
-                     objects: Sequence[dict], meta: dict) -> dict:
+    def _make_sample(
+        self,
+        rgb: np.ndarray,
+        masks: np.ndarray,
+        ignore: np.ndarray,
+        objects: Sequence[dict],
+        meta: dict,
+    ) -> dict:
         keep = [k for k, o in enumerate(objects) if not o.get("iscrowd")]
         for k in set(range(len(objects))) - set(keep):
             ignore = ignore | masks[k]
@@ -81,14 +87,21 @@ class _SampleMixin:
         image = tv_tensors.Image(torch.from_numpy(np.array(rgb)).permute(2, 0, 1).contiguous())
         tm = tv_tensors.Mask(torch.from_numpy(masks))
         ti = tv_tensors.Mask(torch.from_numpy(ignore))
-        tb = tv_tensors.BoundingBoxes(torch.as_tensor(boxes, dtype=torch.float32),
-                                      format="XYXY", canvas_size=(h, w))
+        tb = tv_tensors.BoundingBoxes(
+            torch.as_tensor(boxes, dtype=torch.float32), format="XYXY", canvas_size=(h, w)
+        )
         if self._transform is not None:
             image, tm, ti, tb = self._transform(image, tm, ti, tb)
             present = tm.flatten(1).any(1) if len(tm) else torch.zeros(0, dtype=torch.bool)
             tm, tb, ids = tm[present], tb[present], ids[present]
-        return {"image": image, "masks": tm, "boxes_xyxy": tb, "ignore": ti, "object_ids": ids,
-                **meta}
+        return {
+            "image": image,
+            "masks": tm,
+            "boxes_xyxy": tb,
+            "ignore": ti,
+            "object_ids": ids,
+            **meta,
+        }
 
 
 def _apply_border(masks: np.ndarray, ignore: np.ndarray, policy: str):
@@ -133,8 +146,9 @@ class AnnotationDataset(_SampleMixin, Dataset):
     An annotation without ``image`` is decoded from ``image_path`` in ``__getitem__``.
     """
 
-    def __init__(self, annotations: Sequence[Annotation],
-                 cfg: DatasetConfig = DatasetConfig()) -> None:
+    def __init__(
+        self, annotations: Sequence[Annotation], cfg: DatasetConfig = DatasetConfig()
+    ) -> None:
         """Keep the annotations (``cfg.split`` is not used here)."""
         self.annotations = list(annotations)
         self.cfg = cfg

@@ -48,9 +48,15 @@ class ExportResult:
     notes: tuple[str, ...] = ()
 
 
-def export_annotation(dataset_dir: str | os.PathLike, image: np.ndarray, labels: np.ndarray,
-                      name: str, metadata: dict | None = None, write_coco: bool = False,
-                      val_fraction: float = 0.2) -> ExportResult:
+def export_annotation(
+    dataset_dir: str | os.PathLike,
+    image: np.ndarray,
+    labels: np.ndarray,
+    name: str,
+    metadata: dict | None = None,
+    write_coco: bool = False,
+    val_fraction: float = 0.2,
+) -> ExportResult:
     """Add or replace one item of a canonical dataset, creating the dataset if needed.
 
     Args:
@@ -80,8 +86,9 @@ def export_annotation(dataset_dir: str | os.PathLike, image: np.ndarray, labels:
     _refuse_unknown_files(root, name, existing)
     rgb, notes = to_rgb_uint8(np.asarray(image))
     ann = _annotation(name, labels, meta)
-    split = meta.get("split") or existing.get(name, {}).get("split") or _hash_split(
-        name, val_fraction)
+    split = (
+        meta.get("split") or existing.get(name, {}).get("split") or _hash_split(name, val_fraction)
+    )
     extra = {"notes": list(notes)} if notes else {}
     record = canon.write_item(root, ann, encode_jpeg(rgb), split, extra)
     manifest["items"] = [r for r in manifest["items"] if r["name"] != name] + [record]
@@ -100,8 +107,10 @@ def _check_inputs(image: np.ndarray, labels: np.ndarray) -> np.ndarray:
         raise ValueError(f"labels must be integers, got {labels.dtype}")
     img_hw = tuple(np.shape(image)[:2])
     if img_hw != labels.shape:
-        raise ValueError(f"image size {img_hw[1]}x{img_hw[0]} (WxH) differs from label size "
-                         f"{labels.shape[1]}x{labels.shape[0]} (WxH)")
+        raise ValueError(
+            f"image size {img_hw[1]}x{img_hw[0]} (WxH) differs from label size "
+            f"{labels.shape[1]}x{labels.shape[0]} (WxH)"
+        )
     if not labels.any():
         raise EmptyLabelsError("the label array is empty (no object painted); nothing exported")
     if labels.min() < 0 or labels.max() > 65535:
@@ -115,8 +124,9 @@ def _open_dataset(root: Path) -> dict:
     if canon.is_dataset(root):
         return canon.load_manifest(root)
     if root.exists() and any(root.iterdir()):
-        raise FileExistsError(f"{root} is not empty and is not a sam-pets dataset; refusing "
-                              "to write into it")
+        raise FileExistsError(
+            f"{root} is not empty and is not a sam-pets dataset; refusing to write into it"
+        )
     root.mkdir(parents=True, exist_ok=True)
     return canon.new_manifest()
 
@@ -127,8 +137,9 @@ def _refuse_unknown_files(root: Path, name: str, existing: dict) -> None:
     paths = canon.item_paths(root, name)
     for p in (paths.image, paths.labels, paths.ignore, paths.objects):
         if p.exists():
-            raise FileExistsError(f"{p} exists but is not in the dataset manifest; refusing "
-                                  "to overwrite it")
+            raise FileExistsError(
+                f"{p} exists but is not in the dataset manifest; refusing to overwrite it"
+            )
 
 
 def _annotation(name: str, labels: np.ndarray, meta: dict) -> Annotation:
@@ -139,11 +150,16 @@ def _annotation(name: str, labels: np.ndarray, meta: dict) -> Annotation:
     if ignore is not None:
         ignore = np.asarray(ignore, dtype=bool)
         if ignore.shape != labels.shape:
-            raise ValueError(f"ignore mask shape {ignore.shape} differs from labels "
-                             f"{labels.shape}")
-    return Annotation(name=name, masks=masks, objects=objects, ignore=ignore,
-                      species=meta.get("species"), breed=meta.get("breed"),
-                      source=str(meta["source"]) if meta.get("source") else None)
+            raise ValueError(f"ignore mask shape {ignore.shape} differs from labels {labels.shape}")
+    return Annotation(
+        name=name,
+        masks=masks,
+        objects=objects,
+        ignore=ignore,
+        species=meta.get("species"),
+        breed=meta.get("breed"),
+        source=str(meta["source"]) if meta.get("source") else None,
+    )
 
 
 def _hash_split(name: str, val_fraction: float) -> str:
@@ -181,8 +197,9 @@ def dataset_to_coco(root: str | os.PathLike) -> dict:
             return stop.value
 
 
-def export_coco(dataset: str | os.PathLike, out_json: str | os.PathLike,
-                overwrite: bool = False) -> Generator[Progress, None, ConvertSummary]:
+def export_coco(
+    dataset: str | os.PathLike, out_json: str | os.PathLike, overwrite: bool = False
+) -> Generator[Progress, None, ConvertSummary]:
     """Job: write a canonical dataset as one COCO JSON file.
 
     Raises:

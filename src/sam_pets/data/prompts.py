@@ -43,8 +43,13 @@ def tight_box(mask: np.ndarray) -> np.ndarray:
     return np.array([cols[0], rows[0], cols[-1], rows[-1]], dtype=np.float32)
 
 
-def jitter_box(box_xyxy: np.ndarray, size_hw: tuple[int, int], rng: SeedLike = None,
-               noise: float = 0.1, max_px: float = 20.0) -> np.ndarray:
+def jitter_box(
+    box_xyxy: np.ndarray,
+    size_hw: tuple[int, int],
+    rng: SeedLike = None,
+    noise: float = 0.1,
+    max_px: float = 20.0,
+) -> np.ndarray:
     """SAM 2's training box noise.
 
     Each coordinate moves by a uniform amount in ``[-s, s]`` with ``s = min(noise * side,
@@ -113,8 +118,9 @@ def _argmax_xy(values: np.ndarray, rng: SeedLike) -> np.ndarray:
     return np.array([x, y], dtype=np.float32)
 
 
-def random_points(mask: np.ndarray, n_pos: int, n_neg: int, rng: SeedLike = None,
-                  ignore: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def random_points(
+    mask: np.ndarray, n_pos: int, n_neg: int, rng: SeedLike = None, ignore: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Uniform random positive points in the mask and negative points outside it.
 
     Args:
@@ -144,8 +150,9 @@ def _sample_pixels(region: np.ndarray, n: int, rng: np.random.Generator) -> np.n
     return np.stack([xs[idx], ys[idx]], axis=1).astype(np.float32)
 
 
-def error_regions(pred: np.ndarray, gt: np.ndarray,
-                  ignore: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def error_regions(
+    pred: np.ndarray, gt: np.ndarray, ignore: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Missed pixels (false negatives) and false positives of a prediction.
 
     Args:
@@ -161,8 +168,13 @@ def error_regions(pred: np.ndarray, gt: np.ndarray,
     return gt & ~pred & keep, pred & ~gt & keep
 
 
-def correction_click(pred: np.ndarray, gt: np.ndarray, rng: SeedLike = None,
-                     ignore: np.ndarray | None = None, mode: str = "center") -> Click | None:
+def correction_click(
+    pred: np.ndarray,
+    gt: np.ndarray,
+    rng: SeedLike = None,
+    ignore: np.ndarray | None = None,
+    mode: str = "center",
+) -> Click | None:
     """The next click a user would make to correct ``pred`` towards ``gt``.
 
     ``mode="center"``: take the error type (missed or false positive) whose region has the

@@ -47,7 +47,7 @@ def stratified_split(keys: Sequence[str], val_fraction: float, seed: int = 0) ->
     rng = np.random.default_rng(seed)
     quota = _allocate(np.array([len(groups[k]) for k in names]), val_fraction, n_val, rng)
     out = ["train"] * n
-    for k, q in zip(names, quota):
+    for k, q in zip(names, quota, strict=True):
         members = groups[k]
         for j in rng.permutation(len(members))[:q]:
             out[members[j]] = "val"
@@ -90,7 +90,7 @@ def tiny_subset(names: Sequence[str], keys: Sequence[str], n: int) -> list[str]:
         The chosen names, in round-robin order.
     """
     groups: dict[str, list[str]] = defaultdict(list)
-    for name, k in sorted(zip(names, keys), key=lambda t: (t[1], t[0])):
+    for name, k in sorted(zip(names, keys, strict=True), key=lambda t: (t[1], t[0])):
         groups[k].append(name)
     queues = [groups[k] for k in sorted(groups)]
     out: list[str] = []

@@ -34,13 +34,17 @@ def _assert_round_trip(src_json, out_dir):
         rec = manifest[img["sam_pets_name"]]
         file_name = rec["source"].split("/")[-1]
         want = _source_masks(src, file_name)
-        got = [mask_utils.decode(a["segmentation"]).astype(bool)
-               for a in exported["annotations"] if a["image_id"] == img["id"]]
-        cats_src = [a["category_id"] for a in src["annotations"]
-                    if a["image_id"] == next(i["id"] for i in src["images"]
-                                             if i["file_name"] == file_name)]
-        cats_got = [a["category_id"] for a in exported["annotations"] if a["image_id"] ==
-                    img["id"]]
+        got = [
+            mask_utils.decode(a["segmentation"]).astype(bool)
+            for a in exported["annotations"]
+            if a["image_id"] == img["id"]
+        ]
+        cats_src = [
+            a["category_id"]
+            for a in src["annotations"]
+            if a["image_id"] == next(i["id"] for i in src["images"] if i["file_name"] == file_name)
+        ]
+        cats_got = [a["category_id"] for a in exported["annotations"] if a["image_id"] == img["id"]]
         assert len(got) == len(want) and cats_got == cats_src
         for g, w in zip(got, want, strict=True):
             assert np.array_equal(g, w)
@@ -66,8 +70,9 @@ def test_overlapping_objects_are_kept_losslessly(coco_tiny_canonical):
 @pytest.mark.slow
 def test_coco_full_round_trip_is_lossless(tmp_path, coco_sample):
     out = tmp_path / "ds"
-    summary = run_job(convert_coco(coco_sample / "annotations.json", coco_sample / "images",
-                                   out), show=False)
+    summary = run_job(
+        convert_coco(coco_sample / "annotations.json", coco_sample / "images", out), show=False
+    )
     assert summary.converted == 83
     _assert_round_trip(coco_sample / "annotations.json", out)
     canon_total = sum(len(r["objects"]) for r in canon.load_manifest(out)["items"])
@@ -106,14 +111,21 @@ def test_rle_crowd_bad_polygons_and_missing_images(tmp_path):
     rle = mask_utils.encode(np.asfortranarray(crowd.astype(np.uint8)))
     rle["counts"] = rle["counts"].decode()
     coco = {
-        "images": [{"id": 1, "file_name": "a ä.jpg", "height": 20, "width": 30},
-                   {"id": 2, "file_name": "b.jpg", "height": 20, "width": 30},
-                   {"id": 3, "file_name": "missing.jpg", "height": 20, "width": 30},
-                   {"id": 4, "file_name": "wrong size.jpg", "height": 20, "width": 30}],
+        "images": [
+            {"id": 1, "file_name": "a ä.jpg", "height": 20, "width": 30},
+            {"id": 2, "file_name": "b.jpg", "height": 20, "width": 30},
+            {"id": 3, "file_name": "missing.jpg", "height": 20, "width": 30},
+            {"id": 4, "file_name": "wrong size.jpg", "height": 20, "width": 30},
+        ],
         "annotations": [
             {"id": 1, "image_id": 1, "category_id": 1, "iscrowd": 1, "segmentation": rle},
-            {"id": 2, "image_id": 1, "category_id": 2, "iscrowd": 0,
-             "segmentation": [[10, 10, 20, 10, 20, 18]]},
+            {
+                "id": 2,
+                "image_id": 1,
+                "category_id": 2,
+                "iscrowd": 0,
+                "segmentation": [[10, 10, 20, 10, 20, 18]],
+            },
             {"id": 3, "image_id": 1, "category_id": 2, "segmentation": [[1, 1, 2, 2]]},
             {"id": 4, "image_id": 2, "category_id": 2, "segmentation": [[1, 1, 5, 5]]},
             {"id": 5, "image_id": 4, "category_id": 2, "segmentation": [[1, 1, 5, 5, 1, 5]]},
@@ -162,19 +174,43 @@ def test_decode_segmentation_variants():
 
 
 _json = st.recursive(
-    st.none() | st.booleans() | st.integers(-5, 50) | st.floats(allow_nan=True)
+    st.none()
+    | st.booleans()
+    | st.integers(-5, 50)
+    | st.floats(allow_nan=True)
     | st.text(max_size=5),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(
-        st.sampled_from(["id", "image_id", "file_name", "segmentation", "counts", "size",
-                         "height", "width", "category_id", "iscrowd", "name"]), inner,
-        max_size=6),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "id",
+                    "image_id",
+                    "file_name",
+                    "segmentation",
+                    "counts",
+                    "size",
+                    "height",
+                    "width",
+                    "category_id",
+                    "iscrowd",
+                    "name",
+                ]
+            ),
+            inner,
+            max_size=6,
+        )
+    ),
     max_leaves=25,
 )
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(images=st.lists(_json, max_size=3), anns=st.lists(_json, max_size=4),
-       cats=st.lists(_json, max_size=3))
+@given(
+    images=st.lists(_json, max_size=3),
+    anns=st.lists(_json, max_size=4),
+    cats=st.lists(_json, max_size=3),
+)
 def test_fuzz_coco_reader_only_raises_bad_input(images, anns, cats):
     doc = json.dumps({"images": images, "annotations": anns, "categories": cats})
     try:
@@ -182,8 +218,11 @@ def test_fuzz_coco_reader_only_raises_bad_input(images, anns, cats):
     except BadInputError:
         return
     items, _ = coco_fmt.group_images(coco)
-    catmap = {c.get("id"): c for c in coco["categories"]
-              if isinstance(c, dict) and isinstance(c.get("id"), (int, str))}
+    catmap = {
+        c.get("id"): c
+        for c in coco["categories"]
+        if isinstance(c, dict) and isinstance(c.get("id"), (int, str))
+    }
     for item in items:
         try:
             coco_fmt.read_coco_image(item, (8, 8), catmap)
@@ -202,6 +241,8 @@ def test_fuzz_coco_parse_garbage(data):
 
 def test_tiny_subset_config(coco_sample, tmp_path):
     cfg = ConvertConfig(tiny=2, val_fraction=0.5)
-    summary = run_job(convert_coco(coco_sample / "annotations.json", coco_sample / "images",
-                                   tmp_path / "o", cfg), show=False)
+    summary = run_job(
+        convert_coco(coco_sample / "annotations.json", coco_sample / "images", tmp_path / "o", cfg),
+        show=False,
+    )
     assert summary.converted == 2 and summary.splits == {"train": 1, "val": 1}

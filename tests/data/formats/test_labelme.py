@@ -20,8 +20,7 @@ def test_sample_instance_counts_with_group_merging(labelme_canonical):
     assert summary.converted == 3 and not summary.skipped
     recs = canon.items_by_name(canon.load_manifest(out))
     # 2011_000003: person + person(2 parts, group 0) + bottle; __ignore__ is not an object
-    assert [o["category"] for o in recs["2011_000003"]["objects"]] == [
-        "person", "person", "bottle"]
+    assert [o["category"] for o in recs["2011_000003"]["objects"]] == ["person", "person", "bottle"]
     # 2011_000006: 4 persons, a chair and one sofa drawn as 4 parts
     cats = [o["category"] for o in recs["2011_000006"]["objects"]]
     assert cats.count("person") == 4 and cats.count("sofa") == 1 and len(cats) == 6
@@ -93,20 +92,28 @@ def test_image_data_is_used_when_file_is_absent(tmp_path):
     assert "image from imageData" in summary.notes[0].reason
 
 
-_point = st.lists(st.floats(-5, 40, allow_nan=False) | st.integers(-3, 40) | st.text(max_size=2),
-                  min_size=0, max_size=3)
-_shape = st.fixed_dictionaries({
-    "label": st.sampled_from(["a", "b", "__ignore__", "_background_"]) | st.none(),
-    "points": st.lists(_point, max_size=5) | st.none() | st.text(max_size=3),
-    "shape_type": st.sampled_from(["polygon", "rectangle", "circle", "line", "point", "mask"])
-    | st.none(),
-    "group_id": st.none() | st.integers(0, 2) | st.text(max_size=2),
-})
+_point = st.lists(
+    st.floats(-5, 40, allow_nan=False) | st.integers(-3, 40) | st.text(max_size=2),
+    min_size=0,
+    max_size=3,
+)
+_shape = st.fixed_dictionaries(
+    {
+        "label": st.sampled_from(["a", "b", "__ignore__", "_background_"]) | st.none(),
+        "points": st.lists(_point, max_size=5) | st.none() | st.text(max_size=3),
+        "shape_type": st.sampled_from(["polygon", "rectangle", "circle", "line", "point", "mask"])
+        | st.none(),
+        "group_id": st.none() | st.integers(0, 2) | st.text(max_size=2),
+    }
+)
 
 
 @settings(max_examples=200, deadline=None)
-@given(shapes=st.lists(_shape | st.integers() | st.none(), max_size=6),
-       h=st.integers(1, 12), w=st.integers(1, 12))
+@given(
+    shapes=st.lists(_shape | st.integers() | st.none(), max_size=6),
+    h=st.integers(1, 12),
+    w=st.integers(1, 12),
+)
 def test_fuzz_labelme_reader_only_raises_bad_input(shapes, h, w):
     doc = _doc(shapes, h, w)
     try:

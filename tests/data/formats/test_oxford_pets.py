@@ -70,8 +70,11 @@ def _official_layout(src, dst, names):
     for n in names:
         shutil.copy(src / "images" / f"{n}.jpg", dst / "images")
         shutil.copy(src / "trimaps" / f"{n}.png", dst / "annotations" / "trimaps")
-    infos = {ln.split()[0]: ln for ln in (src / "list.txt").read_text().splitlines()
-             if not ln.startswith("#")}
+    infos = {
+        ln.split()[0]: ln
+        for ln in (src / "list.txt").read_text().splitlines()
+        if not ln.startswith("#")
+    }
     lines += [infos[n] for n in names]
     (dst / "annotations" / "list.txt").write_text("\n".join(lines) + "\n")
     (dst / "annotations" / "trainval.txt").write_text(infos[names[0]] + "\n")
@@ -79,8 +82,11 @@ def _official_layout(src, dst, names):
 
 
 def test_official_layout(tmp_path, oxford_dev):
-    names = ["Bengal_63", "beagle_101"] if (oxford_dev / "images/beagle_101.jpg").exists() \
+    names = (
+        ["Bengal_63", "beagle_101"]
+        if (oxford_dev / "images/beagle_101.jpg").exists()
         else ["Bengal_63", "Abyssinian_146"]
+    )
     _official_layout(oxford_dev, tmp_path / "src", names)
     lay = oxford.find_layout(tmp_path / "src")
     assert lay.trimaps.name == "trimaps" and lay.test_txt is not None
@@ -128,8 +134,7 @@ def bad_oxford(tmp_path_factory, oxford_dev):
     pair("Bengal_3", lambda p: p.write_bytes(b"garbage"))  # corrupt
     pair("Bengal_4", lambda p: Image.fromarray(rgb).convert("P").save(p, "GIF"))
     pair("Bengal_5", lambda p: Image.fromarray(rgb).convert("RGBA").save(p, "PNG"))
-    pair("Bengal_6", lambda p: Image.fromarray(rgb[..., 0].astype(np.uint16) * 200).save(
-        p, "PNG"))
+    pair("Bengal_6", lambda p: Image.fromarray(rgb[..., 0].astype(np.uint16) * 200).save(p, "PNG"))
     pair("Bengal_7", lambda p: Image.fromarray(rgb).convert("L").save(p, "JPEG"))
     pair("Bengal 8 ünïcode", lambda p: shutil.copy(img, p))
     pair("Bengal_9", lambda p: Image.fromarray(rgb[:100]).save(p, "JPEG"))  # size mismatch
@@ -174,7 +179,6 @@ def test_existing_folders_are_not_overwritten(bad_oxford, tmp_path):
     run_job(convert_oxford_pets(bad_oxford, out, cfg), show=False)
     with pytest.raises(FileExistsError, match="--overwrite"):
         run_job(convert_oxford_pets(bad_oxford, out, cfg), show=False)
-    again = run_job(convert_oxford_pets(bad_oxford, out, ConvertConfig(overwrite=True)),
-                    show=False)
+    again = run_job(convert_oxford_pets(bad_oxford, out, ConvertConfig(overwrite=True)), show=False)
     assert again.converted == 6
     assert len(canon.load_manifest(out)["items"]) == 6

@@ -25,8 +25,13 @@ def test_write_and_read_item(tmp_path):
     paths = canon.item_paths(tmp_path, "a")
     assert paths.image.read_bytes() == jpeg and paths.ignore.is_file()
     assert not paths.objects.exists() and not rec["overlaps"]
-    assert rec["objects"][0] == {"id": 1, "category": "x", "category_id": None, "iscrowd": 0,
-                                 "area": 16}
+    assert rec["objects"][0] == {
+        "id": 1,
+        "category": "x",
+        "category_id": None,
+        "iscrowd": 0,
+        "area": 16,
+    }
     masks, ignore = canon.read_masks(tmp_path, rec)
     assert np.array_equal(masks, _ann().masks) and np.array_equal(ignore, _ann().ignore)
     assert rec["notes"] == ["n"] and len(rec["image_sha256"]) == 64
@@ -51,8 +56,10 @@ def test_no_temp_files_left(tmp_path):
 
 def test_manifest_and_lists(tmp_path):
     m = canon.new_manifest()
-    m["items"] = [{"name": n, "split": s, "breed": b, "objects": []}
-                  for n, s, b in [("b", "train", "x"), ("a", "val", "y"), ("c", "train", "y")]]
+    m["items"] = [
+        {"name": n, "split": s, "breed": b, "objects": []}
+        for n, s, b in [("b", "train", "x"), ("a", "val", "y"), ("c", "train", "y")]
+    ]
     canon.save_manifest(tmp_path, m)
     assert canon.is_dataset(tmp_path)
     assert [r["name"] for r in canon.load_manifest(tmp_path)["items"]] == ["a", "b", "c"]

@@ -51,8 +51,10 @@ def parse_coco(text: str | bytes, name: str = "annotations") -> dict:
     if not isinstance(coco["categories"], list):
         raise BadInputError(f"{name}: 'categories' must be a list")
     for img in coco["images"]:
-        if not isinstance(img, dict) or "id" not in img or not isinstance(
-            img.get("file_name"), str
+        if (
+            not isinstance(img, dict)
+            or "id" not in img
+            or not isinstance(img.get("file_name"), str)
         ):
             raise BadInputError(f"{name}: every image needs an 'id' and a 'file_name'")
     return coco
@@ -74,10 +76,15 @@ def group_images(coco: dict) -> tuple[list[CocoImage], list[str]]:
         if isinstance(ann, dict):
             by_image[_hashable(ann.get("image_id"))].append(ann)
     known = {_hashable(img["id"]) for img in coco["images"]}
-    orphans = [f"annotation {a.get('id')} refers to unknown image {k}"
-               for k, anns in by_image.items() if k not in known for a in anns]
-    items = [CocoImage(img, tuple(by_image.get(_hashable(img["id"]), ()))) for img in
-             coco["images"]]
+    orphans = [
+        f"annotation {a.get('id')} refers to unknown image {k}"
+        for k, anns in by_image.items()
+        if k not in known
+        for a in anns
+    ]
+    items = [
+        CocoImage(img, tuple(by_image.get(_hashable(img["id"]), ()))) for img in coco["images"]
+    ]
     return items, orphans
 
 
@@ -113,8 +120,9 @@ def decode_segmentation(seg, h: int, w: int) -> np.ndarray:
     return np.ascontiguousarray(mask_utils.decode(mask_utils.merge(rles)).view(bool))
 
 
-def read_coco_image(item: CocoImage, size_hw: tuple[int, int],
-                    categories: dict) -> tuple[Annotation, list[str]]:
+def read_coco_image(
+    item: CocoImage, size_hw: tuple[int, int], categories: dict
+) -> tuple[Annotation, list[str]]:
     """Masks of one COCO image.
 
     Args:
@@ -131,8 +139,10 @@ def read_coco_image(item: CocoImage, size_hw: tuple[int, int],
     h, w = size_hw
     entry = item.entry
     if (entry.get("height"), entry.get("width")) not in ((h, w), (None, None)):
-        raise BadInputError(f"JSON says {entry.get('width')}x{entry.get('height')} (WxH) but "
-                            f"the image file is {w}x{h}")
+        raise BadInputError(
+            f"JSON says {entry.get('width')}x{entry.get('height')} (WxH) but "
+            f"the image file is {w}x{h}"
+        )
     masks, objects, notes = [], [], []
     for ann in item.annotations:
         try:
@@ -145,14 +155,23 @@ def read_coco_image(item: CocoImage, size_hw: tuple[int, int],
             continue
         cid = ann.get("category_id")
         cat = categories.get(cid, {}) if isinstance(cid, (int, str)) else {}
-        objects.append(ObjectInfo(len(objects) + 1, cat.get("name"),
-                                  cid if isinstance(cid, int) else None,
-                                  bool(ann.get("iscrowd", 0))))
+        objects.append(
+            ObjectInfo(
+                len(objects) + 1,
+                cat.get("name"),
+                cid if isinstance(cid, int) else None,
+                bool(ann.get("iscrowd", 0)),
+            )
+        )
         masks.append(mask)
     if not masks:
         raise BadInputError("no usable annotations" + (f" ({notes[0]})" if notes else ""))
-    ann = Annotation(name=Path(entry["file_name"]).stem, masks=np.stack(masks),
-                     objects=tuple(objects), source=entry["file_name"])
+    ann = Annotation(
+        name=Path(entry["file_name"]).stem,
+        masks=np.stack(masks),
+        objects=tuple(objects),
+        source=entry["file_name"],
+    )
     return ann, notes
 
 
@@ -175,8 +194,9 @@ def coco_categories(manifest: dict) -> list[dict]:
     return sorted(cats, key=lambda c: c["id"])
 
 
-def item_to_coco(record: dict, rles: list[dict], image_id: int, first_ann_id: int,
-                 categories: list[dict]) -> tuple[dict, list[dict]]:
+def item_to_coco(
+    record: dict, rles: list[dict], image_id: int, first_ann_id: int, categories: list[dict]
+) -> tuple[dict, list[dict]]:
     """COCO image entry and annotations (compressed RLE) of one canonical item.
 
     Args:
@@ -193,14 +213,27 @@ def item_to_coco(record: dict, rles: list[dict], image_id: int, first_ann_id: in
     by_name = {}
     for c in categories:
         by_name.setdefault(c["name"], c["id"])
-    entry = {"id": image_id, "file_name": f"JPEGImages/{record['name']}/00000.jpg",
-             "height": h, "width": w, "sam_pets_name": record["name"]}
+    entry = {
+        "id": image_id,
+        "file_name": f"JPEGImages/{record['name']}/00000.jpg",
+        "height": h,
+        "width": w,
+        "sam_pets_name": record["name"],
+    }
     anns = []
     for k, (o, rle) in enumerate(zip(record["objects"], rles, strict=True)):
         cid = o.get("category_id")
         if cid is None:
             cid = by_name.get(o.get("category") or "object")
-        anns.append({"id": first_ann_id + k, "image_id": image_id, "category_id": cid,
-                     "segmentation": rle, "area": rle_area(rle), "bbox": rle_bbox(rle),
-                     "iscrowd": int(o.get("iscrowd", 0))})
+        anns.append(
+            {
+                "id": first_ann_id + k,
+                "image_id": image_id,
+                "category_id": cid,
+                "segmentation": rle,
+                "area": rle_area(rle),
+                "bbox": rle_bbox(rle),
+                "iscrowd": int(o.get("iscrowd", 0)),
+            }
+        )
     return entry, anns

@@ -45,8 +45,9 @@ def parse_labelme(text: str | bytes, name: str = "labelme") -> dict:
 
 
 def image_source(doc: dict, json_path: str | os.PathLike) -> Path | bytes:
-    """The image of a LabelMe file: the file at ``imagePath`` (relative to the JSON), or the
-    embedded ``imageData`` bytes when that file is absent.
+    """The image of a LabelMe file: ``imagePath`` (relative to the JSON) or ``imageData``.
+
+    The embedded ``imageData`` bytes are used only when the ``imagePath`` file is absent.
     """
     rel = doc.get("imagePath")
     if isinstance(rel, str) and rel:
@@ -91,8 +92,11 @@ def _points(raw) -> list[tuple[float, float]]:
         raise BadInputError("'points' must be a list of [x, y]")
     out = []
     for p in raw:
-        if (not isinstance(p, (list, tuple)) or len(p) != 2
-                or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in p)):
+        if (
+            not isinstance(p, (list, tuple))
+            or len(p) != 2
+            or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in p)
+        ):
             raise BadInputError("'points' must be a list of finite [x, y]")
         out.append((float(p[0]), float(p[1])))
     return out
@@ -106,8 +110,9 @@ def instance_key(shape: dict, index: int) -> tuple:
     return (shape.get("label"), json.dumps(gid), None)
 
 
-def read_labelme(doc: dict, size_hw: tuple[int, int], name: str,
-                 label_ids: dict[str, int] | None = None) -> tuple[Annotation, list[str]]:
+def read_labelme(
+    doc: dict, size_hw: tuple[int, int], name: str, label_ids: dict[str, int] | None = None
+) -> tuple[Annotation, list[str]]:
     """Instance masks and ignore region of a parsed LabelMe document.
 
     Args:
@@ -149,16 +154,17 @@ def read_labelme(doc: dict, size_hw: tuple[int, int], name: str,
     if not keys:
         raise BadInputError("no usable shapes" + (f" ({notes[0]})" if notes else ""))
     ids = label_ids or {}
-    objects = tuple(ObjectInfo(k + 1, labels[key], ids.get(labels[key]))
-                    for k, key in enumerate(keys))
-    ann = Annotation(name=name, masks=np.stack([groups[k] for k in keys]), objects=objects,
-                     ignore=ignore)
+    objects = tuple(
+        ObjectInfo(k + 1, labels[key], ids.get(labels[key])) for k, key in enumerate(keys)
+    )
+    ann = Annotation(
+        name=name, masks=np.stack([groups[k] for k in keys]), objects=objects, ignore=ignore
+    )
     return ann, notes
 
 
 def read_label_names(path: str | os.PathLike) -> dict[str, int]:
     """Labelme's ``labels.txt``: ``__ignore__`` is -1, ``_background_`` 0, then 1, 2, ..."""
-    names = [ln.strip() for ln in Path(path).read_text(encoding="utf-8").splitlines()
-             if ln.strip()]
+    names = [ln.strip() for ln in Path(path).read_text(encoding="utf-8").splitlines() if ln.strip()]
     start = -1 if names and names[0] == IGNORE_LABEL else 0
     return {n: start + i for i, n in enumerate(names)}

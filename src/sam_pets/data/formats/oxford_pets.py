@@ -75,16 +75,18 @@ def find_layout(src: str | os.PathLike) -> OxfordLayout:
     elif (src / "trimaps").is_dir():
         base, trimaps = src, src / "trimaps"
     else:
-        raise FileNotFoundError(f"no Oxford-IIIT Pet trimaps under {src} "
-                                "(expected annotations/trimaps/ or trimaps/)")
+        raise FileNotFoundError(
+            f"no Oxford-IIIT Pet trimaps under {src} (expected annotations/trimaps/ or trimaps/)"
+        )
     if not (src / "images").is_dir():
         raise FileNotFoundError(f"no images/ folder under {src}")
 
     def opt(name: str) -> Path | None:
         return base / name if (base / name).is_file() else None
 
-    return OxfordLayout(src / "images", trimaps, opt("list.txt"), opt("trainval.txt"),
-                        opt("test.txt"))
+    return OxfordLayout(
+        src / "images", trimaps, opt("list.txt"), opt("trainval.txt"), opt("test.txt")
+    )
 
 
 def breed_from_name(name: str) -> str:
@@ -129,13 +131,20 @@ def find_pairs(src: str | os.PathLike) -> list[OxfordPair]:
     for split, path in (("trainval", lay.trainval_txt), ("test", lay.test_txt)):
         if path:
             split_of.update(dict.fromkeys(read_pet_list(path), split))
-    trimaps = {p.stem: p for p in lay.trimaps.iterdir()
-               if p.suffix.lower() == ".png" and not p.name.startswith(".")}
-    images = {p.stem: p for p in lay.images.iterdir()
-              if p.suffix.lower() in _IMAGE_SUFFIXES and not p.name.startswith(".")}
+    trimaps = {
+        p.stem: p
+        for p in lay.trimaps.iterdir()
+        if p.suffix.lower() == ".png" and not p.name.startswith(".")
+    }
+    images = {
+        p.stem: p
+        for p in lay.images.iterdir()
+        if p.suffix.lower() in _IMAGE_SUFFIXES and not p.name.startswith(".")
+    }
     names = sorted(set(trimaps) | set(images) | set(infos))
-    return [OxfordPair(n, images.get(n), trimaps.get(n), infos.get(n), split_of.get(n))
-            for n in names]
+    return [
+        OxfordPair(n, images.get(n), trimaps.get(n), infos.get(n), split_of.get(n)) for n in names
+    ]
 
 
 def read_trimap(path: str | os.PathLike) -> np.ndarray:
@@ -188,8 +197,10 @@ def read_pair(pair: OxfordPair, image_size_hw: tuple[int, int]) -> Annotation:
         raise BadInputError("no trimap for this image")
     trimap = read_trimap(pair.trimap)
     if trimap.shape != tuple(image_size_hw):
-        raise BadInputError(f"trimap size {trimap.shape[1]}x{trimap.shape[0]} (WxH) differs "
-                            f"from image size {image_size_hw[1]}x{image_size_hw[0]}")
+        raise BadInputError(
+            f"trimap size {trimap.shape[1]}x{trimap.shape[0]} (WxH) differs "
+            f"from image size {image_size_hw[1]}x{image_size_hw[0]}"
+        )
     pet, ignore = trimap_to_masks(trimap)
     if not pet.any():
         raise BadInputError("trimap has no foreground (pet) pixels")
@@ -197,8 +208,12 @@ def read_pair(pair: OxfordPair, image_size_hw: tuple[int, int]) -> Annotation:
     species = info.species if info else species_from_name(pair.name)
     breed = info.breed if info else breed_from_name(pair.name)
     return Annotation(
-        name=pair.name, masks=pet[None],
+        name=pair.name,
+        masks=pet[None],
         objects=(ObjectInfo(1, species, SPECIES_IDS.get(species)),),
-        ignore=ignore, image_path=pair.image, species=species, breed=breed,
+        ignore=ignore,
+        image_path=pair.image,
+        species=species,
+        breed=breed,
         source=str(pair.image),
     )

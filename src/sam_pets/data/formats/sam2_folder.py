@@ -75,8 +75,13 @@ def is_dataset(root: str | os.PathLike) -> bool:
 def new_manifest() -> dict:
     """An empty manifest."""
     t = now_iso()
-    return {"format": FORMAT_NAME, "version": FORMAT_VERSION, "created": t, "updated": t,
-            "items": []}
+    return {
+        "format": FORMAT_NAME,
+        "version": FORMAT_VERSION,
+        "created": t,
+        "updated": t,
+        "items": [],
+    }
 
 
 def load_manifest(root: str | os.PathLike) -> dict:
@@ -124,8 +129,10 @@ def prepare_output(root: str | os.PathLike, overwrite: bool = False) -> None:
         root.mkdir(parents=True, exist_ok=True)
         return
     if not is_dataset(root):
-        raise FileExistsError(f"{root} is not empty and is not a sam-pets dataset; refusing to "
-                              "write into it (choose a new or empty folder)")
+        raise FileExistsError(
+            f"{root} is not empty and is not a sam-pets dataset; refusing to "
+            "write into it (choose a new or empty folder)"
+        )
     if not overwrite:
         raise FileExistsError(f"{root} already holds a dataset; use --overwrite to replace it")
     for d in ITEM_DIRS:
@@ -134,8 +141,9 @@ def prepare_output(root: str | os.PathLike, overwrite: bool = False) -> None:
         (root / f).unlink(missing_ok=True)
 
 
-def write_item(root: str | os.PathLike, ann: Annotation, jpeg: bytes, split: str,
-               extra: dict | None = None) -> dict:
+def write_item(
+    root: str | os.PathLike, ann: Annotation, jpeg: bytes, split: str, extra: dict | None = None
+) -> dict:
     """Write one item's files and return its manifest record (the manifest is not touched).
 
     Args:
@@ -173,23 +181,37 @@ def _write_or_remove_objects(path: Path, ann: Annotation, overlaps: bool) -> Non
     if not overlaps:
         path.unlink(missing_ok=True)
         return
-    objs = [{"id": o.id, "rle": encode_rle(m)} for o, m in zip(ann.objects, ann.masks)]
+    objs = [{"id": o.id, "rle": encode_rle(m)} for o, m in zip(ann.objects, ann.masks, strict=True)]
     atomic_write_text(path, json.dumps({"size": list(ann.size_hw), "objects": objs}))
 
 
-def item_record(ann: Annotation, image_sha256: str, split: str, overlaps: bool,
-                extra: dict | None = None) -> dict:
+def item_record(
+    ann: Annotation, image_sha256: str, split: str, overlaps: bool, extra: dict | None = None
+) -> dict:
     """Manifest record of an item: name, source, hash, size, objects, labels, split, time."""
     objects = [
-        {"id": o.id, "category": o.category, "category_id": o.category_id,
-         "iscrowd": int(o.iscrowd), "area": int(m.sum())}
-        for o, m in zip(ann.objects, ann.masks)
+        {
+            "id": o.id,
+            "category": o.category,
+            "category_id": o.category_id,
+            "iscrowd": int(o.iscrowd),
+            "area": int(m.sum()),
+        }
+        for o, m in zip(ann.objects, ann.masks, strict=True)
     ]
-    rec = {"name": ann.name, "source": ann.source, "image_sha256": image_sha256,
-           "size_hw": list(ann.size_hw), "objects": objects, "species": ann.species,
-           "breed": ann.breed, "split": split,
-           "ignore": bool(ann.ignore is not None and ann.ignore.any()),
-           "overlaps": overlaps, "time": now_iso()}
+    rec = {
+        "name": ann.name,
+        "source": ann.source,
+        "image_sha256": image_sha256,
+        "size_hw": list(ann.size_hw),
+        "objects": objects,
+        "species": ann.species,
+        "breed": ann.breed,
+        "split": split,
+        "ignore": bool(ann.ignore is not None and ann.ignore.any()),
+        "overlaps": overlaps,
+        "time": now_iso(),
+    }
     rec.update(as_metadata(extra or {}))
     return rec
 
@@ -257,9 +279,14 @@ def read_annotation(root: str | os.PathLike, record: dict, with_image: bool = Tr
     )
     image_path = item_paths(root, record["name"]).image
     return Annotation(
-        name=record["name"], masks=masks, objects=objects, ignore=ignore,
+        name=record["name"],
+        masks=masks,
+        objects=objects,
+        ignore=ignore,
         image=read_image(root, record["name"]) if with_image else None,
-        image_path=image_path, species=record.get("species"), breed=record.get("breed"),
+        image_path=image_path,
+        species=record.get("species"),
+        breed=record.get("breed"),
         source=record.get("source"),
     )
 
@@ -270,8 +297,9 @@ def write_lists(root: str | os.PathLike, manifest: dict, tiny_size: int = 8) -> 
 
     counts = {}
     for split in SPLITS:
-        recs = sorted((r for r in manifest["items"] if r.get("split") == split),
-                      key=lambda r: r["name"])
+        recs = sorted(
+            (r for r in manifest["items"] if r.get("split") == split), key=lambda r: r["name"]
+        )
         names = [r["name"] for r in recs]
         atomic_write_text(Path(root) / f"{split}_list.txt", "".join(n + "\n" for n in names))
         tiny = tiny_subset(names, [stratum_key(r) for r in recs], tiny_size)
