@@ -227,7 +227,7 @@ def _jpeg_as_is(data: bytes, name: str) -> tuple[int, int] | None:
     """Size (H, W) if ``data`` is a fully decodable RGB JPEG usable byte for byte, else None."""
     try:
         with Image.open(io.BytesIO(data)) as img:
-            if img.mode != "RGB" or img.getexif().get(_EXIF_ORIENTATION, 1) != 1:
+            if img.mode != "RGB" or img.getexif().get(_EXIF_ORIENTATION, 1) in range(2, 9):
                 return None
             img.load()
             return img.height, img.width
