@@ -9,7 +9,7 @@ import tempfile
 import unicodedata
 from pathlib import Path
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -42,8 +42,9 @@ def sha256_bytes(data: bytes) -> str:
 def safe_name(name: str) -> str:
     """An ASCII item name that is safe as a folder name and in list files.
 
-    Accents are stripped (NFKD), anything outside ``[A-Za-z0-9._-]`` becomes ``_``, and a
-    name that ends up empty or starting with a dot is replaced by a hash of the original.
+    Accents are stripped (NFKD) and anything outside ``[A-Za-z0-9_-]`` becomes ``_``; dots
+    go too, because SAM 2's trainer strips an "extension" from each list-file line. A name
+    that ends up empty is replaced by a hash of the original.
 
     Args:
         name: Any source name, e.g. a file stem with spaces or non-ASCII characters.
@@ -53,7 +54,7 @@ def safe_name(name: str) -> str:
     """
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
     clean = _UNSAFE.sub("_", ascii_name).strip("_")
-    if not clean or clean.startswith("."):
+    if not clean:
         clean = "item_" + sha256_bytes(name.encode("utf-8"))[:12]
     return clean
 

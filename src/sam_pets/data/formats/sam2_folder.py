@@ -3,7 +3,9 @@
 Layout (one frame per item, so SAM 2's video trainer reads it as one-frame videos)::
 
     OUT/JPEGImages/<name>/00000.jpg   image (see sam_pets.data.imaging for the RGB rule)
-    OUT/Annotations/<name>/00000.png  palette PNG: one id per object, 0 = background
+    OUT/Annotations/<name>/00000.png  palette PNG: one id per object, 0 = background (16-bit
+                                      greyscale if an item has ids > 255, which SAM 2's
+                                      palette loader cannot read)
     OUT/Ignore/<name>/00000.png       1-bit PNG of the ignore region (only if non-empty)
     OUT/Objects/<name>/00000.json     per-object COCO RLE (only if objects overlap, so the
                                       flattened PNG alone would lose pixels)
