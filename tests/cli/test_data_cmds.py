@@ -112,3 +112,18 @@ def test_nothing_converted_exits_1(tmp_path, capsys):
     (tmp_path / "src" / "a.json").write_text("[]")
     assert main(["convert", "labelme", str(tmp_path / "src"), str(tmp_path / "o"), "-q"]) == 1
     assert "skipped 1" in capsys.readouterr().out
+
+
+def test_convert_label_images(tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    (tmp_path / "im").mkdir()
+    (tmp_path / "lab").mkdir()
+    Image.fromarray(np.zeros((4, 5, 3), np.uint8)).save(tmp_path / "im" / "x.jpg")
+    lab = np.zeros((4, 5), np.uint8)
+    lab[1:3, 1:3] = 2
+    Image.fromarray(lab).save(tmp_path / "lab" / "x.png")
+    argv = ["convert", "labels", str(tmp_path / "im"), str(tmp_path / "lab"), str(tmp_path / "o")]
+    assert main([*argv, "-q"]) == 0
+    assert "converted 1" in capsys.readouterr().out

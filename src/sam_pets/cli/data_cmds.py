@@ -14,6 +14,7 @@ def register(sub) -> None:
     _add_oxford(fmt)
     _add_coco(fmt)
     _add_labelme(fmt)
+    _add_labels(fmt)
     export = sub.add_parser("export", help="export a canonical dataset to another format")
     efmt = export.add_subparsers(dest="format", metavar="FORMAT")
     efmt.required = True
@@ -80,6 +81,15 @@ def _add_labelme(fmt) -> None:
     p.set_defaults(func=_run_convert)
 
 
+def _add_labels(fmt) -> None:
+    p = fmt.add_parser("labels", help="label images (PNG/TIFF) matched to images by name")
+    p.add_argument("images_dir", help="folder of images")
+    p.add_argument("labels_dir", help="folder of label images with the same file stems")
+    p.add_argument("out", help="output dataset folder (new or empty)")
+    _add_common(p)
+    p.set_defaults(func=_run_convert)
+
+
 def _run_convert(args: argparse.Namespace) -> int:
     from sam_pets.cli import CliError
     from sam_pets.data import convert as conv
@@ -102,6 +112,8 @@ def _run_convert(args: argparse.Namespace) -> int:
             job = conv.convert_oxford_pets(args.src, args.out, cfg)
         elif args.format == "coco":
             job = conv.convert_coco(args.annotations, args.images_dir, args.out, cfg)
+        elif args.format == "labels":
+            job = conv.convert_label_images(args.images_dir, args.labels_dir, args.out, cfg)
         else:
             job = conv.convert_labelme(args.src, args.out, cfg)
         summary = run_job(job, show=not args.quiet)

@@ -21,7 +21,7 @@ from sam_pets.data.formats import sam2_folder as canon
 from sam_pets.data.fsutil import safe_name, unique_name
 from sam_pets.data.imaging import CanonicalImage, load_canonical_image
 from sam_pets.data.split import stratified_split, stratified_subset, stratum_key
-from sam_pets.data.types import Annotation, ConvertSummary, FileIssue
+from sam_pets.data.types import Annotation, ConvertSummary, FileIssue, ObjectInfo
 from sam_pets.progress import Progress
 
 
@@ -161,6 +161,56 @@ def _labelme_loader(path: Path, ids: dict | None):
         img = load_canonical_image(src) if isinstance(src, Path) else _from_bytes(src)
         ann, notes = labelme_fmt.read_labelme(doc, img.size_hw, path.stem, ids)
         return replace(ann, source=str(path)), img, {}, notes
+
+    return load
+
+
+def convert_label_images(
+    images_dir: str | os.PathLike,
+    labels_dir: str | os.PathLike,
+    out: str | os.PathLike,
+    cfg: ConvertConfig = ConvertConfig(),
+) -> Generator[Progress, None, ConvertSummary]:
+    """Convert label images (PNG/TIFF, matched to images by file stem) to the canonical format.
+
+    A label file ``labels_dir/x.png`` (or ``.tif``) pairs with ``images_dir/x.<any image
+    suffix>``; each non-zero id is one object. Stacks with more than one plane are skipped.
+    """
+    images_dir, labels_dir = Path(images_dir), Path(labels_dir)
+    for d in (images_dir, labels_dir):
+        if not d.is_dir():
+            raise FileNotFoundError(f"folder not found: {d}")
+    images = {p.stem: p for p in images_dir.iterdir() if p.is_file() and not p.name[:1] == "."}
+    labels = sorted(
+        p for p in labels_dir.iterdir() if p.suffix.lower() in (".png", ".tif", ".tiff")
+    )
+    tasks = [Task(str(p), p.stem, "", _label_image_loader(p, images.get(p.stem))) for p in labels]
+    return run_conversion(tasks, out, cfg)
+
+
+def _label_image_loader(label_path: Path, image_path: Path | None):
+    def load() -> Loaded:
+        from sam_pets.data.formats.label_images import labels_to_masks, read_label_image
+
+        if image_path is None:
+            raise BadInputError("no image with the same name")
+        lab = read_label_image(label_path)
+        if lab.ndim == 3 and lab.shape[0] == 1:
+            lab = lab[0]
+        if lab.ndim != 2:
+            raise BadInputError(f"label stack of shape {lab.shape}: only 2-D labels convert")
+        img = load_canonical_image(image_path)
+        if lab.shape != tuple(img.size_hw):
+            raise BadInputError(
+                f"label size {lab.shape[1]}x{lab.shape[0]} (WxH) differs from image size "
+                f"{img.size_hw[1]}x{img.size_hw[0]}"
+            )
+        ids, masks = labels_to_masks(lab)
+        if not len(ids):
+            raise BadInputError("label image is empty (no object)")
+        objects = tuple(ObjectInfo(int(i)) for i in ids)
+        ann = Annotation(label_path.stem, masks, objects, source=str(image_path))
+        return ann, img, {}, []
 
     return load
 
