@@ -108,3 +108,11 @@ def test_annotation_dataset_reads_image_path_lazily(oxford_dev_canonical):
     assert ann.image is None
     s = AnnotationDataset([ann])[0]
     assert s["image"].shape[1:] == ann.size_hw and s["breed"] == rec["breed"]
+
+
+def test_augmented_samples_keep_tv_tensor_types():
+    torch.manual_seed(1)
+    ds = AnnotationDataset([_striped_annotation()], DatasetConfig(augment=AugmentConfig()))
+    s = ds[0]
+    assert s["boxes_xyxy"].format.value == "XYXY" and s["boxes_xyxy"].canvas_size == (60, 80)
+    assert type(s["masks"]).__name__ == "Mask" and len(s["masks"]) == len(s["object_ids"])

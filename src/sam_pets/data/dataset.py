@@ -24,13 +24,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
 from sam_pets.data.augment import AugmentConfig, build_transform
 from sam_pets.data.formats import sam2_folder as canon
-from sam_pets.data.imaging import to_rgb_uint8
+from sam_pets.data.imaging import decode_image, read_bytes, to_rgb_uint8
 from sam_pets.data.prompts import tight_box
 from sam_pets.data.types import Annotation
 
@@ -93,7 +92,9 @@ class _SampleMixin:
         if self._transform is not None:
             image, tm, ti, tb = self._transform(image, tm, ti, tb)
             present = tm.flatten(1).any(1) if len(tm) else torch.zeros(0, dtype=torch.bool)
-            tm, tb, ids = tm[present], tb[present], ids[present]
+            tm = tv_tensors.wrap(tm[present], like=tm)
+            tb = tv_tensors.wrap(tb[present], like=tb)
+            ids = ids[present]
         return {
             "image": image,
             "masks": tm,
@@ -161,8 +162,7 @@ class AnnotationDataset(_SampleMixin, Dataset):
         ann = self.annotations[index]
         rgb = ann.image
         if rgb is None:
-            with Image.open(ann.image_path) as img:
-                rgb = np.array(img)
+            rgb = decode_image(read_bytes(ann.image_path), str(ann.image_path))
         rgb, _ = to_rgb_uint8(rgb)
         ignore = ann.ignore if ann.ignore is not None else np.zeros(ann.size_hw, bool)
         objects = [{"id": o.id, "iscrowd": o.iscrowd} for o in ann.objects]

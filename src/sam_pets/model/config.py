@@ -188,13 +188,17 @@ ALIASES: dict[str, str] = {
     "sam2.1_hiera_s": "sam2.1_hiera_small",
     "sam2.1_hiera_b+": "sam2.1_hiera_base_plus",
     "sam2.1_hiera_l": "sam2.1_hiera_large",
+    "sam2_hiera_t": "sam2_hiera_tiny",
+    "sam2_hiera_s": "sam2_hiera_small",
+    "sam2_hiera_b+": "sam2_hiera_base_plus",
+    "sam2_hiera_l": "sam2_hiera_large",
 }
 
 
 def get_config(name: str) -> Sam2Config:
     """Look up a variant by its name or alias (``"tiny"``, ``"sam2_hiera_large"``, ``"test"``)."""
-    key = ALIASES.get(name, name)
-    key = key[:-5] if key.endswith(".yaml") else key
+    key = name[:-5] if name.endswith(".yaml") else name
+    key = ALIASES.get(key, key)
     if key not in VARIANTS:
         known = ", ".join(sorted(set(VARIANTS) | set(ALIASES)))
         raise KeyError(f"unknown model config {name!r}; known: {known}")

@@ -147,7 +147,7 @@ class Hiera(nn.Module):
         )
         w0 = cfg.window_spec[0]
         self.pos_embed_window = nn.Parameter(torch.zeros(1, cfg.embed_dim, w0, w0))
-        rates = torch.linspace(0, cfg.drop_path_rate, cfg.depth).tolist()
+        rates = [cfg.drop_path_rate * i / max(cfg.depth - 1, 1) for i in range(cfg.depth)]
         dim, heads, stage = cfg.embed_dim, cfg.num_heads, 0
         self.blocks = nn.ModuleList()
         for i in range(cfg.depth):

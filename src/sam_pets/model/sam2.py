@@ -104,10 +104,10 @@ class Sam2Image(nn.Module):
         self.no_mem_embed = nn.Parameter(torch.zeros(1, 1, d))
         self.extra_state: dict[str, torch.Tensor] = {}
         self.register_buffer(
-            "pixel_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False
+            "pixel_mean", torch.tensor(IMAGENET_MEAN, device="cpu").view(1, 3, 1, 1), persistent=False
         )
         self.register_buffer(
-            "pixel_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False
+            "pixel_std", torch.tensor(IMAGENET_STD, device="cpu").view(1, 3, 1, 1), persistent=False
         )
 
     @property

@@ -1,0 +1,99 @@
+"""The ``sam-pets`` CLI, called in-process."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from sam_pets.cli import build_parser, main
+from sam_pets.model import build_model, save_checkpoint
+
+
+def _subcommands():
+    parser = build_parser()
+    action = next(a for a in parser._actions if a.dest == "command")
+    return sorted(action.choices)
+
+
+@pytest.mark.parametrize("cmd", _subcommands())
+def test_help_for_every_subcommand(cmd, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([cmd, "--help"])
+    assert e.value.code == 0
+    assert "usage: sam-pets" in capsys.readouterr().out
+
+
+def test_python_dash_m_entry_point():
+    out = subprocess.run([sys.executable, "-m", "sam_pets", "--version"], capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.startswith("sam-pets ")
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    return save_checkpoint(build_model("test", seed=0), tmp_path_factory.mktemp("c") / "t.pt")
+
+
+def test_info(ckpt, capsys):
+    assert main(["info", str(ckpt)]) == 0
+    out = capsys.readouterr().out
+    assert "config:      test" in out and "format:      sam-pets" in out
+    assert main(["info", str(ckpt), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["parameters"]["total"] > 0 and info["image_keys"] == 227
+
+
+def test_info_bad_file_is_one_clear_error(tmp_path, capsys):
+    bad = tmp_path / "bad.pt"
+    bad.write_text("nope")
+    assert main(["info", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "bad.pt" in err and "Traceback" not in err
+
+
+def test_predict_writes_mask(ckpt, tmp_path, capsys):
+    from PIL import Image
+
+    from sam_pets.samples import sample_path
+
+    out = tmp_path / "mask.png"
+    rc = main(["predict", str(sample_path()), "--checkpoint", str(ckpt), "--point", "250,180",
+               "--neg-point", "10,10", "--box", "50,40,400,330", "--out", str(out), "--device",
+               "cpu"])
+    assert rc == 0
+    res = json.loads(capsys.readouterr().out)
+    mask = np.asarray(Image.open(out))
+    assert mask.shape == (375, 500) and set(np.unique(mask)) <= {0, 255}
+    assert res["area"] == int((mask > 0).sum())
+    # never overwrite silently
+    assert main(["predict", str(sample_path()), "--config", "test", "--point", "1,1",
+                 "--out", str(out)]) == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_predict_argument_errors(tmp_path, capsys):
+    from sam_pets.samples import sample_path
+
+    with pytest.raises(SystemExit):
+        main(["predict", str(sample_path()), "--config", "test", "--point", "1", "--out", "x.png"])
+    assert "a point must be 2" in capsys.readouterr().err
+    assert main(["predict", str(sample_path()), "--config", "test",
+                 "--out", str(tmp_path / "m.png")]) == 2
+    assert "at least one prompt" in capsys.readouterr().err
+    assert main(["predict", str(tmp_path / "missing.jpg"), "--config", "test", "--point", "1,1",
+                 "--out", str(tmp_path / "m.png")]) == 2
+    assert "missing.jpg: file not found" in capsys.readouterr().err
+
+
+def test_bench_prints_one_json_line(capsys):
+    assert main(["bench", "--config", "test", "--device", "cpu", "--repeats", "1",
+                 "--clicks", "2"]) == 0
+    line = capsys.readouterr().out.strip().splitlines()
+    assert len(line) == 1
+    rec = json.loads(line[0])
+    assert {"embed_ms", "click_ms", "device", "config"} <= set(rec)
+    assert rec["device"] == "cpu" and rec["config"] == "test" and rec["click_ms"] > 0
