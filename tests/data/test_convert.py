@@ -46,3 +46,21 @@ def test_label_images_convert_and_report(tmp_path):
     masks, _ = canon.read_masks(tmp_path / "out", rec)
     assert [o["id"] for o in rec["objects"]] == [4, 9]
     assert np.array_equal(masks[0], lab == 4) and np.array_equal(masks[1], lab == 9)
+
+
+def test_jobs_do_nothing_until_driven(tmp_path):
+    from sam_pets.data.convert import convert_coco, convert_labelme, convert_oxford_pets
+
+    jobs = [
+        convert_oxford_pets(tmp_path / "a", tmp_path / "o"),
+        convert_coco(tmp_path / "a.json", tmp_path, tmp_path / "o"),
+        convert_labelme(tmp_path / "a", tmp_path / "o"),
+    ]
+    assert not (tmp_path / "o").exists()
+    for job in jobs:
+        try:
+            next(job)
+        except FileNotFoundError:
+            pass
+        else:
+            raise AssertionError("expected FileNotFoundError")

@@ -1,7 +1,9 @@
 """Conversion jobs: Oxford-IIIT Pet, COCO and LabelMe into the canonical dataset.
 
-Each job is a generator yielding :class:`~sam_pets.progress.Progress` and returning a
-:class:`~sam_pets.data.types.ConvertSummary`; drive it with ``sam_pets.progress.run_job``.
+Each job is a generator function yielding :class:`~sam_pets.progress.Progress` and returning a
+:class:`~sam_pets.data.types.ConvertSummary`; drive it with ``sam_pets.progress.run_job`` (or
+napari's ``thread_worker``). Calling a job does no work: scanning, checks and errors such as
+``FileNotFoundError`` happen on the first ``next()``, in the thread that drives it.
 A file that cannot be used is skipped with its reason and the rest converts.
 """
 
@@ -74,7 +76,7 @@ def convert_oxford_pets(
         )
         for p in pairs
     ]
-    return run_conversion(tasks, out, cfg)
+    return (yield from run_conversion(tasks, out, cfg))
 
 
 def _oxford_loader(pair: oxford.OxfordPair, has_list: bool) -> Callable[[], Loaded]:
@@ -120,7 +122,11 @@ def convert_coco(
         for it in items
     ]
     meta = {"categories": [c for c in coco["categories"] if isinstance(c, dict)]}
-    return run_conversion(tasks, out, cfg, meta, [FileIssue(str(annotations), m) for m in orphans])
+    return (
+        yield from run_conversion(
+            tasks, out, cfg, meta, [FileIssue(str(annotations), m) for m in orphans]
+        )
+    )
 
 
 def _coco_key(item: coco_fmt.CocoImage, cats: dict) -> str:
@@ -151,7 +157,7 @@ def convert_labelme(
     ids = labelme_fmt.read_label_names(labels_txt) if labels_txt.is_file() else None
     files = sorted(p for p in src_dir.rglob("*.json") if not p.name.startswith("."))
     tasks = [Task(str(p), p.stem, "", _labelme_loader(p, ids)) for p in files]
-    return run_conversion(tasks, out, cfg)
+    return (yield from run_conversion(tasks, out, cfg))
 
 
 def _labelme_loader(path: Path, ids: dict | None):
@@ -185,7 +191,7 @@ def convert_label_images(
         p for p in labels_dir.iterdir() if p.suffix.lower() in (".png", ".tif", ".tiff")
     )
     tasks = [Task(str(p), p.stem, "", _label_image_loader(p, images.get(p.stem))) for p in labels]
-    return run_conversion(tasks, out, cfg)
+    return (yield from run_conversion(tasks, out, cfg))
 
 
 def _label_image_loader(label_path: Path, image_path: Path | None):
