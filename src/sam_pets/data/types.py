@@ -97,13 +97,20 @@ class ConvertSummary:
     notes: tuple[FileIssue, ...] = ()
     splits: dict[str, int] = field(default_factory=dict)
 
-    def format(self) -> str:
-        """Human-readable multi-line summary."""
+    def format(self, max_lines: int = 20) -> str:
+        """Human-readable multi-line summary.
+
+        Args:
+            max_lines: Per-file lines shown for skipped items and for notes, each; the rest
+                are counted (every note is also kept in the item's manifest record).
+        """
         lines = [f"converted {self.converted}, skipped {len(self.skipped)} -> {self.out}"]
         if self.splits:
             lines.append("splits: " + ", ".join(f"{k} {v}" for k, v in self.splits.items()))
-        lines += [f"  skipped {i.source}: {i.reason}" for i in self.skipped]
-        lines += [f"  note {i.source}: {i.reason}" for i in self.notes]
+        for kind, issues in (("skipped", self.skipped), ("note", self.notes)):
+            lines += [f"  {kind} {i.source}: {i.reason}" for i in issues[:max_lines]]
+            if len(issues) > max_lines:
+                lines.append(f"  ... and {len(issues) - max_lines} more {kind} lines")
         return "\n".join(lines)
 
 
