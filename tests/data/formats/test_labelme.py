@@ -130,3 +130,21 @@ def test_fuzz_labelme_parse_garbage(data):
         labelme.parse_labelme(data)
     except BadInputError:
         pass
+
+
+def test_labelme5_mask_shape():
+    crop = np.zeros((3, 4), np.uint8)
+    crop[1:, 1:] = 255
+    buf = io.BytesIO()
+    Image.fromarray(crop).save(buf, format="PNG")
+    b64 = base64.b64encode(buf.getvalue()).decode()
+    shape = {"label": "m", "points": [[2, 5], [5, 7]], "shape_type": "mask", "mask": b64}
+    ann, notes = labelme.read_labelme(_doc([shape]), (20, 30), "x")
+    want = np.zeros((20, 30), bool)
+    want[6:8, 3:6] = True
+    assert notes == [] and np.array_equal(ann.masks[0], want)
+    bad = dict(shape, points=[[2, 5], [9, 9]])
+    with pytest.raises(BadInputError, match="does not fit"):
+        labelme.shape_to_mask(bad, (20, 30))
+    with pytest.raises(BadInputError, match="unreadable"):
+        labelme.shape_to_mask(dict(shape, mask="aGVsbG8="), (20, 30))

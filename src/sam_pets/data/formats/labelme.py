@@ -1,7 +1,8 @@
 """LabelMe JSON reader: polygons, rectangles and circles into instance masks.
 
 Shapes are rasterised with Pillow exactly as labelme's ``shape_to_mask`` does (filled, with
-the outline included). Shapes with the same ``(label, group_id)`` and a non-null
+the outline included); labelme 5's ``mask`` shapes (a base64 PNG of the box between the two
+points) are pasted in place. Shapes with the same ``(label, group_id)`` and a non-null
 ``group_id`` are parts of one instance; a shape with ``group_id: null`` is its own instance.
 Shapes labelled ``__ignore__`` form the ignore region. Lines, points and unknown shape types
 carry no area and are skipped with a note.
@@ -10,6 +11,7 @@ carry no area and are skipped with a note.
 from __future__ import annotations
 
 import base64
+import io
 import json
 import math
 import os
@@ -23,7 +25,7 @@ from sam_pets.data.types import Annotation, ObjectInfo
 
 IGNORE_LABEL = "__ignore__"
 BACKGROUND_LABEL = "_background_"
-_AREA_SHAPES = ("polygon", "rectangle", "circle")
+_AREA_SHAPES = ("polygon", "rectangle", "circle", "mask")
 
 
 def parse_labelme(text: str | bytes, name: str = "labelme") -> dict:
@@ -61,7 +63,7 @@ def image_source(doc: dict, json_path: str | os.PathLike) -> Path | bytes:
 
 
 def shape_to_mask(shape: dict, size_hw: tuple[int, int]) -> np.ndarray:
-    """Rasterise one polygon, rectangle or circle shape to an (H, W) bool mask.
+    """Rasterise one polygon, rectangle, circle or mask shape to an (H, W) bool mask.
 
     Raises:
         BadInputError: Unsupported type, or too few / non-numeric points.
@@ -73,6 +75,8 @@ def shape_to_mask(shape: dict, size_hw: tuple[int, int]) -> np.ndarray:
         raise BadInputError(f"shape type {kind!r} has no area")
     if len(pts) < need:
         raise BadInputError(f"{kind} with {len(pts)} points (needs >= {need})")
+    if kind == "mask":
+        return _paste_mask(shape.get("mask"), pts, size_hw)
     img = Image.new("1", (size_hw[1], size_hw[0]), 0)
     draw = ImageDraw.Draw(img)
     if kind == "polygon":
@@ -85,6 +89,30 @@ def shape_to_mask(shape: dict, size_hw: tuple[int, int]) -> np.ndarray:
         r = math.hypot(px - cx, py - cy)
         draw.ellipse([cx - r, cy - r, cx + r, cy + r], outline=1, fill=1)
     return np.asarray(img, dtype=bool)
+
+
+def _paste_mask(b64, pts: list[tuple[float, float]], size_hw: tuple[int, int]) -> np.ndarray:
+    if not isinstance(b64, str):
+        raise BadInputError("mask shape without a base64 'mask'")
+    try:
+        with Image.open(io.BytesIO(base64.b64decode(b64, validate=True))) as img:
+            crop = np.asarray(img.convert("L")) > 0
+    except (ValueError, OSError) as e:
+        raise BadInputError(f"mask shape: unreadable mask image ({e})") from None
+    (x0, y0), (x1, y1) = ((int(x), int(y)) for x, y in pts[:2])
+    if (
+        crop.shape != (y1 - y0 + 1, x1 - x0 + 1)
+        or min(x0, y0) < 0
+        or y1 >= size_hw[0]
+        or (x1 >= size_hw[1])
+    ):
+        raise BadInputError(
+            f"mask shape: {crop.shape[1]}x{crop.shape[0]} mask does not fit the "
+            f"box ({x0}, {y0})-({x1}, {y1}) in the image"
+        )
+    out = np.zeros(size_hw, bool)
+    out[y0 : y1 + 1, x0 : x1 + 1] = crop
+    return out
 
 
 def _points(raw) -> list[tuple[float, float]]:
