@@ -66,6 +66,7 @@ def main() -> None:
         sys.exit(f"source not found: {args.src}")
     import torch
 
+    load_before = os.getloadavg()[0]
     rows = []
     for workers in args.workers:
         runs = [run_once(args.src, workers) for _ in range(args.repeats)]
@@ -91,6 +92,8 @@ def main() -> None:
             f"- Input: `{os.path.relpath(args.src, REPO)}` (747 image/trimap pairs, ~75 MB); "
             f"median of {args.repeats} runs, each into a fresh temporary folder (source files in "
             "the OS page cache after the first run)",
+            f"- Host load: 1-min load average {load_before:.2f} before the first run "
+            "(other processes on a shared machine slow the threaded runs most)",
             "- Work per pair: full JPEG decode to verify it (bytes then copied unchanged), trimap "
             "decode and check, palette PNG + ignore PNG written atomically, SHA-256; then split, "
             "manifest and lists",
