@@ -118,7 +118,7 @@ def test_trimap_checks(tmp_path):
 @pytest.fixture(scope="module")
 def bad_oxford(tmp_path_factory, oxford_dev):
     """A flat Oxford folder with one good pair and one of each kind of bad input."""
-    src = tmp_path_factory.mktemp("bad") / "src"
+    src = tmp_path_factory.mktemp("bad") / "my pets ü"
     (src / "images").mkdir(parents=True)
     (src / "trimaps").mkdir()
     good = "Bengal_63"
