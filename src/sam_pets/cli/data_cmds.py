@@ -8,7 +8,13 @@ import sys
 
 def register(sub) -> None:
     """Add the dataset subcommands to the ``sam-pets`` parser."""
-    convert = sub.add_parser("convert", help="convert a dataset to the canonical SAM 2 folder")
+    convert = sub.add_parser(
+        "convert",
+        help="convert a dataset to the canonical SAM 2 folder",
+        description="Write OUT as SAM 2's folder layout (JPEGImages/, Annotations/, split "
+        "lists) plus Ignore/, Objects/ and a dataset.json manifest. Unusable files are "
+        "skipped with a reason; the rest converts.",
+    )
     fmt = convert.add_subparsers(dest="format", metavar="FORMAT")
     fmt.required = True
     _add_oxford(fmt)
@@ -19,8 +25,8 @@ def register(sub) -> None:
     efmt = export.add_subparsers(dest="format", metavar="FORMAT")
     efmt.required = True
     p = efmt.add_parser("coco", help="write COCO instances JSON (masks as lossless RLE)")
-    p.add_argument("dataset", help="canonical dataset folder")
-    p.add_argument("out", help="output .json file")
+    p.add_argument("dataset", metavar="DATASET", help="canonical dataset folder")
+    p.add_argument("out", metavar="OUT.json", help="output .json file")
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUT file")
     _add_quiet(p)
     p.set_defaults(func=_run_export_coco)
@@ -58,34 +64,40 @@ def _add_quiet(p: argparse.ArgumentParser) -> None:
 
 def _add_oxford(fmt) -> None:
     p = fmt.add_parser("oxford-pets", help="Oxford-IIIT Pet (official or flat layout)")
-    p.add_argument("src", help="folder with images/ and trimaps/ (or annotations/trimaps/)")
-    p.add_argument("out", help="output dataset folder (new or empty)")
+    p.add_argument(
+        "src", metavar="SRC", help="folder with images/ and trimaps/ (or annotations/trimaps/)"
+    )
+    p.add_argument("out", metavar="OUT", help="output dataset folder (new or empty)")
     _add_common(p)
     p.set_defaults(func=_run_convert)
 
 
 def _add_coco(fmt) -> None:
     p = fmt.add_parser("coco", help="COCO instances JSON and its images")
-    p.add_argument("annotations", help="COCO instances .json")
-    p.add_argument("images_dir", help="folder that file_name entries are relative to")
-    p.add_argument("out", help="output dataset folder (new or empty)")
+    p.add_argument("annotations", metavar="ANNOTATIONS.json", help="COCO instances file")
+    p.add_argument(
+        "images_dir", metavar="IMAGES_DIR", help="folder that file_name entries are relative to"
+    )
+    p.add_argument("out", metavar="OUT", help="output dataset folder (new or empty)")
     _add_common(p)
     p.set_defaults(func=_run_convert)
 
 
 def _add_labelme(fmt) -> None:
     p = fmt.add_parser("labelme", help="a folder of LabelMe JSON files")
-    p.add_argument("src", help="folder searched recursively for *.json")
-    p.add_argument("out", help="output dataset folder (new or empty)")
+    p.add_argument("src", metavar="SRC_DIR", help="folder searched recursively for *.json")
+    p.add_argument("out", metavar="OUT", help="output dataset folder (new or empty)")
     _add_common(p)
     p.set_defaults(func=_run_convert)
 
 
 def _add_labels(fmt) -> None:
     p = fmt.add_parser("labels", help="label images (PNG/TIFF) matched to images by name")
-    p.add_argument("images_dir", help="folder of images")
-    p.add_argument("labels_dir", help="folder of label images with the same file stems")
-    p.add_argument("out", help="output dataset folder (new or empty)")
+    p.add_argument("images_dir", metavar="IMAGES_DIR", help="folder of images")
+    p.add_argument(
+        "labels_dir", metavar="LABELS_DIR", help="folder of label images with the same file stems"
+    )
+    p.add_argument("out", metavar="OUT", help="output dataset folder (new or empty)")
     _add_common(p)
     p.set_defaults(func=_run_convert)
 
