@@ -22,21 +22,23 @@ import json
 import os
 import shutil
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from sam_pets.data.errors import BadInputError
 from sam_pets.data.formats.label_images import decode_label_png, encode_label_png, masks_to_labels
+from sam_pets.data.formats.manifest import MANIFEST as MANIFEST
+from sam_pets.data.formats.manifest import is_dataset as is_dataset
+from sam_pets.data.formats.manifest import items_by_name as items_by_name
+from sam_pets.data.formats.manifest import load_manifest as load_manifest
+from sam_pets.data.formats.manifest import new_manifest as new_manifest
+from sam_pets.data.formats.manifest import now_iso as now_iso
+from sam_pets.data.formats.manifest import save_manifest as save_manifest
 from sam_pets.data.formats.rle import decode_rle, encode_rle
 from sam_pets.data.fsutil import atomic_write_bytes, atomic_write_text, sha256_bytes
 from sam_pets.data.types import Annotation, ObjectInfo, as_metadata
 
-FORMAT_NAME = "sam-pets/sam2-folder"
-FORMAT_VERSION = 1
-MANIFEST = "dataset.json"
 FRAME = "00000"
 ITEM_DIRS = ("JPEGImages", "Annotations", "Ignore", "Objects")
 SPLITS = ("train", "val")
@@ -62,56 +64,6 @@ def item_paths(root: str | os.PathLike, name: str) -> ItemPaths:
         ignore=root / "Ignore" / name / f"{FRAME}.png",
         objects=root / "Objects" / name / f"{FRAME}.json",
     )
-
-
-def now_iso() -> str:
-    """Current UTC time, ISO 8601 with seconds."""
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def is_dataset(root: str | os.PathLike) -> bool:
-    """True if ``root`` holds a canonical dataset (has a ``dataset.json``)."""
-    return (Path(root) / MANIFEST).is_file()
-
-
-def new_manifest() -> dict:
-    """An empty manifest."""
-    t = now_iso()
-    return {
-        "format": FORMAT_NAME,
-        "version": FORMAT_VERSION,
-        "created": t,
-        "updated": t,
-        "items": [],
-    }
-
-
-def load_manifest(root: str | os.PathLike) -> dict:
-    """Read ``dataset.json``; raises :class:`BadInputError` if missing or malformed."""
-    path = Path(root) / MANIFEST
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BadInputError(f"not a sam-pets dataset (no {MANIFEST}): {root}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise BadInputError(f"malformed {path}: {e}") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
-        raise BadInputError(f"{path} is not a {FORMAT_NAME} manifest")
-    if not isinstance(manifest.get("items"), list):
-        raise BadInputError(f"{path}: 'items' must be a list")
-    return manifest
-
-
-def save_manifest(root: str | os.PathLike, manifest: dict) -> None:
-    """Write ``dataset.json`` atomically, items sorted by name."""
-    manifest = dict(manifest, updated=now_iso())
-    manifest["items"] = sorted(manifest["items"], key=lambda r: r["name"])
-    atomic_write_text(Path(root) / MANIFEST, json.dumps(manifest, indent=1, ensure_ascii=False))
-
-
-def items_by_name(manifest: dict) -> dict[str, dict]:
-    """The manifest's item records keyed by name."""
-    return {r["name"]: r for r in manifest["items"]}
 
 
 def prepare_output(root: str | os.PathLike, overwrite: bool = False) -> None:
