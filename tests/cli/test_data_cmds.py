@@ -58,6 +58,8 @@ def test_convert_oxford_tiny_then_export_coco(tmp_path, capsys):
     assert len(canon.load_manifest(out)["items"]) == 5
     assert main(["convert", "oxford-pets", str(src), str(out), "--tiny", "5"]) == 2
     assert "--overwrite" in capsys.readouterr().err
+    assert main(["convert", "sam2", str(out), str(tmp_path / "again"), "-q"]) == 0
+    assert "converted 5, skipped 0" in capsys.readouterr().out
     coco = tmp_path / "c.json"
     assert main(["export", "coco", str(out), str(coco)]) == 0
     assert len(json.loads(coco.read_text())["annotations"]) == 5

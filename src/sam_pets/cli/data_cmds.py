@@ -21,6 +21,7 @@ def register(sub) -> None:
     _add_coco(fmt)
     _add_labelme(fmt)
     _add_labels(fmt)
+    _add_sam2(fmt)
     export = sub.add_parser("export", help="export a canonical dataset to another format")
     efmt = export.add_subparsers(dest="format", metavar="FORMAT")
     efmt.required = True
@@ -102,6 +103,14 @@ def _add_labels(fmt) -> None:
     p.set_defaults(func=_run_convert)
 
 
+def _add_sam2(fmt) -> None:
+    p = fmt.add_parser("sam2", help="a plain SAM 2 folder (JPEGImages/, Annotations/)")
+    p.add_argument("src", metavar="SRC", help="folder with JPEGImages/ and Annotations/")
+    p.add_argument("out", metavar="OUT", help="output dataset folder (new or empty)")
+    _add_common(p)
+    p.set_defaults(func=_run_convert)
+
+
 def _run_convert(args: argparse.Namespace) -> int:
     from sam_pets.cli import CliError
     from sam_pets.data import convert as conv
@@ -124,6 +133,8 @@ def _run_convert(args: argparse.Namespace) -> int:
             job = conv.convert_oxford_pets(args.src, args.out, cfg)
         elif args.format == "coco":
             job = conv.convert_coco(args.annotations, args.images_dir, args.out, cfg)
+        elif args.format == "sam2":
+            job = conv.convert_sam2_folder(args.src, args.out, cfg)
         elif args.format == "labels":
             job = conv.convert_label_images(args.images_dir, args.labels_dir, args.out, cfg)
         else:

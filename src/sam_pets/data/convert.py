@@ -1,4 +1,4 @@
-"""Conversion jobs: Oxford-IIIT Pet, COCO and LabelMe into the canonical dataset.
+"""Conversion jobs: Oxford-IIIT Pet, COCO, LabelMe, label images, SAM 2 folders -> canonical.
 
 Each job is a generator function yielding :class:`~sam_pets.progress.Progress` and returning a
 :class:`~sam_pets.data.types.ConvertSummary`; drive it with ``sam_pets.progress.run_job`` (or
@@ -20,6 +20,7 @@ from sam_pets.data.formats import coco as coco_fmt
 from sam_pets.data.formats import labelme as labelme_fmt
 from sam_pets.data.formats import oxford_pets as oxford
 from sam_pets.data.formats import sam2_folder as canon
+from sam_pets.data.formats.sam2_folder import find_frames as sam2_frames
 from sam_pets.data.fsutil import safe_name, unique_name
 from sam_pets.data.imaging import CanonicalImage, load_canonical_image
 from sam_pets.data.split import stratified_split, stratified_subset, stratum_key
@@ -167,6 +168,26 @@ def _labelme_loader(path: Path, ids: dict | None):
         img = load_canonical_image(src) if isinstance(src, Path) else _from_bytes(src)
         ann, notes = labelme_fmt.read_labelme(doc, img.size_hw, path.stem, ids)
         return replace(ann, source=str(path)), img, {}, notes
+
+    return load
+
+
+def convert_sam2_folder(
+    src: str | os.PathLike, out: str | os.PathLike, cfg: ConvertConfig = ConvertConfig()
+) -> Generator[Progress, None, ConvertSummary]:
+    """Convert a plain SAM 2 folder (``JPEGImages/``, ``Annotations/``) to the canonical format.
+
+    Each annotated frame becomes one item; frames without a PNG are skipped with a reason.
+    """
+    frames = sam2_frames(src)
+    tasks = [Task(str(f.image), f.name, "", _sam2_loader(f)) for f in frames]
+    return (yield from run_conversion(tasks, out, cfg))
+
+
+def _sam2_loader(frame: canon.FramePair):
+    def load() -> Loaded:
+        img = load_canonical_image(frame.image)
+        return canon.read_frame(frame, img.size_hw), img, {}, []
 
     return load
 
