@@ -23,6 +23,8 @@ def data_path(name: str) -> Path:
         ["convert", "oxford-pets", "--help"],
         ["convert", "coco", "--help"],
         ["convert", "labelme", "--help"],
+        ["convert", "labels", "--help"],
+        ["convert", "sam2", "--help"],
         ["export", "coco", "--help"],
     ],
 )
