@@ -1,4 +1,5 @@
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -6,7 +7,11 @@ import pytest
 from sam_pets.cli import main
 from sam_pets.data.formats import sam2_folder as canon
 
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
+SHARED_DATA = (
+    Path(os.environ["SAM_PETS_SHARED"]) / "data"
+    if os.environ.get("SAM_PETS_SHARED")
+    else Path(__file__).resolve().parents[2].parent / "shared" / "data"
+)
 
 
 def data_path(name: str) -> Path:
