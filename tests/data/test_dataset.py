@@ -116,3 +116,14 @@ def test_augmented_samples_keep_tv_tensor_types():
     s = ds[0]
     assert s["boxes_xyxy"].format.value == "XYXY" and s["boxes_xyxy"].canvas_size == (60, 80)
     assert type(s["masks"]).__name__ == "Mask" and len(s["masks"]) == len(s["object_ids"])
+
+
+def test_sample_weights_balance_breeds(oxford_dev_canonical):
+    out, _ = oxford_dev_canonical
+    ds = CanonicalDataset(out, DatasetConfig(split="all"))
+    w = ds.sample_weights()
+    by_breed = {}
+    for rec, wi in zip(ds.records, w.tolist(), strict=True):
+        by_breed[rec["breed"]] = by_breed.get(rec["breed"], 0.0) + wi
+    assert len(by_breed) == 37
+    assert max(by_breed.values()) == pytest.approx(min(by_breed.values()))

@@ -39,3 +39,12 @@ def test_stratum_key():
     assert stratum_key({"breed": "pug", "species": "dog"}) == "pug"
     assert stratum_key({"objects": [{"category": "car"}]}) == "car"
     assert stratum_key({}) == ""
+
+
+def test_inverse_frequency_weights():
+    from sam_pets.data.split import inverse_frequency_weights
+
+    w = inverse_frequency_weights(["a", "a", "a", "b"])
+    assert w.sum() == pytest.approx(1.0)
+    assert w[:3].sum() == pytest.approx(0.5) and w[3] == pytest.approx(0.5)
+    assert len(inverse_frequency_weights([])) == 0

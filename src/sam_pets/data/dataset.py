@@ -31,6 +31,7 @@ from sam_pets.data.augment import AugmentConfig, build_transform
 from sam_pets.data.formats import sam2_folder as canon
 from sam_pets.data.imaging import decode_image, read_bytes, to_rgb_uint8
 from sam_pets.data.prompts import tight_box
+from sam_pets.data.split import inverse_frequency_weights, stratum_key
 from sam_pets.data.types import Annotation
 
 BORDER_POLICIES = ("ignore", "foreground", "background")
@@ -132,6 +133,11 @@ class CanonicalDataset(_SampleMixin, Dataset):
 
     def __len__(self) -> int:
         return len(self.records)
+
+    def sample_weights(self) -> torch.Tensor:
+        """(N,) weights for ``WeightedRandomSampler`` balancing breeds (or species/category)."""
+        keys = [stratum_key(r) for r in self.records]
+        return torch.from_numpy(inverse_frequency_weights(keys))
 
     def __getitem__(self, index: int) -> dict:
         rec = self.records[index]

@@ -109,3 +109,24 @@ def stratified_subset(keys: Sequence[str], n: int, seed: int = 0) -> list[int]:
     picks = stratified_split(keys, frac, seed)
     chosen = [i for i, s in enumerate(picks) if s == "val"]
     return chosen[:n]
+
+
+def inverse_frequency_weights(keys: Sequence[str]) -> np.ndarray:
+    """Per-item sampling weights that make every stratum equally likely.
+
+    For ``torch.utils.data.WeightedRandomSampler`` on a skewed set (the Oxford train pool has
+    three breeds in 75% of its pairs).
+
+    Args:
+        keys: Stratum of each item.
+
+    Returns:
+        (N,) float64 weights summing to 1; each stratum's weights sum to 1 / n_strata.
+    """
+    if not len(keys):
+        return np.zeros(0)
+    counts: dict[str, int] = defaultdict(int)
+    for k in keys:
+        counts[k] += 1
+    w = np.array([1.0 / counts[k] for k in keys])
+    return w / w.sum()
