@@ -57,7 +57,9 @@ def labels_to_masks(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return ids, masks
 
 
-def masks_to_labels(masks: np.ndarray, ids: np.ndarray | list[int]) -> np.ndarray:
+def masks_to_labels(
+    masks: np.ndarray, ids: np.ndarray | list[int], areas: np.ndarray | None = None
+) -> np.ndarray:
     """Flatten per-object masks into one label map.
 
     Where masks overlap the smaller object wins (larger objects are painted first), so small
@@ -66,6 +68,7 @@ def masks_to_labels(masks: np.ndarray, ids: np.ndarray | list[int]) -> np.ndarra
     Args:
         masks: (K, H, W) bool.
         ids: (K,) ids, each in 1..65535.
+        areas: (K,) pixel counts of the masks if already known (computed otherwise).
 
     Returns:
         (H, W) uint8 label map if every id is <= 255, else uint16.
@@ -75,7 +78,9 @@ def masks_to_labels(masks: np.ndarray, ids: np.ndarray | list[int]) -> np.ndarra
         raise ValueError(f"object ids must be in 1..65535, got {ids.min()}..{ids.max()}")
     dtype = np.uint8 if not len(ids) or ids.max() <= 255 else np.uint16
     labels = np.zeros(masks.shape[1:], dtype=dtype)
-    order = np.argsort(-masks.reshape(len(ids), -1).sum(axis=1), kind="stable")
+    if areas is None:
+        areas = masks.reshape(len(ids), -1).sum(axis=1)
+    order = np.argsort(-np.asarray(areas), kind="stable")
     for k in order:
         labels[masks[k]] = ids[k]
     return labels

@@ -117,13 +117,14 @@ def write_item(
         The manifest record (see :func:`item_record`).
     """
     paths = item_paths(root, ann.name)
-    labels = masks_to_labels(ann.masks, ann.object_ids)
-    overlaps = bool(ann.masks.sum(axis=0).max(initial=0) > 1)
+    areas = ann.masks.reshape(len(ann.masks), -1).sum(axis=1)
+    labels = masks_to_labels(ann.masks, ann.object_ids, areas)
+    overlaps = int(areas.sum()) > int(np.count_nonzero(labels))
     atomic_write_bytes(paths.image, jpeg)
     atomic_write_bytes(paths.labels, encode_label_png(labels))
     _write_or_remove_ignore(paths.ignore, ann.ignore)
     _write_or_remove_objects(paths.objects, ann, overlaps)
-    return item_record(ann, sha256_bytes(jpeg), split, overlaps, extra)
+    return item_record(ann, sha256_bytes(jpeg), split, overlaps, extra, areas)
 
 
 def _write_or_remove_ignore(path: Path, ignore: np.ndarray | None) -> None:
@@ -146,18 +147,25 @@ def _write_or_remove_objects(path: Path, ann: Annotation, overlaps: bool) -> Non
 
 
 def item_record(
-    ann: Annotation, image_sha256: str, split: str, overlaps: bool, extra: dict | None = None
+    ann: Annotation,
+    image_sha256: str,
+    split: str,
+    overlaps: bool,
+    extra: dict | None = None,
+    areas: np.ndarray | None = None,
 ) -> dict:
     """Manifest record of an item: name, source, hash, size, objects, labels, split, time."""
+    if areas is None:
+        areas = ann.masks.reshape(len(ann.masks), -1).sum(axis=1)
     objects = [
         {
             "id": o.id,
             "category": o.category,
             "category_id": o.category_id,
             "iscrowd": int(o.iscrowd),
-            "area": int(m.sum()),
+            "area": int(a),
         }
-        for o, m in zip(ann.objects, ann.masks, strict=True)
+        for o, a in zip(ann.objects, areas, strict=True)
     ]
     rec = {
         "name": ann.name,
