@@ -2,6 +2,9 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 from pycocotools import mask as mask_utils
 
 from sam_pets.data.errors import BadInputError
@@ -102,3 +105,31 @@ def test_export_writes_coco_alongside(tmp_path, pet):
     export_annotation(tmp_path, grey16, labels, "g2", write_coco=True)
     coco = json.loads((tmp_path / "coco.json").read_text())
     assert len(coco["images"]) == 2
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    labels=hnp.arrays(
+        np.uint16,
+        st.tuples(st.integers(1, 12), st.integers(1, 12)),
+        elements=st.sampled_from([0, 0, 1, 2, 7, 300]),
+    ),
+)
+def test_export_round_trips_any_label_array(tmp_path_factory, labels):
+    from sam_pets.data.formats.label_images import labels_to_masks
+
+    ds = tmp_path_factory.mktemp("prop")
+    image = np.zeros((*labels.shape, 3), np.uint8)
+    if not labels.any():
+        with pytest.raises(EmptyLabelsError):
+            export_annotation(ds, image, labels, "x")
+        return
+    r = export_annotation(ds, image, labels, "x")
+    r = export_annotation(ds, image, labels, "x")  # re-export: replaced, not duplicated
+    assert r.replaced and len(canon.load_manifest(ds)["items"]) == 1
+    masks, _ = canon.read_masks(ds, r.record)
+    ids, want = labels_to_masks(labels)
+    assert [o["id"] for o in r.record["objects"]] == ids.tolist()
+    assert np.array_equal(masks, want)

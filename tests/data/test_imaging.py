@@ -2,6 +2,9 @@ import io
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 from PIL import Image
 
 from sam_pets.data.errors import BadInputError
@@ -138,3 +141,17 @@ def test_sniff_and_decode():
     assert sniff_format(b"xx") == "?"
     with pytest.raises(BadInputError):
         decode_image(b"II*\x00garbage")
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    img=hnp.arrays(
+        st.sampled_from([np.uint8, np.uint16, np.int32, np.float32, np.float64, np.bool_]),
+        st.tuples(st.integers(1, 6), st.integers(1, 6))
+        | st.tuples(st.integers(1, 6), st.integers(1, 6), st.integers(1, 4)),
+    )
+)
+def test_any_numeric_image_becomes_rgb_uint8(img):
+    out, notes = to_rgb_uint8(img)
+    assert out.dtype == np.uint8 and out.shape == (*img.shape[:2], 3)
+    assert out.flags["C_CONTIGUOUS"] and isinstance(notes, tuple)
