@@ -133,3 +133,16 @@ def test_export_round_trips_any_label_array(tmp_path_factory, labels):
     ids, want = labels_to_masks(labels)
     assert [o["id"] for o in r.record["objects"]] == ids.tolist()
     assert np.array_equal(masks, want)
+
+
+def test_same_name_for_another_image_is_refused(tmp_path, pet):
+    image, labels, _ = pet
+    export_annotation(tmp_path, image, labels, "a", {"source": "/x/a.jpg"})
+    other = image[::-1].copy()
+    with pytest.raises(FileExistsError, match="another image"):
+        export_annotation(tmp_path, other, labels, "a")
+    # the same source path (e.g. the image was edited) or replace=True may replace it
+    assert export_annotation(tmp_path, other, labels, "a", {"source": "/x/a.jpg"}).replaced
+    assert export_annotation(tmp_path, image, labels, "a", replace=True).replaced
+    with pytest.raises(ValueError, match="split"):
+        export_annotation(tmp_path, image, labels, "b", {"split": "test"})

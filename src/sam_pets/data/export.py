@@ -19,7 +19,7 @@ import numpy as np
 from sam_pets.data.formats import sam2_folder as canon
 from sam_pets.data.formats.coco import coco_categories, item_to_coco
 from sam_pets.data.formats.label_images import labels_to_masks
-from sam_pets.data.fsutil import atomic_write_text, safe_name
+from sam_pets.data.fsutil import atomic_write_text, safe_name, sha256_bytes
 from sam_pets.data.imaging import encode_jpeg, to_rgb_uint8
 from sam_pets.data.types import Annotation, ConvertSummary, ObjectInfo
 from sam_pets.progress import Progress
@@ -56,6 +56,7 @@ def export_annotation(
     metadata: dict | None = None,
     write_coco: bool = False,
     val_fraction: float = 0.2,
+    replace: bool = False,
 ) -> ExportResult:
     """Add or replace one item of a canonical dataset, creating the dataset if needed.
 
@@ -68,6 +69,9 @@ def export_annotation(
             ``categories`` ({id: name} for the label ids) and ``ignore`` ((H, W) bool).
         write_coco: Also rewrite ``coco.json`` for the whole dataset.
         val_fraction: Chance of a new item going to val (a stable hash of its name decides).
+        replace: Replace an item of the same name even if it holds a different image. Without
+            it an existing item is replaced only when it is the same image (same pixels, or the
+            same ``source`` path): a re-export after re-annotating.
 
     Returns:
         What was written.
@@ -75,8 +79,8 @@ def export_annotation(
     Raises:
         EmptyLabelsError: ``labels`` has no non-zero pixel.
         ValueError: Shapes do not match (the message names both sizes) or bad labels.
-        FileExistsError: The folder holds other data, or files of this item that the
-            manifest does not know about.
+        FileExistsError: The folder holds other data, files of this item that the
+            manifest does not know about, or an item of this name for another image.
     """
     meta = dict(metadata or {})
     labels = _check_inputs(image, labels)
@@ -85,18 +89,37 @@ def export_annotation(
     existing = canon.items_by_name(manifest)
     _refuse_unknown_files(root, name, existing)
     rgb, notes = to_rgb_uint8(np.asarray(image))
+    jpeg = encode_jpeg(rgb)
+    if name in existing and not replace:
+        _refuse_other_image(existing[name], sha256_bytes(jpeg), meta.get("source"))
     ann = _annotation(name, labels, meta)
-    split = (
-        meta.get("split") or existing.get(name, {}).get("split") or _hash_split(name, val_fraction)
-    )
+    split = _split_for(name, meta, existing, val_fraction)
     extra = {"notes": list(notes)} if notes else {}
-    record = canon.write_item(root, ann, encode_jpeg(rgb), split, extra)
+    record = canon.write_item(root, ann, jpeg, split, extra)
     manifest["items"] = [r for r in manifest["items"] if r["name"] != name] + [record]
     canon.save_manifest(root, manifest)
     canon.write_lists(root, manifest)
     if write_coco:
         atomic_write_text(root / COCO_NAME, json.dumps(dataset_to_coco(root)))
     return ExportResult(name, name in existing, record, notes)
+
+
+def _refuse_other_image(old: dict, new_sha: str, source) -> None:
+    same_source = source is not None and old.get("source") == str(source)
+    if old.get("image_sha256") != new_sha and not same_source:
+        raise FileExistsError(
+            f"the dataset already has an item {old['name']!r} for another image "
+            f"(source {old.get('source')}); choose another name or pass replace=True"
+        )
+
+
+def _split_for(name: str, meta: dict, existing: dict, val_fraction: float) -> str:
+    split = meta.get("split") or existing.get(name, {}).get("split")
+    if split is None:
+        return _hash_split(name, val_fraction)
+    if split not in canon.SPLITS:
+        raise ValueError(f"split must be one of {canon.SPLITS}, got {split!r}")
+    return split
 
 
 def _check_inputs(image: np.ndarray, labels: np.ndarray) -> np.ndarray:
