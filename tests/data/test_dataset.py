@@ -97,6 +97,8 @@ def test_no_augmentation_for_eval_and_crowd_goes_to_ignore():
     assert build_transform(None) is None
     s = AnnotationDataset([crowd])[0]
     assert s["object_ids"].tolist() == [1]
+    bg = AnnotationDataset([crowd], DatasetConfig(border="background"))[0]
+    assert bg["ignore"][40, 50] and not bg["ignore"][0, 0]
     assert torch.equal(s["image"][0] > 0, torch.from_numpy(ann.masks.any(0)))
     assert s["ignore"][40, 50] and s["ignore"][0, 0] and not s["ignore"][20, 10]
 

@@ -74,10 +74,11 @@ class _SampleMixin:
         meta: dict,
     ) -> dict:
         keep = [k for k, o in enumerate(objects) if not o.get("iscrowd")]
-        for k in set(range(len(objects))) - set(keep):
+        crowd = [k for k, o in enumerate(objects) if o.get("iscrowd")]
+        masks_kept, ignore = _apply_border(masks[keep], ignore, self.cfg.border)
+        for k in crowd:  # crowd regions are always ignored, whatever the border policy
             ignore = ignore | masks[k]
-        masks, ignore = masks[keep], ignore
-        masks, ignore = _apply_border(masks, ignore, self.cfg.border)
+        masks = masks_kept
         ids = torch.tensor([objects[k]["id"] for k in keep], dtype=torch.int64)
         return self._finish(rgb, masks, ignore, ids, meta)
 
