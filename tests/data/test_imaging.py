@@ -155,3 +155,14 @@ def test_any_numeric_image_becomes_rgb_uint8(img):
     out, notes = to_rgb_uint8(img)
     assert out.dtype == np.uint8 and out.shape == (*img.shape[:2], 3)
     assert out.flags["C_CONTIGUOUS"] and isinstance(notes, tuple)
+
+
+def test_cmyk_jpeg_is_converted_not_read_as_rgba(tmp_path):
+    rgb = np.zeros((6, 8, 3), np.uint8)
+    rgb[..., 1] = 200
+    Image.fromarray(rgb).convert("CMYK").save(tmp_path / "c.jpg", "JPEG", quality=100)
+    img = load_canonical_image(tmp_path / "c.jpg")
+    out = _decode_jpeg(img.jpeg)
+    assert np.abs(out.astype(int) - rgb).max() < 12
+    assert not any("alpha" in n for n in img.notes)
+    assert "CMYK JPEG re-encoded as RGB" in img.notes

@@ -6,7 +6,8 @@ Conversion rule (applied to every image that is not already an 8-bit RGB JPEG):
    PNG named ``.jpg`` is decoded as what it is (first frame of animations and multi-page files).
    TIFF files are read with tifffile, everything else with Pillow.
 2. Channels: (H, W) and (H, W, 1) are greyscale and replicated to RGB; (H, W, 2) is greyscale
-   plus alpha; (H, W, 4) is RGBA; palette images are expanded first.
+   plus alpha; (H, W, 4) is RGBA; palette images are expanded first; CMYK, YCbCr, LAB and HSV
+   are converted to RGB by Pillow (no ICC colour management).
 3. Values: ``bool`` becomes 0/255; ``uint8`` is kept; floats in [0, 1] are scaled by 255; any
    other dtype (16-bit, 32-bit, floats outside [0, 1]) is stretched linearly from the image's
    own min..max to 0..255 (a constant image becomes 0). NaNs count as 0.
@@ -109,16 +110,16 @@ def _decode_tiff(data: bytes, name: str) -> np.ndarray:
 
 
 def _pil_to_array(img: Image.Image) -> np.ndarray:
-    if img.mode == "P":
+    if img.mode in ("CMYK", "YCbCr", "LAB", "HSV"):
+        img = img.convert("RGB")
+    elif img.mode == "P":
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")
     elif img.mode in ("La", "RGBa", "PA"):
         img = img.convert("RGBA")
-    elif img.mode not in ("1", "L", "LA", "RGB", "RGBA", "I", "I;16", "F"):
-        try:
-            return np.asarray(img)
-        except Exception:
-            img = img.convert("RGB")
-    return np.asarray(img)
+    try:
+        return np.asarray(img)
+    except (TypeError, ValueError):  # a raw mode numpy cannot express
+        return np.asarray(img.convert("RGB"))
 
 
 def to_rgb_uint8(image: np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
@@ -213,24 +214,25 @@ def load_canonical_image(path: str | os.PathLike) -> CanonicalImage:
     if suffix in (".jpg", ".jpeg") and fmt not in ("JPEG", "?"):
         notes.append(f"{fmt} named {suffix}")
     if fmt == "JPEG":
-        direct = _jpeg_as_is(data, name)
+        direct, why = _jpeg_as_is(data, name)
         if direct is not None:
             return CanonicalImage(data, direct, tuple(notes))
+        notes.append(why)
     rgb, conv_notes = to_rgb_uint8(decode_image(data, name))
     notes.extend(conv_notes)
-    if fmt == "JPEG" and not conv_notes:
-        notes.append("EXIF orientation dropped (pixels kept in stored order)")
     return CanonicalImage(encode_jpeg(rgb), rgb.shape[:2], tuple(notes))
 
 
-def _jpeg_as_is(data: bytes, name: str) -> tuple[int, int] | None:
-    """Size (H, W) if ``data`` is a fully decodable RGB JPEG usable byte for byte, else None."""
+def _jpeg_as_is(data: bytes, name: str) -> tuple[tuple[int, int] | None, str]:
+    """(H, W) if ``data`` is a decodable RGB JPEG usable byte for byte, else None and why."""
     try:
         with Image.open(io.BytesIO(data)) as img:
-            if img.mode != "RGB" or img.getexif().get(_EXIF_ORIENTATION, 1) in range(2, 9):
-                return None
+            if img.mode != "RGB":
+                return None, f"{img.mode} JPEG re-encoded as RGB"
+            if img.getexif().get(_EXIF_ORIENTATION, 1) in range(2, 9):
+                return None, "re-encoded without its EXIF rotation (pixels kept in stored order)"
             img.load()
-            return img.height, img.width
+            return (img.height, img.width), ""
     except UnidentifiedImageError:
         raise BadInputError(f"{name}: not a readable image") from None
     except (OSError, SyntaxError, ValueError) as e:
