@@ -82,7 +82,24 @@ def test_augmentation_moves_image_masks_and_boxes_together():
         assert (red ^ union).float().mean() < 0.02  # only interpolation at the edges differs
         for m, b in zip(s["masks"], s["boxes_xyxy"], strict=True):
             ys, xs = torch.nonzero(m, as_tuple=True)
-            assert abs(xs.min() - b[0]) <= 2 and abs(ys.max() - b[3]) <= 2
+            tight = torch.stack([xs.min(), ys.min(), xs.max(), ys.max()]).float()
+            assert (tight - b).abs().max() <= 1.5
+
+
+def test_flip_keeps_inclusive_boxes_tight():
+    cfg = AugmentConfig(
+        hflip_prob=1.0,
+        scale_range=(1.0, 1.0),
+        translate=0,
+        brightness=0,
+        contrast=0,
+        saturation=0,
+        hue=0,
+    )
+    s = AnnotationDataset([_striped_annotation()], DatasetConfig(augment=cfg))[0]
+    assert s["boxes_xyxy"].tolist() == [[55.0, 10.0, 74.0, 29.0], [5.0, 35.0, 39.0, 54.0]]
+    plain = AnnotationDataset([_striped_annotation()])[0]
+    assert plain["boxes_xyxy"].tolist() == [[5.0, 10.0, 24.0, 29.0], [40.0, 35.0, 74.0, 54.0]]
 
 
 def test_no_augmentation_for_eval_and_crowd_goes_to_ignore():

@@ -4,7 +4,8 @@ Each sample is a dict:
 
 - ``image``: ``tv_tensors.Image`` (3, H, W) uint8 RGB.
 - ``masks``: ``tv_tensors.Mask`` (K, H, W) bool, one per object (crowd objects excluded).
-- ``boxes_xyxy``: ``tv_tensors.BoundingBoxes`` (K, 4) float32, pixel XYXY.
+- ``boxes_xyxy``: ``tv_tensors.BoundingBoxes`` (K, 4) float32 XYXY with inclusive pixel
+  indices (as :func:`sam_pets.data.prompts.tight_box`; after augmentation, the transformed box).
 - ``ignore``: ``tv_tensors.Mask`` (H, W) bool, pixels to leave out of losses and metrics.
 - ``object_ids``: (K,) int64 ids (as in the label PNG).
 - ``name``, ``species``, ``breed``: str or None.
@@ -35,6 +36,7 @@ from sam_pets.data.split import inverse_frequency_weights, stratum_key
 from sam_pets.data.types import Annotation
 
 BORDER_POLICIES = ("ignore", "foreground", "background")
+_EDGE = np.array([0, 0, 1, 1], dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -88,15 +90,18 @@ class _SampleMixin:
         image = tv_tensors.Image(torch.from_numpy(np.array(rgb)).permute(2, 0, 1).contiguous())
         tm = tv_tensors.Mask(torch.from_numpy(masks))
         ti = tv_tensors.Mask(torch.from_numpy(ignore))
+        # v2 treats boxes as pixel edges ([x0, x1) ...); ours hold inclusive pixel indices
         tb = tv_tensors.BoundingBoxes(
-            torch.as_tensor(boxes, dtype=torch.float32), format="XYXY", canvas_size=(h, w)
+            torch.as_tensor(boxes + _EDGE, dtype=torch.float32), format="XYXY", canvas_size=(h, w)
         )
         if self._transform is not None:
             image, tm, ti, tb = self._transform(image, tm, ti, tb)
             present = tm.flatten(1).any(1) if len(tm) else torch.zeros(0, dtype=torch.bool)
-            tm = tv_tensors.wrap(tm[present], like=tm)
-            tb = tv_tensors.wrap(tb[present], like=tb)
-            ids = ids[present]
+            tm, tb, ids = tm[present], tb[present], ids[present]
+        inclusive = tb.as_subclass(torch.Tensor) - torch.from_numpy(_EDGE).float()
+        inclusive[:, 2:] = torch.maximum(inclusive[:, 2:], inclusive[:, :2])
+        tb = tv_tensors.BoundingBoxes(inclusive, format="XYXY", canvas_size=tuple(ti.shape[-2:]))
+        tm = tv_tensors.Mask(tm)
         return {
             "image": image,
             "masks": tm,
