@@ -146,3 +146,13 @@ def test_sample_weights_balance_breeds(oxford_dev_canonical):
         by_breed[rec["breed"]] = by_breed.get(rec["breed"], 0.0) + wi
     assert len(by_breed) == 37
     assert max(by_breed.values()) == pytest.approx(min(by_breed.values()))
+
+
+@pytest.mark.slow
+def test_spawn_workers(oxford_dev_canonical):
+    out, _ = oxford_dev_canonical
+    ds = CanonicalDataset(out, DatasetConfig(split="val_tiny", augment=AugmentConfig()))
+    loader = DataLoader(
+        ds, batch_size=2, num_workers=2, collate_fn=collate_samples, multiprocessing_context="spawn"
+    )
+    assert sum(len(b) for b in loader) == 8
