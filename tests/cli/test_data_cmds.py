@@ -71,7 +71,8 @@ def test_convert_oxford_tiny_then_export_coco(tmp_path, capsys):
     assert main(["export", "coco", str(out), str(coco)]) == 0
     assert len(json.loads(coco.read_text())["annotations"]) == 5
     assert main(["export", "coco", str(out), str(coco)]) == 2
-    assert main(["export", "coco", str(out), str(coco), "--overwrite", "-q"]) == 0
+    assert main(["export", "coco", str(out), str(coco), "--overwrite", "--polygons", "-q"]) == 0
+    assert isinstance(json.loads(coco.read_text())["annotations"][0]["segmentation"], list)
 
 
 def test_convert_coco_and_labelme(tmp_path, capsys):

@@ -29,6 +29,11 @@ def register(sub) -> None:
     p.add_argument("dataset", metavar="DATASET", help="canonical dataset folder")
     p.add_argument("out", metavar="OUT.json", help="output .json file")
     p.add_argument("--overwrite", action="store_true", help="replace an existing OUT file")
+    p.add_argument(
+        "--polygons",
+        action="store_true",
+        help="write polygons instead of RLE (lossy: holes filled, edges simplified)",
+    )
     _add_quiet(p)
     p.set_defaults(func=_run_export_coco)
 
@@ -153,7 +158,8 @@ def _run_export_coco(args: argparse.Namespace) -> int:
     from sam_pets.progress import run_job
 
     try:
-        summary = run_job(export_coco(args.dataset, args.out, args.overwrite), show=not args.quiet)
+        job = export_coco(args.dataset, args.out, args.overwrite, args.polygons)
+        summary = run_job(job, show=not args.quiet)
     except BadInputError as e:
         raise CliError(str(e)) from None
     print(f"exported {summary.converted} images -> {summary.out}", file=sys.stdout)

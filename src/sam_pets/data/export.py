@@ -191,10 +191,13 @@ def _hash_split(name: str, val_fraction: float) -> str:
     return "val" if h < val_fraction else "train"
 
 
-def iter_dataset_to_coco(root: str | os.PathLike) -> Generator[Progress, None, dict]:
+def iter_dataset_to_coco(
+    root: str | os.PathLike, polygons: bool = False
+) -> Generator[Progress, None, dict]:
     """Build a COCO instances document of a canonical dataset, yielding progress per item.
 
-    Masks are written as compressed RLE (lossless); ``file_name`` is relative to ``root``.
+    Masks are written as compressed RLE (lossless), or as polygons (lossy) with ``polygons``;
+    ``file_name`` is relative to ``root``.
     """
     manifest = canon.load_manifest(root)
     cats = coco_categories(manifest)
@@ -202,7 +205,7 @@ def iter_dataset_to_coco(root: str | os.PathLike) -> Generator[Progress, None, d
     records = sorted(manifest["items"], key=lambda r: r["name"])
     for i, rec in enumerate(records):
         rles = canon.read_object_rles(root, rec)
-        entry, item_anns = item_to_coco(rec, rles, i + 1, len(anns) + 1, cats)
+        entry, item_anns = item_to_coco(rec, rles, i + 1, len(anns) + 1, cats, polygons)
         images.append(entry)
         anns += item_anns
         yield Progress(i + 1, len(records), rec["name"])
@@ -221,9 +224,12 @@ def dataset_to_coco(root: str | os.PathLike) -> dict:
 
 
 def export_coco(
-    dataset: str | os.PathLike, out_json: str | os.PathLike, overwrite: bool = False
+    dataset: str | os.PathLike,
+    out_json: str | os.PathLike,
+    overwrite: bool = False,
+    polygons: bool = False,
 ) -> Generator[Progress, None, ConvertSummary]:
-    """Job: write a canonical dataset as one COCO JSON file.
+    """Job: write a canonical dataset as one COCO JSON file (RLE, or polygons if asked).
 
     Raises:
         FileExistsError: ``out_json`` exists and ``overwrite`` is False.
@@ -231,6 +237,6 @@ def export_coco(
     out_json = Path(out_json)
     if out_json.exists() and not overwrite:
         raise FileExistsError(f"{out_json} exists; use --overwrite to replace it")
-    coco = yield from iter_dataset_to_coco(dataset)
+    coco = yield from iter_dataset_to_coco(dataset, polygons)
     atomic_write_text(out_json, json.dumps(coco))
     return ConvertSummary(str(out_json), len(coco["images"]))

@@ -246,3 +246,29 @@ def test_tiny_subset_config(coco_sample, tmp_path):
         show=False,
     )
     assert summary.converted == 2 and summary.splits == {"train": 1, "val": 1}
+
+
+def test_polygons_are_close_to_real_masks(pet_mask_and_trimap):
+    mask, _ = pet_mask_and_trimap
+    polys = coco_fmt.mask_to_polygons(mask)
+    assert polys and all(len(p) >= 6 and len(p) % 2 == 0 for p in polys)
+    back = coco_fmt.decode_segmentation(polys, *mask.shape)
+    iou = (back & mask).sum() / (back | mask).sum()
+    assert iou > 0.97
+    ring = np.zeros((12, 12), bool)
+    ring[2:10, 2:10] = True
+    ring[5:7, 5:7] = False
+    square = coco_fmt.decode_segmentation(coco_fmt.mask_to_polygons(ring), 12, 12)
+    assert square[5, 5] and square[2:10, 2:10].sum() >= 60  # hole filled; corners may be cut
+    assert coco_fmt.mask_to_polygons(np.zeros((4, 4), bool)) == []
+
+
+def test_export_polygons(coco_tiny_canonical, tmp_path):
+    out, _ = coco_tiny_canonical
+    summary = run_job(export_coco(out, tmp_path / "p.json", polygons=True), show=False)
+    coco = json.loads((tmp_path / "p.json").read_text())
+    assert summary.converted == 6
+    assert all(
+        isinstance(a["segmentation"], list) or a["iscrowd"] or a["area"] < 4
+        for a in coco["annotations"]
+    )

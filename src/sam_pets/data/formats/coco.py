@@ -194,10 +194,44 @@ def coco_categories(manifest: dict) -> list[dict]:
     return sorted(cats, key=lambda c: c["id"])
 
 
+def mask_to_polygons(mask: np.ndarray, tolerance: float = 0.5) -> list[list[float]]:
+    """Outer boundaries of a mask as COCO polygons ``[[x0, y0, x1, y1, ...], ...]``.
+
+    Lossy: holes are filled and edges are simplified (``tolerance`` pixels). Coordinates are
+    COCO's, where pixel ``i`` spans ``[i, i + 1)``.
+
+    Args:
+        mask: (H, W) bool.
+        tolerance: Maximum distance of the simplified outline from the traced one, in pixels.
+
+    Returns:
+        One polygon per connected outer boundary with >= 3 points (empty for an empty mask).
+    """
+    from skimage import measure
+
+    polys = []
+    for contour in measure.find_contours(np.pad(mask, 1).astype(np.uint8), 0.5):
+        c = measure.approximate_polygon(contour, tolerance)
+        y, x = c[:, 0] - 0.5, c[:, 1] - 0.5  # remove the pad, move to COCO pixel edges
+        signed_area = 0.5 * np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y)
+        if signed_area <= 0 or len(c) < 4:  # a hole, or fewer than 3 distinct points
+            continue
+        polys.append(np.stack([x[:-1], y[:-1]], axis=1).round(2).ravel().tolist())
+    return polys
+
+
 def item_to_coco(
-    record: dict, rles: list[dict], image_id: int, first_ann_id: int, categories: list[dict]
+    record: dict,
+    rles: list[dict],
+    image_id: int,
+    first_ann_id: int,
+    categories: list[dict],
+    polygons: bool = False,
 ) -> tuple[dict, list[dict]]:
-    """COCO image entry and annotations (compressed RLE) of one canonical item.
+    """COCO image entry and annotations of one canonical item.
+
+    Masks are compressed RLE (lossless) unless ``polygons``: then non-crowd objects are
+    polygons (see :func:`mask_to_polygons`; an object too small for one stays RLE).
 
     Args:
         record: Manifest record of the item.
@@ -205,6 +239,7 @@ def item_to_coco(
         image_id: COCO id for the image.
         first_ann_id: COCO id of the first annotation.
         categories: Output of :func:`coco_categories`.
+        polygons: Write polygons instead of RLE for non-crowd objects.
 
     Returns:
         The image entry (``file_name`` relative to the dataset folder) and annotations.
@@ -225,12 +260,15 @@ def item_to_coco(
         cid = o.get("category_id")
         if cid is None:
             cid = by_name.get(o.get("category") or "object")
+        seg = rle
+        if polygons and not o.get("iscrowd"):
+            seg = mask_to_polygons(decode_rle(rle)) or rle
         anns.append(
             {
                 "id": first_ann_id + k,
                 "image_id": image_id,
                 "category_id": cid,
-                "segmentation": rle,
+                "segmentation": seg,
                 "area": rle_area(rle),
                 "bbox": rle_bbox(rle),
                 "iscrowd": int(o.get("iscrowd", 0)),
