@@ -10,60 +10,23 @@ A file that cannot be used is skipped with its reason and the rest converts.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Generator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Generator
+from dataclasses import replace
 from pathlib import Path
 
 from sam_pets.data.errors import BadInputError
 from sam_pets.data.formats import coco as coco_fmt
 from sam_pets.data.formats import labelme as labelme_fmt
 from sam_pets.data.formats import oxford_pets as oxford
-from sam_pets.data.formats import sam2_folder as canon
-from sam_pets.data.formats.sam2_folder import find_frames as sam2_frames
-from sam_pets.data.fsutil import safe_name, unique_name
+from sam_pets.data.formats import sam2_frames
 from sam_pets.data.imaging import CanonicalImage, load_canonical_image
-from sam_pets.data.split import stratified_split, stratified_subset, stratum_key
+from sam_pets.data.pipeline import DEFAULT_CONFIG, ConvertConfig, Loaded, Task, run_conversion
 from sam_pets.data.types import Annotation, ConvertSummary, FileIssue, ObjectInfo
 from sam_pets.progress import Progress
 
 
-@dataclass(frozen=True)
-class ConvertConfig:
-    """Options shared by the conversion jobs.
-
-    Attributes:
-        val_fraction: Fraction of items in the val split.
-        seed: Seed of the split (and of the ``tiny`` subset).
-        tiny: Convert only a stratified subset of this many items (None: all).
-        tiny_list_size: Items per ``*_tiny_list.txt``.
-        workers: Threads for decoding/encoding (0: ``min(4, cpu count)``).
-        overwrite: Replace an existing canonical dataset at the output folder.
-    """
-
-    val_fraction: float = 0.2
-    seed: int = 0
-    tiny: int | None = None
-    tiny_list_size: int = 8
-    workers: int = 0
-    overwrite: bool = False
-
-
-Loaded = tuple[Annotation, CanonicalImage, dict, list[str]]
-
-
-@dataclass(frozen=True)
-class Task:
-    """One source item: a label for messages, its stratum, and a loader run in a worker."""
-
-    source: str
-    name: str
-    key: str
-    load: Callable[[], Loaded]
-
-
 def convert_oxford_pets(
-    src: str | os.PathLike, out: str | os.PathLike, cfg: ConvertConfig = ConvertConfig()
+    src: str | os.PathLike, out: str | os.PathLike, cfg: ConvertConfig = DEFAULT_CONFIG
 ) -> Generator[Progress, None, ConvertSummary]:
     """Convert an Oxford-IIIT Pet folder (official or flat layout) to the canonical format."""
     pairs = oxford.find_pairs(src)
@@ -107,7 +70,7 @@ def convert_coco(
     annotations: str | os.PathLike,
     images_dir: str | os.PathLike,
     out: str | os.PathLike,
-    cfg: ConvertConfig = ConvertConfig(),
+    cfg: ConvertConfig = DEFAULT_CONFIG,
 ) -> Generator[Progress, None, ConvertSummary]:
     """Convert a COCO instances file and its image folder to the canonical format."""
     coco = coco_fmt.load_coco(annotations)
@@ -148,7 +111,7 @@ def _coco_loader(item: coco_fmt.CocoImage, images_dir: Path, cats: dict):
 
 
 def convert_labelme(
-    src_dir: str | os.PathLike, out: str | os.PathLike, cfg: ConvertConfig = ConvertConfig()
+    src_dir: str | os.PathLike, out: str | os.PathLike, cfg: ConvertConfig = DEFAULT_CONFIG
 ) -> Generator[Progress, None, ConvertSummary]:
     """Convert a folder of LabelMe JSON files (searched recursively) to the canonical format."""
     src_dir = Path(src_dir)
@@ -173,21 +136,21 @@ def _labelme_loader(path: Path, ids: dict | None):
 
 
 def convert_sam2_folder(
-    src: str | os.PathLike, out: str | os.PathLike, cfg: ConvertConfig = ConvertConfig()
+    src: str | os.PathLike, out: str | os.PathLike, cfg: ConvertConfig = DEFAULT_CONFIG
 ) -> Generator[Progress, None, ConvertSummary]:
     """Convert a plain SAM 2 folder (``JPEGImages/``, ``Annotations/``) to the canonical format.
 
     Each annotated frame becomes one item; frames without a PNG are skipped with a reason.
     """
-    frames = sam2_frames(src)
+    frames = sam2_frames.find_frames(src)
     tasks = [Task(str(f.image), f.name, "", _sam2_loader(f)) for f in frames]
     return (yield from run_conversion(tasks, out, cfg))
 
 
-def _sam2_loader(frame: canon.FramePair):
+def _sam2_loader(frame: sam2_frames.FramePair):
     def load() -> Loaded:
         img = load_canonical_image(frame.image)
-        return canon.read_frame(frame, img.size_hw), img, {}, []
+        return sam2_frames.read_frame(frame, img.size_hw), img, {}, []
 
     return load
 
@@ -196,7 +159,7 @@ def convert_label_images(
     images_dir: str | os.PathLike,
     labels_dir: str | os.PathLike,
     out: str | os.PathLike,
-    cfg: ConvertConfig = ConvertConfig(),
+    cfg: ConvertConfig = DEFAULT_CONFIG,
 ) -> Generator[Progress, None, ConvertSummary]:
     """Convert label images (PNG/TIFF, matched to images by file stem) to the canonical format.
 
@@ -247,93 +210,3 @@ def _from_bytes(data: bytes) -> CanonicalImage:
 
     rgb, notes = to_rgb_uint8(decode_image(data, "imageData"))
     return CanonicalImage(encode_jpeg(rgb), rgb.shape[:2], ("image from imageData", *notes))
-
-
-def run_conversion(
-    tasks: Sequence[Task],
-    out: str | os.PathLike,
-    cfg: ConvertConfig,
-    manifest_extra: dict | None = None,
-    issues: Sequence[FileIssue] = (),
-) -> Generator[Progress, None, ConvertSummary]:
-    """Load, check and write every task in worker threads, then split and write the manifest.
-
-    Args:
-        tasks: Source items.
-        out: Output folder (new, empty, or an existing dataset with ``cfg.overwrite``).
-        cfg: Options.
-        manifest_extra: Top-level manifest fields (``categories``).
-        issues: Issues found before conversion (reported as skipped).
-
-    Yields:
-        One Progress per item.
-
-    Returns:
-        The summary.
-    """
-    out = Path(out)
-    if cfg.tiny is not None:
-        tasks = [tasks[i] for i in stratified_subset([t.key for t in tasks], cfg.tiny, cfg.seed)]
-    canon.prepare_output(out, cfg.overwrite)
-    manifest = dict(canon.new_manifest(), **(manifest_extra or {}))
-    canon.save_manifest(out, manifest)
-    names = _assign_names(tasks)
-    skipped, notes = list(issues), []
-    workers = cfg.workers or min(4, os.cpu_count() or 1)
-    pool = ThreadPoolExecutor(max_workers=workers)
-    try:
-        results = pool.map(
-            lambda tn: _convert_one(tn[0], tn[1], out), zip(tasks, names, strict=True)
-        )
-        for step, (task, (record, messages)) in enumerate(zip(tasks, results, strict=True), 1):
-            if record is None:
-                skipped.append(FileIssue(task.source, messages[0]))
-            else:
-                manifest["items"].append(record)
-                notes += [FileIssue(task.source, "; ".join(messages))] if messages else []
-            yield Progress(step, len(tasks), f"{task.name}", {"skipped": len(skipped)})
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-    splits = _finish(out, manifest, cfg)
-    return ConvertSummary(str(out), len(manifest["items"]), tuple(skipped), tuple(notes), splits)
-
-
-def _assign_names(tasks: Sequence[Task]) -> list[str]:
-    taken: set[str] = set()
-    names = []
-    for t in tasks:
-        n = unique_name(safe_name(t.name), taken)
-        taken.add(n)
-        names.append(n)
-    return names
-
-
-def _convert_one(task: Task, name: str, out: Path) -> tuple[dict | None, list[str]]:
-    try:
-        ann, img, extra, notes = task.load()
-        if ann.size_hw != tuple(img.size_hw):
-            raise BadInputError(f"mask size {ann.size_hw} differs from image size {img.size_hw}")
-        notes = [*img.notes, *notes]
-        if name != task.name:
-            notes.append(f"stored as {name!r}")
-        record = canon.write_item(
-            out,
-            replace(ann, name=name),
-            img.jpeg,
-            "train",
-            dict(extra, notes=notes) if notes else extra,
-        )
-        return record, notes
-    except BadInputError as e:
-        return None, [str(e)]
-    except Exception as e:  # one broken file must not stop the rest; report it
-        return None, [f"unexpected error: {type(e).__name__}: {e}"]
-
-
-def _finish(out: Path, manifest: dict, cfg: ConvertConfig) -> dict[str, int]:
-    records = sorted(manifest["items"], key=lambda r: r["name"])
-    keys = [stratum_key(r) for r in records]
-    for rec, split in zip(records, stratified_split(keys, cfg.val_fraction, cfg.seed), strict=True):
-        rec["split"] = split
-    canon.save_manifest(out, manifest)
-    return canon.write_lists(out, manifest, cfg.tiny_list_size)

@@ -63,6 +63,10 @@ class MultiScaleAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Attend within each of the B windows of ``x`` (B, H, W, C); return (B, H', W', C_out)."""
+        return self.proj(self.attend(x))
+
+    def attend(self, x: torch.Tensor) -> torch.Tensor:
+        """Attention without the output projection ``proj`` (which is per token)."""
         b, h, w, _ = x.shape
         qkv = self.qkv(x).reshape(b, h * w, 3, self.num_heads, -1)  # (B, L, 3, h, c)
         q, k, v = qkv.unbind(2)  # each (B, L, h, c)
@@ -71,8 +75,7 @@ class MultiScaleAttention(nn.Module):
             h, w = q.shape[1:3]
             q = q.reshape(b, h * w, self.num_heads, -1)  # (B, L', h, c)
         out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
-        out = out.transpose(1, 2).reshape(b, h, w, -1)  # (B, H', W', C_out)
-        return self.proj(out)
+        return out.transpose(1, 2).reshape(b, h, w, -1)  # (B, H', W', C_out)
 
 
 class MultiScaleBlock(nn.Module):
@@ -102,6 +105,8 @@ class MultiScaleBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map (B, H, W, dim) to (B, H', W', dim_out); H' = H / q_stride in pooling blocks."""
+        if not (self.training or torch.is_grad_enabled()):
+            return self._forward_inference(x)
         shortcut = x
         x = self.norm1(x)
         if self.dim != self.dim_out:
@@ -119,6 +124,51 @@ class MultiScaleBlock(nn.Module):
             x = window_unpartition(x, window, padded_hw, (h, w))
         x = shortcut + self.drop_path(x)
         return x + self.drop_path(self.mlp(self.norm2(x)))
+
+    # Windowed blocks on large maps run in horizontal bands of whole windows: every window is
+    # independent, so the result is identical, and the intermediates (qkv, MLP hidden) stay
+    # small enough to be reused by the allocator and to stay in cache.
+    _BAND_TOKENS = 4096
+
+    def _forward_inference(self, x: torch.Tensor) -> torch.Tensor:
+        """Same maths as the training path with fewer passes over memory and no padded work.
+
+        The output projection runs after un-windowing on the cropped tokens only, and the
+        residual additions and GELU happen in place on tensors owned by this call.
+        """
+        b, h, w, _ = x.shape
+        win = self.window_size
+        if win == 0 or b * h * w <= 2 * self._BAND_TOKENS:
+            return self._block(x)
+        rows = max(win, (self._BAND_TOKENS // (b * w)) // win * win)
+        if rows >= h:
+            return self._block(x)
+        return torch.cat([self._block(x[:, r : r + rows]) for r in range(0, h, rows)], dim=1)
+
+    def _block(self, x: torch.Tensor) -> torch.Tensor:
+        xn = self.norm1(x)
+        shortcut = x
+        if self.dim != self.dim_out:
+            shortcut = _pool(self.proj(xn), self.q_stride)
+        window = self.window_size
+        if window > 0:
+            xn, padded_hw = window_partition(xn, window)
+        a = self.attn.attend(xn)
+        h, w = shortcut.shape[1:3]
+        if window > 0:
+            if self.q_stride:
+                window = window // self.q_stride[0]
+                padded_hw = (h + (window - h % window) % window, w + (window - w % window) % window)
+            a = window_unpartition(a, window, padded_hw, (h, w))
+        y = self.attn.proj(a)
+        y += shortcut
+        fc1, fc2 = self.mlp.layers
+        y2d = y.view(-1, y.shape[-1])
+        for chunk in y2d.split(self._BAND_TOKENS):  # views: updated in place
+            hid = torch.ops.aten.gelu_(fc1(self.norm2(chunk)))
+            chunk.addmm_(hid, fc2.weight.t())
+            chunk += fc2.bias
+        return y
 
 
 class PatchEmbed(nn.Module):
