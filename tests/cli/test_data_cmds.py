@@ -7,6 +7,10 @@ import pytest
 from sam_pets.cli import main
 from sam_pets.data.formats import sam2_folder as canon
 
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"
+)
+
 SHARED_DATA = (
     Path(os.environ["SAM_PETS_SHARED"]) / "data"
     if os.environ.get("SAM_PETS_SHARED")

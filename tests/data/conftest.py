@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -17,11 +18,20 @@ from sam_pets.data.convert import (
 )
 from sam_pets.progress import run_job
 
+_COCO_NUMPY2_WARNING = "__array__ implementation doesn't accept a copy keyword"
 SHARED_DATA = (
     Path(os.environ["SAM_PETS_SHARED"]) / "data"
     if os.environ.get("SAM_PETS_SHARED")
     else Path(__file__).resolve().parents[2].parent / "shared" / "data"
 )
+
+
+@pytest.fixture(autouse=True)
+def _quiet_pycocotools():
+    """pycocotools 2.0.x warns on every decode under NumPy 2 (harmless); keep logs readable."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_COCO_NUMPY2_WARNING, category=DeprecationWarning)
+        yield
 
 
 def data_path(*parts: str) -> Path:
@@ -62,7 +72,9 @@ def coco_tiny_canonical(tmp_path_factory, coco_sample):
     job = convert_coco(
         coco_sample / "annotations.json", coco_sample / "images", out, ConvertConfig(tiny=6)
     )
-    return out, run_job(job, show=False)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=_COCO_NUMPY2_WARNING, category=DeprecationWarning)
+        return out, run_job(job, show=False)
 
 
 @pytest.fixture(scope="session")
