@@ -1,0 +1,128 @@
+"""``sam-pets train``: fine-tune or train SAM 2 on a canonical dataset.
+
+Flags build a :class:`~sam_pets.train.config.TrainConfig` (on top of ``--config-file``
+when given; explicit flags win). ``torchrun --nproc-per-node N -m sam_pets train ...`` runs
+data-parallel; only rank 0 draws progress and writes files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+
+def register(sub) -> None:
+    """Add the ``train`` subcommand to the ``sam-pets`` parser."""
+    p = sub.add_parser(
+        "train", help="fine-tune (or train from scratch) on a canonical dataset",
+        description="Train SAM 2 with interactive prompts (box/click + correction clicks). "
+                    "Writes RUN/{config.yaml,metrics.jsonl,loss.png,val.png,last.pt,best.pt}.",
+    )
+    p.add_argument("dataset", nargs="?", help="canonical dataset folder (sam-pets convert ...)")
+    p.add_argument("--out", help="run directory (must not hold a run unless --overwrite)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--checkpoint", help="start from these weights (Meta, HF or sam-pets file)")
+    g.add_argument("--config", dest="model_config", metavar="NAME",
+                   help="start from a random init of this model config (test, cpu_small, tiny...)")
+    p.add_argument("--config-file", metavar="YAML", help="TrainConfig keys in YAML (unknown keys "
+                   "are an error); flags given on the command line override them")
+    n = p.add_mutually_exclusive_group()
+    n.add_argument("--steps", type=int, help="optimiser steps")
+    n.add_argument("--epochs", type=int, help="passes over the training split")
+    p.add_argument("--batch-size", type=int, help="images per step and process (default 2)")
+    p.add_argument("--grad-accum", type=int, help="micro-batches per optimiser step")
+    p.add_argument("--resolution", type=int, metavar="PX", help="model input side in pixels")
+    p.add_argument("--lr", type=float, help="base learning rate (default 1e-5)")
+    p.add_argument("--freeze", type=_parts, metavar="PARTS",
+                   help="comma list of image_encoder,prompt_encoder,mask_decoder to keep fixed")
+    p.add_argument("--lora", type=int, dest="lora_rank", metavar="RANK",
+                   help="train LoRA adapters of this rank only (merged into the saved weights)")
+    p.add_argument("--cached-embeddings", action="store_const", const=True,
+                   help="compute image features once and train the decoder on them "
+                        "(needs --freeze image_encoder)")
+    p.add_argument("--cache-dir", help="keep cached features on disk here (default: memory)")
+    p.add_argument("--val-every", type=int, metavar="N", help="validate every N steps")
+    p.add_argument("--correction-rounds", type=int, metavar="N",
+                   help="correction clicks per object and step (default 7)")
+    p.add_argument("--no-augment", dest="augment", action="store_const", const=False,
+                   help="no flip/scale/colour augmentation")
+    p.add_argument("--device", help="auto (default), cpu, cuda, cuda:1 ...")
+    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"],
+                   help="auto = bf16 autocast on CUDA, fp32 elsewhere")
+    p.add_argument("--seed", type=int, help="seed of init, data order, augmentation and prompts")
+    p.add_argument("--num-workers", type=int, help="DataLoader worker processes")
+    p.add_argument("--resume", metavar="RUN", help="continue this run exactly where it stopped "
+                   "(its saved config; --steps/--epochs may extend it)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_train)
+
+
+_FLAG_KEYS = ("checkpoint", "model_config", "steps", "epochs", "batch_size", "grad_accum",
+              "resolution", "lr", "freeze", "lora_rank", "cached_embeddings", "cache_dir",
+              "val_every", "correction_rounds", "augment", "device", "precision", "seed",
+              "num_workers")
+
+
+def _parts(text: str) -> tuple[str, ...]:
+    from sam_pets.train.config import PARTS
+
+    parts = tuple(t.strip() for t in text.split(",") if t.strip())
+    bad = [t for t in parts if t not in PARTS]
+    if bad:
+        raise argparse.ArgumentTypeError(f"unknown parts {bad}; choose from {', '.join(PARTS)}")
+    return parts
+
+
+def build_config(args) -> tuple[object, bool]:
+    """The TrainConfig of the parsed arguments and whether this is a resume."""
+    from sam_pets.cli import CliError
+    from sam_pets.train.config import TrainConfig, load_config
+    from sam_pets.train.rundir import RunDir
+
+    flags = {k: getattr(args, k) for k in _FLAG_KEYS if getattr(args, k) is not None}
+    if args.resume:
+        cfg = RunDir(args.resume).read_config()
+        extend = {k: flags[k] for k in ("steps", "epochs") if k in flags}
+        if "steps" in extend:
+            extend["epochs"] = None
+        return cfg.replace(out=str(args.resume), **extend), True
+    if args.config_file:
+        base = load_config(args.config_file).to_dict()
+    else:
+        base = {}
+    base.update(flags)
+    if args.dataset:
+        base["dataset"] = args.dataset
+    if args.out:
+        base["out"] = args.out
+    if "checkpoint" in flags:
+        base["model_config"] = None
+    if "model_config" in flags:
+        base["checkpoint"] = None
+    if "steps" in flags:
+        base["epochs"] = None
+    for key, flag in (("dataset", "DATASET"), ("out", "--out")):
+        if not base.get(key):
+            raise CliError(f"{flag} is required (or give it in --config-file)")
+    return TrainConfig.from_dict(base), False
+
+
+def cmd_train(args) -> int:
+    """Run the training and print a one-line JSON summary."""
+    from sam_pets.progress import run_job
+    from sam_pets.train.loop import iter_fit
+
+    cfg, resume = build_config(args)
+    is_main = int(os.environ.get("RANK", "0")) == 0
+    job = iter_fit(cfg, resume=resume, overwrite=args.overwrite)
+    res = run_job(job, show=is_main and not args.quiet)
+    if is_main:
+        print(json.dumps({
+            "run": str(res.run_dir), "status": res.status, "step": res.step, "epoch": res.epoch,
+            "best_val_miou": res.best_val_miou, "best_step": res.best_step,
+            "last": str(res.last_checkpoint),
+            "best": str(res.best_checkpoint) if res.best_checkpoint else None,
+        }))
+    return 0

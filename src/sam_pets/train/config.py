@@ -1,0 +1,198 @@
+"""Training configuration: one frozen dataclass, loaded from flags or a YAML file.
+
+Unknown keys are an error (a typo must not silently fall back to a default). The saved
+``config.yaml`` of a run loads back into an equal :class:`TrainConfig`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import yaml
+
+PARTS = ("image_encoder", "prompt_encoder", "mask_decoder")
+SCHEDULES = ("cosine", "plateau", "constant")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything a training run needs; the dataclass is the only contract.
+
+    Attributes:
+        dataset: Canonical dataset folder (``sam-pets convert ...`` output).
+        out: Run directory (config, metrics.jsonl, curves, checkpoints).
+        checkpoint: Start from these weights (Meta, HF or sam-pets file) ...
+        model_config: ... or from a random init of this config name ("test", "tiny"...).
+        steps: Optimiser steps (wins over ``epochs`` when both are given).
+        epochs: Passes over the training split (used when ``steps`` is None).
+        batch_size: Images per step and process (before gradient accumulation).
+        grad_accum: Micro-batches accumulated per optimiser step.
+        resolution: Square model input side in pixels (None: the model's own).
+        train_split: Split name of the training items.
+        val_split: Split name of the validation items ("" disables validation).
+        val_every: Validate every N steps (0: only at the end).
+        val_items: Validate on at most this many items (0: all).
+        early_stop_patience: Stop after N validations without improvement (0: never).
+        lr: Base learning rate (prompt encoder and mask decoder).
+        encoder_lr_scale: Image-encoder lr as a fraction of ``lr`` (Meta: 3e-6 / 5e-6).
+        layer_decay: Layer-wise lr decay for the trunk blocks (1: none).
+        weight_decay: AdamW weight decay (never on biases and norm parameters).
+        betas: AdamW betas.
+        schedule: "cosine" (warmup + cosine), "plateau" (ReduceLROnPlateau on val mIoU) or
+            "constant" (warmup, then constant).
+        warmup_steps: Linear warmup steps.
+        min_lr_ratio: Final lr of the cosine as a fraction of the peak.
+        plateau_factor: lr multiplier when the val mIoU stalls ("plateau").
+        plateau_patience: Validations without improvement before the lr is cut.
+        grad_clip: Max global grad norm (0: no clipping).
+        freeze: Parts kept fixed, any of ``PARTS``.
+        lora_rank: LoRA rank (0: off). With LoRA only the adapters train.
+        lora_alpha: LoRA scale numerator (None: equal to the rank, scale 1).
+        lora_parts: Parts that get adapters on attention and MLP projections.
+        cached_embeddings: Train on image features computed once (needs a frozen image
+            encoder; disables augmentation).
+        cache_dir: Keep the cached features on disk here (None: in memory).
+        augment: Flip/scale/colour augmentation of the training images.
+        balanced: Class-balanced sampling (inverse breed/species frequency).
+        max_objects: Objects per image per step (a random subset when there are more).
+        prob_box: Probability that an image's objects get a (jittered) box prompt, else
+            ``num_pos_clicks`` positive clicks.
+        num_pos_clicks: Positive clicks when no box is used.
+        prob_mask_prompt: Probability of adding the (low-res) GT mask as the first mask prompt.
+        correction_rounds: Iterative correction clicks after the first prompt (Meta: 7).
+        prob_click_from_gt: Probability that a correction click is drawn from the GT mask
+            instead of the error region (Meta: 0.1).
+        loss_resolution: "input" (logits upsampled to the model input, as Meta) or "low"
+            (GT downsampled to the S/4 logits; cheaper).
+        focal_weight: Weight of the sigmoid focal loss.
+        dice_weight: Weight of the dice loss.
+        iou_weight: Weight of the IoU-prediction loss.
+        class_weight: Weight of the object-score BCE.
+        iou_loss: "l1" or "mse".
+        device: "auto", "cpu", "cuda", "cuda:1"...
+        precision: "auto" (bf16 autocast on CUDA, fp32 elsewhere), "fp32", "bf16" or "fp16".
+        seed: Seed of the initialisation, data order, augmentation and prompts.
+        num_workers: DataLoader worker processes (0 in cached mode).
+        save_every: Also write ``last.pt`` every N steps (0: at validations and the end).
+        log_every: Append a metrics.jsonl line every N steps.
+    """
+
+    dataset: str
+    out: str
+    checkpoint: str | None = None
+    model_config: str | None = None
+    steps: int | None = None
+    epochs: int | None = None
+    batch_size: int = 2
+    grad_accum: int = 1
+    resolution: int | None = None
+    train_split: str = "train"
+    val_split: str = "val"
+    val_every: int = 100
+    val_items: int = 32
+    early_stop_patience: int = 0
+    lr: float = 1e-5
+    encoder_lr_scale: float = 0.6
+    layer_decay: float = 0.9
+    weight_decay: float = 0.1
+    betas: tuple[float, float] = (0.9, 0.999)
+    schedule: str = "cosine"
+    warmup_steps: int = 0
+    min_lr_ratio: float = 0.1
+    plateau_factor: float = 0.5
+    plateau_patience: int = 3
+    grad_clip: float = 0.1
+    freeze: tuple[str, ...] = ()
+    lora_rank: int = 0
+    lora_alpha: float | None = None
+    lora_parts: tuple[str, ...] = ("image_encoder", "mask_decoder")
+    cached_embeddings: bool = False
+    cache_dir: str | None = None
+    augment: bool = True
+    balanced: bool = True
+    max_objects: int = 8
+    prob_box: float = 0.5
+    num_pos_clicks: int = 1
+    prob_mask_prompt: float = 0.0
+    correction_rounds: int = 7
+    prob_click_from_gt: float = 0.1
+    loss_resolution: str = "input"
+    focal_weight: float = 20.0
+    dice_weight: float = 1.0
+    iou_weight: float = 1.0
+    class_weight: float = 1.0
+    iou_loss: str = "l1"
+    device: str = "auto"
+    precision: str = "auto"
+    seed: int = 0
+    num_workers: int = 0
+    save_every: int = 0
+    log_every: int = 1
+
+    def __post_init__(self) -> None:
+        _check_choice("schedule", self.schedule, SCHEDULES)
+        _check_choice("loss_resolution", self.loss_resolution, ("input", "low"))
+        _check_choice("iou_loss", self.iou_loss, ("l1", "mse"))
+        _check_choice("precision", self.precision, ("auto", "fp32", "bf16", "fp16"))
+        for part in (*self.freeze, *self.lora_parts):
+            _check_choice("freeze/lora_parts entry", part, PARTS)
+        if (self.checkpoint is None) == (self.model_config is None):
+            raise ValueError("give exactly one of checkpoint and model_config")
+        if self.steps is None and self.epochs is None:
+            raise ValueError("give steps or epochs")
+        for name in ("batch_size", "grad_accum", "max_objects", "log_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.cached_embeddings and not self.encoder_frozen:
+            raise ValueError("cached_embeddings needs a frozen image encoder "
+                             "(freeze image_encoder, no LoRA on it)")
+
+    @property
+    def encoder_frozen(self) -> bool:
+        """True when no image-encoder parameter (or adapter) trains."""
+        if self.lora_rank > 0:
+            return "image_encoder" not in self.lora_parts or "image_encoder" in self.freeze
+        return "image_encoder" in self.freeze
+
+    def replace(self, **changes) -> TrainConfig:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        """Plain-python dict (tuples become lists), for YAML/JSON and checkpoint metadata."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> TrainConfig:
+        """Build from a dict; unknown keys are an error (listing the known ones)."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown train config keys: {unknown}; known: {sorted(known)}")
+        tuples = {f.name for f in fields(cls) if str(f.type).startswith("tuple")}
+        return cls(**{k: tuple(v) if k in tuples and v is not None else v for k, v in d.items()})
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+
+
+def load_config(path: str | Path, **overrides) -> TrainConfig:
+    """Read a YAML (or JSON) config file; ``overrides`` replace or add keys.
+
+    Raises:
+        ValueError: the file is not a mapping, or holds unknown keys.
+    """
+    data = yaml.safe_load(Path(path).read_text()) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping of config keys, got {type(data).__name__}")
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return TrainConfig.from_dict(data)
+
+
+def dump_config(cfg: TrainConfig) -> str:
+    """YAML text of a config (keys in field order)."""
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)

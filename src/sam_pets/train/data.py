@@ -1,0 +1,185 @@
+"""Training data plumbing: epoch orders, seeded samples, batches and the feature cache.
+
+Every sample is produced at the model input size S (squash-resize, as Meta's predictor) by
+the datasets layer's v2 pipeline. Its randomness (augmentation, prompts) is seeded from
+``(seed, epoch, position)``, so a run resumed at a batch sees exactly the data an
+uninterrupted run would have seen, with or without DataLoader workers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from sam_pets.data.augment import AugmentConfig
+from sam_pets.data.dataset import CanonicalDataset, DatasetConfig
+from sam_pets.model import ImageFeatures, Sam2Image
+from sam_pets.model.checkpoint import atomic_write_bytes
+from sam_pets.train.config import TrainConfig
+from sam_pets.train.step import Batch
+
+PLAIN = dict(hflip_prob=0.0, scale_range=(1.0, 1.0), translate=0.0, brightness=0.0,
+             contrast=0.0, saturation=0.0, hue=0.0)
+
+
+def open_dataset(root: str, split: str, size: int, augment: bool) -> CanonicalDataset:
+    """A canonical dataset split whose samples come out at S x S (augmented or not)."""
+    aug = AugmentConfig(resize=size) if augment else AugmentConfig(resize=size, **PLAIN)
+    ds = CanonicalDataset(root, DatasetConfig(split=split, augment=aug))
+    return ds
+
+
+def sample_seed(seed: int, epoch: int, position: int) -> int:
+    """A 63-bit seed for the sample at ``position`` of ``epoch``."""
+    return int(np.random.SeedSequence([seed, epoch, position]).generate_state(2, np.uint64)[0]
+               >> np.uint64(1))
+
+
+def epoch_order(n: int, epoch: int, seed: int, weights: np.ndarray | None = None) -> np.ndarray:
+    """Item indices of one epoch: a permutation, or ``n`` weighted draws with replacement.
+
+    Args:
+        n: Number of items.
+        epoch: Epoch number (part of the seed).
+        seed: Run seed.
+        weights: (n,) sampling weights (class balancing) or None for a plain shuffle.
+
+    Returns:
+        (n,) int64 indices.
+    """
+    rng = np.random.default_rng([seed, epoch, 7])
+    if weights is None:
+        return rng.permutation(n)
+    p = np.asarray(weights, np.float64)
+    return rng.choice(n, size=n, replace=True, p=p / p.sum())
+
+
+def shard(order: np.ndarray, rank: int, world: int) -> np.ndarray:
+    """This rank's part of an epoch order (every rank gets the same length)."""
+    per = len(order) // world
+    return order[rank::world][:per]
+
+
+class EpochSamples(Dataset):
+    """Position ``j`` of an epoch order -> a seeded sample dict (for a DataLoader).
+
+    Args:
+        base: The dataset.
+        order: Item indices of this rank's epoch.
+        seed: Run seed.
+        epoch: Epoch number.
+        start: Position of ``order[0]`` in the epoch (for resuming mid-epoch).
+    """
+
+    def __init__(self, base: Dataset, order: np.ndarray, seed: int, epoch: int, start: int = 0):
+        self.base, self.order, self.seed, self.epoch, self.start = base, order, seed, epoch, start
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __getitem__(self, j: int) -> dict:
+        s = sample_seed(self.seed, self.epoch, self.start + j)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(s)
+            sample = self.base[int(self.order[j])]
+        return {"image": sample["image"].as_subclass(torch.Tensor),
+                "masks": sample["masks"].as_subclass(torch.Tensor).bool(),
+                "ignore": sample["ignore"].as_subclass(torch.Tensor).bool(),
+                "index": int(self.order[j]), "seed": s}
+
+
+def loader(samples: EpochSamples, batch_size: int, num_workers: int,
+           generator: torch.Generator | None = None) -> DataLoader:
+    """Sequential batches of sample dicts (lists; the last partial batch is dropped).
+
+    ``generator`` keeps the DataLoader from drawing its worker seed from the global RNG.
+    """
+    return DataLoader(samples, batch_size=batch_size, shuffle=False, drop_last=True,
+                      num_workers=num_workers, collate_fn=list, generator=generator)
+
+
+def to_batch(samples: list[dict], device: torch.device,
+             features: ImageFeatures | None = None) -> Batch:
+    """Stack sample dicts into a :class:`Batch` on ``device``."""
+    masks = [s["masks"].to(device) for s in samples]
+    ignore = torch.stack([s["ignore"] for s in samples]).to(device)
+    images = None
+    if features is None:
+        images = torch.stack([s["image"] for s in samples]).to(device).float() / 255.0
+    return Batch(masks, ignore, [s["seed"] for s in samples], images, features)
+
+
+def encoder_fingerprint(model: Sam2Image) -> str:
+    """Hash of the image encoder's weights and the input size (the cache key's model part)."""
+    h = hashlib.blake2b(digest_size=12)
+    h.update(repr(model.cfg).encode())
+    for name, t in model.image_encoder.state_dict().items():
+        h.update(name.encode())
+        h.update(t.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    h.update(model.no_mem_embed.detach().cpu().float().numpy().tobytes())
+    return h.hexdigest()
+
+
+class FeatureCache:
+    """Image features of unaugmented items, computed once (memory, or files on disk).
+
+    Entries hold the features (batch 1, CPU) and the item's masks and ignore region, so a
+    cached step never decodes an image.
+
+    Args:
+        model: The model whose (frozen) encoder computes the features.
+        dataset: Unaugmented dataset at S x S.
+        directory: Folder for ``.pt`` files (a sub-folder per encoder fingerprint), or None.
+        runtime_autocast: Zero-argument autocast factory for the encoder.
+    """
+
+    def __init__(self, model: Sam2Image, dataset: Dataset, directory: str | None,
+                 runtime_autocast) -> None:
+        self.model, self.dataset, self.autocast = model, dataset, runtime_autocast
+        self.memory: dict[int, dict] = {}
+        self.dir = Path(directory) / encoder_fingerprint(model) if directory else None
+        self.computed = 0
+
+    def get(self, index: int) -> dict:
+        """Entry of dataset item ``index``: ``features``, ``masks``, ``ignore``."""
+        if index in self.memory:
+            return self.memory[index]
+        path = self.dir / f"{index:06d}.pt" if self.dir else None
+        if path is not None and path.exists():
+            entry = torch.load(path, map_location="cpu", weights_only=True)
+        else:
+            entry = self._compute(index)
+            if path is not None:
+                import io
+
+                buf = io.BytesIO()
+                torch.save(entry, buf)
+                atomic_write_bytes(path, buf.getvalue())
+        if path is None:
+            self.memory[index] = entry
+        return entry
+
+    @torch.no_grad()
+    def _compute(self, index: int) -> dict:
+        sample = self.dataset[index]
+        dev = self.model.device
+        img = sample["image"].as_subclass(torch.Tensor)[None].to(dev).float() / 255.0
+        with self.autocast():
+            feats = self.model.encode_image(self.model.normalize(img))
+        self.computed += 1
+        return {"features": [t.float().cpu() for t in feats.tensors()],
+                "masks": sample["masks"].as_subclass(torch.Tensor).bool(),
+                "ignore": sample["ignore"].as_subclass(torch.Tensor).bool()}
+
+    def batch(self, indices: list[int], seeds: list[int], device: torch.device) -> Batch:
+        """A :class:`Batch` of cached items."""
+        entries = [self.get(i) for i in indices]
+        feats = ImageFeatures(*(torch.cat([e["features"][j] for e in entries]).to(device)
+                                for j in range(3)))
+        samples = [{"masks": e["masks"], "ignore": e["ignore"], "seed": s}
+                   for e, s in zip(entries, seeds, strict=True)]
+        return to_batch(samples, device, feats)

@@ -1,0 +1,190 @@
+"""The training loop as a generator of :class:`~sam_pets.progress.Progress` records.
+
+``iter_fit`` yields one record per optimiser step (``message="train"``) and one per
+validation (``message="val"``), and returns a :class:`FitResult`. A stop request
+(``threading.Event`` or :meth:`TrainJob.stop`) is honoured after the current step; closing
+the generator (napari's worker ``quit()``) also saves. Either way ``last.pt`` and
+``state.pt`` are written atomically before the generator ends, so ``--resume`` continues
+exactly where the run stopped.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Generator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sam_pets.model import Sam2Image
+from sam_pets.progress import Progress, run_job
+from sam_pets.train import distributed as ddp
+from sam_pets.train.config import TrainConfig
+from sam_pets.train.plots import write_curves
+from sam_pets.train.trainer import Trainer
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """What a finished (or stopped) run produced.
+
+    Attributes:
+        run_dir: The run folder.
+        step: Optimiser steps done.
+        epoch: Epoch of the data position.
+        status: "done", "early_stop" or "cancelled".
+        best_val_miou: Best validation mIoU (None without validation).
+        best_step: Step of ``best.pt`` (-1 without validation).
+        last_val: Metrics of the last validation, or None.
+        model: The trained model (with adapters, if any), on the training device.
+    """
+
+    run_dir: Path
+    step: int
+    epoch: int
+    status: str
+    best_val_miou: float | None
+    best_step: int
+    last_val: dict | None = None
+    model: Sam2Image | None = field(default=None, compare=False, repr=False)
+
+    @property
+    def last_checkpoint(self) -> Path:
+        """``RUN/last.pt``."""
+        return self.run_dir / "last.pt"
+
+    @property
+    def best_checkpoint(self) -> Path | None:
+        """``RUN/best.pt`` if a validation ran."""
+        return self.run_dir / "best.pt" if self.best_step >= 0 else None
+
+
+def iter_fit(
+    cfg: TrainConfig,
+    stop: threading.Event | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+) -> Generator[Progress, None, FitResult]:
+    """Train as ``cfg`` says, yielding progress; return a :class:`FitResult`.
+
+    Args:
+        cfg: The run configuration.
+        stop: Set it (from any thread) to stop after the current step.
+        resume: Continue the run in ``cfg.out`` from its ``state.pt``.
+        overwrite: Replace an existing run in ``cfg.out`` (else that is an error).
+
+    Yields:
+        Progress records: step, total steps and metrics (epoch, loss and its terms, lr,
+        grad_norm, images_per_s, eta_s; val_* after a validation).
+    """
+    tr = Trainer(cfg, resume=resume, overwrite=overwrite)
+    stop = stop or threading.Event()
+    status, last_val = "done", None
+    try:
+        yield Progress(tr.step, tr.total_steps, "start", {"epoch": tr.epoch})
+        batches = tr.micro_batches()
+        timer = _Rate()
+        while tr.step < tr.total_steps:
+            m = tr.train_step(batches)
+            rec = _train_record(tr, m, timer)
+            if tr.step % cfg.log_every == 0 or tr.step == tr.total_steps:
+                tr.run.log(rec)
+            yield Progress(tr.step, tr.total_steps, "train", rec)
+            if cfg.val_every and tr.step % cfg.val_every == 0 and tr.step < tr.total_steps:
+                last_val = yield from _validate_and_save(tr)
+                if tr.early_stop:
+                    status = "early_stop"
+                    break
+            elif cfg.save_every and tr.step % cfg.save_every == 0:
+                tr.save(last_val)
+            if ddp.broadcast_flag(stop.is_set(), tr.rt.device):
+                status = "cancelled"
+                break
+        if status == "done":
+            last_val = (yield from _validate_and_save(tr)) or last_val
+        else:
+            tr.save(last_val)
+    except GeneratorExit:
+        tr.save(last_val)  # closed by the consumer: keep a resumable state, then end
+        raise
+    finally:
+        if tr.dist.is_main:
+            write_curves(tr.run.records(), tr.run.path)
+        ddp.barrier()
+    best = tr.best_miou if tr.best_step >= 0 else None
+    return FitResult(tr.run.path, tr.step, tr.epoch, status, best, tr.best_step, last_val,
+                     tr.model)
+
+
+def _validate_and_save(tr: Trainer) -> Generator[Progress, None, dict | None]:
+    val = tr.validate()
+    best = False
+    if val is not None:
+        best = tr.record_validation(val)
+        rec = {"step": tr.step, "epoch": tr.epoch, **val, "best": best}
+        tr.run.log(rec)
+        yield Progress(tr.step, tr.total_steps, "val", rec)
+    tr.save(val, best=best)
+    if tr.dist.is_main:
+        write_curves(tr.run.records(), tr.run.path)
+    return val
+
+
+class _Rate:
+    """Smoothed step time for images/s and the ETA."""
+
+    def __init__(self) -> None:
+        self.avg: float | None = None
+        self.t = time.perf_counter()
+
+    def update(self) -> float:
+        now = time.perf_counter()
+        dt, self.t = now - self.t, now
+        self.avg = dt if self.avg is None else 0.8 * self.avg + 0.2 * dt
+        return dt
+
+
+def _train_record(tr: Trainer, m: dict, timer: _Rate) -> dict:
+    dt = timer.update()
+    remaining = tr.total_steps - tr.step
+    rec = {"step": tr.step, "epoch": tr.epoch, **{k: m[k] for k in
+           ("loss", "focal", "dice", "iou", "cls", "lr", "grad_norm", "objects")}}
+    rec["images_per_s"] = m["images"] / max(dt, 1e-9)
+    rec["eta_s"] = remaining * (timer.avg or dt)
+    rec["step_time"] = m["step_time"]
+    return rec
+
+
+class TrainJob:
+    """A training run with a stop button: iterate it, or :meth:`run` it to the end.
+
+    Args:
+        cfg: The run configuration.
+        resume: Continue the run in ``cfg.out``.
+        overwrite: Replace an existing run in ``cfg.out``.
+    """
+
+    def __init__(self, cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> None:
+        self.cfg, self.resume, self.overwrite = cfg, resume, overwrite
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        """Ask the run to stop after the current step (thread-safe)."""
+        self._stop.set()
+
+    @property
+    def stop_requested(self) -> bool:
+        """True once :meth:`stop` was called."""
+        return self._stop.is_set()
+
+    def __iter__(self) -> Generator[Progress, None, FitResult]:
+        return iter_fit(self.cfg, self._stop, self.resume, self.overwrite)
+
+    def run(self, show: bool = False) -> FitResult:
+        """Run to the end (or the stop request); optionally draw a text progress bar."""
+        return run_job(iter(self), show=show)
+
+
+def fit(cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> FitResult:
+    """Train without progress output (see :func:`iter_fit`)."""
+    return run_job(iter_fit(cfg, resume=resume, overwrite=overwrite), show=False)

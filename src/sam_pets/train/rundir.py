@@ -1,0 +1,124 @@
+"""The run directory: config, metrics.jsonl, curves, model checkpoints and resume state.
+
+Layout::
+
+    RUN/config.yaml     the TrainConfig (loads back with load_config)
+    RUN/metrics.jsonl   one JSON object per logged step and per validation
+    RUN/loss.png        training loss curves;  RUN/val.png  validation mIoU / Dice
+    RUN/last.pt         latest weights (Meta layout + sam_pets metadata, LoRA merged)
+    RUN/best.pt         weights of the best validation mIoU (same format)
+    RUN/state.pt        resume state: unmerged weights, optimiser, scheduler, scaler, RNG,
+                        data position (plain tensors and numbers; loads with weights_only)
+
+Every file is written atomically (temp file + rename), so an interrupted run never leaves
+a truncated checkpoint behind.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import torch
+
+from sam_pets.model import Sam2Image, build_model, save_checkpoint
+from sam_pets.model.checkpoint import atomic_write_bytes
+from sam_pets.train.config import TrainConfig, dump_config, load_config
+from sam_pets.train.lora import has_lora, merged_state_dict
+
+OWN_FILES = ("config.yaml", "metrics.jsonl", "loss.png", "val.png", "last.pt", "best.pt",
+             "state.pt")
+
+
+class RunDir:
+    """Files of one run.
+
+    Args:
+        path: The run folder.
+        write: False on ranks other than 0: every write becomes a no-op.
+    """
+
+    def __init__(self, path: str | Path, write: bool = True) -> None:
+        self.path = Path(path)
+        self.write = write
+
+    def file(self, name: str) -> Path:
+        """Path of a file in the run."""
+        return self.path / name
+
+    def prepare(self, cfg: TrainConfig, resume: bool, overwrite: bool) -> None:
+        """Create the folder and write the config; refuse to clobber an existing run.
+
+        Raises:
+            FileExistsError: the folder holds a run and neither ``resume`` nor ``overwrite``.
+            FileNotFoundError: ``resume`` without a saved state.
+        """
+        existing = [n for n in OWN_FILES if self.file(n).exists()]
+        if resume:
+            if not self.file("state.pt").exists():
+                raise FileNotFoundError(f"{self.path}: no state.pt to resume from")
+        elif existing and not overwrite:
+            raise FileExistsError(
+                f"{self.path} already holds a run ({', '.join(existing)}); "
+                "use --resume to continue it or --overwrite to replace it"
+            )
+        if not self.write:
+            return
+        self.path.mkdir(parents=True, exist_ok=True)
+        if not resume:
+            for n in existing:
+                self.file(n).unlink()
+        atomic_write_bytes(self.file("config.yaml"), dump_config(cfg).encode())
+
+    def read_config(self) -> TrainConfig:
+        """The saved config of this run."""
+        return load_config(self.file("config.yaml"))
+
+    def log(self, record: dict) -> None:
+        """Append one metrics record (a JSON line)."""
+        if self.write:
+            with open(self.file("metrics.jsonl"), "a") as f:
+                f.write(json.dumps(record) + "\n")
+
+    def records(self) -> list[dict]:
+        """All metrics records so far."""
+        p = self.file("metrics.jsonl")
+        if not p.exists():
+            return []
+        return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+
+    def truncate_log(self, step: int) -> None:
+        """Drop records after ``step`` (a resumed run re-logs them)."""
+        if self.write and self.file("metrics.jsonl").exists():
+            kept = [r for r in self.records() if r.get("step", 0) <= step]
+            text = "".join(json.dumps(r) + "\n" for r in kept)
+            atomic_write_bytes(self.file("metrics.jsonl"), text.encode())
+
+    def save_model(self, model: Sam2Image, name: str, metadata: dict) -> Path | None:
+        """Write ``name`` (last.pt / best.pt) in Meta layout, adapters merged."""
+        if not self.write:
+            return None
+        return save_checkpoint(plain_model(model), self.file(name),
+                               metadata={"train": metadata}, overwrite=True)
+
+    def save_state(self, state: dict) -> None:
+        """Write the resume state atomically."""
+        if self.write:
+            buf = io.BytesIO()
+            torch.save(state, buf)
+            atomic_write_bytes(self.file("state.pt"), buf.getvalue())
+
+    def load_state(self) -> dict:
+        """Read the resume state (tensors and plain numbers only)."""
+        return torch.load(self.file("state.pt"), map_location="cpu", weights_only=True)
+
+
+def plain_model(model: Sam2Image) -> Sam2Image:
+    """``model`` itself, or a copy on the CPU with its LoRA adapters merged."""
+    if not has_lora(model):
+        return model
+    plain = build_model(model.cfg, device="cpu")
+    plain.load_state_dict({k: v.cpu() for k, v in merged_state_dict(model).items()}, strict=True)
+    plain.extra_state = dict(model.extra_state)
+    return plain

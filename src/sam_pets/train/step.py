@@ -1,0 +1,171 @@
+"""One training step's loss: encode once, then 1 + R interactive decoder rounds per image.
+
+Round 0 uses the first prompt (box or click[s], optionally the GT mask); each later round
+adds one correction click sampled from the current error region and feeds the previous
+round's low-res logits (of the selected mask, detached) back as the mask prompt. Every
+round is supervised (SAM2_IMAGE_SPEC.md §8). Losses are computed at the model-input
+resolution S (logits upsampled bilinearly, as Meta) or, with ``loss_resolution="low"``, at
+S/4 against the area-downsampled GT.
+
+With ``backward=True`` each round is back-propagated as soon as its loss is known, into
+detached copies of the image features, and the encoder gets one backward at the end: the
+decoder activations of earlier rounds are freed early; the gradients are the same sums.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from sam_pets.model import ImageFeatures, Sam2Image
+from sam_pets.train.config import TrainConfig
+from sam_pets.train.losses import LossWeights, StepLoss, sam_loss
+from sam_pets.train.prompting import correction_clicks, first_prompts
+
+TERMS = ("focal", "dice", "iou", "cls")
+
+
+@dataclass
+class Batch:
+    """Images (or their cached features) and targets at the model input size S.
+
+    Attributes:
+        masks: B tensors (K_i, S, S) bool, one per image (K_i may be 0).
+        ignore: (B, S, S) bool pixels left out of losses and metrics.
+        seeds: B ints seeding each image's prompts.
+        images: (B, 3, S, S) float in [0, 1], or None when ``features`` is given.
+        features: Cached :class:`ImageFeatures` with batch B, or None.
+    """
+
+    masks: list[torch.Tensor]
+    ignore: torch.Tensor
+    seeds: list[int]
+    images: torch.Tensor | None = None
+    features: ImageFeatures | None = None
+
+    @property
+    def num_objects(self) -> int:
+        """Objects in the batch."""
+        return sum(int(m.shape[0]) for m in self.masks)
+
+
+@dataclass
+class BatchLoss:
+    """Loss of a batch, normalised by its number of objects (0 objects: all zeros).
+
+    Attributes:
+        loss: Weighted total (float).
+        terms: Unweighted focal/dice/iou/cls (floats).
+        num_objects: Objects supervised.
+    """
+
+    loss: float
+    terms: dict[str, float]
+    num_objects: int
+
+
+def loss_weights(cfg: TrainConfig) -> LossWeights:
+    """The :class:`LossWeights` of a config."""
+    return LossWeights(cfg.focal_weight, cfg.dice_weight, cfg.iou_weight, cfg.class_weight,
+                       cfg.iou_loss)
+
+
+def encode(model: Sam2Image, images: torch.Tensor, trainable: bool) -> ImageFeatures:
+    """Image features of (B, 3, S, S) images in [0, 1] (no graph when not ``trainable``)."""
+    with torch.set_grad_enabled(trainable and torch.is_grad_enabled()):
+        return model.encode_image(model.normalize(images))
+
+
+def batch_loss(
+    model: Sam2Image,
+    batch: Batch,
+    cfg: TrainConfig,
+    autocast: Callable = contextlib.nullcontext,
+    backward: Callable[[torch.Tensor], None] | None = None,
+    scale: float = 1.0,
+) -> BatchLoss:
+    """Loss of one batch; optionally back-propagate ``scale * loss``.
+
+    Args:
+        model: The model, in the train/eval modes set by the caller.
+        batch: Images or features plus targets, on the model's device.
+        cfg: Prompt and loss settings.
+        autocast: Zero-argument context factory for the forward passes.
+        backward: Called with each scaled round loss (e.g. ``Runtime.backward``); None for
+            evaluation only.
+        scale: Extra loss factor for the backward (1 / grad_accum).
+    """
+    n_obj = batch.num_objects
+    if n_obj == 0:
+        return BatchLoss(0.0, dict.fromkeys(TERMS, 0.0), 0)
+    enc_grad = backward is not None and batch.features is None and any(
+        p.requires_grad for p in model.image_encoder.parameters()
+    )
+    with autocast():
+        feats = batch.features or encode(model, batch.images, enc_grad)
+    leaves = feats
+    if enc_grad:
+        leaves = ImageFeatures(*(t.detach().requires_grad_() for t in feats.tensors()))
+    totals = dict.fromkeys(("total", *TERMS), 0.0)
+    norm = scale / n_obj
+    for i, masks in enumerate(batch.masks):
+        if len(masks):
+            rng = np.random.default_rng(batch.seeds[i])
+            for step in _image_rounds(model, leaves.index(i), masks, batch.ignore[i], cfg,
+                                      rng, autocast):
+                if backward is not None:
+                    backward(step.total * norm)
+                for k in totals:
+                    totals[k] += float(getattr(step, k).detach())
+    if enc_grad and any(t.grad is not None for t in leaves.tensors()):
+        pairs = [(f, leaf.grad) for f, leaf in zip(feats.tensors(), leaves.tensors(), strict=True)
+                 if leaf.grad is not None]
+        torch.autograd.backward([p[0] for p in pairs], [p[1] for p in pairs])
+    return BatchLoss(totals["total"] / n_obj, {k: totals[k] / n_obj for k in TERMS}, n_obj)
+
+
+def _targets(masks: torch.Tensor, ignore: torch.Tensor, cfg: TrainConfig, low: int):
+    gt = masks[:, None].float()  # (K, 1, S, S)
+    keep = (~ignore).float()[None, None].expand_as(gt)  # (K, 1, S, S)
+    if cfg.loss_resolution == "low":
+        gt = (F.interpolate(gt, size=(low, low), mode="area") >= 0.5).float()  # (K, 1, s, s)
+        keep = (F.interpolate(keep, size=(low, low), mode="area") >= 1.0).float()
+    return gt, keep
+
+
+def _image_rounds(model, feats, masks, ignore, cfg, rng, autocast):
+    """Yield the :class:`StepLoss` of each round for the K objects of one image."""
+    s_in, s_low = model.cfg.image_size, model.cfg.mask_size
+    dev = masks.device
+    if len(masks) > cfg.max_objects:
+        masks = masks[torch.from_numpy(np.sort(rng.choice(len(masks), cfg.max_objects, False)))]
+    gt_np, ign_np = masks.cpu().numpy(), ignore.cpu().numpy()
+    gt, keep = _targets(masks, ignore, cfg, s_low)
+    first = first_prompts(gt_np, ign_np, rng, cfg.prob_box, cfg.num_pos_clicks)
+    pts, labels = torch.from_numpy(first.points_xy).to(dev), torch.from_numpy(first.labels).to(dev)
+    mask_in = None
+    if cfg.prob_mask_prompt > 0 and rng.random() < cfg.prob_mask_prompt:
+        low = F.interpolate(masks[:, None].float(), size=(s_low, s_low), mode="area")
+        mask_in = (low - 0.5) * 20.0  # (K, 1, s, s) logits of the GT mask
+    w = loss_weights(cfg)
+    for r in range(cfg.correction_rounds + 1):
+        with autocast():
+            out = model.decode(feats, pts, labels, mask_in, first.multimask and r == 0)
+        logits = out.logits.float()  # (K, M, s, s)
+        full = F.interpolate(logits, size=(s_in, s_in), mode="bilinear", align_corners=False)
+        yield sam_loss(full if cfg.loss_resolution == "input" else logits, out.iou,
+                       out.object_score, gt, keep, w)
+        if r == cfg.correction_rounds:
+            return
+        best = out.iou.argmax(dim=1) if logits.shape[1] > 1 else torch.zeros_like(out.iou[:, 0])
+        rows = torch.arange(len(logits), device=dev)
+        pred = (full[rows, best.long()] > 0).cpu().numpy()  # (K, S, S)
+        cp, cl = correction_clicks(pred, gt_np, ign_np, rng, cfg.prob_click_from_gt)
+        pts = torch.cat([pts, torch.from_numpy(cp).to(dev)], dim=1)  # (K, N + 1, 2)
+        labels = torch.cat([labels, torch.from_numpy(cl).to(dev)], dim=1)  # (K, N + 1)
+        mask_in = logits[rows, best.long()][:, None].detach()  # (K, 1, s, s)

@@ -1,0 +1,245 @@
+"""The training state of one process: model, optimiser, schedule, data position, best score.
+
+:func:`sam_pets.train.loop.iter_fit` drives a :class:`Trainer`; the trainer holds no UI and
+writes files only through its :class:`~sam_pets.train.rundir.RunDir` (rank 0).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+from sam_pets.model import ImageFeatures
+from sam_pets.train import distributed as ddp
+from sam_pets.train.config import TrainConfig
+from sam_pets.train.data import (
+    EpochSamples,
+    FeatureCache,
+    epoch_order,
+    loader,
+    open_dataset,
+    sample_seed,
+    shard,
+    to_batch,
+)
+from sam_pets.train.device import Runtime, rng_state, seed_everything, select_device, set_rng_state
+from sam_pets.train.optim import LrSchedule, build_optimizer
+from sam_pets.train.rundir import RunDir
+from sam_pets.train.setup import (
+    configure_trainable,
+    load_train_model,
+    set_train_modes,
+    trainable_parameters,
+)
+from sam_pets.train.step import TERMS, Batch, batch_loss
+from sam_pets.train.validate import validate
+
+
+class Trainer:
+    """Everything a run needs between steps.
+
+    Args:
+        cfg: The run configuration.
+        resume: Continue from ``cfg.out/state.pt``.
+        overwrite: Replace an existing run in ``cfg.out``.
+    """
+
+    def __init__(self, cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> None:
+        self.cfg = cfg
+        self.dist = ddp.env_info()
+        self.rt = Runtime(select_device(cfg.device, self.dist.local_rank), cfg.precision)
+        ddp.init_process_group(self.dist, self.rt.device)
+        self.run = RunDir(cfg.out, write=self.dist.is_main)
+        if self.dist.is_main:
+            self.run.prepare(cfg, resume, overwrite)
+        ddp.barrier()
+        seed_everything(cfg.seed)
+        self._build_model()
+        self._build_data()
+        self.step, self.epoch, self.batch_idx = 0, 0, 0
+        self.best_miou, self.best_step, self.bad_vals = -math.inf, -1, 0
+        self.images_seen = 0
+        if resume:
+            self.load_state_dict(self.run.load_state())
+            self.run.truncate_log(self.step)
+
+    def _build_model(self) -> None:
+        cfg = self.cfg
+        self.model = load_train_model(cfg)
+        configure_trainable(self.model, cfg)
+        self.model.to(self.rt.device)
+        set_train_modes(self.model, cfg)
+        ddp.broadcast_parameters(self.model)
+        self.params = trainable_parameters(self.model)
+        self.optimizer = build_optimizer(self.model, cfg)
+
+    def _build_data(self) -> None:
+        cfg, size = self.cfg, self.model.cfg.image_size
+        cached = cfg.cached_embeddings
+        self.train_ds = open_dataset(cfg.dataset, cfg.train_split, size, cfg.augment and not cached)
+        self.weights = self.train_ds.sample_weights().numpy() if cfg.balanced else None
+        per_rank = len(self.train_ds) // self.dist.world
+        self.batches_per_epoch = per_rank // cfg.batch_size
+        if self.batches_per_epoch < 1:
+            raise ValueError(f"{cfg.dataset}: {len(self.train_ds)} '{cfg.train_split}' items are "
+                             f"fewer than batch size {cfg.batch_size} x {self.dist.world} processes")
+        steps_per_epoch = max(1, self.batches_per_epoch // cfg.grad_accum)
+        self.total_steps = cfg.steps if cfg.steps is not None else cfg.epochs * steps_per_epoch
+        self.schedule = LrSchedule(cfg, self.total_steps)
+        frozen = cfg.encoder_frozen
+        auto = self.rt.autocast
+        self.cache = FeatureCache(self.model, self.train_ds, _sub(cfg.cache_dir, "train"),
+                                  auto) if cached else None
+        self.val_ds = self._open_val(size)
+        self.val_cache = (FeatureCache(self.model, self.val_ds, _sub(cfg.cache_dir, "val"), auto)
+                          if frozen and self.val_ds is not None else None)
+
+    def _open_val(self, size: int):
+        if not self.cfg.val_split:
+            return None
+        try:
+            ds = open_dataset(self.cfg.dataset, self.cfg.val_split, size, augment=False)
+        except (FileNotFoundError, ValueError, KeyError):
+            return None
+        if self.cfg.val_items and len(ds) > self.cfg.val_items:
+            ds.records = ds.records[: self.cfg.val_items]
+        return ds if len(ds) else None
+
+    # -- data -------------------------------------------------------------------------------
+    def micro_batches(self) -> Iterator[Batch]:
+        """Batches from the current data position on, across epochs (advances the position)."""
+        cfg, d = self.cfg, self.dist
+        while True:
+            order = shard(epoch_order(len(self.train_ds), self.epoch, cfg.seed, self.weights),
+                          d.rank, d.world)[: self.batches_per_epoch * cfg.batch_size]
+            for batch in self._epoch_batches(order, self.batch_idx):
+                self.batch_idx += 1  # the position after this batch, saved with the step
+                yield batch
+            self.epoch, self.batch_idx = self.epoch + 1, 0
+
+    def _epoch_batches(self, order: np.ndarray, start_batch: int) -> Iterator[Batch]:
+        cfg, b = self.cfg, self.cfg.batch_size
+        seed = cfg.seed * 1_000_003 + self.dist.rank
+        if self.cache is not None:
+            for j in range(start_batch, len(order) // b):
+                idx = [int(i) for i in order[j * b:(j + 1) * b]]
+                seeds = [sample_seed(seed, self.epoch, j * b + k) for k in range(b)]
+                yield self.cache.batch(idx, seeds, self.rt.device)
+            return
+        samples = EpochSamples(self.train_ds, order[start_batch * b:], seed, self.epoch,
+                               start=start_batch * b)
+        gen = torch.Generator().manual_seed(seed)
+        for lst in loader(samples, b, cfg.num_workers, gen):
+            yield to_batch(lst, self.rt.device)
+
+    # -- one optimiser step -----------------------------------------------------------------
+    def train_step(self, batches: Iterator[Batch]) -> dict[str, float]:
+        """Accumulate ``grad_accum`` micro-batches, average over ranks, clip and step."""
+        cfg = self.cfg
+        t0 = time.perf_counter()
+        lr = self.schedule.apply(self.optimizer, self.step)
+        self.optimizer.zero_grad(set_to_none=True)
+        sums, n_obj = dict.fromkeys(("loss", *TERMS), 0.0), 0
+        for _ in range(cfg.grad_accum):
+            bl = batch_loss(self.model, next(batches), cfg, self.rt.autocast, self.rt.backward,
+                            scale=1.0 / cfg.grad_accum)
+            sums["loss"] += bl.loss / cfg.grad_accum
+            for k in TERMS:
+                sums[k] += bl.terms[k] / cfg.grad_accum
+            n_obj += bl.num_objects
+        ddp.average_gradients(self.params)
+        gnorm = self.rt.clip_and_step(self.optimizer, self.params, cfg.grad_clip)
+        self.rt.synchronize()
+        self.step += 1
+        images = cfg.batch_size * cfg.grad_accum * self.dist.world
+        self.images_seen += images
+        metrics = ddp.all_reduce_mean(sums, self.rt.device)
+        metrics.update(lr=lr, grad_norm=gnorm, objects=n_obj,
+                       step_time=time.perf_counter() - t0, images=images)
+        return metrics
+
+    # -- validation -------------------------------------------------------------------------
+    def validate(self) -> dict[str, float] | None:
+        """Val metrics with fixed prompts (None without a val split); restores train modes."""
+        if self.val_ds is None:
+            return None
+        dev = self.rt.device
+
+        def items():
+            for i in range(len(self.val_ds)):
+                if self.val_cache is not None:
+                    e = self.val_cache.get(i)
+                    x = ImageFeatures(*(t.to(dev) for t in e["features"]))
+                    yield x, e["masks"].to(dev), e["ignore"].to(dev)
+                else:
+                    s = self.val_ds[i]
+                    img = s["image"].as_subclass(torch.Tensor)[None].to(dev).float() / 255.0
+                    yield img, s["masks"].as_subclass(torch.Tensor).to(dev), \
+                        s["ignore"].as_subclass(torch.Tensor).to(dev)
+
+        try:
+            return validate(self.model, items(), self.rt.autocast)
+        finally:
+            set_train_modes(self.model, self.cfg)
+
+    def record_validation(self, val: dict[str, float]) -> bool:
+        """Update best score, plateau and early stopping; return True if this is a new best."""
+        self.schedule.on_validation(val["val_miou"])
+        if val["val_miou"] > self.best_miou:
+            self.best_miou, self.best_step, self.bad_vals = val["val_miou"], self.step, 0
+            return True
+        self.bad_vals += 1
+        return False
+
+    @property
+    def early_stop(self) -> bool:
+        """True when validation stopped improving for ``early_stop_patience`` rounds."""
+        p = self.cfg.early_stop_patience
+        return p > 0 and self.bad_vals >= p
+
+    # -- state ------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """Everything an exact resume needs (tensors and plain numbers only)."""
+        return {
+            "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+            "optimizer": self.optimizer.state_dict(),
+            "scaler": self.rt.scaler.state_dict(),
+            "plateau": self.schedule.plateau.state_dict(),
+            "rng": rng_state(),
+            "step": self.step, "epoch": self.epoch, "batch_idx": self.batch_idx,
+            "best_miou": self.best_miou, "best_step": self.best_step, "bad_vals": self.bad_vals,
+            "images_seen": self.images_seen,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore :meth:`state_dict` output (model and optimiser already built)."""
+        self.model.load_state_dict(state["model"], strict=True)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.rt.scaler.load_state_dict(state["scaler"])
+        self.schedule.plateau.load_state_dict(state["plateau"])
+        set_rng_state(state["rng"])
+        for k in ("step", "epoch", "batch_idx", "best_miou", "best_step", "bad_vals",
+                  "images_seen"):
+            setattr(self, k, state[k])
+
+    def metadata(self, val: dict | None = None) -> dict:
+        """Training metadata stored in checkpoints (under ``sam_pets.train``)."""
+        return {"step": self.step, "epoch": self.epoch, "total_steps": self.total_steps,
+                "best_val_miou": None if self.best_step < 0 else self.best_miou,
+                "best_step": self.best_step, "val": val, "config": self.cfg.to_dict()}
+
+    def save(self, val: dict | None = None, best: bool = False) -> None:
+        """Write last.pt and state.pt (and best.pt) on rank 0."""
+        meta = self.metadata(val)
+        self.run.save_model(self.model, "last.pt", meta)
+        if best:
+            self.run.save_model(self.model, "best.pt", meta)
+        self.run.save_state(self.state_dict())
+
+
+def _sub(directory: str | None, name: str) -> str | None:
+    return f"{directory}/{name}" if directory else None
