@@ -1,0 +1,46 @@
+"""TrainConfig: YAML round trip, unknown keys, validation."""
+
+from __future__ import annotations
+
+import pytest
+
+from sam_pets.train.config import TrainConfig, dump_config, load_config
+
+
+def _cfg(**kw):
+    return TrainConfig(**{"dataset": "d", "out": "o", "model_config": "test", "steps": 1, **kw})
+
+
+def test_yaml_round_trip(tmp_path):
+    cfg = _cfg(freeze=("image_encoder",), betas=(0.8, 0.99), lora_rank=4)
+    p = tmp_path / "c.yaml"
+    p.write_text(dump_config(cfg))
+    assert load_config(p) == cfg
+    assert load_config(p, steps=7).steps == 7
+
+
+def test_unknown_key_is_an_error(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("dataset: d\nout: o\nmodel_config: test\nsteps: 1\nlearning_rate: 0.1\n")
+    with pytest.raises(ValueError, match="unknown train config keys: \\['learning_rate'\\]"):
+        load_config(p)
+
+
+@pytest.mark.parametrize("bad, match", [
+    (dict(checkpoint="x.pt"), "exactly one of checkpoint and model_config"),
+    (dict(steps=None), "steps or epochs"),
+    (dict(freeze=("trunk",)), "freeze/lora_parts"),
+    (dict(cached_embeddings=True), "frozen image encoder"),
+    (dict(schedule="linear"), "schedule"),
+    (dict(batch_size=0), "batch_size"),
+])
+def test_invalid_configs(bad, match):
+    with pytest.raises(ValueError, match=match):
+        _cfg(**bad)
+
+
+def test_encoder_frozen_rules():
+    assert _cfg(freeze=("image_encoder",)).encoder_frozen
+    assert not _cfg(lora_rank=2).encoder_frozen
+    assert _cfg(lora_rank=2, lora_parts=("mask_decoder",)).encoder_frozen
+    assert _cfg(freeze=("image_encoder",), cached_embeddings=True).cached_embeddings
