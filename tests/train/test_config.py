@@ -22,7 +22,7 @@ def test_yaml_round_trip(tmp_path):
 def test_unknown_key_is_an_error(tmp_path):
     p = tmp_path / "c.yaml"
     p.write_text("dataset: d\nout: o\nmodel_config: test\nsteps: 1\nlearning_rate: 0.1\n")
-    with pytest.raises(ValueError, match="unknown train config keys: \\['learning_rate'\\]"):
+    with pytest.raises(ValueError, match="unknown train config keys: \\[.learning_rate.\\]"):
         load_config(p)
 
 

@@ -78,7 +78,7 @@ def _parts(text: str) -> tuple[str, ...]:
 def build_config(args) -> tuple[object, bool]:
     """The TrainConfig of the parsed arguments and whether this is a resume."""
     from sam_pets.cli import CliError
-    from sam_pets.train.config import TrainConfig, load_config
+    from sam_pets.train.config import TrainConfig, read_config_file
     from sam_pets.train.rundir import RunDir
 
     flags = {k: getattr(args, k) for k in _FLAG_KEYS if getattr(args, k) is not None}
@@ -88,10 +88,7 @@ def build_config(args) -> tuple[object, bool]:
         if "steps" in extend:
             extend["epochs"] = None
         return cfg.replace(out=str(args.resume), **extend), True
-    if args.config_file:
-        base = load_config(args.config_file).to_dict()
-    else:
-        base = {}
+    base = read_config_file(args.config_file) if args.config_file else {}
     base.update(flags)
     if args.dataset:
         base["dataset"] = args.dataset

@@ -171,6 +171,10 @@ class TrainConfig:
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"unknown train config keys: {unknown}; known: {sorted(known)}")
+        missing = [f.name for f in fields(cls) if f.default is dataclasses.MISSING
+                   and f.name not in d]
+        if missing:
+            raise ValueError(f"missing train config keys: {missing}")
         tuples = {f.name for f in fields(cls) if str(f.type).startswith("tuple")}
         return cls(**{k: tuple(v) if k in tuples and v is not None else v for k, v in d.items()})
 
@@ -180,8 +184,8 @@ def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
         raise ValueError(f"{name} must be one of {choices}, got {value!r}")
 
 
-def load_config(path: str | Path, **overrides) -> TrainConfig:
-    """Read a YAML (or JSON) config file; ``overrides`` replace or add keys.
+def read_config_file(path: str | Path) -> dict:
+    """The mapping of a YAML (or JSON) config file, possibly partial; unknown keys are an error.
 
     Raises:
         ValueError: the file is not a mapping, or holds unknown keys.
@@ -189,6 +193,15 @@ def load_config(path: str | Path, **overrides) -> TrainConfig:
     data = yaml.safe_load(Path(path).read_text()) or {}
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping of config keys, got {type(data).__name__}")
+    unknown = sorted(set(data) - {f.name for f in fields(TrainConfig)})
+    if unknown:
+        raise ValueError(f"{path}: unknown train config keys: {unknown}")
+    return data
+
+
+def load_config(path: str | Path, **overrides) -> TrainConfig:
+    """Read a complete config file; ``overrides`` (not None) replace or add keys."""
+    data = read_config_file(path)
     data.update({k: v for k, v in overrides.items() if v is not None})
     return TrainConfig.from_dict(data)
 

@@ -1,0 +1,123 @@
+"""``sam-pets train`` in-process: end to end, config files, resume, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from sam_pets.cli import main
+
+SHARED = (
+    Path(os.environ["SAM_PETS_SHARED"])
+    if os.environ.get("SAM_PETS_SHARED")
+    else Path(__file__).resolve().parents[2].parent / "shared"
+)
+FAST = ["--config", "test", "--correction-rounds", "1", "--batch-size", "2", "--lr", "1e-3",
+        "--quiet"]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    from sam_pets.data.convert import ConvertConfig, convert_oxford_pets
+    from sam_pets.progress import run_job
+
+    src = SHARED / "data" / "oxford_pets_dev"
+    if not src.exists():
+        pytest.skip(f"shared data not available: {src}")
+    out = tmp_path_factory.mktemp("pets") / "ds"
+    run_job(convert_oxford_pets(src, out, ConvertConfig(seed=0, tiny=16)), show=False)
+    return out
+
+
+def _summary(capsys) -> dict:
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_train_end_to_end_then_predict(dataset, tmp_path, capsys):
+    from sam_pets.model import load_model
+    from sam_pets.predict import ImagePredictor
+    from sam_pets.predict.images import read_image
+
+    run = tmp_path / "run"
+    assert main(["train", str(dataset), "--out", str(run), *FAST, "--steps", "3",
+                 "--val-every", "2", "--freeze", "image_encoder"]) == 0
+    s = _summary(capsys)
+    assert s["status"] == "done" and s["step"] == 3 and Path(s["best"]).is_file()
+    assert main(["info", str(run / "last.pt")]) == 0
+    assert "train:" in capsys.readouterr().out
+    predictor = ImagePredictor(load_model(run / "last.pt"), device="cpu")
+    image = read_image(SHARED / "data" / "oxford_pets_dev" / "images" / "Bengal_63.jpg")
+    predictor.set_image(image)
+    pred = predictor.predict(None, None, np.array([100, 50, 400, 350], np.float32),
+                             multimask=False)
+    assert pred.masks.shape[-2:] == image.shape[:2] and pred.masks.dtype == bool
+
+
+def test_existing_run_is_refused_then_resumed(dataset, tmp_path, capsys):
+    run = tmp_path / "run"
+    args = ["train", str(dataset), "--out", str(run), *FAST, "--steps", "1"]
+    assert main(args) == 0
+    capsys.readouterr()
+    assert main(args) == 2
+    assert "--resume" in capsys.readouterr().err
+    assert main(["train", "--resume", str(run), "--steps", "2", "--quiet"]) == 0
+    assert _summary(capsys)["step"] == 2
+    assert main([*args, "--overwrite"]) == 0
+    assert _summary(capsys)["step"] == 1
+
+
+def test_config_file_and_flags(dataset, tmp_path, capsys):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(f"dataset: {dataset}\nmodel_config: test\nsteps: 1\ncorrection_rounds: 0\n"
+                   "freeze: [image_encoder]\ncached_embeddings: true\nval_split: ''\n")
+    assert main(["train", "--config-file", str(cfg), "--out", str(tmp_path / "r"), "--quiet"]) == 0
+    assert _summary(capsys)["status"] == "done"
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("dataset: x\nout: y\nmodel_config: test\nsteps: 1\nlearnin_rate: 1\n")
+    assert main(["train", "--config-file", str(bad)]) == 2
+    assert "learnin_rate" in capsys.readouterr().err
+
+
+def test_clear_errors(dataset, tmp_path, capsys):
+    assert main(["train", str(dataset), "--out", str(tmp_path / "r"), *FAST, "--steps", "1",
+                 "--cached-embeddings"]) == 2
+    assert "frozen image encoder" in capsys.readouterr().err
+    assert main(["train", str(dataset), *FAST, "--steps", "1"]) == 2
+    assert "--out is required" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", str(dataset), "--out", "x", "--config", "test", "--freeze", "trunk"])
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes(dataset, tmp_path):
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           "-m", "sam_pets", "train", str(dataset), "--out", str(run), *FAST, "--steps", "2",
+           "--device", "cpu"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # the launcher and both workers
+        raise
+    assert proc.returncode == 0, stderr[-2000:]
+    assert json.loads(stdout.strip().splitlines()[-1])["step"] == 2
+    assert (run / "last.pt").is_file()
