@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from sam_pets.model import build_model
-from sam_pets.train.lora import add_lora, adapter_parameters, has_lora, merged_state_dict
+from sam_pets.train.lora import adapter_parameters, add_lora, has_lora, merged_state_dict
 from sam_pets.train.rundir import plain_model
 
 

@@ -40,7 +40,8 @@ def test_layer_wise_lr_decay():
     assert lr["image_encoder.trunk.pos_embed"] == 0.5
     assert lr["no_mem_embed"] == 0.5
     assert lr["image_encoder.neck.convs.0.conv.weight"] == 0.5
-    assert lr["image_encoder.trunk.patch_embed.proj.weight"] == pytest.approx(0.5 * 0.9 ** (depth + 1))
+    patch = lr["image_encoder.trunk.patch_embed.proj.weight"]
+    assert patch == pytest.approx(0.5 * 0.9 ** (depth + 1))
     for i in range(depth):
         key = f"image_encoder.trunk.blocks.{i}.norm1.weight"
         assert lr[key] == pytest.approx(0.5 * 0.9 ** (depth - i))

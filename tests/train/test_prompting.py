@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from sam_pets.train.prompting import box_prompts, center_click_prompts, correction_clicks, first_prompts
+from sam_pets.train.prompting import (
+    box_prompts,
+    center_click_prompts,
+    correction_clicks,
+    first_prompts,
+)
 
 
 def _square(size=32, lo=8, hi=20):

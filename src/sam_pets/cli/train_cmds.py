@@ -52,6 +52,8 @@ def register(sub) -> None:
                    help="auto = bf16 autocast on CUDA, fp32 elsewhere")
     p.add_argument("--seed", type=int, help="seed of init, data order, augmentation and prompts")
     p.add_argument("--num-workers", type=int, help="DataLoader worker processes")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="torch CPU threads (1 is often fastest on a busy shared machine)")
     p.add_argument("--resume", metavar="RUN", help="continue this run exactly where it stopped "
                    "(its saved config; --steps/--epochs may extend it)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
@@ -112,6 +114,10 @@ def cmd_train(args) -> int:
     from sam_pets.train.loop import iter_fit
 
     cfg, resume = build_config(args)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     is_main = int(os.environ.get("RANK", "0")) == 0
     job = iter_fit(cfg, resume=resume, overwrite=args.overwrite)
     res = run_job(job, show=is_main and not args.quiet)

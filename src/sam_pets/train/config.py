@@ -162,7 +162,8 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         """Plain-python dict (tuples become lists), for YAML/JSON and checkpoint metadata."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+        d = dataclasses.asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:

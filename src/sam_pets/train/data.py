@@ -19,7 +19,6 @@ from sam_pets.data.augment import AugmentConfig
 from sam_pets.data.dataset import CanonicalDataset, DatasetConfig
 from sam_pets.model import ImageFeatures, Sam2Image
 from sam_pets.model.checkpoint import atomic_write_bytes
-from sam_pets.train.config import TrainConfig
 from sam_pets.train.step import Batch
 
 PLAIN = dict(hflip_prob=0.0, scale_range=(1.0, 1.0), translate=0.0, brightness=0.0,

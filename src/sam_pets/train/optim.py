@@ -35,7 +35,7 @@ def no_decay_names(model: nn.Module) -> set[str]:
 
 
 def lr_scale(name: str, depth: int, cfg: TrainConfig) -> float:
-    """lr multiplier of one parameter (relative to ``cfg.lr``).
+    """Lr multiplier of one parameter (relative to ``cfg.lr``).
 
     Args:
         name: Parameter name as in ``Sam2Image.named_parameters()`` (LoRA adapters use the
@@ -90,7 +90,7 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
 
 
 def warmup_cosine(step: int, total: int, warmup: int = 0, min_ratio: float = 0.1) -> float:
-    """lr factor at ``step`` (0-based): linear warmup to 1, then cosine to ``min_ratio``.
+    """Lr factor at ``step`` (0-based): linear warmup to 1, then cosine to ``min_ratio``.
 
     Pure function: the factor for step ``s`` is the same however the run got there.
     """
@@ -102,7 +102,7 @@ def warmup_cosine(step: int, total: int, warmup: int = 0, min_ratio: float = 0.1
 
 
 def warmup_constant(step: int, warmup: int = 0) -> float:
-    """lr factor: linear warmup to 1, then 1."""
+    """Lr factor: linear warmup to 1, then 1."""
     return (step + 1) / warmup if warmup > 0 and step < warmup else 1.0
 
 
@@ -158,7 +158,7 @@ class LrSchedule:
         self.plateau = Plateau(cfg.plateau_factor, cfg.plateau_patience)
 
     def factor(self, step: int) -> float:
-        """lr factor at ``step`` (before the plateau multiplier)."""
+        """Lr factor at ``step`` (before the plateau multiplier)."""
         c = self.cfg
         if c.schedule == "cosine":
             return warmup_cosine(step, self.total, c.warmup_steps, c.min_lr_ratio)

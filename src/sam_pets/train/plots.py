@@ -63,6 +63,7 @@ def write_curves(records: list[dict], folder: str | Path) -> list[Path]:
     val = [r for r in records if "val_miou" in r]
     if val:
         keys = ("val_miou", "val_iou_box", "val_iou_click", "val_dice_box", "val_dice_click")
-        atomic_write_bytes(folder / "val.png", _figure_png(_series(val, keys), "validation", "score"))
+        png = _figure_png(_series(val, keys), "validation", "score")
+        atomic_write_bytes(folder / "val.png", png)
         written.append(folder / "val.png")
     return written

@@ -89,8 +89,10 @@ def first_prompts(masks: np.ndarray, ignore: np.ndarray, rng: np.random.Generato
     return click_prompts(masks, num_clicks, rng, ignore)
 
 
-def correction_clicks(pred: np.ndarray, gt: np.ndarray, ignore: np.ndarray,
-                      rng: np.random.Generator, prob_from_gt: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+def correction_clicks(
+    pred: np.ndarray, gt: np.ndarray, ignore: np.ndarray, rng: np.random.Generator,
+    prob_from_gt: float = 0.1,
+) -> tuple[np.ndarray, np.ndarray]:
     """One corrective click per object, drawn uniformly from the current error region.
 
     A missed pixel gives a positive click, a false positive a negative one. With

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from sam_pets.model import ImageFeatures, Sam2Image
 from sam_pets.train.config import TrainConfig
-from sam_pets.train.losses import LossWeights, StepLoss, sam_loss
+from sam_pets.train.losses import LossWeights, sam_loss
 from sam_pets.train.prompting import correction_clicks, first_prompts
 
 TERMS = ("focal", "dice", "iou", "cls")

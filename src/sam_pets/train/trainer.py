@@ -85,8 +85,10 @@ class Trainer:
         per_rank = len(self.train_ds) // self.dist.world
         self.batches_per_epoch = per_rank // cfg.batch_size
         if self.batches_per_epoch < 1:
-            raise ValueError(f"{cfg.dataset}: {len(self.train_ds)} '{cfg.train_split}' items are "
-                             f"fewer than batch size {cfg.batch_size} x {self.dist.world} processes")
+            raise ValueError(
+                f"{cfg.dataset}: {len(self.train_ds)} '{cfg.train_split}' items are fewer than "
+                f"batch size {cfg.batch_size} x {self.dist.world} processes"
+            )
         steps_per_epoch = max(1, self.batches_per_epoch // cfg.grad_accum)
         self.total_steps = cfg.steps if cfg.steps is not None else cfg.epochs * steps_per_epoch
         self.schedule = LrSchedule(cfg, self.total_steps)
