@@ -1,0 +1,107 @@
+"""Helpers around the napari layers the annotator uses (prompts, boxes, preview, target)."""
+
+from __future__ import annotations
+
+import numpy as np
+from napari.layers import Image, Labels, Points, Shapes
+
+from sam_pets.predict.transforms import yx_to_xy
+
+POSITIVE = "lime"
+NEGATIVE = "red"
+BOX_OBJECT = "lime"
+BOX_NO_OBJECT = "red"
+POINTS_NAME = "sam-pets prompts"
+BOXES_NAME = "sam-pets box"
+PREVIEW_NAME = "sam-pets preview"
+
+
+def spatial_shape(image: Image) -> tuple[int, ...]:
+    """Shape of the image without the RGB(A) channel axis."""
+    data = image.data[0] if image.multiscale else image.data
+    return tuple(data.shape[:-1]) if image.rgb else tuple(data.shape)
+
+
+def plane_index(image: Image, current_step: tuple[int, ...]) -> tuple[int, ...]:
+    """Index of the displayed 2D plane in the image's leading (non-YX) axes."""
+    nd = len(spatial_shape(image))
+    offset = len(current_step) - nd
+    return tuple(int(current_step[offset + d]) for d in range(nd - 2))
+
+
+def plane_data(image: Image, plane: tuple[int, ...]) -> np.ndarray:
+    """The pixels of one plane: (H, W) or (H, W, C)."""
+    data = image.data[0] if image.multiscale else image.data
+    return np.asarray(data[plane] if plane else data)
+
+
+def make_points(image: Image) -> Points:
+    """An empty prompt layer in the image's frame; feature ``label`` is 1 (+) or 0 (-)."""
+    nd = len(spatial_shape(image))
+    layer = Points(
+        np.zeros((0, nd)), ndim=nd, name=POINTS_NAME, size=10, face_color=POSITIVE,
+        border_color="white", features={"label": np.zeros(0, int)},
+        scale=image.scale[-nd:], translate=image.translate[-nd:],
+    )
+    layer.feature_defaults = {"label": 1}
+    return layer
+
+
+def make_boxes(image: Image) -> Shapes:
+    """An empty Shapes layer for box prompts (rectangles)."""
+    nd = len(spatial_shape(image))
+    return Shapes(
+        ndim=nd, name=BOXES_NAME, edge_color=BOX_OBJECT, face_color="transparent",
+        edge_width=2, scale=image.scale[-nd:], translate=image.translate[-nd:],
+    )
+
+
+def make_labels(image: Image, name: str, opacity: float = 0.6) -> Labels:
+    """A zero Labels layer matching the image's spatial shape and frame."""
+    shape = spatial_shape(image)
+    nd = len(shape)
+    return Labels(np.zeros(shape, np.int32), name=name, opacity=opacity,
+                  scale=image.scale[-nd:], translate=image.translate[-nd:])
+
+
+def on_plane(coords: np.ndarray, plane: tuple[int, ...]) -> np.ndarray:
+    """Rows of (N, nd) layer coordinates that lie on ``plane`` (all rows for 2D)."""
+    if not plane or len(coords) == 0:
+        return np.ones(len(coords), bool)
+    lead = np.round(coords[:, : len(plane)]).astype(int)
+    return np.all(lead == np.asarray(plane)[None], axis=1)
+
+
+def read_points(points: Points, plane: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Clicks on ``plane`` as (N, 2) (x, y) and labels (N,)."""
+    data = np.asarray(points.data, float)
+    labels = np.asarray(points.features["label"], int) if len(data) else np.zeros(0, int)
+    keep = on_plane(data, plane)
+    return yx_to_xy(data[keep][:, -2:]), labels[keep]
+
+
+def read_box(shapes: Shapes, plane: tuple[int, ...]) -> np.ndarray | None:
+    """The last rectangle on ``plane`` as (x0, y0, x1, y1), or ``None``."""
+    for corners, kind in zip(reversed(shapes.data), reversed(shapes.shape_type)):
+        corners = np.asarray(corners, float)
+        if kind != "rectangle" or not on_plane(corners, plane).all():
+            continue
+        yx = corners[:, -2:]
+        (y0, x0), (y1, x1) = yx.min(0), yx.max(0)
+        return np.array([x0, y0, x1, y1], np.float32)
+    return None
+
+
+def color_points(points: Points) -> None:
+    """Colour clicks by polarity (positive / negative)."""
+    if len(points.data) == 0:
+        return
+    labels = np.asarray(points.features["label"], int)
+    colors = np.where(labels[:, None] == 1, [[0.0, 1.0, 0.0, 1.0]], [[1.0, 0.0, 0.0, 1.0]])
+    points.face_color = colors
+
+
+def color_boxes(shapes: Shapes, has_object: bool) -> None:
+    """Green boxes when the object-score head sees an object, red otherwise."""
+    if len(shapes.data):
+        shapes.edge_color = BOX_OBJECT if has_object else BOX_NO_OBJECT

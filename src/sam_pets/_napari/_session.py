@@ -1,0 +1,217 @@
+"""Annotation state of one image plane, free of Qt and napari (so it is easy to test).
+
+A :class:`PromptSession` holds the prompts of the object being annotated, asks the predictor
+for candidate masks, and commits the chosen mask into a label array with an undo history.
+Coordinates are (x, y) pixels of the plane (napari's (row, col) is flipped before this).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Candidates:
+    """The current prediction for the object being annotated.
+
+    Attributes:
+        masks: (M, H, W) bool candidates (M = 3 for a single ambiguous click, else 1).
+        scores: (M,) predicted IoU.
+        logits: (M, s, s) low-res logits (fed back with the next prompt).
+        object_score: Object-presence logit (> 0: the model sees an object).
+        index: The selected candidate.
+    """
+
+    masks: np.ndarray
+    scores: np.ndarray
+    logits: np.ndarray
+    object_score: float
+    index: int = 0
+
+    @property
+    def mask(self) -> np.ndarray:
+        """The selected mask (H, W) bool."""
+        return self.masks[self.index]
+
+    def cycle(self) -> int:
+        """Select the next candidate; returns its index."""
+        self.index = (self.index + 1) % len(self.masks)
+        return self.index
+
+
+@dataclass
+class _Commit:
+    label: int
+    plane: tuple
+    flat_index: np.ndarray
+    old_values: np.ndarray
+
+
+@dataclass
+class PromptSession:
+    """Prompts and candidates of one object on one plane, plus commit / undo.
+
+    Attributes:
+        points_xy: (N, 2) click positions; labels (N,) 1 positive / 0 negative.
+        box_xyxy: Optional (4,) box.
+        mask_prompt: Optional (s, s) logits used as mask prompt (refining a committed label).
+    """
+
+    points_xy: np.ndarray = field(default_factory=lambda: np.zeros((0, 2), np.float32))
+    labels: np.ndarray = field(default_factory=lambda: np.zeros((0,), np.int32))
+    box_xyxy: np.ndarray | None = None
+    mask_prompt: np.ndarray | None = None
+    candidates: Candidates | None = None
+    refining_label: int | None = None
+    _last: tuple | None = None  # (points, labels, box) of the previous prediction
+    _history: list[_Commit] = field(default_factory=list)
+
+    def set_prompts(self, points_xy, labels, box_xyxy=None) -> None:
+        """Replace the prompts (from the napari layers)."""
+        self.points_xy = np.asarray(points_xy, np.float32).reshape(-1, 2)
+        self.labels = np.asarray(labels, np.int32).reshape(-1)
+        self.box_xyxy = None if box_xyxy is None else np.asarray(box_xyxy, np.float32)
+
+    @property
+    def has_prompt(self) -> bool:
+        """True if there is anything to predict from."""
+        return len(self.points_xy) > 0 or self.box_xyxy is not None or self.mask_prompt is not None
+
+    def predict(self, predictor) -> Candidates | None:
+        """Predict candidates for the current prompts with an ``ImagePredictor``.
+
+        One click alone gives 3 candidates (best first selected). When the prompts extend the
+        previous ones by added clicks, the previous low-res logits are the mask prompt.
+        """
+        if not self.has_prompt:
+            self.candidates, self._last = None, None
+            return None
+        mask_in = self._mask_input()
+        single_click = len(self.points_xy) == 1 and self.box_xyxy is None and mask_in is None
+        pred = predictor.predict(
+            self.points_xy if len(self.points_xy) else None,
+            self.labels if len(self.labels) else None,
+            self.box_xyxy,
+            mask_in,
+            multimask=single_click,
+        )
+        order = np.argsort(-pred.scores) if single_click else np.arange(len(pred.scores))
+        self.candidates = Candidates(
+            pred.masks[order], pred.scores[order], pred.low_res_logits[order],
+            float(pred.object_scores),
+        )
+        self._last = (self.points_xy.copy(), self.labels.copy(), self._box_key())
+        return self.candidates
+
+    def _box_key(self):
+        return None if self.box_xyxy is None else tuple(np.round(self.box_xyxy, 3))
+
+    def _mask_input(self) -> np.ndarray | None:
+        if self.mask_prompt is not None:
+            return self.mask_prompt[None]
+        if self.candidates is None or self._last is None:
+            return None
+        pts, lab, box = self._last
+        n = len(pts)
+        grew = (
+            len(self.points_xy) > n > 0
+            and np.array_equal(self.points_xy[:n], pts)
+            and np.array_equal(self.labels[:n], lab)
+            and self._box_key() == box
+        )
+        if not grew:
+            return None
+        return self.candidates.logits[self.candidates.index][None]
+
+    def auto_label(self, point_xy) -> int:
+        """Polarity rule of auto mode: a click on the current mask removes (0), off it adds (1)."""
+        if self.candidates is None:
+            return 1
+        x, y = int(round(float(point_xy[0]))), int(round(float(point_xy[1])))
+        m = self.candidates.mask
+        inside = 0 <= y < m.shape[0] and 0 <= x < m.shape[1] and bool(m[y, x])
+        return 0 if inside else 1
+
+    def clear(self) -> None:
+        """Forget prompts and candidates (not the commit history)."""
+        self.set_prompts(np.zeros((0, 2)), np.zeros((0,)))
+        self.mask_prompt = None
+        self.candidates = None
+        self.refining_label = None
+        self._last = None
+
+    def commit(self, labels: np.ndarray, plane: tuple = (), overwrite: bool = False) -> int:
+        """Write the selected candidate into ``labels[plane]`` under a new id (or the refined one).
+
+        Args:
+            labels: The whole label array (modified in place).
+            plane: Index of the 2D plane inside ``labels`` (``()`` for 2D).
+            overwrite: Let the new object replace pixels of other objects.
+
+        Returns:
+            The label id written (0 if there was nothing to commit).
+        """
+        if self.candidates is None or not self.candidates.mask.any():
+            return 0
+        view = labels[plane] if plane else labels
+        mask = self.candidates.mask
+        if mask.shape != view.shape:
+            raise ValueError(f"mask {mask.shape} does not fit the label plane {view.shape}")
+        label = self.refining_label or int(labels.max()) + 1
+        if label > np.iinfo(labels.dtype).max:
+            raise ValueError(f"label id {label} does not fit the labels dtype {labels.dtype}")
+        new = view.copy()
+        if self.refining_label:
+            new[new == label] = 0  # the refined object is replaced, not extended
+        target = mask if overwrite else mask & ((new == 0) | (new == label))
+        new[target] = label
+        idx = np.flatnonzero(new != view)
+        self._history.append(_Commit(label, plane, idx, view.ravel()[idx].copy()))
+        _assign(view, idx, new.ravel()[idx])
+        self.clear()
+        return label
+
+    @property
+    def can_undo(self) -> bool:
+        """True if there is a commit to undo."""
+        return bool(self._history)
+
+    def undo(self, labels: np.ndarray) -> int:
+        """Undo the last commit in ``labels``; returns the label id that was removed (0: none)."""
+        if not self._history:
+            return 0
+        c = self._history.pop()
+        view = labels[c.plane] if c.plane else labels
+        _assign(view, c.flat_index, c.old_values)
+        return c.label
+
+    def start_refine(self, labels_plane: np.ndarray, label: int, mask_size: int) -> None:
+        """Begin correcting the committed object ``label``: its mask becomes the mask prompt."""
+        mask = labels_plane == label
+        if not mask.any():
+            raise ValueError(f"label {label} is not on this plane")
+        self.clear()
+        self.refining_label = int(label)
+        self.mask_prompt = mask_to_logits(mask, mask_size)
+        ys, xs = np.nonzero(mask)
+        self.box_xyxy = np.array([xs.min(), ys.min(), xs.max(), ys.max()], np.float32)
+
+
+def _assign(view: np.ndarray, flat_index: np.ndarray, values: np.ndarray) -> None:
+    """``view.ravel()[flat_index] = values`` that also works for non-contiguous views."""
+    rows, cols = np.unravel_index(flat_index, view.shape)
+    view[rows, cols] = values
+
+
+def mask_to_logits(mask: np.ndarray, size: int, scale: float = 8.0) -> np.ndarray:
+    """Turn a binary (H, W) mask into (size, size) mask-prompt logits (squash-resized).
+
+    Area-averages the mask onto the low-res grid and maps the coverage p to
+    ``scale * (2p - 1)`` (positive inside, negative outside, 0 on the boundary).
+    """
+    from skimage.transform import resize
+
+    p = resize(mask.astype(np.float32), (size, size), order=1, anti_aliasing=True)
+    return (scale * (2.0 * p - 1.0)).astype(np.float32)

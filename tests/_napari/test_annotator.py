@@ -1,0 +1,243 @@
+"""The Annotator dock driven through real napari layers (Xvfb, test model)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture
+def predictor():
+    from sam_pets.model import build_model
+    from sam_pets.predict import ImagePredictor
+
+    return ImagePredictor(build_model("test", seed=0), device="cpu")
+
+
+@pytest.fixture
+def annotator(make_napari_viewer, qtbot, pet_image, predictor, tmp_path, monkeypatch):
+    monkeypatch.setenv("SAM_PETS_CONFIG_DIR", str(tmp_path / "config"))
+    viewer = make_napari_viewer()
+    viewer.add_image(pet_image, name="pet", rgb=True)
+    _, widget = viewer.window.add_plugin_dock_widget("sam-pets", "Annotator")
+    widget.set_predictor(predictor)
+    qtbot.waitUntil(lambda: widget._ready_key is not None, timeout=30000)
+    return viewer, widget
+
+
+def _wait_prediction(qtbot, widget):
+    qtbot.waitUntil(lambda: not widget._busy and widget.session.candidates is not None,
+                    timeout=30000)
+
+
+def test_dock_opens_and_creates_layers(annotator):
+    viewer, widget = annotator
+    names = [ly.name for ly in viewer.layers]
+    assert {"sam-pets prompts", "sam-pets box", "sam-pets preview", "pet labels"} <= set(names)
+    assert widget.target_layer().data.shape == (375, 500)
+
+
+def test_positive_point_gives_preview_then_commit_undo(annotator, qtbot):
+    viewer, widget = annotator
+    widget.points.add(np.array([[190.0, 250.0]]))  # (row, col)
+    _wait_prediction(qtbot, widget)
+    assert widget.preview.data.any()
+    assert len(widget.session.candidates.masks) == 3
+    label = widget.commit()
+    target = widget.target_layer().data
+    assert label == 1 and (target == 1).sum() > 0
+    assert len(widget.points.data) == 0 and not widget.preview.data.any()
+    widget.undo()
+    assert not widget.target_layer().data.any()
+
+
+def test_second_object_does_not_overwrite_first(annotator, qtbot):
+    viewer, widget = annotator
+    widget.points.add(np.array([[190.0, 250.0]]))
+    _wait_prediction(qtbot, widget)
+    widget.commit()
+    first = widget.target_layer().data.copy()
+    widget.points.add(np.array([[150.0, 200.0]]))
+    _wait_prediction(qtbot, widget)
+    assert widget.commit() == 2
+    after = widget.target_layer().data
+    assert np.array_equal(after[first == 1], first[first == 1])
+
+
+def test_cycle_and_polarity_keys(annotator, qtbot):
+    viewer, widget = annotator
+    widget.points.add(np.array([[190.0, 250.0]]))
+    _wait_prediction(qtbot, widget)
+    before = widget.session.candidates.index
+    widget.cycle()
+    assert widget.session.candidates.index == (before + 1) % 3
+    widget.toggle_polarity()
+    widget.points.add(np.array([[20.0, 20.0]]))
+    assert list(widget.points.features["label"]) == [1, 0]
+    assert np.allclose(widget.points.face_color[1], [1, 0, 0, 1])  # negative shows red
+    qtbot.waitUntil(lambda: not widget._busy, timeout=30000)
+    assert list(widget.session.labels) == [1, 0]
+
+
+def test_right_click_adds_negative_point(annotator):
+    from types import SimpleNamespace
+
+    viewer, widget = annotator
+    event = SimpleNamespace(button=2, position=(100.0, 120.0))
+    widget._on_points_mouse(widget.points, event)
+    assert list(widget.points.features["label"]) == [0]
+
+
+def test_box_and_negative_point(annotator, qtbot):
+    viewer, widget = annotator
+    widget.boxes.add_rectangles(np.array([[40.0, 60.0], [340.0, 420.0]]))
+    widget.add_point(np.array([100.0, 300.0]), label=0)
+    _wait_prediction(qtbot, widget)
+    qtbot.waitUntil(lambda: not widget._busy, timeout=30000)
+    s = widget.session
+    assert s.box_xyxy is not None and list(s.labels) == [0]
+    assert len(s.candidates.masks) == 1
+    colors = widget.boxes.edge_color
+    expected = [0, 1, 0, 1] if s.candidates.object_score > 0 else [1, 0, 0, 1]
+    assert np.allclose(colors[0], expected)
+
+
+def test_auto_polarity(annotator, qtbot):
+    viewer, widget = annotator
+    widget.auto_check.setChecked(True)
+    widget.points.add(np.array([[190.0, 250.0]]))
+    _wait_prediction(qtbot, widget)
+    mask = widget.session.candidates.mask
+    ys, xs = np.nonzero(mask)
+    widget.points.add(np.array([[ys[0], xs[0]]], float))  # on the mask: removes
+    assert widget.points.features["label"].iloc[-1] == 0
+
+
+def test_refine_selected_label(annotator, qtbot):
+    viewer, widget = annotator
+    widget.points.add(np.array([[190.0, 250.0]]))
+    _wait_prediction(qtbot, widget)
+    widget.commit()
+    target = widget.target_layer()
+    target.selected_label = 1
+    widget.refine()
+    assert widget.session.refining_label == 1 and widget.session.mask_prompt is not None
+    assert len(widget.boxes.data) == 1
+    _wait_prediction(qtbot, widget)
+    qtbot.waitUntil(lambda: not widget._busy, timeout=30000)
+    assert widget.commit() == 1  # written back under the same id
+    assert set(np.unique(target.data)) <= {0, 1}
+
+
+@pytest.mark.parametrize("dtype", ["uint16", "grey", "rgba"])
+def test_other_image_types(make_napari_viewer, qtbot, predictor, pet_image, dtype):
+    image = {
+        "uint16": (pet_image[..., 0].astype(np.uint16) * 257),
+        "grey": pet_image.mean(-1).astype(np.uint8),
+        "rgba": np.dstack([pet_image, np.full(pet_image.shape[:2], 255, np.uint8)]),
+    }[dtype]
+    viewer = make_napari_viewer()
+    viewer.add_image(image, name="img", rgb=dtype == "rgba")
+    _, widget = viewer.window.add_plugin_dock_widget("sam-pets", "Annotator")
+    widget.set_predictor(predictor)
+    qtbot.waitUntil(lambda: widget._ready_key is not None, timeout=30000)
+    widget.points.add(np.array([[190.0, 250.0]]))
+    _wait_prediction(qtbot, widget)
+    assert widget.commit() == 1
+
+
+def test_stack_embeds_per_slice(make_napari_viewer, qtbot, predictor, pet_image):
+    stack = np.stack([pet_image[..., 0], pet_image[..., 1], pet_image[..., 2]])
+    viewer = make_napari_viewer()
+    viewer.add_image(stack, name="stack")
+    _, widget = viewer.window.add_plugin_dock_widget("sam-pets", "Annotator")
+    widget.set_predictor(predictor)
+    viewer.dims.set_current_step(0, 1)
+    qtbot.waitUntil(lambda: widget._ready_key is not None and widget._ready_key[1] == (1,),
+                    timeout=30000)
+    widget.points.add(np.array([[1.0, 190.0, 250.0]]))
+    _wait_prediction(qtbot, widget)
+    widget.commit()
+    target = widget.target_layer().data
+    assert target.shape == (3, 375, 500)
+    assert target[1].any() and not target[0].any() and not target[2].any()
+    viewer.dims.set_current_step(0, 2)
+    qtbot.waitUntil(lambda: widget._ready_key is not None and widget._ready_key[1] == (2,),
+                    timeout=30000)
+
+
+def test_export_writes_dataset(annotator, qtbot, tmp_path):
+    import json
+
+    viewer, widget = annotator
+    widget.points.add(np.array([[190.0, 250.0]]))
+    _wait_prediction(qtbot, widget)
+    widget.commit()
+    out = tmp_path / "dataset"
+    widget.export_dir.setText(str(out))
+    widget.coco_check.setChecked(True)
+    widget.export(all_images=True)
+    qtbot.waitUntil(lambda: "pet" in widget.export_status.text(), timeout=30000)
+    manifest = json.loads((out / "dataset.json").read_text())
+    assert [it["name"] for it in manifest["items"]] == ["pet"]
+    assert (out / "JPEGImages" / "pet" / "00000.jpg").is_file()
+    assert (out / "Annotations" / "pet" / "00000.png").is_file()
+    assert (out / "coco.json").is_file()
+    widget.export(all_images=False)  # re-export replaces, never duplicates
+    qtbot.waitUntil(lambda: "replaced" in widget.export_status.text(), timeout=30000)
+    manifest = json.loads((out / "dataset.json").read_text())
+    assert len(manifest["items"]) == 1
+
+
+def test_label_writer(tmp_path):
+    from sam_pets._napari._writer import write_labels
+    from sam_pets.data.formats.label_images import read_label_image
+
+    labels = np.zeros((20, 30), np.int32)
+    labels[5:10, 5:10] = 3
+    (path,) = write_labels(str(tmp_path / "labels.png"), labels, {})
+    assert np.array_equal(read_label_image(path), labels)
+
+
+def test_bad_checkpoint_is_a_notification(annotator, qtbot, tmp_path, monkeypatch):
+    from sam_pets._napari import _annotator
+
+    viewer, widget = annotator
+    bad = tmp_path / "broken.pt"
+    bad.write_text("not a checkpoint")
+    errors = []
+    monkeypatch.setattr(_annotator, "show_error", errors.append)
+    widget.model_combo.insertItem(0, str(bad))
+    widget.model_combo.setCurrentIndex(0)
+    widget.load_model()
+    qtbot.waitUntil(lambda: errors, timeout=30000)
+    assert "broken.pt" in errors[0]
+    assert widget.predictor is not None  # the previous model stays
+
+
+def test_gui_thread_keeps_ticking_during_embedding(make_napari_viewer, qtbot, pet_image):
+    """A QTimer on the GUI thread never stalls > 100 ms while a 1024-px embedding runs."""
+    from qtpy.QtCore import QTimer
+
+    from sam_pets.model import build_model
+    from sam_pets.predict import ImagePredictor
+
+    viewer = make_napari_viewer()
+    viewer.add_image(pet_image, name="pet", rgb=True)
+    _, widget = viewer.window.add_plugin_dock_widget("sam-pets", "Annotator")
+    ticks = []
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.start(10)
+    widget.set_predictor(ImagePredictor(build_model("cpu_small", seed=0), device="cpu"))
+    start = time.perf_counter()
+    qtbot.waitUntil(lambda: widget._ready_key is not None, timeout=120000)
+    elapsed = time.perf_counter() - start
+    timer.stop()
+    gaps = np.diff(ticks)
+    assert elapsed > 0.2 and len(gaps) > 5
+    assert gaps.max() < 0.1, f"GUI stalled {gaps.max() * 1e3:.0f} ms"
