@@ -118,6 +118,7 @@ def main() -> None:
     load = os.getloadavg()[0]
     import torch
 
+    torch.set_num_threads(args.threads)  # what the cases used, for machine()
     gpu = "no GPU in this session" if not torch.cuda.is_available() else "GPU present, not used"
     text = f"""### Training throughput (CPU)
 
@@ -131,6 +132,8 @@ def main() -> None:
 - Modes: full = all parts train; frozen = image encoder frozen (no encoder backward);
   cached = frozen encoder with features computed once (cost per image in the last column)
 - Peak RSS is the whole process (Python + torch + data + model), one process per row
+- 1 thread: on this shared 2-core host 2 threads were 20-40x slower (cores contended by
+  other jobs); the feature cache is filled before timing (it is filled lazily in real runs)
 
 {_table(rows)}
 """

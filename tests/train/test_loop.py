@@ -94,3 +94,10 @@ def test_lora_run_saves_plain_weights(make_cfg):
     assert not torch.equal(model.state_dict()[qkv], init[qkv])
     norm = "image_encoder.trunk.blocks.0.norm1.weight"
     assert torch.equal(model.state_dict()[norm], init[norm])
+
+
+@pytest.mark.parametrize("freeze", [(), ("image_encoder",)])
+def test_bf16_autocast_runs_on_cpu(make_cfg, freeze):
+    res = fit(make_cfg(steps=1, precision="bf16", freeze=freeze, val_split="val_tiny",
+                       val_items=2))
+    assert res.status == "done" and 0 <= res.last_val["val_miou"] <= 1

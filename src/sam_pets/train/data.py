@@ -19,7 +19,7 @@ from sam_pets.data.augment import AugmentConfig
 from sam_pets.data.dataset import CanonicalDataset, DatasetConfig
 from sam_pets.model import ImageFeatures, Sam2Image
 from sam_pets.model.checkpoint import atomic_write_bytes
-from sam_pets.train.step import Batch
+from sam_pets.train.step import Batch, encode
 
 PLAIN = dict(hflip_prob=0.0, scale_range=(1.0, 1.0), translate=0.0, brightness=0.0,
              contrast=0.0, saturation=0.0, hue=0.0)
@@ -162,13 +162,12 @@ class FeatureCache:
             self.memory[index] = entry
         return entry
 
-    @torch.no_grad()
     def _compute(self, index: int) -> dict:
         sample = self.dataset[index]
         dev = self.model.device
         img = sample["image"].as_subclass(torch.Tensor)[None].to(dev).float() / 255.0
         with self.autocast():
-            feats = self.model.encode_image(self.model.normalize(img))
+            feats = encode(self.model, img, trainable=False)
         self.computed += 1
         return {"features": [t.float().cpu() for t in feats.tensors()],
                 "masks": sample["masks"].as_subclass(torch.Tensor).bool(),

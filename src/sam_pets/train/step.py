@@ -76,9 +76,24 @@ def loss_weights(cfg: TrainConfig) -> LossWeights:
 
 
 def encode(model: Sam2Image, images: torch.Tensor, trainable: bool) -> ImageFeatures:
-    """Image features of (B, 3, S, S) images in [0, 1] (no graph when not ``trainable``)."""
-    with torch.set_grad_enabled(trainable and torch.is_grad_enabled()):
-        return model.encode_image(model.normalize(images))
+    """Image features of (B, 3, S, S) images in [0, 1] (detached when not ``trainable``).
+
+    Under autocast the pass runs in grad mode even when nothing trains: the encoder's
+    no-grad inference path updates tensors in place and is not autocast-safe; with frozen
+    weights grad mode builds no graph, and the outputs are detached anyway.
+    """
+    grad = trainable and torch.is_grad_enabled()
+    amp = _autocast_on(images.device.type)
+    with torch.set_grad_enabled(grad or amp):
+        feats = model.encode_image(model.normalize(images))
+    return feats if grad else ImageFeatures(*(t.detach() for t in feats.tensors()))
+
+
+def _autocast_on(device_type: str) -> bool:
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:  # torch < 2.4
+        return torch.is_autocast_enabled() or torch.is_autocast_cpu_enabled()
 
 
 def batch_loss(

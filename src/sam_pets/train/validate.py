@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from sam_pets.eval.metrics import dice, iou
 from sam_pets.model import ImageFeatures, Sam2Image
 from sam_pets.train.prompting import Prompts, box_prompts, center_click_prompts
+from sam_pets.train.step import encode
 
 
 @torch.no_grad()
@@ -45,7 +46,7 @@ def validate(
         if not len(masks):
             continue
         with autocast():
-            feats = x if isinstance(x, ImageFeatures) else model.encode_image(model.normalize(x))
+            feats = x if isinstance(x, ImageFeatures) else encode(model, x, trainable=False)
         gt = masks.cpu().numpy()
         for kind, prompts in (("box", box_prompts(gt, None)), ("click", center_click_prompts(gt))):
             pred = _predict(model, feats, prompts, masks.device, autocast)
