@@ -61,8 +61,18 @@ def broadcast_parameters(model: torch.nn.Module) -> None:
 
 
 def average_gradients(params: list[torch.nn.Parameter]) -> None:
-    """Average ``.grad`` over ranks in place (a missing grad counts as zeros)."""
+    """Average ``.grad`` over ranks in place.
+
+    A grad missing on some ranks counts as zeros there; a grad missing on every rank stays
+    None (so AdamW skips that parameter, as it does in a single process).
+    """
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return
+    present = torch.tensor([p.grad is not None for p in params], dtype=torch.int32,
+                           device=params[0].device)
+    dist.all_reduce(present, op=dist.ReduceOp.MAX)
+    params = [p for p, used in zip(params, present.tolist(), strict=True) if used]
+    if not params:
         return
     for p in params:
         if p.grad is None:

@@ -104,13 +104,13 @@ def iter_fit(
             last_val = (yield from _validate_and_save(tr)) or last_val
         else:
             tr.save(last_val)
-    except GeneratorExit:
-        tr.save(last_val)  # closed by the consumer: keep a resumable state, then end
+    except (GeneratorExit, KeyboardInterrupt):
+        tr.save(last_val)  # closed or interrupted: keep the state of the last finished step
         raise
     finally:
         if tr.dist.is_main:
             write_curves(tr.run.records(), tr.run.path)
-        ddp.barrier()
+    ddp.barrier()  # only on a normal end: after an exception other ranks may be gone
     best = tr.best_miou if tr.best_step >= 0 else None
     return FitResult(tr.run.path, tr.step, tr.epoch, status, best, tr.best_step, last_val,
                      tr.model)

@@ -61,6 +61,7 @@ class Trainer:
         self._build_model()
         self._build_data()
         self.step, self.epoch, self.batch_idx = 0, 0, 0
+        self._committed = (0, 0)  # data position after the last completed step
         self.best_miou, self.best_step, self.bad_vals = -math.inf, -1, 0
         self.images_seen = 0
         if resume:
@@ -157,6 +158,7 @@ class Trainer:
         gnorm = self.rt.clip_and_step(self.optimizer, self.params, cfg.grad_clip)
         self.rt.synchronize()
         self.step += 1
+        self._committed = (self.epoch, self.batch_idx)
         images = cfg.batch_size * cfg.grad_accum * self.dist.world
         self.images_seen += images
         metrics = ddp.all_reduce_mean(sums, self.rt.device)
@@ -212,7 +214,7 @@ class Trainer:
             "scaler": self.rt.scaler.state_dict(),
             "plateau": self.schedule.plateau.state_dict(),
             "rng": rng_state(),
-            "step": self.step, "epoch": self.epoch, "batch_idx": self.batch_idx,
+            "step": self.step, "epoch": self._committed[0], "batch_idx": self._committed[1],
             "best_miou": self.best_miou, "best_step": self.best_step, "bad_vals": self.bad_vals,
             "images_seen": self.images_seen,
         }
@@ -227,6 +229,7 @@ class Trainer:
         for k in ("step", "epoch", "batch_idx", "best_miou", "best_step", "bad_vals",
                   "images_seen"):
             setattr(self, k, state[k])
+        self._committed = (self.epoch, self.batch_idx)
 
     def metadata(self, val: dict | None = None) -> dict:
         """Training metadata stored in checkpoints (under ``sam_pets.train``)."""
