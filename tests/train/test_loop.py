@@ -101,3 +101,16 @@ def test_bf16_autocast_runs_on_cpu(make_cfg, freeze):
     res = fit(make_cfg(steps=1, precision="bf16", freeze=freeze, val_split="val_tiny",
                        val_items=2))
     assert res.status == "done" and 0 <= res.last_val["val_miou"] <= 1
+
+
+def test_fine_tune_a_checkpoint_at_another_resolution(make_cfg, tmp_path):
+    from sam_pets.model import save_checkpoint
+
+    start = save_checkpoint(build_model("test", seed=3), tmp_path / "start.pt")
+    res = fit(make_cfg(model_config=None, checkpoint=str(start), resolution=96, steps=1,
+                       val_split="val_tiny", val_items=2))
+    model = load_model(res.last_checkpoint)
+    assert model.cfg.image_size == 96 and res.model.cfg.image_size == 96
+    init = build_model("test", seed=3).state_dict()
+    key = "image_encoder.trunk.pos_embed"  # same weights, interpolated to the new grid
+    assert model.state_dict()[key].shape == init[key].shape
