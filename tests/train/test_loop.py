@@ -114,3 +114,14 @@ def test_fine_tune_a_checkpoint_at_another_resolution(make_cfg, tmp_path):
     init = build_model("test", seed=3).state_dict()
     key = "image_encoder.trunk.pos_embed"  # same weights, interpolated to the new grid
     assert model.state_dict()[key].shape == init[key].shape
+
+
+def test_cached_run_reports_caching_first(make_cfg):
+    cfg = make_cfg(steps=2, freeze=("image_encoder",), cached_embeddings=True, val_every=1)
+    recs = list(TrainJob(cfg))
+    msgs = [r.message for r in recs]
+    assert msgs[0] == "start" and msgs[1] == "caching train features"
+    caching = [r for r in recs if r.message.startswith("caching")]
+    assert caching[-1].message == "caching val features" and caching[-1].step == 4
+    assert [r.step for r in recs if r.message == "train"] == [1, 2]
+    assert read_checkpoint(f"{cfg.out}/best.pt").metadata["train"]["best_step"] in (1, 2)

@@ -1,7 +1,9 @@
 """The training loop as a generator of :class:`~sam_pets.progress.Progress` records.
 
 ``iter_fit`` yields one record per optimiser step (``message="train"``) and one per
-validation (``message="val"``), and returns a :class:`FitResult`. A stop request
+validation (``message="val"``), and returns a :class:`FitResult`. With cached embeddings it
+first yields ``"caching train features"`` / ``"caching val features"`` records (their
+``step``/``total`` count images, not optimiser steps). A stop request
 (``threading.Event`` or :meth:`TrainJob.stop`) is honoured after the current step; closing
 the generator (napari's worker ``quit()``) also saves. Either way ``last.pt`` and
 ``state.pt`` are written atomically before the generator ends, so ``--resume`` continues
@@ -82,6 +84,7 @@ def iter_fit(
     status, last_val = "done", None
     try:
         yield Progress(tr.step, tr.total_steps, "start", {"epoch": tr.epoch})
+        yield from _fill_caches(tr)
         batches = tr.micro_batches()
         timer = _Rate()
         while tr.step < tr.total_steps:
@@ -114,6 +117,21 @@ def iter_fit(
     best = tr.best_miou if tr.best_step >= 0 else None
     return FitResult(tr.run.path, tr.step, tr.epoch, status, best, tr.best_step, last_val,
                      tr.model)
+
+
+def _fill_caches(tr: Trainer) -> Generator[Progress, None, None]:
+    """Compute the cached features of every train (and val) item up front, with progress."""
+    for name, cache in (("train", tr.cache), ("val", tr.val_cache)):
+        if cache is None:
+            continue
+        n = len(cache.dataset)
+        t0 = time.perf_counter()
+        for i in range(n):
+            cache.get(i)
+            if (i + 1) % 8 == 0 or i + 1 == n:
+                rate = (i + 1) / max(time.perf_counter() - t0, 1e-9)
+                yield Progress(i + 1, n, f"caching {name} features",
+                               {"images_per_s": rate, "computed": cache.computed})
 
 
 def _validate_and_save(tr: Trainer) -> Generator[Progress, None, dict | None]:
