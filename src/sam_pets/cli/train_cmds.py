@@ -19,8 +19,9 @@ def register(sub) -> None:
         description="Train SAM 2 with interactive prompts (box/click + correction clicks). "
                     "Writes RUN/{config.yaml,metrics.jsonl,loss.png,val.png,last.pt,best.pt}.",
     )
-    p.add_argument("dataset", nargs="?", help="canonical dataset folder (sam-pets convert ...)")
-    p.add_argument("--out", help="run directory (must not hold a run unless --overwrite)")
+    p.add_argument("dataset", nargs="?", metavar="DATASET",
+                   help="canonical dataset folder (sam-pets convert ...)")
+    p.add_argument("--out", metavar="RUN", help="run directory (must not hold a run unless --overwrite)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--checkpoint", help="start from these weights (Meta, HF or sam-pets file)")
     g.add_argument("--config", dest="model_config", metavar="NAME",
@@ -43,6 +44,12 @@ def register(sub) -> None:
                         "(needs --freeze image_encoder)")
     p.add_argument("--cache-dir", help="keep cached features on disk here (default: memory)")
     p.add_argument("--val-every", type=int, metavar="N", help="validate every N steps")
+    p.add_argument("--val-items", type=int, metavar="N", help="validate on at most N items")
+    p.add_argument("--early-stop", type=int, dest="early_stop_patience", metavar="N",
+                   help="stop after N validations without a better mIoU")
+    p.add_argument("--schedule", choices=["cosine", "plateau", "constant"],
+                   help="lr schedule after the warmup (plateau: ReduceLROnPlateau on val mIoU)")
+    p.add_argument("--warmup-steps", type=int, metavar="N", help="linear lr warmup steps")
     p.add_argument("--correction-rounds", type=int, metavar="N",
                    help="correction clicks per object and step (default 7)")
     p.add_argument("--no-augment", dest="augment", action="store_const", const=False,
@@ -63,7 +70,8 @@ def register(sub) -> None:
 
 _FLAG_KEYS = ("checkpoint", "model_config", "steps", "epochs", "batch_size", "grad_accum",
               "resolution", "lr", "freeze", "lora_rank", "cached_embeddings", "cache_dir",
-              "val_every", "correction_rounds", "augment", "device", "precision", "seed",
+              "val_every", "val_items", "early_stop_patience", "schedule", "warmup_steps",
+              "correction_rounds", "augment", "device", "precision", "seed",
               "num_workers")
 
 
