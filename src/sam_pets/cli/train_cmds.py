@@ -21,7 +21,8 @@ def register(sub) -> None:
     )
     p.add_argument("dataset", nargs="?", metavar="DATASET",
                    help="canonical dataset folder (sam-pets convert ...)")
-    p.add_argument("--out", metavar="RUN", help="run directory (must not hold a run unless --overwrite)")
+    p.add_argument("--out", metavar="RUN",
+                   help="run directory (must not hold a run unless --overwrite)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--checkpoint", help="start from these weights (Meta, HF or sam-pets file)")
     g.add_argument("--config", dest="model_config", metavar="NAME",
