@@ -125,3 +125,16 @@ def test_cached_run_reports_caching_first(make_cfg):
     assert caching[-1].message == "caching val features" and caching[-1].step == 4
     assert [r.step for r in recs if r.message == "train"] == [1, 2]
     assert read_checkpoint(f"{cfg.out}/best.pt").metadata["train"]["best_step"] in (1, 2)
+
+
+def test_stop_during_caching_cancels_before_any_step(make_cfg):
+    cfg = make_cfg(steps=3, freeze=("image_encoder",), cached_embeddings=True)
+    job = TrainJob(cfg)
+    gen = iter(job)
+    with pytest.raises(StopIteration) as end:
+        while True:
+            if next(gen).message.startswith("caching"):
+                job.stop()
+    res = end.value.value
+    assert res.status == "cancelled" and res.step == 0
+    assert read_checkpoint(f"{cfg.out}/last.pt").metadata["train"]["step"] == 0

@@ -84,10 +84,12 @@ def iter_fit(
     status, last_val = "done", None
     try:
         yield Progress(tr.step, tr.total_steps, "start", {"epoch": tr.epoch})
-        yield from _fill_caches(tr)
+        yield from _fill_caches(tr, stop)
+        if stop.is_set():  # cancelled while caching
+            status = "cancelled"
         batches = tr.micro_batches()
         timer = _Rate()
-        while tr.step < tr.total_steps:
+        while tr.step < tr.total_steps and status == "done":
             m = tr.train_step(batches)
             rec = _train_record(tr, m, timer)
             if tr.step % cfg.log_every == 0 or tr.step == tr.total_steps:
@@ -119,7 +121,7 @@ def iter_fit(
                      tr.model)
 
 
-def _fill_caches(tr: Trainer) -> Generator[Progress, None, None]:
+def _fill_caches(tr: Trainer, stop: threading.Event) -> Generator[Progress, None, None]:
     """Compute the cached features of every train (and val) item up front, with progress."""
     for name, cache in (("train", tr.cache), ("val", tr.val_cache)):
         if cache is None:
@@ -127,6 +129,8 @@ def _fill_caches(tr: Trainer) -> Generator[Progress, None, None]:
         n = len(cache.dataset)
         t0 = time.perf_counter()
         for i in range(n):
+            if stop.is_set():
+                return
             cache.get(i)
             if (i + 1) % 8 == 0 or i + 1 == n:
                 rate = (i + 1) / max(time.perf_counter() - t0, 1e-9)
