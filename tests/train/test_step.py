@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from sam_pets.train.data import FeatureCache, open_dataset, sample_seed, to_batch
+from sam_pets.train.setup import set_train_modes
 from sam_pets.train.step import batch_loss
 from sam_pets.train.trainer import Trainer
+from sam_pets.train.validate import validate
 
 
 def _grads(params):
@@ -65,3 +68,21 @@ def test_disk_cache_round_trip(make_cfg, tmp_path):
     assert c1.computed == 1 and c2.computed == 0
     assert torch.equal(b1.features.image_embed, b2.features.image_embed)
     assert torch.equal(b1.masks[0], b2.masks[0])
+
+
+@pytest.mark.slow
+def test_overfit_batch_is_segmented_by_box_and_click(make_cfg):
+    """200 steps on 4 images: the prompts are followed (IoU > 0.9 for box and click)."""
+    cfg = make_cfg(batch_size=4, lr=3e-3, grad_clip=1.0, weight_decay=0.0, correction_rounds=2,
+                   augment=False, val_split="")
+    tr = Trainer(cfg)
+    batch = next(tr.micro_batches())
+    items = [(batch.images[i:i + 1], batch.masks[i], batch.ignore[i]) for i in range(4)]
+    assert validate(tr.model, items)["val_miou"] < 0.6
+    set_train_modes(tr.model, cfg)
+    for _ in range(200):
+        tr.optimizer.zero_grad()
+        batch_loss(tr.model, batch, cfg, backward=torch.Tensor.backward)
+        tr.rt.clip_and_step(tr.optimizer, tr.params, cfg.grad_clip)
+    val = validate(tr.model, items)
+    assert val["val_iou_box"] > 0.9 and val["val_iou_click"] > 0.9, val
