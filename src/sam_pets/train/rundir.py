@@ -82,11 +82,17 @@ class RunDir:
                 f.write(json.dumps(record) + "\n")
 
     def records(self) -> list[dict]:
-        """All metrics records so far."""
+        """All metrics records so far (a line cut short by a crash is skipped)."""
         p = self.file("metrics.jsonl")
         if not p.exists():
             return []
-        return [json.loads(line) for line in p.read_text().splitlines() if line.strip()]
+        out = []
+        for line in p.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return out
 
     def truncate_log(self, step: int) -> None:
         """Drop records after ``step`` (a resumed run re-logs them)."""
