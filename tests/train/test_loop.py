@@ -138,3 +138,15 @@ def test_stop_during_caching_cancels_before_any_step(make_cfg):
     res = end.value.value
     assert res.status == "cancelled" and res.step == 0
     assert read_checkpoint(f"{cfg.out}/last.pt").metadata["train"]["step"] == 0
+
+
+def test_grad_accumulation_matches_a_bigger_batch(make_cfg, tmp_path):
+    def first_step(out, **kw):
+        fit(make_cfg(out=str(tmp_path / out), steps=1, augment=False, **kw))
+        return json.loads((tmp_path / out / "metrics.jsonl").read_text().splitlines()[0])
+
+    big = first_step("big", batch_size=2, grad_accum=1)
+    acc = first_step("acc", batch_size=1, grad_accum=2)
+    assert acc["objects"] == big["objects"] == 2
+    assert acc["loss"] == pytest.approx(big["loss"], rel=1e-5)
+    assert acc["grad_norm"] == pytest.approx(big["grad_norm"], rel=1e-4)

@@ -1,0 +1,51 @@
+"""Run directory rules: never clobber silently, resume needs a state, tolerant metrics reader."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sam_pets.train.config import TrainConfig
+from sam_pets.train.rundir import RunDir
+
+
+def _cfg(out):
+    return TrainConfig(dataset="d", out=str(out), model_config="test", steps=1)
+
+
+def test_prepare_refuses_overwrites_and_resumes(tmp_path):
+    run = RunDir(tmp_path / "run")
+    cfg = _cfg(run.path)
+    with pytest.raises(FileNotFoundError, match="state.pt"):
+        run.prepare(cfg, resume=True, overwrite=False)
+    run.prepare(cfg, resume=False, overwrite=False)
+    assert run.read_config() == cfg
+    run.log({"step": 1, "loss": 2.0})
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        run.prepare(cfg, resume=False, overwrite=False)
+    run.prepare(cfg.replace(steps=5), resume=False, overwrite=True)
+    assert run.records() == [] and run.read_config().steps == 5
+    (run.path / "notes.txt").write_text("mine")  # files that are not ours survive
+    run.prepare(cfg, resume=False, overwrite=True)
+    assert (run.path / "notes.txt").read_text() == "mine"
+
+
+def test_metrics_reader_and_truncation(tmp_path):
+    run = RunDir(tmp_path)
+    for s in (1, 2, 3):
+        run.log({"step": s, "loss": float(s)})
+    with open(run.file("metrics.jsonl"), "a") as f:
+        f.write('{"step": 4, "lo')  # cut short by a crash
+    assert [r["step"] for r in run.records()] == [1, 2, 3]
+    run.truncate_log(2)
+    lines = run.file("metrics.jsonl").read_text().splitlines()
+    assert [json.loads(x)["step"] for x in lines] == [1, 2]
+
+
+def test_non_main_rank_writes_nothing(tmp_path):
+    run = RunDir(tmp_path / "r1", write=False)
+    run.prepare(_cfg(run.path), resume=False, overwrite=False)
+    run.log({"step": 1})
+    run.save_state({"step": 1})
+    assert not run.path.exists()
