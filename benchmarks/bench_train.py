@@ -28,6 +28,8 @@ MODES = {
     "full": {},
     "frozen": {"freeze": ("image_encoder",)},
     "cached": {"freeze": ("image_encoder",), "cached_embeddings": True},
+    "cached_low": {"freeze": ("image_encoder",), "cached_embeddings": True,
+                   "loss_resolution": "low"},
 }
 
 
@@ -43,7 +45,7 @@ def run_case(config: str, mode: str, dataset: str, steps: int, threads: int) -> 
     with tempfile.TemporaryDirectory() as tmp:
         cfg = TrainConfig(dataset=dataset, out=f"{tmp}/run", model_config=config,
                           steps=steps + 2, batch_size=batch, val_split="", balanced=False,
-                          augment=mode != "cached", lr=1e-4, **MODES[mode])
+                          augment=not mode.startswith("cached"), lr=1e-4, **MODES[mode])
         tr = Trainer(cfg)
         base_rss = _rss_mb()
         t_cache = 0.0
@@ -84,7 +86,7 @@ def _table(rows: list[dict]) -> str:
     lines = ["| config (input) | mode | images/s | s/step (batch 2) | peak RSS | "
              "feature cache, s/image |", "| --- | --- | --- | --- | --- | --- |"]
     for r in rows:
-        cache = f"{r['cache_s_per_image']:.3f}" if r["mode"] == "cached" else "-"
+        cache = f"{r['cache_s_per_image']:.3f}" if r["mode"].startswith("cached") else "-"
         lines.append(f"| {r['config']} ({r['image_size']} px) | {r['mode']} | "
                      f"{r['images_per_s']:.2f} | {r['step_s']:.2f} | {r['peak_rss_mb']:.0f} MB | "
                      f"{cache} |")
@@ -130,7 +132,8 @@ def main() -> None:
   losses at the input resolution, AdamW; {args.steps} timed steps after 2 warm-up steps,
   {args.threads} torch threads; 1-min load average {load:.2f} at the end (shared host)
 - Modes: full = all parts train; frozen = image encoder frozen (no encoder backward);
-  cached = frozen encoder with features computed once (cost per image in the last column)
+  cached = frozen encoder with features computed once (cost per image in the last column);
+  cached_low = cached with losses at the S/4 logit resolution instead of the input size
 - Peak RSS is the whole process (Python + torch + data + model), one process per row
 - 1 thread: on this shared 2-core host 2 threads were 20-40x slower (cores contended by
   other jobs); the feature cache is filled before timing (it is filled lazily in real runs)
