@@ -101,8 +101,10 @@ def main() -> None:
     for _ in range(args.clicks):
         clk["meta"].append(timed(meta_click, sync))
         clk["ours"].append(timed(ours_click, sync))
-    med = {k: {n: statistics.median(v) * 1e3 for n, v in d.items()} for k, d in
-           (("embed", emb), ("click", clk))}
+    med = {
+        k: {n: statistics.median(v) * 1e3 for n, v in d.items()}
+        for k, d in (("embed", emb), ("click", clk))
+    }
     # Outputs agree (same weights): report the mask agreement as a sanity check.
     with torch.inference_mode():
         m_masks, _, _ = meta.predict(point_coords=pts, point_labels=lab, multimask_output=True)
@@ -114,22 +116,26 @@ def main() -> None:
         f"{med['click']['meta']:.2f} | {med['click']['ours']:.2f} | "
         f"{med['click']['ours'] / med['click']['meta']:.2f} | <= 0.40 |",
     ]
-    text = "\n".join([
-        f"## Predictor latency, {args.config}, fp32, {args.device}",
-        "",
-        f"- Machine: {machine()}",
-        f"- Command: `{command()}`",
-        f"- Image: `{Path(args.image).name}` ({w}x{h}); {args.repeats} embeddings and "
-        f"{args.clicks} clicks per side after warm-up, interleaved; medians in ms.",
-        f"- Mask agreement with Meta on the timed click: {agree * 100:.3f} % of pixels.",
-        "",
-        "| step | Meta sam2 1.1.0 (ms) | sam-pets (ms) | ratio | goal |",
-        "| --- | ---: | ---: | ---: | ---: |",
-        *rows,
-    ])
+    text = "\n".join(
+        [
+            f"## Predictor latency, {args.config}, fp32, {args.device}",
+            "",
+            f"- Machine: {machine()}",
+            f"- Command: `{command()}`",
+            f"- Image: `{Path(args.image).name}` ({w}x{h}); {args.repeats} embeddings and "
+            f"{args.clicks} clicks per side after warm-up, interleaved; medians in ms.",
+            f"- Mask agreement with Meta on the timed click: {agree * 100:.3f} % of pixels.",
+            "",
+            "| step | Meta sam2 1.1.0 (ms) | sam-pets (ms) | ratio | goal |",
+            "| --- | ---: | ---: | ---: | ---: |",
+            *rows,
+        ]
+    )
     print(text)
     if not args.no_write:
-        suffix = "" if args.device == "cpu" and args.config == "tiny" else f"_{args.config}_{dev.type}"
+        suffix = (
+            "" if args.device == "cpu" and args.config == "tiny" else f"_{args.config}_{dev.type}"
+        )
         write_snippet("predictor" + suffix, text)
 
 

@@ -3,8 +3,15 @@
 import subprocess
 import sys
 
-CORE = ["sam_pets", "sam_pets.model", "sam_pets.predict", "sam_pets.cli", "sam_pets.progress",
-        "sam_pets.samples", "sam_pets.data"]
+CORE = [
+    "sam_pets",
+    "sam_pets.model",
+    "sam_pets.predict",
+    "sam_pets.cli",
+    "sam_pets.progress",
+    "sam_pets.samples",
+    "sam_pets.data",
+]
 FORBIDDEN = ["napari", "qtpy", "PyQt5", "PyQt6", "PySide2", "PySide6", "magicgui", "superqt"]
 
 

@@ -26,12 +26,14 @@ def annotator(make_napari_viewer, qtbot, pet_image, predictor, tmp_path, monkeyp
     _, widget = viewer.window.add_plugin_dock_widget("sam-pets", "Annotator")
     widget.set_predictor(predictor)
     qtbot.waitUntil(lambda: widget._ready_key is not None, timeout=30000)
-    return viewer, widget
+    yield viewer, widget
+    qtbot.waitUntil(lambda: not widget._busy, timeout=30000)
 
 
 def _wait_prediction(qtbot, widget):
-    qtbot.waitUntil(lambda: not widget._busy and widget.session.candidates is not None,
-                    timeout=30000)
+    qtbot.waitUntil(
+        lambda: not widget._busy and widget.session.candidates is not None, timeout=30000
+    )
 
 
 def test_dock_opens_and_creates_layers(annotator):
@@ -157,8 +159,9 @@ def test_stack_embeds_per_slice(make_napari_viewer, qtbot, predictor, pet_image)
     _, widget = viewer.window.add_plugin_dock_widget("sam-pets", "Annotator")
     widget.set_predictor(predictor)
     viewer.dims.set_current_step(0, 1)
-    qtbot.waitUntil(lambda: widget._ready_key is not None and widget._ready_key[1] == (1,),
-                    timeout=30000)
+    qtbot.waitUntil(
+        lambda: widget._ready_key is not None and widget._ready_key[1] == (1,), timeout=30000
+    )
     widget.points.add(np.array([[1.0, 190.0, 250.0]]))
     _wait_prediction(qtbot, widget)
     widget.commit()
@@ -166,8 +169,9 @@ def test_stack_embeds_per_slice(make_napari_viewer, qtbot, predictor, pet_image)
     assert target.shape == (3, 375, 500)
     assert target[1].any() and not target[0].any() and not target[2].any()
     viewer.dims.set_current_step(0, 2)
-    qtbot.waitUntil(lambda: widget._ready_key is not None and widget._ready_key[1] == (2,),
-                    timeout=30000)
+    qtbot.waitUntil(
+        lambda: widget._ready_key is not None and widget._ready_key[1] == (2,), timeout=30000
+    )
 
 
 def test_export_writes_dataset(annotator, qtbot, tmp_path):
@@ -214,7 +218,7 @@ def test_bad_checkpoint_is_a_notification(annotator, qtbot, tmp_path, monkeypatc
     widget.model_combo.insertItem(0, str(bad))
     widget.model_combo.setCurrentIndex(0)
     widget.load_model()
-    qtbot.waitUntil(lambda: errors, timeout=30000)
+    qtbot.waitUntil(lambda: bool(errors), timeout=30000)
     assert "broken.pt" in errors[0]
     assert widget.predictor is not None  # the previous model stays
 

@@ -42,14 +42,24 @@ def test_packaged_manifest_is_the_top_level_file():
 def test_sample_data_returns_an_rgb_image():
     from sam_pets._napari._sample_data import pet_sample
 
-    (data, meta, kind), = pet_sample()
+    ((data, meta, kind),) = pet_sample()
     assert kind == "image" and data.shape == (375, 500, 3) and meta["rgb"]
 
 
 def test_wheel_ships_manifest_and_entry_point(tmp_path):
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(tmp_path), str(REPO)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(REPO),
+        ],
         check=True,
     )
     (wheel,) = tmp_path.glob("sam_pets-*.whl")

@@ -28,8 +28,9 @@ def test_help_for_every_subcommand(cmd, capsys):
 
 
 def test_python_dash_m_entry_point():
-    out = subprocess.run([sys.executable, "-m", "sam_pets", "--version"], capture_output=True,
-                         text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "sam_pets", "--version"], capture_output=True, text=True, check=True
+    )
     assert out.stdout.startswith("sam-pets ")
 
 
@@ -61,17 +62,36 @@ def test_predict_writes_mask(ckpt, tmp_path, capsys):
     from sam_pets.samples import sample_path
 
     out = tmp_path / "mask.png"
-    rc = main(["predict", str(sample_path()), "--checkpoint", str(ckpt), "--point", "250,180",
-               "--neg-point", "10,10", "--box", "50,40,400,330", "--out", str(out), "--device",
-               "cpu"])
+    rc = main(
+        [
+            "predict",
+            str(sample_path()),
+            "--checkpoint",
+            str(ckpt),
+            "--point",
+            "250,180",
+            "--neg-point",
+            "10,10",
+            "--box",
+            "50,40,400,330",
+            "--out",
+            str(out),
+            "--device",
+            "cpu",
+        ]
+    )
     assert rc == 0
     res = json.loads(capsys.readouterr().out)
     mask = np.asarray(Image.open(out))
     assert mask.shape == (375, 500) and set(np.unique(mask)) <= {0, 255}
     assert res["area"] == int((mask > 0).sum())
     # never overwrite silently
-    assert main(["predict", str(sample_path()), "--config", "test", "--point", "1,1",
-                 "--out", str(out)]) == 2
+    assert (
+        main(
+            ["predict", str(sample_path()), "--config", "test", "--point", "1,1", "--out", str(out)]
+        )
+        == 2
+    )
     assert "already exists" in capsys.readouterr().err
 
 
@@ -81,17 +101,34 @@ def test_predict_argument_errors(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["predict", str(sample_path()), "--config", "test", "--point", "1", "--out", "x.png"])
     assert "a point must be 2" in capsys.readouterr().err
-    assert main(["predict", str(sample_path()), "--config", "test",
-                 "--out", str(tmp_path / "m.png")]) == 2
+    assert (
+        main(["predict", str(sample_path()), "--config", "test", "--out", str(tmp_path / "m.png")])
+        == 2
+    )
     assert "at least one prompt" in capsys.readouterr().err
-    assert main(["predict", str(tmp_path / "missing.jpg"), "--config", "test", "--point", "1,1",
-                 "--out", str(tmp_path / "m.png")]) == 2
+    assert (
+        main(
+            [
+                "predict",
+                str(tmp_path / "missing.jpg"),
+                "--config",
+                "test",
+                "--point",
+                "1,1",
+                "--out",
+                str(tmp_path / "m.png"),
+            ]
+        )
+        == 2
+    )
     assert "missing.jpg: file not found" in capsys.readouterr().err
 
 
 def test_bench_prints_one_json_line(capsys):
-    assert main(["bench", "--config", "test", "--device", "cpu", "--repeats", "1",
-                 "--clicks", "2"]) == 0
+    assert (
+        main(["bench", "--config", "test", "--device", "cpu", "--repeats", "1", "--clicks", "2"])
+        == 0
+    )
     line = capsys.readouterr().out.strip().splitlines()
     assert len(line) == 1
     rec = json.loads(line[0])

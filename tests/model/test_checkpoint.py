@@ -9,7 +9,13 @@ import pytest
 import torch
 
 from conftest import shared_path
-from sam_pets.model import CheckpointError, build_model, load_model, read_checkpoint, save_checkpoint
+from sam_pets.model import (
+    CheckpointError,
+    build_model,
+    load_model,
+    read_checkpoint,
+    save_checkpoint,
+)
 from sam_pets.model.checkpoint import meta_state_dict
 from sam_pets.model.convert import HF_POINT_EMBED, HF_SHARED_PE, meta_to_hf_key
 
@@ -17,8 +23,9 @@ from sam_pets.model.convert import HF_POINT_EMBED, HF_SHARED_PE, meta_to_hf_key
 @pytest.mark.parametrize("size", ["tiny", "small", "base_plus"])
 def test_meta_layout_matches_released_keys_exactly(size):
     ref = json.loads(
-        shared_path("reference", "sam2.1_checkpoint_keys", f"sam2.1_hiera_{size}.keys.json")
-        .read_text()
+        shared_path(
+            "reference", "sam2.1_checkpoint_keys", f"sam2.1_hiera_{size}.keys.json"
+        ).read_text()
     )
     sd = meta_state_dict(build_model(size))
     assert {k: list(v.shape) for k, v in sd.items()} == ref["shapes"]

@@ -95,7 +95,9 @@ def test_one_positive_click_multimask(pair_tiny):
     meta, ours = pair_tiny
     pts, lab = np.array([[250.0, 180.0]]), np.array([1])
     with torch.inference_mode():
-        m = meta.predict(point_coords=pts, point_labels=lab, multimask_output=True, return_logits=True)
+        m = meta.predict(
+            point_coords=pts, point_labels=lab, multimask_output=True, return_logits=True
+        )
     o = ours.predict(pts, lab, multimask=True, return_logits=True)
     _compare(m, o)
     obj = _meta_obj_score(meta, point_coords=pts, point_labels=lab, multimask_output=True)
@@ -121,7 +123,10 @@ def test_previous_logits_as_mask_input(pair_tiny):
     prev = first.low_res_logits[first.best()][None]  # (1, 256, 256)
     with torch.inference_mode():
         m = meta.predict(
-            point_coords=pts, point_labels=lab, mask_input=prev, multimask_output=False,
+            point_coords=pts,
+            point_labels=lab,
+            mask_input=prev,
+            multimask_output=False,
             return_logits=True,
         )
     o = ours.predict(pts, lab, mask_logits=prev, multimask=False, return_logits=True)
@@ -149,14 +154,19 @@ def test_mask_only_prompt(pair_tiny):
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    "name", ["sam2.1_hiera_small", "sam2.1_hiera_base_plus", "sam2.1_hiera_large", "sam2_hiera_tiny"]
+    "name",
+    ["sam2.1_hiera_small", "sam2.1_hiera_base_plus", "sam2.1_hiera_large", "sam2_hiera_tiny"],
 )
 def test_other_configs_match(name, pet_image):
     meta, ours = build_pair(name, seed=1)
     with torch.inference_mode():
         meta.set_image(pet_image)
-        m = meta.predict(point_coords=np.array([[200.0, 150.0]]), point_labels=np.array([1]),
-                         multimask_output=True, return_logits=True)
+        m = meta.predict(
+            point_coords=np.array([[200.0, 150.0]]),
+            point_labels=np.array([1]),
+            multimask_output=True,
+            return_logits=True,
+        )
     ours.set_image(pet_image)
     assert rel_err(ours._features.image_embed, meta._features["image_embed"]) <= TOL
     o = ours.predict(np.array([[200.0, 150.0]]), np.array([1]), multimask=True, return_logits=True)

@@ -80,8 +80,10 @@ def test_prompts_and_batches(predictor, pet_image):
     combo = predictor.predict(np.array([[300, 100]]), np.array([0]), np.array([50, 40, 400, 330]))
     assert combo.masks.shape == (3, h, w)
     refined = predictor.predict(
-        np.array([[250.0, 180.0]]), np.array([1]),
-        mask_logits=one.low_res_logits, multimask=False,
+        np.array([[250.0, 180.0]]),
+        np.array([1]),
+        mask_logits=one.low_res_logits,
+        multimask=False,
     )
     assert refined.masks.shape == (1, h, w)
     logits = predictor.predict(np.array([[250.0, 180.0]]), np.array([1]), return_logits=True)

@@ -57,6 +57,8 @@ class AnnotatorWidget(QWidget):
         self._polarity = 1
         self._annotated: dict[str, tuple[Image, Labels]] = {}
         self._adding_layers = False
+        self._dead = False
+        self.destroyed.connect(self._on_destroyed)
         self.last_worker = None
         self._build_ui()
         self._bind_keys()
@@ -162,6 +164,27 @@ class AnnotatorWidget(QWidget):
         handler.__doc__ = KEYS_DOC.get(name, name)
         return handler
 
+    def _on_destroyed(self, *args) -> None:
+        self._dead = True
+        for emitter, slot in (
+            (self.viewer.layers.events.inserted, self._refresh_layer_choices),
+            (self.viewer.layers.events.removed, self._refresh_layer_choices),
+            (self.viewer.dims.events.current_step, self._on_step),
+        ):
+            try:
+                emitter.disconnect(slot)
+            except (RuntimeError, TypeError, ValueError):
+                pass
+
+    def _alive(self, fn):
+        """Wrap a worker callback so it does nothing once the dock has been closed."""
+
+        def call(*args):
+            if not self._dead:
+                fn(*args)
+
+        return call
+
     # --- model and embedding -------------------------------------------------------------------
     def _browse_checkpoint(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
@@ -182,10 +205,10 @@ class AnnotatorWidget(QWidget):
 
             return ImagePredictor(load_choice(choice), device=device)
 
-        worker = create_worker(job, _progress={"desc": "Loading SAM 2 model", "total": 0})
-        worker.returned.connect(self._on_model_loaded)
-        worker.errored.connect(lambda e: self._fail(f"Could not load {choice}", e))
-        worker.finished.connect(lambda: self.load_button.setEnabled(True))
+        worker = _make_worker(job, _progress={"desc": "Loading SAM 2 model", "total": 0})
+        worker.returned.connect(self._alive(self._on_model_loaded))
+        worker.errored.connect(self._alive(lambda e: self._fail(f"Could not load {choice}", e)))
+        worker.finished.connect(self._alive(lambda: self.load_button.setEnabled(True)))
         self._start(worker)
 
     def _on_model_loaded(self, predictor) -> None:
@@ -209,7 +232,10 @@ class AnnotatorWidget(QWidget):
 
     def _key(self):
         image = self._image_layer()
-        return None if image is None else (id(image), self._plane(image))
+        if image is None:
+            return None
+        # napari hands plugins proxies (a new object per access): key on the layer's own id
+        return (str(getattr(image, "unique_id", image.name)), self._plane(image))
 
     def _embed_current(self) -> None:
         image = self._image_layer()
@@ -223,12 +249,14 @@ class AnnotatorWidget(QWidget):
         self._embedding_key = key
         self._ready_key = None
         predictor = self.predictor
-        worker = create_worker(
-            predictor.set_image, pixels,
+        worker = _make_worker(
+            predictor.set_image,
+            pixels,
             _progress={"desc": f"Embedding {image.name}", "total": 0},
         )
-        worker.returned.connect(lambda _r, k=key, p=predictor: self._on_embedded(k, p))
-        worker.errored.connect(lambda e: self._fail(f"Could not embed {image.name}", e))
+        worker.returned.connect(self._alive(lambda _r, k=key, p=predictor: self._on_embedded(k, p)))
+        name = image.name
+        worker.errored.connect(self._alive(lambda e: self._fail(f"Could not embed {name}", e)))
         self._start(worker)
 
     def _on_embedded(self, key, predictor) -> None:
@@ -254,8 +282,9 @@ class AnnotatorWidget(QWidget):
             return
         ours = (L.POINTS_NAME, L.BOXES_NAME, L.PREVIEW_NAME)
         images = [ly.name for ly in self.viewer.layers if isinstance(ly, Image)]
-        labels = [ly.name for ly in self.viewer.layers
-                  if isinstance(ly, Labels) and ly.name not in ours]
+        labels = [
+            ly.name for ly in self.viewer.layers if isinstance(ly, Labels) and ly.name not in ours
+        ]
         for combo, names in ((self.image_combo, images), (self.labels_combo, labels)):
             current = combo.currentText()
             combo.blockSignals(True)
@@ -264,7 +293,8 @@ class AnnotatorWidget(QWidget):
             if current in names:
                 combo.setCurrentText(current)
             combo.blockSignals(False)
-        if event is not None and self.image_combo.currentText() and self.predictor is not None:
+        added = getattr(event, "type", "") == "inserted"
+        if added and isinstance(event.value, Image) and self.predictor is not None:
             self._embed_current()
 
     def _ensure_layers(self, image: Image) -> None:
@@ -273,6 +303,8 @@ class AnnotatorWidget(QWidget):
             self._add_missing_layers(image)
         finally:
             self._adding_layers = False
+        self._dead = False
+        self.destroyed.connect(self._on_destroyed)
         self._refresh_layer_choices()
         self.viewer.layers.selection.active = self.points
 
@@ -286,8 +318,10 @@ class AnnotatorWidget(QWidget):
         if self.boxes is None or self.boxes not in self.viewer.layers:
             self.boxes = self.viewer.add_layer(L.make_boxes(image))
             self.boxes.events.data.connect(self._on_prompts_changed)
-        if self.preview is None or self.preview not in self.viewer.layers or (
-            self.preview.data.shape != shape
+        if (
+            self.preview is None
+            or self.preview not in self.viewer.layers
+            or (self.preview.data.shape != shape)
         ):
             if self.preview is not None and self.preview in self.viewer.layers:
                 self.viewer.layers.remove(self.preview)
@@ -354,10 +388,10 @@ class AnnotatorWidget(QWidget):
             return
         self._busy = True
         request = dataclasses.replace(self.session)
-        worker = create_worker(request.predict, self.predictor)
-        worker.returned.connect(lambda _c, r=request: self._on_predicted(r))
-        worker.errored.connect(lambda e: self._fail("Prediction failed", e))
-        worker.finished.connect(self._on_predict_finished)
+        worker = _make_worker(request.predict, self.predictor)
+        worker.returned.connect(self._alive(lambda _c, r=request: self._on_predicted(r)))
+        worker.errored.connect(self._alive(lambda e: self._fail("Prediction failed", e)))
+        worker.finished.connect(self._alive(self._on_predict_finished))
         self._start(worker)
 
     def _on_predicted(self, request: PromptSession) -> None:
@@ -401,8 +435,9 @@ class AnnotatorWidget(QWidget):
             show_warning("sam-pets: nothing to commit (no prediction yet)")
             return 0
         try:
-            label = self.session.commit(target.data, self._plane(image),
-                                        self.overwrite_check.isChecked())
+            label = self.session.commit(
+                target.data, self._plane(image), self.overwrite_check.isChecked()
+            )
         except ValueError as e:
             show_error(f"sam-pets: {e}")
             return 0
@@ -456,7 +491,9 @@ class AnnotatorWidget(QWidget):
         plane = self._plane(image)
         view = target.data[plane] if plane else target.data
         try:
-            self.session.start_refine(view, target.selected_label, self.predictor.model.cfg.mask_size)
+            self.session.start_refine(
+                view, target.selected_label, self.predictor.model.cfg.mask_size
+            )
         except ValueError as e:
             show_warning(f"sam-pets: {e}")
             return
@@ -482,18 +519,25 @@ class AnnotatorWidget(QWidget):
         if not folder:
             show_warning("sam-pets: choose a dataset folder first")
             return
-        pairs = list(self._annotated.values()) if all_images else [
-            (self._image_layer(), self.target_layer())
-        ]
+        pairs = (
+            list(self._annotated.values())
+            if all_images
+            else [(self._image_layer(), self.target_layer())]
+        )
         pairs = [(i, t) for i, t in pairs if i is not None and t is not None]
         items = [it for i, t in pairs for it in _export_items(i, t)]
         if not items:
             show_warning("sam-pets: no annotated image to export")
             return
-        worker = create_worker(_export_job, folder, items, self.coco_check.isChecked(),
-                               _progress={"total": len(items), "desc": "Exporting"})
-        worker.returned.connect(self._on_exported)
-        worker.errored.connect(lambda e: self._fail("Export failed", e))
+        worker = _make_worker(
+            _export_job,
+            folder,
+            items,
+            self.coco_check.isChecked(),
+            _progress={"total": len(items), "desc": "Exporting"},
+        )
+        worker.returned.connect(self._alive(self._on_exported))
+        worker.errored.connect(self._alive(lambda e: self._fail("Export failed", e)))
         self._start(worker)
 
     def _on_exported(self, report: list[str]) -> None:
@@ -510,6 +554,11 @@ class AnnotatorWidget(QWidget):
 
 
 KEYS_DOC = {name: doc for name, doc in KEYS.values()}
+
+
+def _make_worker(func, *args, _progress=None):
+    """A napari thread worker whose errors go only to our ``errored`` handlers."""
+    return create_worker(func, *args, _progress=_progress, _ignore_errors=True)
 
 
 def _devices() -> list[str]:
@@ -547,8 +596,9 @@ def _export_job(folder: str, items: list[tuple], coco: bool):
     for i, (name, pixels, labels, source) in enumerate(items):
         meta = {"source": source} if source else {}
         try:
-            res = export_annotation(folder, pixels, labels, name, meta,
-                                    write_coco=coco and i == len(items) - 1)
+            res = export_annotation(
+                folder, pixels, labels, name, meta, write_coco=coco and i == len(items) - 1
+            )
             n = len(res.record.get("objects", []))
             verb = "replaced" if res.replaced else "added"
             report.append(f"{verb} {res.name} ({n} objects)")

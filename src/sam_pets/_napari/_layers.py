@@ -39,9 +39,15 @@ def make_points(image: Image) -> Points:
     """An empty prompt layer in the image's frame; feature ``label`` is 1 (+) or 0 (-)."""
     nd = len(spatial_shape(image))
     layer = Points(
-        np.zeros((0, nd)), ndim=nd, name=POINTS_NAME, size=10, face_color=POSITIVE,
-        border_color="white", features={"label": np.zeros(0, int)},
-        scale=image.scale[-nd:], translate=image.translate[-nd:],
+        np.zeros((0, nd)),
+        ndim=nd,
+        name=POINTS_NAME,
+        size=10,
+        face_color=POSITIVE,
+        border_color="white",
+        features={"label": np.zeros(0, int)},
+        scale=image.scale[-nd:],
+        translate=image.translate[-nd:],
     )
     layer.feature_defaults = {"label": 1}
     return layer
@@ -51,8 +57,13 @@ def make_boxes(image: Image) -> Shapes:
     """An empty Shapes layer for box prompts (rectangles)."""
     nd = len(spatial_shape(image))
     return Shapes(
-        ndim=nd, name=BOXES_NAME, edge_color=BOX_OBJECT, face_color="transparent",
-        edge_width=2, scale=image.scale[-nd:], translate=image.translate[-nd:],
+        ndim=nd,
+        name=BOXES_NAME,
+        edge_color=BOX_OBJECT,
+        face_color="transparent",
+        edge_width=2,
+        scale=image.scale[-nd:],
+        translate=image.translate[-nd:],
     )
 
 
@@ -60,8 +71,13 @@ def make_labels(image: Image, name: str, opacity: float = 0.6) -> Labels:
     """A zero Labels layer matching the image's spatial shape and frame."""
     shape = spatial_shape(image)
     nd = len(shape)
-    return Labels(np.zeros(shape, np.int32), name=name, opacity=opacity,
-                  scale=image.scale[-nd:], translate=image.translate[-nd:])
+    return Labels(
+        np.zeros(shape, np.int32),
+        name=name,
+        opacity=opacity,
+        scale=image.scale[-nd:],
+        translate=image.translate[-nd:],
+    )
 
 
 def on_plane(coords: np.ndarray, plane: tuple[int, ...]) -> np.ndarray:
@@ -82,7 +98,7 @@ def read_points(points: Points, plane: tuple[int, ...]) -> tuple[np.ndarray, np.
 
 def read_box(shapes: Shapes, plane: tuple[int, ...]) -> np.ndarray | None:
     """The last rectangle on ``plane`` as (x0, y0, x1, y1), or ``None``."""
-    for corners, kind in zip(reversed(shapes.data), reversed(shapes.shape_type)):
+    for corners, kind in zip(reversed(shapes.data), reversed(shapes.shape_type), strict=False):
         corners = np.asarray(corners, float)
         if kind != "rectangle" or not on_plane(corners, plane).all():
             continue

@@ -48,7 +48,7 @@ def load_choice(choice: str):
     from sam_pets.model import build_model, load_model
 
     if choice.startswith(RANDOM_PREFIX):
-        return build_model(choice[len(RANDOM_PREFIX):], seed=0)
+        return build_model(choice[len(RANDOM_PREFIX) :], seed=0)
     model = load_model(choice)
     remember_checkpoint(choice)
     return model

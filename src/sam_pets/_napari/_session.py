@@ -99,7 +99,9 @@ class PromptSession:
         )
         order = np.argsort(-pred.scores) if single_click else np.arange(len(pred.scores))
         self.candidates = Candidates(
-            pred.masks[order], pred.scores[order], pred.low_res_logits[order],
+            pred.masks[order],
+            pred.scores[order],
+            pred.low_res_logits[order],
             float(pred.object_scores),
         )
         self._last = (self.points_xy.copy(), self.labels.copy(), self._box_key())

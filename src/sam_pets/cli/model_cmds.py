@@ -23,10 +23,22 @@ def register(sub) -> None:
     p = sub.add_parser("predict", help="segment one image from point / box prompts")
     p.add_argument("image", help="input image (PNG, JPEG, TIFF, ...)")
     add_model_args(p)
-    p.add_argument("--point", action="append", default=[], metavar="X,Y", type=_xy,
-                   help="positive click in image pixels (repeatable)")
-    p.add_argument("--neg-point", action="append", default=[], metavar="X,Y", type=_xy,
-                   help="negative click in image pixels (repeatable)")
+    p.add_argument(
+        "--point",
+        action="append",
+        default=[],
+        metavar="X,Y",
+        type=_xy,
+        help="positive click in image pixels (repeatable)",
+    )
+    p.add_argument(
+        "--neg-point",
+        action="append",
+        default=[],
+        metavar="X,Y",
+        type=_xy,
+        help="negative click in image pixels (repeatable)",
+    )
     p.add_argument("--box", metavar="X0,Y0,X1,Y1", type=_box, help="box prompt in image pixels")
     p.add_argument("--out", required=True, help="output mask PNG (0 background, 255 object)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
@@ -44,12 +56,19 @@ def add_model_args(p: argparse.ArgumentParser, default_config: str | None = None
     """Options that choose a model: ``--checkpoint`` or ``--config`` (+ device, precision)."""
     g = p.add_mutually_exclusive_group(required=default_config is None)
     g.add_argument("--checkpoint", help="checkpoint file (Meta .pt, HF safetensors, sam-pets)")
-    g.add_argument("--config", default=None,
-                   help="build a randomly initialised model of this config (smoke tests)")
+    g.add_argument(
+        "--config",
+        default=None,
+        help="build a randomly initialised model of this config (smoke tests)",
+    )
     p.set_defaults(default_config=default_config)
     p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:1...")
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
-                   help="auto = bf16 autocast on CUDA, fp32 elsewhere")
+    p.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "fp32", "bf16"],
+        help="auto = bf16 autocast on CUDA, fp32 elsewhere",
+    )
 
 
 def load_model_from_args(args):
@@ -76,7 +95,9 @@ def _floats(text: str, n: int, what: str) -> list[float]:
     except ValueError:
         vals = []
     if len(vals) != n:
-        raise argparse.ArgumentTypeError(f"{what} must be {n} comma-separated numbers, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"{what} must be {n} comma-separated numbers, got {text!r}"
+        )
     return vals
 
 
@@ -152,11 +173,18 @@ def cmd_predict(args) -> int:
     best = pred.best() if multimask else 0
     mask = pred.masks[best]
     atomic_write_bytes(out, _png_bytes(mask.astype(np.uint8) * 255))
-    print(json.dumps({
-        "out": str(out), "score": round(float(pred.scores[best]), 4),
-        "object_score": round(float(pred.object_scores), 4), "area": int(mask.sum()),
-        "height": int(mask.shape[0]), "width": int(mask.shape[1]),
-    }))
+    print(
+        json.dumps(
+            {
+                "out": str(out),
+                "score": round(float(pred.scores[best]), 4),
+                "object_score": round(float(pred.object_scores), 4),
+                "area": int(mask.sum()),
+                "height": int(mask.shape[0]),
+                "width": int(mask.shape[1]),
+            }
+        )
+    )
     return 0
 
 
@@ -205,14 +233,18 @@ def cmd_bench(args) -> int:
         predictor.predict(click, label, multimask=True)
         sync()
         clicks.append(time.perf_counter() - t)
-    print(json.dumps({
-        "embed_ms": round(statistics.median(embed) * 1e3, 2),
-        "click_ms": round(statistics.median(clicks) * 1e3, 2),
-        "device": str(predictor.device),
-        "config": predictor.model.cfg.name,
-        "precision": predictor.precision,
-        "image_hw": [h, w],
-        "threads": torch.get_num_threads(),
-        "cpu": platform.processor() or platform.machine(),
-    }))
+    print(
+        json.dumps(
+            {
+                "embed_ms": round(statistics.median(embed) * 1e3, 2),
+                "click_ms": round(statistics.median(clicks) * 1e3, 2),
+                "device": str(predictor.device),
+                "config": predictor.model.cfg.name,
+                "precision": predictor.precision,
+                "image_hw": [h, w],
+                "threads": torch.get_num_threads(),
+                "cpu": platform.processor() or platform.machine(),
+            }
+        )
+    )
     return 0

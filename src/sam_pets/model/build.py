@@ -48,7 +48,9 @@ def build_model(
 
 def count_parameters(model: nn.Module) -> dict[str, int]:
     """Numbers of parameters per top-level part and in total (buffers excluded)."""
-    out = {name: sum(p.numel() for p in child.parameters()) for name, child in model.named_children()}
+    out = {
+        name: sum(p.numel() for p in child.parameters()) for name, child in model.named_children()
+    }
     own = sum(p.numel() for p in model.parameters(recurse=False))
     if own:
         out["other"] = own

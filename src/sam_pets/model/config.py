@@ -144,7 +144,12 @@ _LARGE = HieraConfig(
 )
 
 VARIANTS: dict[str, Sam2Config] = {}
-for _size, _trunk in (("tiny", _TINY), ("small", _SMALL), ("base_plus", _BASE_PLUS), ("large", _LARGE)):
+for _size, _trunk in (
+    ("tiny", _TINY),
+    ("small", _SMALL),
+    ("base_plus", _BASE_PLUS),
+    ("large", _LARGE),
+):
     VARIANTS[f"sam2.1_hiera_{_size}"] = Sam2Config(f"sam2.1_hiera_{_size}", _trunk)
     VARIANTS[f"sam2_hiera_{_size}"] = Sam2Config(f"sam2_hiera_{_size}", _trunk, version="2.0")
 

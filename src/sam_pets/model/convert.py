@@ -99,7 +99,12 @@ def meta_key_order(image_keys: list[str], version: str = "2.1", d: int = 256) ->
     encoder = [k for k in image_keys if k.startswith("image_encoder.")]
     decoder = [k for k in image_keys if k.startswith(("sam_prompt_encoder.", "sam_mask_decoder."))]
     return (
-        head[:1] + ["no_mem_embed"] + head[1:] + encoder + list(groups["mid"]) + decoder
+        head[:1]
+        + ["no_mem_embed"]
+        + head[1:]
+        + encoder
+        + list(groups["mid"])
+        + decoder
         + list(groups["tail"])
     )
 
@@ -145,18 +150,28 @@ _HF_REGEX = [
     (r"(backbone\.blocks\.\d+\.mlp)\.layers\.1", r"\1.proj_out"),
     (r"(transformer\.layers\.\d+\.mlp)\.layers\.0", r"\1.proj_in"),
     (r"(transformer\.layers\.\d+\.mlp)\.layers\.1", r"\1.proj_out"),
-    (r"(output_hypernetworks_mlps\.\d+|pred_obj_score_head|object_pointer_proj)\.layers\.0",
-     r"\1.proj_in"),
-    (r"(output_hypernetworks_mlps\.\d+|pred_obj_score_head|object_pointer_proj)\.layers\.1",
-     r"\1.layers.0"),
-    (r"(output_hypernetworks_mlps\.\d+|pred_obj_score_head|object_pointer_proj)\.layers\.2",
-     r"\1.proj_out"),
+    (
+        r"(output_hypernetworks_mlps\.\d+|pred_obj_score_head|object_pointer_proj)\.layers\.0",
+        r"\1.proj_in",
+    ),
+    (
+        r"(output_hypernetworks_mlps\.\d+|pred_obj_score_head|object_pointer_proj)\.layers\.1",
+        r"\1.layers.0",
+    ),
+    (
+        r"(output_hypernetworks_mlps\.\d+|pred_obj_score_head|object_pointer_proj)\.layers\.2",
+        r"\1.proj_out",
+    ),
     (r"neck\.convs\.(\d+)\.conv\.", r"neck.convs.\1."),
     (r"memory_encoder\.o_proj", "memory_encoder.projection"),
-    (r"mask_downsampler\.encoder\.(0|3|6|9)\.",
-     lambda m: f"mask_downsampler.layers.{int(m.group(1)) // 3}.conv."),
-    (r"mask_downsampler\.encoder\.(1|4|7|10)\.",
-     lambda m: f"mask_downsampler.layers.{int(m.group(1)) // 3}.layer_norm."),
+    (
+        r"mask_downsampler\.encoder\.(0|3|6|9)\.",
+        lambda m: f"mask_downsampler.layers.{int(m.group(1)) // 3}.conv.",
+    ),
+    (
+        r"mask_downsampler\.encoder\.(1|4|7|10)\.",
+        lambda m: f"mask_downsampler.layers.{int(m.group(1)) // 3}.layer_norm.",
+    ),
     (r"mask_downsampler\.encoder\.12\.", "mask_downsampler.final_conv."),
 ]
 

@@ -73,9 +73,14 @@ def _convT_matrix(conv: torch.nn.ConvTranspose2d) -> torch.Tensor:
     return w.permute(0, 2, 3, 1).reshape(w.shape[0], -1)
 
 
-def prepare_image(dec: MaskDecoder, image_pe: torch.Tensor, no_mask: torch.Tensor,
-                  embed: torch.Tensor, feat_s0: torch.Tensor, feat_s1: torch.Tensor
-                  ) -> PreparedImage:
+def prepare_image(
+    dec: MaskDecoder,
+    image_pe: torch.Tensor,
+    no_mask: torch.Tensor,
+    embed: torch.Tensor,
+    feat_s0: torch.Tensor,
+    feat_s1: torch.Tensor,
+) -> PreparedImage:
     """Precompute :class:`PreparedImage` for one image (features with batch 1)."""
     e = embed.shape[-1]
     tokens = embed.flatten(2).transpose(1, 2).contiguous()  # (1, L, D)
@@ -96,8 +101,9 @@ def _heads(x: torch.Tensor, h: int) -> torch.Tensor:
     return x.view(b, n, h, c // h).transpose(1, 2)  # (B, h, N, c)
 
 
-def _token_to_image(att: Attention, q_tok: torch.Tensor, x_img: torch.Tensor,
-                    v_img: torch.Tensor) -> torch.Tensor:
+def _token_to_image(
+    att: Attention, q_tok: torch.Tensor, x_img: torch.Tensor, v_img: torch.Tensor
+) -> torch.Tensor:
     """Token queries (B, N, D) attend to image tokens; projections folded onto the tokens.
 
     ``x_img`` (1|B, L, D) are the keys before ``k_proj`` (image tokens + PE), ``v_img`` the
@@ -117,8 +123,14 @@ def _token_to_image(att: Attention, q_tok: torch.Tensor, x_img: torch.Tensor,
     return att.out_proj(out.transpose(1, 2).reshape(b, n, h * c))
 
 
-def _image_to_token(att: Attention, q_img: torch.Tensor | None, x_img: torch.Tensor,
-                    k_tok: torch.Tensor, v_tok: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+def _image_to_token(
+    att: Attention,
+    q_img: torch.Tensor | None,
+    x_img: torch.Tensor,
+    k_tok: torch.Tensor,
+    v_tok: torch.Tensor,
+    keys: torch.Tensor,
+) -> torch.Tensor:
     """Image queries attend to the tokens; returns ``keys + out_proj(attention)``, (B, L, D).
 
     ``q_img`` may be precomputed ``q_proj(x_img)`` (layer 0); otherwise ``q_proj`` is folded
@@ -151,8 +163,13 @@ def _image_to_token(att: Attention, q_img: torch.Tensor | None, x_img: torch.Ten
     return out + att.out_proj.bias
 
 
-def fast_decode(dec: MaskDecoder, prep: PreparedImage, sparse: torch.Tensor,
-                dense: torch.Tensor | None, multimask_output: bool) -> MaskOutput:
+def fast_decode(
+    dec: MaskDecoder,
+    prep: PreparedImage,
+    sparse: torch.Tensor,
+    dense: torch.Tensor | None,
+    multimask_output: bool,
+) -> MaskOutput:
     """Inference-only equivalent of ``MaskDecoder.forward`` (dynamic multimask included).
 
     Args:
@@ -163,8 +180,9 @@ def fast_decode(dec: MaskDecoder, prep: PreparedImage, sparse: torch.Tensor,
         multimask_output: As in ``MaskDecoder.forward``.
     """
     b = sparse.shape[0]
-    out_tokens = torch.cat([dec.obj_score_token.weight, dec.iou_token.weight,
-                            dec.mask_tokens.weight], dim=0)
+    out_tokens = torch.cat(
+        [dec.obj_score_token.weight, dec.iou_token.weight, dec.mask_tokens.weight], dim=0
+    )
     tokens = torch.cat([out_tokens.unsqueeze(0).expand(b, -1, -1), sparse], dim=1)  # (B,Nq,D)
     layers = dec.transformer.layers
     if dense is None:
@@ -212,8 +230,9 @@ def fast_decode(dec: MaskDecoder, prep: PreparedImage, sparse: torch.Tensor,
     return MaskOutput(logits, iou, object_score, toks)
 
 
-def _upscale_and_project(dec: MaskDecoder, prep: PreparedImage, keys: torch.Tensor,
-                         hyper: torch.Tensor) -> torch.Tensor:
+def _upscale_and_project(
+    dec: MaskDecoder, prep: PreparedImage, keys: torch.Tensor, hyper: torch.Tensor
+) -> torch.Tensor:
     """Transposed convs + skips + GELU in sub-pixel order, then the hypernetwork product.
 
     keys (B, L, D), hyper (B, M, D/8) -> logits (B, M, 4E, 4E).

@@ -74,7 +74,9 @@ class MultiScaleAttention(nn.Module):
             q = _pool(q.reshape(b, h, w, -1), self.q_stride)
             h, w = q.shape[1:3]
             q = q.reshape(b, h * w, self.num_heads, -1)  # (B, L', h, c)
-        out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
+        out = F.scaled_dot_product_attention(
+            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+        )
         return out.transpose(1, 2).reshape(b, h, w, -1)  # (B, H', W', C_out)
 
 
@@ -105,7 +107,9 @@ class MultiScaleBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map (B, H, W, dim) to (B, H', W', dim_out); H' = H / q_stride in pooling blocks."""
-        if not (self.training or torch.is_grad_enabled()):
+        if not (
+            self.training or torch.is_grad_enabled() or torch.is_autocast_enabled(x.device.type)
+        ):
             return self._forward_inference(x)
         shortcut = x
         x = self.norm1(x)

@@ -45,7 +45,11 @@ class TwoWayAttentionBlock(nn.Module):
         self.skip_first_layer_pe = skip_first_layer_pe
 
     def forward(
-        self, queries: torch.Tensor, keys: torch.Tensor, query_pe: torch.Tensor, key_pe: torch.Tensor
+        self,
+        queries: torch.Tensor,
+        keys: torch.Tensor,
+        query_pe: torch.Tensor,
+        key_pe: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Update queries (B, Nq, D) and image keys (B, L, D); PEs have the same shapes."""
         if self.skip_first_layer_pe:
@@ -123,7 +127,11 @@ class MaskDecoder(nn.Module):
             MLP(d, d, d // 8, 3) for _ in range(self.num_mask_tokens)
         )
         self.iou_prediction_head = MLP(
-            d, cfg.iou_head_hidden_dim, self.num_mask_tokens, cfg.iou_head_depth, sigmoid_output=True
+            d,
+            cfg.iou_head_hidden_dim,
+            self.num_mask_tokens,
+            cfg.iou_head_depth,
+            sigmoid_output=True,
         )
         self.pred_obj_score_head = MLP(d, d, 1, 3)
 

@@ -89,7 +89,9 @@ class PromptEncoder(nn.Module):
             labels = torch.cat([labels, labels.new_full((b, 1), LABEL_PAD)], dim=1)
         emb = self.pe_layer.encode(points.float() / self.input_size)  # (B, N', D)
         lab = labels.unsqueeze(-1)
-        emb = torch.where(lab == LABEL_PAD, torch.zeros_like(emb) + self.not_a_point_embed.weight, emb)
+        emb = torch.where(
+            lab == LABEL_PAD, torch.zeros_like(emb) + self.not_a_point_embed.weight, emb
+        )
         for k in range(4):
             emb = torch.where(lab == k, emb + self.point_embeddings[k].weight, emb)
         return emb

@@ -104,7 +104,9 @@ class Sam2Image(nn.Module):
         self.no_mem_embed = nn.Parameter(torch.zeros(1, 1, d))
         self.extra_state: dict[str, torch.Tensor] = {}
         self.register_buffer(
-            "pixel_mean", torch.tensor(IMAGENET_MEAN, device="cpu").view(1, 3, 1, 1), persistent=False
+            "pixel_mean",
+            torch.tensor(IMAGENET_MEAN, device="cpu").view(1, 3, 1, 1),
+            persistent=False,
         )
         self.register_buffer(
             "pixel_std", torch.tensor(IMAGENET_STD, device="cpu").view(1, 3, 1, 1), persistent=False
@@ -127,7 +129,9 @@ class Sam2Image(nn.Module):
         """
         s = self.cfg.image_size
         if images.ndim != 4 or images.shape[1:] != (3, s, s):
-            raise ValueError(f"expected images of shape (B, 3, {s}, {s}), got {tuple(images.shape)}")
+            raise ValueError(
+                f"expected images of shape (B, 3, {s}, {s}), got {tuple(images.shape)}"
+            )
         stages = self.image_encoder.trunk(images)  # finest first
         convs = self.image_encoder.neck.convs
         dec = self.sam_mask_decoder
@@ -167,8 +171,10 @@ class Sam2Image(nn.Module):
                 f"points must be (K, N, 2) and labels (K, N); got {tuple(points.shape)} and "
                 f"{tuple(labels.shape)}"
             )
-        k = points.shape[0] if points is not None else (
-            mask_input.shape[0] if mask_input is not None else features.image_embed.shape[0]
+        k = (
+            points.shape[0]
+            if points is not None
+            else (mask_input.shape[0] if mask_input is not None else features.image_embed.shape[0])
         )
         pts = (points, labels) if points is not None else None
         sparse, dense = self.sam_prompt_encoder(pts, mask_input, batch_size=k)
@@ -187,9 +193,7 @@ class Sam2Image(nn.Module):
             raise ValueError("prepare() takes the features of a single image")
         pe = self.sam_prompt_encoder.get_dense_pe()
         no_mask = self.sam_prompt_encoder.no_mask_embed.weight[0]
-        return prepare_image(
-            self.sam_mask_decoder, pe, no_mask, *features.tensors()
-        )
+        return prepare_image(self.sam_mask_decoder, pe, no_mask, *features.tensors())
 
     def decode_prepared(
         self,
@@ -205,12 +209,17 @@ class Sam2Image(nn.Module):
         """
         if (points is None) != (labels is None):
             raise ValueError("points and labels must be given together")
-        k = points.shape[0] if points is not None else (
-            mask_input.shape[0] if mask_input is not None else 1
+        k = (
+            points.shape[0]
+            if points is not None
+            else (mask_input.shape[0] if mask_input is not None else 1)
         )
         pts = (points, labels) if points is not None else None
         sparse, dense = self.sam_prompt_encoder(pts, mask_input, batch_size=k)
         return fast_decode(
-            self.sam_mask_decoder, prepared, sparse, dense if mask_input is not None else None,
+            self.sam_mask_decoder,
+            prepared,
+            sparse,
+            dense if mask_input is not None else None,
             multimask_output,
         )

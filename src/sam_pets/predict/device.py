@@ -29,7 +29,9 @@ def select_device(device: str | torch.device | None = "auto") -> torch.device:
 def cpu_supports_bf16() -> bool:
     """True if this CPU has native bf16 matmul support (AVX512-BF16 / AMX)."""
     try:
-        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        return bool(
+            torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        )
     except (AttributeError, RuntimeError):
         return False
 

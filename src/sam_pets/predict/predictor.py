@@ -186,7 +186,9 @@ class ImagePredictor:
                 out.object_score.float()[:, 0].cpu().numpy(),
             )
         if not batched:
-            res = Prediction(res.masks[0], res.scores[0], res.low_res_logits[0], res.object_scores[0])
+            res = Prediction(
+                res.masks[0], res.scores[0], res.low_res_logits[0], res.object_scores[0]
+            )
         return res
 
     def _prompt_tensors(self, points_xy, labels, box_xyxy):
