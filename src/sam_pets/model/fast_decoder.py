@@ -159,8 +159,8 @@ def _image_to_token(
     attn = torch.softmax(scores, dim=-1).reshape(b, l_, h * n)  # (B, L, hN)
     wo = att.out_proj.weight.view(-1, h, c).permute(1, 2, 0)  # (h, c, D)
     u = torch.matmul(v, wo).reshape(b, h * n, -1)  # (B, hN, D): out_proj folded onto values
-    out = torch.baddbmm(keys.expand(b, -1, -1), attn, u)  # (B, L, D)
-    return out + att.out_proj.bias
+    out = (keys + att.out_proj.bias).expand(b, -1, -1).contiguous()  # one pass, owned
+    return out.baddbmm_(attn, u)  # (B, L, D), accumulated in place
 
 
 def fast_decode(
@@ -240,11 +240,12 @@ def _upscale_and_project(
     dc1, ln1, _, dc2, _ = dec.output_upscaling
     b, l_, d = keys.shape
     c1, c2 = d // 4, d // 8
-    s1 = prep.s1.view(1, l_, 4 * c1).expand(b, -1, -1)
-    y = torch.baddbmm(s1, keys, _convT_matrix(dc1).expand(b, -1, -1))  # (B, L, 4*C1)
+    w1 = _convT_matrix(dc1)
+    y = prep.s1.view(1, l_, 4 * c1).repeat(b, 1, 1)  # owned copy of the skip (+ bias)
+    y.baddbmm_(keys, w1.expand(b, -1, -1))  # (B, L, 4*C1)
     y = F.gelu(F.layer_norm(y.view(b, l_, 4, c1), (c1,), ln1.weight, ln1.bias, ln1.eps))
-    s0 = prep.s0.view(1, 4 * l_, 4 * c2).expand(b, -1, -1)
-    y = torch.baddbmm(s0, y.view(b, 4 * l_, c1), _convT_matrix(dc2).expand(b, -1, -1))
+    y2 = prep.s0.view(1, 4 * l_, 4 * c2).repeat(b, 1, 1)
+    y = y2.baddbmm_(y.view(b, 4 * l_, c1), _convT_matrix(dc2).expand(b, -1, -1))
     y = F.gelu(y)  # (B, 4L, 4*C2)
     m = hyper.shape[1]
     logits = torch.matmul(y.view(b, 16 * l_, c2), hyper.transpose(1, 2))  # (B, 16L, M)
