@@ -111,10 +111,10 @@ def main() -> None:
     agree = float((ours.predict(pts, lab).masks == m_masks.astype(bool)).mean())
     rows = [
         f"| image embedding (`set_image`) | {med['embed']['meta']:.1f} | {med['embed']['ours']:.1f}"
-        f" | {med["embed"]["ours"] / med["embed"]["meta"]:.3f} | <= 0.80 |",
+        f" | {med['embed']['ours'] / med['embed']['meta']:.3f} | <= 0.80 |",
         f"| click-to-mask (1 positive click, multimask, upsample + threshold) | "
         f"{med['click']['meta']:.2f} | {med['click']['ours']:.2f} | "
-        f"{med["click"]["ours"] / med["click"]["meta"]:.3f} | <= 0.40 |",
+        f"{med['click']['ours'] / med['click']['meta']:.3f} | <= 0.40 |",
     ]
     text = "\n".join(
         [
