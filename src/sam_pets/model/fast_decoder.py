@@ -160,7 +160,7 @@ def _image_to_token(
     wo = att.out_proj.weight.view(-1, h, c).permute(1, 2, 0)  # (h, c, D)
     u = torch.matmul(v, wo).reshape(b, h * n, -1)  # (B, hN, D): out_proj folded onto values
     out = (keys + att.out_proj.bias).expand(b, -1, -1).contiguous()  # one pass, owned
-    return out.baddbmm_(attn, u)  # (B, L, D), accumulated in place
+    return out.baddbmm_(attn.to(out.dtype), u.to(out.dtype))  # (B, L, D), in place
 
 
 def fast_decode(
@@ -242,10 +242,11 @@ def _upscale_and_project(
     c1, c2 = d // 4, d // 8
     w1 = _convT_matrix(dc1)
     y = prep.s1.view(1, l_, 4 * c1).repeat(b, 1, 1)  # owned copy of the skip (+ bias)
-    y.baddbmm_(keys, w1.expand(b, -1, -1))  # (B, L, 4*C1)
+    y.baddbmm_(keys.to(y.dtype), w1.to(y.dtype).expand(b, -1, -1))  # (B, L, 4*C1)
     y = F.gelu(F.layer_norm(y.view(b, l_, 4, c1), (c1,), ln1.weight, ln1.bias, ln1.eps))
     y2 = prep.s0.view(1, 4 * l_, 4 * c2).repeat(b, 1, 1)
-    y = y2.baddbmm_(y.view(b, 4 * l_, c1), _convT_matrix(dc2).expand(b, -1, -1))
+    w2 = _convT_matrix(dc2).to(y2.dtype)
+    y = y2.baddbmm_(y.reshape(b, 4 * l_, c1).to(y2.dtype), w2.expand(b, -1, -1))
     y = F.gelu(y)  # (B, 4L, 4*C2)
     m = hyper.shape[1]
     logits = torch.matmul(y.view(b, 16 * l_, c2), hyper.transpose(1, 2))  # (B, 16L, M)
