@@ -230,6 +230,9 @@ def fast_decode(
     return MaskOutput(logits, iou, object_score, toks)
 
 
+_UPSCALE_BAND = 1024  # image tokens per band in the upscaling pipeline
+
+
 def _upscale_and_project(
     dec: MaskDecoder, prep: PreparedImage, keys: torch.Tensor, hyper: torch.Tensor
 ) -> torch.Tensor:
@@ -240,16 +243,25 @@ def _upscale_and_project(
     dc1, ln1, _, dc2, _ = dec.output_upscaling
     b, l_, d = keys.shape
     c1, c2 = d // 4, d // 8
-    w1 = _convT_matrix(dc1)
-    y = prep.s1.view(1, l_, 4 * c1).repeat(b, 1, 1)  # owned copy of the skip (+ bias)
-    y.baddbmm_(keys.to(y.dtype), w1.to(y.dtype).expand(b, -1, -1))  # (B, L, 4*C1)
-    y = F.gelu(F.layer_norm(y.view(b, l_, 4, c1), (c1,), ln1.weight, ln1.bias, ln1.eps))
-    y2 = prep.s0.view(1, 4 * l_, 4 * c2).repeat(b, 1, 1)
-    w2 = _convT_matrix(dc2).to(y2.dtype)
-    y = y2.baddbmm_(y.reshape(b, 4 * l_, c1).to(y2.dtype), w2.expand(b, -1, -1))
-    y = F.gelu(y)  # (B, 4L, 4*C2)
+    dtype = prep.s1.dtype
+    w1 = _convT_matrix(dc1).to(dtype)
+    w2 = _convT_matrix(dc2).to(dtype)
+    hyper_t = hyper.transpose(1, 2).to(dtype)  # (B, C2, M)
+    s1 = prep.s1.view(l_, 4 * c1)
+    s0 = prep.s0.view(l_, 16 * c2)  # rows (i, j), then (a1, b1, a2, b2, c)
     m = hyper.shape[1]
-    logits = torch.matmul(y.view(b, 16 * l_, c2), hyper.transpose(1, 2))  # (B, 16L, M)
+    logits = keys.new_empty((b, l_, 16, m), dtype=dtype)
+    # Bands of image tokens keep every intermediate in cache: the maths is per token.
+    for lo in range(0, l_, _UPSCALE_BAND):
+        hi = min(lo + _UPSCALE_BAND, l_)
+        n = hi - lo
+        y = s1[lo:hi].unsqueeze(0).repeat(b, 1, 1)  # (B, n, 4*C1) skip + bias
+        y.baddbmm_(keys[:, lo:hi].to(dtype), w1.expand(b, -1, -1))
+        y = F.gelu(F.layer_norm(y.view(b, n, 4, c1), (c1,), ln1.weight, ln1.bias, ln1.eps))
+        z = s0[lo:hi].view(1, 4 * n, 4 * c2).repeat(b, 1, 1)  # (B, 4n, 4*C2)
+        z.baddbmm_(y.view(b, 4 * n, c1), w2.expand(b, -1, -1))
+        z = torch.ops.aten.gelu_(z)
+        torch.matmul(z.view(b, 16 * n, c2), hyper_t, out=logits[:, lo:hi].view(b, 16 * n, m))
     e = prep.size
     # rows are (i, j, a1, b1, a2, b2): pixel (4i + 2a1 + a2, 4j + 2b1 + b2)
     logits = logits.view(b, e, e, 2, 2, 2, 2, m).permute(0, 7, 1, 3, 5, 2, 4, 6)
