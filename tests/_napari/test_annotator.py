@@ -245,3 +245,22 @@ def test_gui_thread_keeps_ticking_during_embedding(make_napari_viewer, qtbot, pe
     gaps = np.diff(ticks)
     assert elapsed > 0.2 and len(gaps) > 5
     assert gaps.max() < 0.1, f"GUI stalled {gaps.max() * 1e3:.0f} ms"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config", ["tiny", "base_plus"])
+def test_full_size_model_in_the_widget(make_napari_viewer, qtbot, pet_image, config):
+    """A 1024-px SAM 2.1 architecture (random weights) through the whole widget path."""
+    from sam_pets.model import build_model
+    from sam_pets.predict import ImagePredictor
+
+    viewer = make_napari_viewer()
+    viewer.add_image(pet_image, name="pet", rgb=True)
+    _, widget = viewer.window.add_plugin_dock_widget("sam-pets", "Annotator")
+    widget.set_predictor(ImagePredictor(build_model(config, seed=0), device="cpu"))
+    qtbot.waitUntil(lambda: widget._ready_key is not None, timeout=300000)
+    widget.points.add(np.array([[190.0, 250.0]]))
+    _wait_prediction(qtbot, widget)
+    qtbot.waitUntil(lambda: not widget._busy, timeout=60000)
+    assert widget.session.candidates.masks.shape == (3, 375, 500)
+    assert widget.commit() == 1
