@@ -115,9 +115,11 @@ def _token_to_image(
     wk = att.k_proj.weight.view(h, c, -1)  # (h, c, D)
     qk = torch.matmul(q, wk).reshape(b, h * n, -1)  # (B, hN, D); the k bias cancels
     qk = qk * (1.0 / math.sqrt(c))
-    scores = torch.matmul(qk, x_img.transpose(1, 2))  # (B, hN, L)
-    attn = torch.softmax(scores, dim=-1)
-    z = torch.matmul(attn, v_img).view(b, h, n, -1)  # (B, h, N, D)
+    # one fused kernel: softmax over the L image tokens, weighted sum of the raw keys
+    z = F.scaled_dot_product_attention(
+        qk.unsqueeze(1), x_img.expand(b, -1, -1).unsqueeze(1),
+        v_img.expand(b, -1, -1).unsqueeze(1), scale=1.0,
+    ).view(b, h, n, -1)  # (B, h, N, D)
     wv = att.v_proj.weight.view(h, c, -1)  # (h, c, D)
     out = torch.matmul(z, wv.transpose(-1, -2)) + att.v_proj.bias.view(1, h, 1, c)  # (B,h,N,c)
     return att.out_proj(out.transpose(1, 2).reshape(b, n, h * c))
