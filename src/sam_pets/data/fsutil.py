@@ -5,28 +5,11 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
 import unicodedata
-from pathlib import Path
+
+from sam_pets._atomic import atomic_write_bytes
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temp file in the same folder and ``os.replace``.
-
-    A reader never sees a half-written file, and a crash leaves at most a stray temp file.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
