@@ -51,6 +51,28 @@ def test_model():
 
 
 @pytest.fixture
+def one_torch_thread():
+    """One torch thread: the CI box has 2 shared cores; oversubscription is much slower."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+def convert_pets_dev(tmp_path_factory, tiny: int | None = None) -> Path:
+    """../shared's Oxford pet dev set as a canonical dataset (``tiny`` items if given)."""
+    from sam_pets.data.convert import ConvertConfig, convert_oxford_pets
+    from sam_pets.progress import run_job
+
+    src = shared_path("data", "oxford_pets_dev")
+    out = tmp_path_factory.mktemp("pets") / "ds"
+    run_job(convert_oxford_pets(src, out, ConvertConfig(seed=0, tiny=tiny)), show=False)
+    return out
+
+
+@pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
 

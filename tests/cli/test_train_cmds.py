@@ -11,38 +11,31 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
+from conftest import convert_pets_dev, shared_path
 from sam_pets.cli import main
 
-SHARED = (
-    Path(os.environ["SAM_PETS_SHARED"])
-    if os.environ.get("SAM_PETS_SHARED")
-    else Path(__file__).resolve().parents[2].parent / "shared"
-)
-FAST = ["--config", "test", "--correction-rounds", "1", "--batch-size", "2", "--lr", "1e-3",
-        "--quiet"]
+FAST = [
+    "--config",
+    "test",
+    "--correction-rounds",
+    "1",
+    "--batch-size",
+    "2",
+    "--lr",
+    "1e-3",
+    "--quiet",
+]
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_torch_thread):
     yield
-    torch.set_num_threads(old)
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
-    from sam_pets.data.convert import ConvertConfig, convert_oxford_pets
-    from sam_pets.progress import run_job
-
-    src = SHARED / "data" / "oxford_pets_dev"
-    if not src.exists():
-        pytest.skip(f"shared data not available: {src}")
-    out = tmp_path_factory.mktemp("pets") / "ds"
-    run_job(convert_oxford_pets(src, out, ConvertConfig(seed=0, tiny=16)), show=False)
-    return out
+    return convert_pets_dev(tmp_path_factory, tiny=16)
 
 
 def _summary(capsys) -> dict:
@@ -55,17 +48,32 @@ def test_train_end_to_end_then_predict(dataset, tmp_path, capsys):
     from sam_pets.predict.images import read_image
 
     run = tmp_path / "run"
-    assert main(["train", str(dataset), "--out", str(run), *FAST, "--steps", "3",
-                 "--val-every", "2", "--freeze", "image_encoder"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                str(dataset),
+                "--out",
+                str(run),
+                *FAST,
+                "--steps",
+                "3",
+                "--val-every",
+                "2",
+                "--freeze",
+                "image_encoder",
+            ]
+        )
+        == 0
+    )
     s = _summary(capsys)
     assert s["status"] == "done" and s["step"] == 3 and Path(s["best"]).is_file()
     assert main(["info", str(run / "last.pt")]) == 0
     assert "train:" in capsys.readouterr().out
     predictor = ImagePredictor(load_model(run / "last.pt"), device="cpu")
-    image = read_image(SHARED / "data" / "oxford_pets_dev" / "images" / "Bengal_63.jpg")
+    image = read_image(shared_path("data", "oxford_pets_dev", "images", "Bengal_63.jpg"))
     predictor.set_image(image)
-    pred = predictor.predict(None, None, np.array([100, 50, 400, 350], np.float32),
-                             multimask=False)
+    pred = predictor.predict(None, None, np.array([100, 50, 400, 350], np.float32), multimask=False)
     assert pred.masks.shape[-2:] == image.shape[:2] and pred.masks.dtype == bool
 
 
@@ -84,8 +92,10 @@ def test_existing_run_is_refused_then_resumed(dataset, tmp_path, capsys):
 
 def test_config_file_and_flags(dataset, tmp_path, capsys):
     cfg = tmp_path / "c.yaml"
-    cfg.write_text(f"dataset: {dataset}\nmodel_config: test\nsteps: 1\ncorrection_rounds: 0\n"
-                   "freeze: [image_encoder]\ncached_embeddings: true\nval_split: ''\n")
+    cfg.write_text(
+        f"dataset: {dataset}\nmodel_config: test\nsteps: 1\ncorrection_rounds: 0\n"
+        "freeze: [image_encoder]\ncached_embeddings: true\nval_split: ''\n"
+    )
     assert main(["train", "--config-file", str(cfg), "--out", str(tmp_path / "r"), "--quiet"]) == 0
     assert _summary(capsys)["status"] == "done"
     bad = tmp_path / "bad.yaml"
@@ -95,8 +105,21 @@ def test_config_file_and_flags(dataset, tmp_path, capsys):
 
 
 def test_clear_errors(dataset, tmp_path, capsys):
-    assert main(["train", str(dataset), "--out", str(tmp_path / "r"), *FAST, "--steps", "1",
-                 "--cached-embeddings"]) == 2
+    assert (
+        main(
+            [
+                "train",
+                str(dataset),
+                "--out",
+                str(tmp_path / "r"),
+                *FAST,
+                "--steps",
+                "1",
+                "--cached-embeddings",
+            ]
+        )
+        == 2
+    )
     assert "frozen image encoder" in capsys.readouterr().err
     assert main(["train", str(dataset), *FAST, "--steps", "1"]) == 2
     assert "--out is required" in capsys.readouterr().err
@@ -107,12 +130,34 @@ def test_clear_errors(dataset, tmp_path, capsys):
 @pytest.mark.slow
 def test_torchrun_two_processes(dataset, tmp_path):
     run = tmp_path / "run"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-           "-m", "sam_pets", "train", str(dataset), "--out", str(run), *FAST, "--steps", "2",
-           "--device", "cpu"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+        "-m",
+        "sam_pets",
+        "train",
+        str(dataset),
+        "--out",
+        str(run),
+        *FAST,
+        "--steps",
+        "2",
+        "--device",
+        "cpu",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
     try:
         stdout, stderr = proc.communicate(timeout=300)
     except subprocess.TimeoutExpired:

@@ -102,5 +102,8 @@ def test_count_parameters_sums_children():
 
 def test_seeded_build_is_reproducible():
     a, b = build_model("test", seed=3), build_model("test", seed=3)
-    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=False))
+    assert all(
+        torch.equal(x, y)
+        for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=False)
+    )
     assert get_config("test").image_size == 128

@@ -28,7 +28,8 @@ from qtpy.QtWidgets import (
 )
 
 from sam_pets._napari import _layers as L
-from sam_pets._napari._models import load_choice, model_choices
+from sam_pets._napari._export import export_items, export_job
+from sam_pets._napari._models import available_devices, load_choice, model_choices
 from sam_pets._napari._session import PromptSession
 
 KEYS = {
@@ -86,7 +87,7 @@ class AnnotatorWidget(QWidget):
         browse.setToolTip("Meta .pt, Hugging Face .safetensors or sam-pets checkpoint")
         browse.clicked.connect(self._browse_checkpoint)
         self.device_combo = QComboBox()
-        self.device_combo.addItems(_devices())
+        self.device_combo.addItems(available_devices())
         self.load_button = QPushButton("Load model")
         self.load_button.clicked.connect(self.load_model)
         self.model_status = QLabel("no model loaded")
@@ -525,12 +526,12 @@ class AnnotatorWidget(QWidget):
             else [(self._image_layer(), self.target_layer())]
         )
         pairs = [(i, t) for i, t in pairs if i is not None and t is not None]
-        items = [it for i, t in pairs for it in _export_items(i, t)]
+        items = [it for i, t in pairs for it in export_items(i, t)]
         if not items:
             show_warning("sam-pets: no annotated image to export")
             return
         worker = _make_worker(
-            _export_job,
+            export_job,
             folder,
             items,
             self.coco_check.isChecked(),
@@ -559,49 +560,3 @@ KEYS_DOC = {name: doc for name, doc in KEYS.values()}
 def _make_worker(func, *args, _progress=None):
     """A napari thread worker whose errors go only to our ``errored`` handlers."""
     return create_worker(func, *args, _progress=_progress, _ignore_errors=True)
-
-
-def _devices() -> list[str]:
-    import torch
-
-    devs = ["auto", "cpu"]
-    if torch.cuda.is_available():
-        devs += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        devs.append("mps")
-    return devs
-
-
-def _export_items(image: Image, target: Labels) -> list[tuple]:
-    """(name, pixels, labels, source) for every annotated plane of an image."""
-    shape = L.spatial_shape(image)
-    source = str(image.source.path) if getattr(image.source, "path", None) else None
-    data = np.asarray(target.data)
-    if len(shape) == 2:
-        return [(image.name, L.plane_data(image, ()), data, source)] if data.any() else []
-    items = []
-    for plane in np.ndindex(*shape[:-2]):
-        lab = data[plane]
-        if lab.any():
-            suffix = "_".join(f"{p:04d}" for p in plane)
-            items.append((f"{image.name}_z{suffix}", L.plane_data(image, plane), lab, source))
-    return items
-
-
-def _export_job(folder: str, items: list[tuple], coco: bool):
-    from sam_pets.data.export import export_annotation
-
-    report = []
-    for i, (name, pixels, labels, source) in enumerate(items):
-        meta = {"source": source} if source else {}
-        try:
-            res = export_annotation(
-                folder, pixels, labels, name, meta, write_coco=coco and i == len(items) - 1
-            )
-            n = len(res.record.get("objects", []))
-            verb = "replaced" if res.replaced else "added"
-            report.append(f"{verb} {res.name} ({n} objects)")
-        except (ValueError, FileExistsError, OSError) as e:
-            report.append(f"skipped {name}: {e}")
-    return report

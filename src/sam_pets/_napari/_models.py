@@ -52,3 +52,16 @@ def load_choice(choice: str):
     model = load_model(choice)
     remember_checkpoint(choice)
     return model
+
+
+def available_devices() -> list[str]:
+    """Device names for the picker: auto, cpu, and whatever accelerators torch sees."""
+    import torch
+
+    devs = ["auto", "cpu"]
+    if torch.cuda.is_available():
+        devs += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        devs.append("mps")
+    return devs
