@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Generator, Iterable
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -100,8 +100,3 @@ class TextProgressBar:
 
 def _fmt(v: Any) -> str:
     return f"{v:.4g}" if isinstance(v, float) else str(v)
-
-
-def iterate(items: Iterable[T]) -> list[T]:
-    """Materialise an iterable (helper for jobs that need a total)."""
-    return list(items)

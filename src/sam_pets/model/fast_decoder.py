@@ -117,8 +117,10 @@ def _token_to_image(
     qk = qk * (1.0 / math.sqrt(c))
     # one fused kernel: softmax over the L image tokens, weighted sum of the raw keys
     z = F.scaled_dot_product_attention(
-        qk.unsqueeze(1), x_img.expand(b, -1, -1).unsqueeze(1),
-        v_img.expand(b, -1, -1).unsqueeze(1), scale=1.0,
+        qk.unsqueeze(1),
+        x_img.expand(b, -1, -1).unsqueeze(1),
+        v_img.expand(b, -1, -1).unsqueeze(1),
+        scale=1.0,
     ).view(b, h, n, -1)  # (B, h, N, D)
     wv = att.v_proj.weight.view(h, c, -1)  # (h, c, D)
     out = torch.matmul(z, wv.transpose(-1, -2)) + att.v_proj.bias.view(1, h, 1, c)  # (B,h,N,c)
@@ -196,12 +198,7 @@ def fast_decode(
     pe = prep.pe
     queries = tokens
     for i, layer in enumerate(layers):
-        if layer.skip_first_layer_pe:
-            queries = layer.self_attn(queries, queries, queries)
-        else:
-            q = queries + tokens
-            queries = queries + layer.self_attn(q, q, queries)
-        queries = layer.norm1(queries)
+        queries = layer.token_self_attention(queries, tokens)
         q = queries + tokens
         t2i = layer.cross_attn_token_to_image
         x_img = None if (i == 0 and cached) else keys + pe

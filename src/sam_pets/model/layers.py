@@ -25,7 +25,9 @@ class MLP(nn.Module):
         super().__init__()
         dims_in = [input_dim] + [hidden_dim] * (num_layers - 1)
         dims_out = [hidden_dim] * (num_layers - 1) + [output_dim]
-        self.layers = nn.ModuleList(nn.Linear(i, o) for i, o in zip(dims_in, dims_out, strict=False))
+        self.layers = nn.ModuleList(
+            nn.Linear(i, o) for i, o in zip(dims_in, dims_out, strict=False)
+        )
         self.act = activation()
         self.sigmoid_output = sigmoid_output
 

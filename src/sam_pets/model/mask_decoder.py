@@ -44,6 +44,15 @@ class TwoWayAttentionBlock(nn.Module):
         self.cross_attn_image_to_token = Attention(d, h, downsample_rate=r)
         self.skip_first_layer_pe = skip_first_layer_pe
 
+    def token_self_attention(self, queries: torch.Tensor, query_pe: torch.Tensor) -> torch.Tensor:
+        """Step 1 of the block: self-attention among the tokens (B, Nq, D), then ``norm1``."""
+        if self.skip_first_layer_pe:
+            queries = self.self_attn(queries, queries, queries)  # layer 0: no residual
+        else:
+            q = queries + query_pe
+            queries = queries + self.self_attn(q, q, queries)
+        return self.norm1(queries)
+
     def forward(
         self,
         queries: torch.Tensor,
@@ -52,12 +61,7 @@ class TwoWayAttentionBlock(nn.Module):
         key_pe: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Update queries (B, Nq, D) and image keys (B, L, D); PEs have the same shapes."""
-        if self.skip_first_layer_pe:
-            queries = self.self_attn(queries, queries, queries)
-        else:
-            q = queries + query_pe
-            queries = queries + self.self_attn(q, q, queries)
-        queries = self.norm1(queries)
+        queries = self.token_self_attention(queries, query_pe)
         q = queries + query_pe
         k = keys + key_pe
         queries = self.norm2(queries + self.cross_attn_token_to_image(q, k, keys))
