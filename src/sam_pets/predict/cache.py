@@ -73,7 +73,9 @@ class FeatureCache:
         self._put_mem(key, feats)
         if self.directory is not None:
             buf = io.BytesIO()
-            torch.save({k: t.cpu() for k, t in zip(("e", "s0", "s1"), feats.tensors(), strict=False)}, buf)
+            torch.save(
+                {k: t.cpu() for k, t in zip(("e", "s0", "s1"), feats.tensors(), strict=False)}, buf
+            )
             atomic_write_bytes(self.directory / f"{key}.pt", buf.getvalue())
 
     def clear(self) -> None:
