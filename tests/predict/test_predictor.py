@@ -69,6 +69,27 @@ def test_new_model_invalidates_cache(predictor, pet_image):
     assert predictor.cache.hits == 0 and not np.allclose(a, b)
 
 
+def test_decoder_only_swap_keeps_embeddings(predictor, pet_image, monkeypatch):
+    import copy
+
+    import torch
+
+    predictor.set_image(pet_image)
+    click = (np.array([[250.0, 180.0]]), np.array([1]))
+    a = predictor.predict(*click).low_res_logits
+    tuned = copy.deepcopy(predictor.model)
+    with torch.no_grad():
+        for p in tuned.sam_mask_decoder.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    monkeypatch.setattr(predictor, "embed", lambda img: pytest.fail("encoder ran"))
+    predictor.set_model(tuned)
+    assert predictor.is_image_set  # the current image is still ready
+    b = predictor.predict(*click).low_res_logits
+    assert not np.allclose(a, b)
+    predictor.set_image(pet_image)  # from the cache
+    assert predictor.cached_features(pet_image) is not None
+
+
 def test_prompts_and_batches(predictor, pet_image):
     predictor.set_image(pet_image)
     h, w = pet_image.shape[:2]

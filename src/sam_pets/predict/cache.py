@@ -29,13 +29,18 @@ def image_key(image: np.ndarray) -> str:
     return h.hexdigest()
 
 
-def model_fingerprint(model: torch.nn.Module) -> str:
-    """Hash of a model's configuration and weights (changes whenever a weight changes)."""
+def encoder_fingerprint(model) -> str:
+    """Hash of what image features depend on: config, image-encoder weights, ``no_mem_embed``.
+
+    Fine-tuning only the prompt encoder / mask decoder keeps the fingerprint, so cached
+    embeddings stay valid across such a model swap.
+    """
     h = hashlib.blake2b(digest_size=16)
     h.update(repr(getattr(model, "cfg", "")).encode())
-    for name, t in model.state_dict().items():
+    for name, t in model.image_encoder.state_dict().items():
         h.update(name.encode())
         h.update(t.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    h.update(model.no_mem_embed.detach().to("cpu", torch.float32).numpy().tobytes())
     return h.hexdigest()
 
 

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from sam_pets.model.sam2 import ImageFeatures, Sam2Image
-from sam_pets.predict.cache import FeatureCache, image_key, model_fingerprint
+from sam_pets.predict.cache import FeatureCache, encoder_fingerprint, image_key
 from sam_pets.predict.device import autocast, resolve_precision, select_device
 from sam_pets.predict.transforms import coords_orig_to_input, preprocess
 
@@ -66,7 +66,7 @@ class ImagePredictor:
         self.precision = resolve_precision(precision, self.device)
         self.model = model.to(self.device).eval()
         self.cache = FeatureCache(cache_size, cache_dir)
-        self._model_id = model_fingerprint(self.model) + f"|{self.precision}"
+        self._model_id = self._encoder_id(self.model)
         self.fast = fast
         self._features: ImageFeatures | None = None
         self._prepared = None
@@ -88,15 +88,35 @@ class ImagePredictor:
         """(H, W) of the current image."""
         return self._orig_hw
 
+    def _encoder_id(self, model: Sam2Image) -> str:
+        return encoder_fingerprint(model) + f"|{self.precision}"
+
     def set_model(self, model: Sam2Image) -> None:
-        """Swap in another model (e.g. after fine-tuning); cached features are dropped."""
+        """Swap in another model (e.g. after fine-tuning).
+
+        Cached embeddings are kept when the image encoder is unchanged (a decoder-only
+        fine-tune), so the current image stays ready; otherwise they are dropped and the
+        current image must be set again.
+        """
+        model = model.to(self.device).eval()
+        new_id = self._encoder_id(model)
         with self._lock:
-            self.model = model.to(self.device).eval()
-            self._model_id = model_fingerprint(self.model) + f"|{self.precision}"
+            self.model = model
+            if new_id == self._model_id:
+                if self._features is not None:
+                    self._use(self._features, self._orig_hw)
+                return
+            self._model_id = new_id
             self.cache.clear()
             self._features = None
             self._prepared = None
             self._orig_hw = None
+
+    def cached_features(self, image: np.ndarray) -> ImageFeatures | None:
+        """Features of ``image`` for the current model if already computed, else None."""
+        key = image_key(np.asarray(image)) + "|" + self._model_id
+        with self._lock:
+            return self.cache.get(key)
 
     @torch.inference_mode()
     def set_image(self, image: np.ndarray) -> ImageFeatures:

@@ -8,7 +8,6 @@ uninterrupted run would have seen, with or without DataLoader workers.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ from sam_pets.data.augment import AugmentConfig
 from sam_pets.data.dataset import CanonicalDataset, DatasetConfig
 from sam_pets.model import ImageFeatures, Sam2Image
 from sam_pets.model.checkpoint import atomic_write_bytes
+from sam_pets.predict.cache import encoder_fingerprint
 from sam_pets.train.step import Batch, encode
 
 PLAIN = dict(hflip_prob=0.0, scale_range=(1.0, 1.0), translate=0.0, brightness=0.0,
@@ -110,17 +110,6 @@ def to_batch(samples: list[dict], device: torch.device,
     if features is None:
         images = torch.stack([s["image"] for s in samples]).to(device).float() / 255.0
     return Batch(masks, ignore, [s["seed"] for s in samples], images, features)
-
-
-def encoder_fingerprint(model: Sam2Image) -> str:
-    """Hash of the image encoder's weights and the input size (the cache key's model part)."""
-    h = hashlib.blake2b(digest_size=12)
-    h.update(repr(model.cfg).encode())
-    for name, t in model.image_encoder.state_dict().items():
-        h.update(name.encode())
-        h.update(t.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
-    h.update(model.no_mem_embed.detach().cpu().float().numpy().tobytes())
-    return h.hexdigest()
 
 
 class FeatureCache:
