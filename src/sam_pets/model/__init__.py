@@ -9,6 +9,7 @@ from sam_pets.model.checkpoint import (
     save_checkpoint,
 )
 from sam_pets.model.config import Sam2Config, config_names, get_config
+from sam_pets.model.hub import ModelNotFoundError, resolve_checkpoint, resolve_model
 from sam_pets.model.mask_decoder import MaskOutput
 from sam_pets.model.sam2 import ImageFeatures, Sam2Image
 
@@ -17,6 +18,7 @@ __all__ = [
     "CheckpointError",
     "ImageFeatures",
     "MaskOutput",
+    "ModelNotFoundError",
     "Sam2Config",
     "Sam2Image",
     "build_model",
@@ -25,5 +27,7 @@ __all__ = [
     "get_config",
     "load_model",
     "read_checkpoint",
+    "resolve_checkpoint",
+    "resolve_model",
     "save_checkpoint",
 ]

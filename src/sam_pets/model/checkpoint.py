@@ -243,6 +243,7 @@ def model_from_checkpoint(ckpt: Checkpoint, device: str | torch.device = "cpu") 
         raise CheckpointError(
             ckpt.path, f"shape mismatch for config {ckpt.config.name}: {wrong[:5]}"
         )
+    # fp16/bf16 storage (e.g. the built-in model) computes in float32 like every other model
     state = {k: v.float() if v.is_floating_point() else v for k, v in ckpt.image_state.items()}
     model.load_state_dict(state, strict=True)
     model.extra_state = dict(ckpt.video_state)
@@ -277,6 +278,7 @@ def save_checkpoint(
     path: str | os.PathLike,
     metadata: dict | None = None,
     overwrite: bool = False,
+    dtype: torch.dtype | None = None,
 ) -> Path:
     """Write ``model`` in Meta layout plus sam-pets metadata, atomically.
 
@@ -285,15 +287,22 @@ def save_checkpoint(
         path: Destination ``.pt`` file.
         metadata: Extra metadata (training config, step, metrics...) stored under ``sam_pets``.
         overwrite: Replace an existing file; without it an existing file is an error.
+        dtype: Store floating-point tensors in this dtype (``torch.float16`` halves the file);
+            ``None`` keeps the model's own.  :func:`load_model` casts them back to float32.
     """
     from sam_pets import __version__
 
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path}: already exists; refusing to overwrite")
+    if dtype is not None and not dtype.is_floating_point:
+        raise ValueError(f"storage dtype must be a floating-point dtype, got {dtype}")
     meta = {"config": model.cfg.to_dict(), "sam_pets_version": __version__}
     meta.update(metadata or {})
-    payload = {"model": meta_state_dict(model), "sam_pets": meta}
+    state = meta_state_dict(model)
+    if dtype is not None:
+        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+    payload = {"model": state, "sam_pets": meta}
     buf = io.BytesIO()
     torch.save(payload, buf)
     atomic_write_bytes(path, buf.getvalue())
