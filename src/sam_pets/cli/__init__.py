@@ -9,7 +9,13 @@ import sys
 from sam_pets import __version__
 
 # Each module registers its subcommands with ``register(subparsers)`` and sets ``func``.
-_COMMAND_MODULES = ("sam_pets.cli.model_cmds", "sam_pets.cli.data_cmds", "sam_pets.cli.train_cmds")
+_COMMAND_MODULES = (
+    "sam_pets.cli.model_cmds",
+    "sam_pets.cli.data_cmds",
+    "sam_pets.cli.train_cmds",
+    "sam_pets.cli.hub_cmds",
+    "sam_pets.cli.eval_cmds",
+)
 
 
 class CliError(Exception):

@@ -1,0 +1,246 @@
+"""``sam-pets eval`` and ``sam-pets robustness``: score models on a canonical dataset.
+
+Both check the output folder before any work (an existing report needs ``--overwrite``),
+run the core job with a progress bar, write the HTML report and print a one-line JSON summary.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from sam_pets.eval.perturb import PERTURBATIONS
+from sam_pets.eval.protocols import PROTOCOLS
+
+
+def register(sub) -> None:
+    """Add the ``eval`` and ``robustness`` subcommands to the ``sam-pets`` parser."""
+    p = sub.add_parser(
+        "eval",
+        help="score a model (or two) under prompt protocols; HTML report",
+        description="Evaluate on a canonical dataset: IoU/Dice/accuracy per protocol, species, "
+        "breed; 3-category mIoU; mIoU@k and NoC@85/90 for correction clicks. "
+        "Writes OUT/{metrics.json,per_image.csv,*.png,index.html}.",
+    )
+    _common(p)
+    p.add_argument(
+        "--prompt",
+        action="append",
+        choices=PROTOCOLS,
+        dest="prompts",
+        help="prompt protocol (repeatable; default: all of them)",
+    )
+    p.add_argument(
+        "--max-clicks",
+        type=int,
+        default=20,
+        metavar="K",
+        help="correction clicks of the 'clicks' protocol (default 20)",
+    )
+    p.add_argument(
+        "--compare",
+        metavar="CKPT|NAME",
+        help="a second model (checkpoint file or model name) side by side",
+    )
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser(
+        "robustness",
+        help="mean Dice under 8 image perturbations at 10 levels; HTML report",
+        description="Perturb every image (noise, blur, contrast, brightness, occlusion, "
+        "salt and pepper), prompt from the ground truth and report the mean Dice. "
+        "Writes OUT/{results.json,*.png,examples/,index.html}.",
+    )
+    _common(p)
+    p.add_argument(
+        "--prompt",
+        choices=("box", "center"),
+        default="box",
+        help="prompt from the ground truth (default box)",
+    )
+    p.add_argument(
+        "--levels",
+        type=int,
+        default=10,
+        metavar="N",
+        help="run N of the ten levels, evenly spread (2..10; fewer for CI)",
+    )
+    p.add_argument(
+        "--perturbation",
+        action="append",
+        choices=PERTURBATIONS,
+        dest="perturbations",
+        help="only these perturbations (repeatable)",
+    )
+    p.set_defaults(func=cmd_robustness)
+
+
+def _common(p) -> None:
+    p.add_argument("dataset", metavar="DATASET", help="canonical dataset folder")
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--checkpoint", metavar="CKPT", help="model weights (Meta, HF or sam-pets)")
+    g.add_argument(
+        "--model",
+        metavar="NAME",
+        help="a named model (a config name gives random weights: smoke tests)",
+    )
+    p.add_argument("--out", required=True, metavar="DIR", help="report folder")
+    p.add_argument("--overwrite", action="store_true", help="replace a report already in --out")
+    p.add_argument(
+        "--split",
+        default="all",
+        choices=("all", "train", "val", "train_tiny", "val_tiny"),
+        help="which items (default all)",
+    )
+    p.add_argument("--limit", type=int, metavar="N", help="only the first N items")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random prompts/perturbations")
+    p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda...")
+    p.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "fp32", "bf16"],
+        help="auto = bf16 autocast on CUDA, fp32 elsewhere",
+    )
+    p.add_argument("--threads", type=int, metavar="N", help="torch CPU threads")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def resolve_model(checkpoint: str | None = None, name: str | None = None):
+    """The model chosen on the command line and a short description of it.
+
+    The one place that turns ``--checkpoint``/``--model``/``--compare`` into weights: a
+    checkpoint file, or a model name. Names are model configs (random weights, for smoke
+    tests) unless a model hub (``sam_pets.model.hub``) provides a ``resolve_model``.
+
+    Returns:
+        ``(model, info)`` with info ``{"source": ..., "config": ...}``.
+    """
+    import importlib.util
+
+    from sam_pets.cli import CliError
+    from sam_pets.model import build_model, config_names, get_config, load_model
+
+    if checkpoint:
+        if not Path(checkpoint).is_file():
+            raise CliError(f"checkpoint not found: {checkpoint}")
+        model = load_model(checkpoint)
+        return model, {"source": str(checkpoint), "config": model.cfg.name}
+    if importlib.util.find_spec("sam_pets.model.hub") is not None:
+        hub = importlib.import_module("sam_pets.model.hub")
+        if hasattr(hub, "resolve_model") and name not in config_names():
+            model = hub.resolve_model(name)
+            return model, {"source": name, "config": model.cfg.name}
+    try:
+        get_config(name)
+    except KeyError as e:
+        raise CliError(e.args[0]) from None
+    return build_model(name, seed=0), {"source": f"{name} (random weights)", "config": name}
+
+
+def _predictor(args, model):
+    from sam_pets.predict import ImagePredictor
+
+    return ImagePredictor(model, device=args.device, precision=args.precision, cache_size=2)
+
+
+def _prepare(args, owned) -> None:
+    from sam_pets.eval.html import prepare_report_dir
+
+    if not Path(args.dataset).is_dir():
+        from sam_pets.cli import CliError
+
+        raise CliError(f"dataset folder not found: {args.dataset}")
+    prepare_report_dir(args.out, args.overwrite, owned)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+
+def _label(info: dict, taken: set[str]) -> str:
+    src = info["source"]
+    base = Path(src).stem if Path(src).suffix else src.split(" ")[0]
+    label, n = base, 2
+    while label in taken:
+        label, n = f"{base} ({n})", n + 1
+    taken.add(label)
+    return label
+
+
+def _compare_source(text: str) -> dict:
+    return {"checkpoint": text} if Path(text).is_file() or Path(text).suffix else {"name": text}
+
+
+def cmd_eval(args) -> int:
+    """Run the evaluation, write the report, print a JSON summary."""
+    from sam_pets.eval.evaluate import EvalConfig, NamedModel, iter_evaluate
+    from sam_pets.eval.report import EVAL_FILES, write_eval_report
+    from sam_pets.progress import run_job
+
+    cfg = EvalConfig(
+        protocols=tuple(dict.fromkeys(args.prompts or PROTOCOLS)),
+        max_clicks=args.max_clicks,
+        split=args.split,
+        limit=args.limit,
+        seed=args.seed,
+    )
+    _prepare(args, EVAL_FILES)
+    specs = [{"checkpoint": args.checkpoint, "name": args.model}]
+    if args.compare:
+        specs.append(_compare_source(args.compare))
+    models, taken = [], set()
+    for spec in specs:
+        model, info = resolve_model(spec.get("checkpoint"), spec.get("name"))
+        models.append(NamedModel(_label(info, taken), _predictor(args, model), info))
+    res = run_job(iter_evaluate(models, args.dataset, cfg), show=not args.quiet)
+    index = write_eval_report(res, args.out)
+    summary = res.summary()["results"]
+    brief = {m: {p: _headline(v) for p, v in r.items()} for m, r in summary.items()}
+    print(json.dumps({"report": str(index), "images": res.n_images, "results": brief}))
+    return 0
+
+
+def _headline(v: dict) -> dict:
+    if "noc85" in v:
+        return {
+            "miou@k": v["miou_at_k"][-1] if v["miou_at_k"] else None,
+            "noc85": v["noc85"],
+            "noc90": v["noc90"],
+        }
+    return {
+        "miou": v["miou"],
+        "mdice": v["mdice"],
+        "miou_3cat": (v.get("three_class") or {}).get("miou"),
+    }
+
+
+def cmd_robustness(args) -> int:
+    """Run the robustness study, write the report, print a JSON summary."""
+    from sam_pets.eval.robustness import RobustnessConfig, iter_robustness
+    from sam_pets.eval.robustness_report import ROBUSTNESS_FILES, write_robustness_report
+    from sam_pets.progress import run_job
+
+    cfg = RobustnessConfig(
+        prompt=args.prompt,
+        levels=args.levels,
+        split=args.split,
+        limit=args.limit,
+        seed=args.seed,
+        perturbations=tuple(dict.fromkeys(args.perturbations or PERTURBATIONS)),
+    )
+    _prepare(args, ROBUSTNESS_FILES)
+    model, info = resolve_model(args.checkpoint, args.model)
+    job = iter_robustness(_predictor(args, model), args.dataset, cfg, info)
+    res = run_job(job, show=not args.quiet)
+    index = write_robustness_report(res, args.out)
+    per = res.summary()["perturbations"]
+    print(
+        json.dumps(
+            {
+                "report": str(index),
+                "images": res.n_images,
+                "mean_dice": {k: v["mean_dice"] for k, v in per.items()},
+            }
+        )
+    )
+    return 0
