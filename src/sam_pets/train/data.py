@@ -21,8 +21,15 @@ from sam_pets.model.checkpoint import atomic_write_bytes
 from sam_pets.predict.cache import encoder_fingerprint
 from sam_pets.train.step import Batch, encode
 
-PLAIN = dict(hflip_prob=0.0, scale_range=(1.0, 1.0), translate=0.0, brightness=0.0,
-             contrast=0.0, saturation=0.0, hue=0.0)
+PLAIN = dict(
+    hflip_prob=0.0,
+    scale_range=(1.0, 1.0),
+    translate=0.0,
+    brightness=0.0,
+    contrast=0.0,
+    saturation=0.0,
+    hue=0.0,
+)
 
 
 def open_dataset(root: str, split: str, size: int, augment: bool) -> CanonicalDataset:
@@ -34,8 +41,10 @@ def open_dataset(root: str, split: str, size: int, augment: bool) -> CanonicalDa
 
 def sample_seed(seed: int, epoch: int, position: int) -> int:
     """A 63-bit seed for the sample at ``position`` of ``epoch``."""
-    return int(np.random.SeedSequence([seed, epoch, position]).generate_state(2, np.uint64)[0]
-               >> np.uint64(1))
+    return int(
+        np.random.SeedSequence([seed, epoch, position]).generate_state(2, np.uint64)[0]
+        >> np.uint64(1)
+    )
 
 
 def epoch_order(n: int, epoch: int, seed: int, weights: np.ndarray | None = None) -> np.ndarray:
@@ -85,24 +94,39 @@ class EpochSamples(Dataset):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(s)
             sample = self.base[int(self.order[j])]
-        return {"image": sample["image"].as_subclass(torch.Tensor),
-                "masks": sample["masks"].as_subclass(torch.Tensor).bool(),
-                "ignore": sample["ignore"].as_subclass(torch.Tensor).bool(),
-                "index": int(self.order[j]), "seed": s}
+        return {
+            "image": sample["image"].as_subclass(torch.Tensor),
+            "masks": sample["masks"].as_subclass(torch.Tensor).bool(),
+            "ignore": sample["ignore"].as_subclass(torch.Tensor).bool(),
+            "index": int(self.order[j]),
+            "seed": s,
+        }
 
 
-def loader(samples: EpochSamples, batch_size: int, num_workers: int,
-           generator: torch.Generator | None = None) -> DataLoader:
+def loader(
+    samples: EpochSamples,
+    batch_size: int,
+    num_workers: int,
+    generator: torch.Generator | None = None,
+) -> DataLoader:
     """Sequential batches of sample dicts (lists; the last partial batch is dropped).
 
     ``generator`` keeps the DataLoader from drawing its worker seed from the global RNG.
     """
-    return DataLoader(samples, batch_size=batch_size, shuffle=False, drop_last=True,
-                      num_workers=num_workers, collate_fn=list, generator=generator)
+    return DataLoader(
+        samples,
+        batch_size=batch_size,
+        shuffle=False,
+        drop_last=True,
+        num_workers=num_workers,
+        collate_fn=list,
+        generator=generator,
+    )
 
 
-def to_batch(samples: list[dict], device: torch.device,
-             features: ImageFeatures | None = None) -> Batch:
+def to_batch(
+    samples: list[dict], device: torch.device, features: ImageFeatures | None = None
+) -> Batch:
     """Stack sample dicts into a :class:`Batch` on ``device``."""
     masks = [s["masks"].to(device) for s in samples]
     ignore = torch.stack([s["ignore"] for s in samples]).to(device)
@@ -125,8 +149,9 @@ class FeatureCache:
         runtime_autocast: Zero-argument autocast factory for the encoder.
     """
 
-    def __init__(self, model: Sam2Image, dataset: Dataset, directory: str | None,
-                 runtime_autocast) -> None:
+    def __init__(
+        self, model: Sam2Image, dataset: Dataset, directory: str | None, runtime_autocast
+    ) -> None:
         self.model, self.dataset, self.autocast = model, dataset, runtime_autocast
         self.memory: dict[int, dict] = {}
         self.dir = Path(directory) / encoder_fingerprint(model) if directory else None
@@ -151,6 +176,22 @@ class FeatureCache:
             self.memory[index] = entry
         return entry
 
+    def seed(self, index: int, features: ImageFeatures) -> bool:
+        """Use features computed elsewhere (the annotator's embeddings) for item ``index``.
+
+        Returns False (and keeps nothing) when their size does not fit the model.
+        """
+        side = self.model.cfg.embedding_size
+        if index in self.memory or features.image_embed.shape[-2:] != (side, side):
+            return False
+        sample = self.dataset[index]
+        self.memory[index] = {
+            "features": [t.detach().float().cpu() for t in features.tensors()],
+            "masks": sample["masks"].as_subclass(torch.Tensor).bool(),
+            "ignore": sample["ignore"].as_subclass(torch.Tensor).bool(),
+        }
+        return True
+
     def _compute(self, index: int) -> dict:
         sample = self.dataset[index]
         dev = self.model.device
@@ -158,15 +199,20 @@ class FeatureCache:
         with self.autocast():
             feats = encode(self.model, img, trainable=False)
         self.computed += 1
-        return {"features": [t.float().cpu() for t in feats.tensors()],
-                "masks": sample["masks"].as_subclass(torch.Tensor).bool(),
-                "ignore": sample["ignore"].as_subclass(torch.Tensor).bool()}
+        return {
+            "features": [t.float().cpu() for t in feats.tensors()],
+            "masks": sample["masks"].as_subclass(torch.Tensor).bool(),
+            "ignore": sample["ignore"].as_subclass(torch.Tensor).bool(),
+        }
 
     def batch(self, indices: list[int], seeds: list[int], device: torch.device) -> Batch:
         """A :class:`Batch` of cached items."""
         entries = [self.get(i) for i in indices]
-        feats = ImageFeatures(*(torch.cat([e["features"][j] for e in entries]).to(device)
-                                for j in range(3)))
-        samples = [{"masks": e["masks"], "ignore": e["ignore"], "seed": s}
-                   for e, s in zip(entries, seeds, strict=True)]
+        feats = ImageFeatures(
+            *(torch.cat([e["features"][j] for e in entries]).to(device) for j in range(3))
+        )
+        samples = [
+            {"masks": e["masks"], "ignore": e["ignore"], "seed": s}
+            for e, s in zip(entries, seeds, strict=True)
+        ]
         return to_batch(samples, device, feats)

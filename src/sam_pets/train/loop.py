@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Generator
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sam_pets.model import Sam2Image
+from sam_pets.model import ImageFeatures, Sam2Image
 from sam_pets.progress import Progress, run_job
 from sam_pets.train import distributed as ddp
 from sam_pets.train.config import TrainConfig
@@ -66,6 +66,7 @@ def iter_fit(
     stop: threading.Event | None = None,
     resume: bool = False,
     overwrite: bool = False,
+    features: Mapping[str, ImageFeatures] | None = None,
 ) -> Generator[Progress, None, FitResult]:
     """Train as ``cfg`` says, yielding progress; return a :class:`FitResult`.
 
@@ -74,6 +75,9 @@ def iter_fit(
         stop: Set it (from any thread) to stop after the current step.
         resume: Continue the run in ``cfg.out`` from its ``state.pt``.
         overwrite: Replace an existing run in ``cfg.out`` (else that is an error).
+        features: ``{item name: features}`` already computed by the same encoder (e.g. the
+            annotator's embeddings); with cached embeddings they are used instead of
+            running the encoder again.
 
     Yields:
         Progress records: step, total steps and metrics (epoch, loss and its terms, lr,
@@ -83,7 +87,8 @@ def iter_fit(
     stop = stop or threading.Event()
     status, last_val = "done", None
     try:
-        yield Progress(tr.step, tr.total_steps, "start", {"epoch": tr.epoch})
+        seeded = tr.seed_features(features) if features else 0
+        yield Progress(tr.step, tr.total_steps, "start", {"epoch": tr.epoch, "reused": seeded})
         yield from _fill_caches(tr, stop)
         if stop.is_set():  # cancelled while caching
             status = "cancelled"
@@ -117,8 +122,7 @@ def iter_fit(
             write_curves(tr.run.records(), tr.run.path)
     ddp.barrier()  # only on a normal end: after an exception other ranks may be gone
     best = tr.best_miou if tr.best_step >= 0 else None
-    return FitResult(tr.run.path, tr.step, tr.epoch, status, best, tr.best_step, last_val,
-                     tr.model)
+    return FitResult(tr.run.path, tr.step, tr.epoch, status, best, tr.best_step, last_val, tr.model)
 
 
 def _fill_caches(tr: Trainer, stop: threading.Event) -> Generator[Progress, None, None]:
@@ -134,8 +138,12 @@ def _fill_caches(tr: Trainer, stop: threading.Event) -> Generator[Progress, None
             cache.get(i)
             if (i + 1) % 8 == 0 or i + 1 == n:
                 rate = (i + 1) / max(time.perf_counter() - t0, 1e-9)
-                yield Progress(i + 1, n, f"caching {name} features",
-                               {"images_per_s": rate, "computed": cache.computed})
+                yield Progress(
+                    i + 1,
+                    n,
+                    f"caching {name} features",
+                    {"images_per_s": rate, "computed": cache.computed},
+                )
 
 
 def _validate_and_save(tr: Trainer) -> Generator[Progress, None, dict | None]:
@@ -169,8 +177,11 @@ class _Rate:
 def _train_record(tr: Trainer, m: dict, timer: _Rate) -> dict:
     dt = timer.update()
     remaining = tr.total_steps - tr.step
-    rec = {"step": tr.step, "epoch": tr.epoch, **{k: m[k] for k in
-           ("loss", "focal", "dice", "iou", "cls", "lr", "grad_norm", "objects")}}
+    rec = {
+        "step": tr.step,
+        "epoch": tr.epoch,
+        **{k: m[k] for k in ("loss", "focal", "dice", "iou", "cls", "lr", "grad_norm", "objects")},
+    }
     rec["images_per_s"] = m["images"] / max(dt, 1e-9)
     rec["eta_s"] = remaining * (timer.avg or dt)
     rec["step_time"] = m["step_time"]
@@ -186,8 +197,15 @@ class TrainJob:
         overwrite: Replace an existing run in ``cfg.out``.
     """
 
-    def __init__(self, cfg: TrainConfig, resume: bool = False, overwrite: bool = False) -> None:
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        resume: bool = False,
+        overwrite: bool = False,
+        features: Mapping[str, ImageFeatures] | None = None,
+    ) -> None:
         self.cfg, self.resume, self.overwrite = cfg, resume, overwrite
+        self.features = features
         self._stop = threading.Event()
 
     def stop(self) -> None:
@@ -200,7 +218,7 @@ class TrainJob:
         return self._stop.is_set()
 
     def __iter__(self) -> Generator[Progress, None, FitResult]:
-        return iter_fit(self.cfg, self._stop, self.resume, self.overwrite)
+        return iter_fit(self.cfg, self._stop, self.resume, self.overwrite, self.features)
 
     def run(self, show: bool = False) -> FitResult:
         """Run to the end (or the stop request); optionally draw a text progress bar."""

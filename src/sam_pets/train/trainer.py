@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 import torch
@@ -95,11 +95,17 @@ class Trainer:
         self.schedule = LrSchedule(cfg, self.total_steps)
         frozen = cfg.encoder_frozen
         auto = self.rt.autocast
-        self.cache = FeatureCache(self.model, self.train_ds, _sub(cfg.cache_dir, "train"),
-                                  auto) if cached else None
+        self.cache = (
+            FeatureCache(self.model, self.train_ds, _sub(cfg.cache_dir, "train"), auto)
+            if cached
+            else None
+        )
         self.val_ds = self._open_val(size)
-        self.val_cache = (FeatureCache(self.model, self.val_ds, _sub(cfg.cache_dir, "val"), auto)
-                          if frozen and self.val_ds is not None else None)
+        self.val_cache = (
+            FeatureCache(self.model, self.val_ds, _sub(cfg.cache_dir, "val"), auto)
+            if frozen and self.val_ds is not None
+            else None
+        )
 
     def _open_val(self, size: int):
         if not self.cfg.val_split:
@@ -112,13 +118,29 @@ class Trainer:
             ds.records = ds.records[: self.cfg.val_items]
         return ds if len(ds) else None
 
+    def seed_features(self, features: Mapping[str, ImageFeatures]) -> int:
+        """Fill the feature caches from ``{item name: features}``; returns how many were used.
+
+        Only meaningful with cached embeddings of the same (frozen) encoder that computed
+        them; without a cache this does nothing.
+        """
+        used = 0
+        for cache in (self.cache, self.val_cache):
+            if cache is None:
+                continue
+            for i, rec in enumerate(cache.dataset.records):
+                feats = features.get(rec["name"])
+                used += bool(feats is not None and cache.seed(i, feats))
+        return used
+
     # -- data -------------------------------------------------------------------------------
     def micro_batches(self) -> Iterator[Batch]:
         """Batches from the current data position on, across epochs (advances the position)."""
         cfg, d = self.cfg, self.dist
         while True:
-            order = shard(epoch_order(len(self.train_ds), self.epoch, cfg.seed, self.weights),
-                          d.rank, d.world)[: self.batches_per_epoch * cfg.batch_size]
+            order = shard(
+                epoch_order(len(self.train_ds), self.epoch, cfg.seed, self.weights), d.rank, d.world
+            )[: self.batches_per_epoch * cfg.batch_size]
             for batch in self._epoch_batches(order, self.batch_idx):
                 self.batch_idx += 1  # the position after this batch, saved with the step
                 yield batch
@@ -129,12 +151,13 @@ class Trainer:
         seed = cfg.seed * 1_000_003 + self.dist.rank
         if self.cache is not None:
             for j in range(start_batch, len(order) // b):
-                idx = [int(i) for i in order[j * b:(j + 1) * b]]
+                idx = [int(i) for i in order[j * b : (j + 1) * b]]
                 seeds = [sample_seed(seed, self.epoch, j * b + k) for k in range(b)]
                 yield self.cache.batch(idx, seeds, self.rt.device)
             return
-        samples = EpochSamples(self.train_ds, order[start_batch * b:], seed, self.epoch,
-                               start=start_batch * b)
+        samples = EpochSamples(
+            self.train_ds, order[start_batch * b :], seed, self.epoch, start=start_batch * b
+        )
         gen = torch.Generator().manual_seed(seed)
         for lst in loader(samples, b, cfg.num_workers, gen):
             yield to_batch(lst, self.rt.device)
@@ -148,8 +171,14 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         sums, n_obj = dict.fromkeys(("loss", *TERMS), 0.0), 0
         for _ in range(cfg.grad_accum):
-            bl = batch_loss(self.model, next(batches), cfg, self.rt.autocast, self.rt.backward,
-                            scale=1.0 / cfg.grad_accum)
+            bl = batch_loss(
+                self.model,
+                next(batches),
+                cfg,
+                self.rt.autocast,
+                self.rt.backward,
+                scale=1.0 / cfg.grad_accum,
+            )
             sums["loss"] += bl.loss / cfg.grad_accum
             for k in TERMS:
                 sums[k] += bl.terms[k] / cfg.grad_accum
@@ -162,8 +191,9 @@ class Trainer:
         images = cfg.batch_size * cfg.grad_accum * self.dist.world
         self.images_seen += images
         metrics = ddp.all_reduce_mean(sums, self.rt.device)
-        metrics.update(lr=lr, grad_norm=gnorm, objects=n_obj,
-                       step_time=time.perf_counter() - t0, images=images)
+        metrics.update(
+            lr=lr, grad_norm=gnorm, objects=n_obj, step_time=time.perf_counter() - t0, images=images
+        )
         return metrics
 
     # -- validation -------------------------------------------------------------------------
@@ -182,8 +212,11 @@ class Trainer:
                 else:
                     s = self.val_ds[i]
                     img = s["image"].as_subclass(torch.Tensor)[None].to(dev).float() / 255.0
-                    yield img, s["masks"].as_subclass(torch.Tensor).to(dev), \
-                        s["ignore"].as_subclass(torch.Tensor).to(dev)
+                    yield (
+                        img,
+                        s["masks"].as_subclass(torch.Tensor).to(dev),
+                        s["ignore"].as_subclass(torch.Tensor).to(dev),
+                    )
 
         try:
             return validate(self.model, items(), self.rt.autocast)
@@ -214,8 +247,12 @@ class Trainer:
             "scaler": self.rt.scaler.state_dict(),
             "plateau": self.schedule.plateau.state_dict(),
             "rng": rng_state(),
-            "step": self.step, "epoch": self._committed[0], "batch_idx": self._committed[1],
-            "best_miou": self.best_miou, "best_step": self.best_step, "bad_vals": self.bad_vals,
+            "step": self.step,
+            "epoch": self._committed[0],
+            "batch_idx": self._committed[1],
+            "best_miou": self.best_miou,
+            "best_step": self.best_step,
+            "bad_vals": self.bad_vals,
             "images_seen": self.images_seen,
         }
 
@@ -226,16 +263,29 @@ class Trainer:
         self.rt.scaler.load_state_dict(state["scaler"])
         self.schedule.plateau.load_state_dict(state["plateau"])
         set_rng_state(state["rng"])
-        for k in ("step", "epoch", "batch_idx", "best_miou", "best_step", "bad_vals",
-                  "images_seen"):
+        for k in (
+            "step",
+            "epoch",
+            "batch_idx",
+            "best_miou",
+            "best_step",
+            "bad_vals",
+            "images_seen",
+        ):
             setattr(self, k, state[k])
         self._committed = (self.epoch, self.batch_idx)
 
     def metadata(self, val: dict | None = None) -> dict:
         """Training metadata stored in checkpoints (under ``sam_pets.train``)."""
-        return {"step": self.step, "epoch": self.epoch, "total_steps": self.total_steps,
-                "best_val_miou": None if self.best_step < 0 else self.best_miou,
-                "best_step": self.best_step, "val": val, "config": self.cfg.to_dict()}
+        return {
+            "step": self.step,
+            "epoch": self.epoch,
+            "total_steps": self.total_steps,
+            "best_val_miou": None if self.best_step < 0 else self.best_miou,
+            "best_step": self.best_step,
+            "val": val,
+            "config": self.cfg.to_dict(),
+        }
 
     def save(self, val: dict | None = None, best: bool = False) -> None:
         """Write last.pt and state.pt (and best.pt) on rank 0."""

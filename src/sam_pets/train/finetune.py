@@ -1,0 +1,493 @@
+"""Fine-tuning on a person's own annotations: the engine behind napari's Fine-tune dock.
+
+A :class:`FinetuneJob` owns one folder per run (by default under the per-user data folder,
+see :func:`default_root`)::
+
+    <job folder>/
+      data/          snapshot of the annotations (a canonical dataset with a train/val split)
+      base.pt        the model training started from (a sam-pets checkpoint)
+      run/           the training run (config.yaml, metrics.jsonl, curves, last.pt, best.pt)
+      finetune.json  job settings, then the before/after comparison on the held-out images
+
+Training works on the snapshot, never on live layers, so the person keeps annotating and a
+crash or a cancel leaves their annotations and the previous model untouched.
+
+Iterating a job yields :class:`~sam_pets.progress.Progress` records: ``"snapshot"``,
+``"before"``, the training records (``"start"``, ``"caching ... features"``, ``"train"``,
+``"val"``), then ``"after"``; it returns a :class:`FinetuneResult`. :meth:`FinetuneJob.stop`
+(thread-safe) stops after the current step, keeping ``last.pt`` and the exact state for
+:meth:`FinetuneJob.resume`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import threading
+import time
+from collections.abc import Generator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from sam_pets.data.export import export_annotation
+from sam_pets.data.formats import sam2_folder as canon
+from sam_pets.data.fsutil import atomic_write_text
+from sam_pets.eval.interactive import clicks_to_iou, simulate_clicks
+from sam_pets.eval.items import item_names, iter_items
+from sam_pets.eval.metrics import iou
+from sam_pets.eval.protocols import predict_object
+from sam_pets.model import ImageFeatures, Sam2Image
+from sam_pets.model.checkpoint import load_model, save_checkpoint
+from sam_pets.progress import Progress
+from sam_pets.train.config import TrainConfig, load_config
+from sam_pets.train.loop import iter_fit
+
+JOB_FILE = "finetune.json"
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named set of :class:`TrainConfig` settings for the dock's preset menu."""
+
+    title: str
+    settings: Mapping[str, object]
+
+
+PRESETS: dict[str, Preset] = {
+    "quick": Preset(
+        "Quick (CPU): decoder on cached embeddings",
+        dict(
+            freeze=("image_encoder",),
+            cached_embeddings=True,
+            steps=150,
+            batch_size=4,
+            lr=1e-4,
+            warmup_steps=10,
+            correction_rounds=3,
+            val_every=50,
+            augment=False,
+            device="cpu",
+            precision="fp32",
+        ),
+    ),
+    "full": Preset(
+        "Full (GPU): whole model",
+        dict(
+            freeze=(),
+            cached_embeddings=False,
+            steps=1000,
+            batch_size=4,
+            lr=1e-5,
+            warmup_steps=50,
+            correction_rounds=7,
+            val_every=100,
+            augment=True,
+            device="auto",
+            precision="auto",
+        ),
+    ),
+}
+
+
+def default_root() -> Path:
+    """Where fine-tune runs go unless the user picks a folder.
+
+    ``$SAM_PETS_DATA_DIR/finetune``, else ``$XDG_DATA_HOME/sam-pets/finetune``, else
+    ``~/.local/share/sam-pets/finetune`` (never the package folder or the working directory).
+    """
+    env = os.environ.get("SAM_PETS_DATA_DIR")
+    if env:
+        return Path(env) / "finetune"
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "sam-pets" / "finetune"
+
+
+def new_job_folder(root: str | os.PathLike, preset: str, model_name: str) -> Path:
+    """A fresh, clearly named folder ``<root>/<date>_<time>_<preset>_<model>`` (not created)."""
+    stamp = time.strftime("%Y-%m-%d_%H%M%S")
+    safe = "".join(c if c.isalnum() or c in "._-" else "-" for c in model_name)[:40]
+    base = Path(root) / f"{stamp}_{preset}_{safe}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}_{n}")
+    return path
+
+
+@dataclass
+class AnnotatedImage:
+    """One annotated image plane, copied out of the viewer.
+
+    Attributes:
+        name: Item name (made unique and safe by the export).
+        image: (H, W) or (H, W, C) pixels.
+        labels: (H, W) integer labels, 0 = background.
+        source: Path of the image file, if known.
+        features: The annotator's embedding of ``image`` for the starting model, if any.
+    """
+
+    name: str
+    image: np.ndarray
+    labels: np.ndarray
+    source: str | None = None
+    features: ImageFeatures | None = None
+
+
+def split_names(names: Sequence[str], val_fraction: float, seed: int = 0) -> set[str]:
+    """The held-out names: a seeded ``val_fraction`` of ``names``.
+
+    At least one when there are two or more images, and never all of them.
+    """
+    names = sorted(names)
+    if len(names) < 2 or val_fraction <= 0:
+        return set()
+    n_val = min(len(names) - 1, max(1, round(val_fraction * len(names))))
+    order = np.random.default_rng([seed, 11]).permutation(len(names))
+    return {names[i] for i in order[:n_val]}
+
+
+def write_snapshot(
+    items: Sequence[AnnotatedImage],
+    folder: str | os.PathLike,
+    val_fraction: float = 0.2,
+    seed: int = 0,
+) -> dict[str, str]:
+    """Write the annotations as a canonical dataset; returns ``{item name: split}``.
+
+    Raises:
+        ValueError: No item has a labelled pixel.
+    """
+    items = [it for it in items if np.asarray(it.labels).any()]
+    if not items:
+        raise ValueError("nothing to train on: no committed object in any image")
+    val = split_names([it.name for it in items], val_fraction, seed)
+    splits = {}
+    for it in items:
+        meta = {"split": "val" if it.name in val else "train"}
+        if it.source:
+            meta["source"] = it.source
+        res = export_annotation(folder, it.image, it.labels, it.name, meta)
+        splits[res.name] = meta["split"]
+    return splits
+
+
+@dataclass(frozen=True)
+class HeldOutScores:
+    """Quality of one model on the held-out annotations.
+
+    Attributes:
+        miou_box: Mean IoU with a tight box per object.
+        miou_click: Mean IoU with one click at each object's most interior pixel.
+        clicks_to_90: Mean number of clicks (first click + correction clicks, capped at
+            ``max_clicks``) to reach 90 % IoU (NoC@90).
+        objects: Objects scored.
+        images: Images scored.
+        held_out: False when there was no held-out image and the training images were used.
+    """
+
+    miou_box: float
+    miou_click: float
+    clicks_to_90: float
+    objects: int
+    images: int
+    held_out: bool = True
+
+
+def iter_compare(
+    models: Mapping[str, Sam2Image],
+    dataset: str | os.PathLike,
+    split: str = "val",
+    features: Mapping[str, ImageFeatures] | None = None,
+    max_clicks: int = 20,
+    device: str = "cpu",
+    stop: threading.Event | None = None,
+) -> Generator[Progress, None, dict[str, HeldOutScores]]:
+    """Score each model on a split with box, one-click and click-to-90 % protocols.
+
+    Each image is embedded once per distinct image encoder (models sharing an encoder, as
+    before and after a decoder-only fine-tune, share the embedding); ``features`` from the
+    annotator are used for the first model when given.
+    """
+    from sam_pets.predict import ImagePredictor
+    from sam_pets.predict.cache import encoder_fingerprint
+
+    stop = stop or threading.Event()
+    held_out = True
+    try:
+        names = item_names(dataset, split)
+    except ValueError:  # no held-out split: score on what there is
+        names, held_out = item_names(dataset, "all"), False
+    preds = {
+        k: ImagePredictor(m, device=device, precision="fp32", cache_size=1)
+        for k, m in models.items()
+    }
+    enc = {k: encoder_fingerprint(m) for k, m in models.items()}
+    first = next(iter(models))
+    rows: dict[str, list[tuple[float, float, int]]] = {k: [] for k in models}
+    for i, item in enumerate(iter_items(dataset, names)):
+        if stop.is_set():
+            break
+        done: dict[str, ImageFeatures] = {}  # encoder fingerprint -> this image's features
+        for k, p in preds.items():
+            hw = item.image.shape[:2]
+            given = features.get(item.name) if features and k == first else None
+            if enc[k] in done:
+                p.set_features(done[enc[k]], hw)
+            elif given is not None:
+                p.set_features(given, hw)
+                done[enc[k]] = given
+            else:
+                done[enc[k]] = p.set_image(item.image)
+            for gt in item.masks:
+                box = float(iou(predict_object(p, "box", gt, item.ignore), gt, item.ignore))
+                ious = simulate_clicks(p, gt, item.ignore, max_clicks=max_clicks)
+                rows[k].append((box, ious[0], clicks_to_iou(ious, 0.9, cap=max_clicks)))
+        yield Progress(i + 1, len(names), "scoring held-out images")
+    out = {}
+    for k, r in rows.items():
+        a = np.asarray(r, np.float64).reshape(-1, 3)
+        mean = a.mean(0) if len(a) else np.full(3, np.nan)
+        out[k] = HeldOutScores(
+            float(mean[0]), float(mean[1]), float(mean[2]), len(a), len(names), held_out
+        )
+    return out
+
+
+@dataclass(frozen=True)
+class FinetuneResult:
+    """What a fine-tune produced.
+
+    Attributes:
+        folder: The job folder.
+        status: "done", "early_stop" or "cancelled".
+        step: Optimiser steps done.
+        checkpoint: The checkpoint to use (``best.pt`` if validated, else ``last.pt``).
+        before: Held-out scores of the starting model (None if not measured).
+        after: Held-out scores of the fine-tuned model (None when cancelled).
+        model: The fine-tuned model loaded from ``checkpoint`` (None when cancelled).
+    """
+
+    folder: Path
+    status: str
+    step: int
+    checkpoint: Path
+    before: HeldOutScores | None
+    after: HeldOutScores | None
+    model: Sam2Image | None = field(default=None, compare=False, repr=False)
+
+
+def make_config(
+    preset: str,
+    dataset: str | os.PathLike,
+    out: str | os.PathLike,
+    checkpoint: str,
+    n_train: int | None = None,
+    **overrides,
+) -> TrainConfig:
+    """The :class:`TrainConfig` of a preset with the user's changes.
+
+    The batch size is capped at the number of training images.
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
+    settings = {**PRESETS[preset].settings, **{k: v for k, v in overrides.items() if v is not None}}
+    if n_train is not None:
+        settings["batch_size"] = max(1, min(int(settings["batch_size"]), n_train))
+    if not settings.get("cached_embeddings"):
+        settings["cached_embeddings"] = False
+    elif "image_encoder" not in settings.get("freeze", ()) or settings.get("lora_rank"):
+        settings["cached_embeddings"] = False  # a trained encoder needs fresh features
+    return TrainConfig(
+        dataset=str(dataset), out=str(out), checkpoint=checkpoint, val_items=0, **settings
+    )
+
+
+class FinetuneJob:
+    """Snapshot -> score the start model -> train -> score the result, as one generator.
+
+    Args:
+        folder: New job folder (see :func:`new_job_folder`); must not exist or be empty.
+        base_model: The model to start from (the annotator's current model).
+        items: Annotated images to train on (snapshotted into ``folder/data``) ...
+        dataset: ... and/or an exported canonical dataset folder, used as it is (its own
+            train/val split) when no items are given, else merged into the snapshot.
+        preset: Key of :data:`PRESETS`.
+        overrides: TrainConfig fields changed from the preset (steps, lr, freeze, lora_rank).
+        val_fraction: Share of the annotated images held out (at least one of two or more).
+        max_clicks: Click budget of the clicks-to-90 % score.
+        seed: Seed of the split and of training.
+    """
+
+    def __init__(
+        self,
+        folder: str | os.PathLike,
+        base_model: Sam2Image,
+        items: Sequence[AnnotatedImage] = (),
+        dataset: str | os.PathLike | None = None,
+        preset: str = "quick",
+        overrides: Mapping[str, object] | None = None,
+        val_fraction: float = 0.2,
+        max_clicks: int = 20,
+        seed: int = 0,
+    ) -> None:
+        if preset not in PRESETS:
+            raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
+        self.folder = Path(folder)
+        self.base_model = base_model
+        self.items = list(items)
+        self.dataset = Path(dataset) if dataset else None
+        if not self.items and self.dataset is None:
+            raise ValueError("nothing to train on: give annotated images or a dataset folder")
+        self.preset = preset
+        self.overrides = dict(overrides or {})
+        self.val_fraction, self.max_clicks, self.seed = val_fraction, max_clicks, seed
+        self._stop = threading.Event()
+        self._resume = False
+        self._before: HeldOutScores | None = None
+
+    @classmethod
+    def resume(cls, folder: str | os.PathLike, steps: int | None = None) -> FinetuneJob:
+        """The job of ``folder`` continued from its last finished step.
+
+        Args:
+            folder: A job folder written by an earlier (stopped) job.
+            steps: New total number of optimiser steps (None: the original total).
+        """
+        folder = Path(folder)
+        try:
+            info = json.loads((folder / JOB_FILE).read_text())
+        except (OSError, ValueError) as e:
+            raise ValueError(f"{folder}: not a fine-tune job folder ({JOB_FILE}: {e})") from None
+        job = cls(
+            folder,
+            load_model(folder / "base.pt"),
+            dataset=info["dataset"],
+            preset=info["preset"],
+            overrides=info.get("overrides"),
+            max_clicks=info.get("max_clicks", 20),
+            seed=info.get("seed", 0),
+        )
+        job._resume = True
+        job._steps = steps
+        before = info.get("before")
+        job._before = HeldOutScores(**before) if before else None
+        return job
+
+    def stop(self) -> None:
+        """Stop after the current step (or image, while scoring or caching)."""
+        self._stop.set()
+
+    @property
+    def stop_requested(self) -> bool:
+        """True once :meth:`stop` was called."""
+        return self._stop.is_set()
+
+    def __iter__(self) -> Generator[Progress, None, FinetuneResult]:
+        return self._run()
+
+    # -- steps ---------------------------------------------------------------------------------
+    def _prepare(self) -> Generator[Progress, None, tuple[Path, TrainConfig]]:
+        folder = self.folder
+        if folder.exists() and any(folder.iterdir()):
+            raise FileExistsError(f"{folder}: not empty; fine-tune runs never overwrite data")
+        folder.mkdir(parents=True, exist_ok=True)
+        data = self.dataset
+        if self.items:
+            data = folder / "data"
+            yield Progress(0, len(self.items), "snapshot")
+            write_snapshot(self.items, data, self.val_fraction, self.seed)
+            if self.dataset is not None:
+                _merge_dataset(self.dataset, data)
+        base = folder / "base.pt"
+        save_checkpoint(self.base_model, base, {"role": "fine-tune start"})
+        n_train = _count(data, "train")
+        if n_train == 0:
+            raise ValueError(f"{data}: no training images")
+        overrides = dict(self.overrides, seed=self.seed)
+        cfg = make_config(self.preset, data, folder / "run", str(base), n_train, **overrides)
+        self._save_info(data, cfg)
+        return data, cfg
+
+    def _run(self) -> Generator[Progress, None, FinetuneResult]:
+        if self._resume:
+            cfg = load_config(self.folder / "run" / "config.yaml")
+            if self._steps is not None:
+                cfg = dataclasses.replace(cfg, steps=self._steps, epochs=None)
+            data = Path(cfg.dataset)
+        else:
+            data, cfg = yield from self._prepare()
+        feats = {it.name: it.features for it in self.items if it.features is not None}
+        if self._before is None:
+            scores = yield from self._score({"before": self.base_model}, data, feats)
+            self._before = scores.get("before")
+            self._save_info(data, cfg)
+        fit = yield from iter_fit(cfg, self._stop, resume=self._resume, features=feats)
+        ckpt = fit.best_checkpoint or fit.last_checkpoint
+        if fit.status == "cancelled":
+            return FinetuneResult(self.folder, fit.status, fit.step, ckpt, self._before, None)
+        model = load_model(ckpt)
+        scores = yield from self._score({"after": model, "before": self.base_model}, data, feats)
+        after = scores.get("after")
+        self._save_info(data, cfg, after=after, status=fit.status, checkpoint=ckpt)
+        return FinetuneResult(self.folder, fit.status, fit.step, ckpt, self._before, after, model)
+
+    def _score(self, models, data, feats) -> Generator[Progress, None, dict]:
+        if self._stop.is_set():
+            return {}
+        gen = iter_compare(
+            models, data, features=feats, max_clicks=self.max_clicks, stop=self._stop
+        )
+        label = "before" if "after" not in models else "after"
+        while True:
+            try:
+                p = next(gen)
+            except StopIteration as e:
+                return e.value
+            yield Progress(p.step, p.total, label, {"what": "scoring held-out images"})
+
+    def _save_info(self, data, cfg: TrainConfig, **extra) -> None:
+        info = {
+            "preset": self.preset,
+            "overrides": {
+                k: list(v) if isinstance(v, tuple) else v for k, v in self.overrides.items()
+            },
+            "dataset": str(data),
+            "seed": self.seed,
+            "max_clicks": self.max_clicks,
+            "base_model": self.base_model.cfg.name,
+            "before": dataclasses.asdict(self._before) if self._before else None,
+            "updated": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+        for k, v in extra.items():
+            info[k] = (
+                dataclasses.asdict(v)
+                if dataclasses.is_dataclass(v)
+                else (str(v) if isinstance(v, Path) else v)
+            )
+        atomic_write_text(self.folder / JOB_FILE, json.dumps(info, indent=1))
+
+
+def _count(dataset: Path, split: str) -> int:
+    try:
+        return len(canon.read_list(dataset, split))
+    except FileNotFoundError:
+        return 0
+
+
+def _merge_dataset(src: Path, dst: Path) -> None:
+    """Add the items of the canonical dataset ``src`` to the snapshot ``dst`` (same splits)."""
+    records = canon.items_by_name(canon.load_manifest(src))
+    taken = set(canon.items_by_name(canon.load_manifest(dst)))
+    for item in iter_items(src, sorted(set(records) - taken)):
+        labels = np.zeros(item.image.shape[:2], np.int32)
+        for oid, m in zip(item.object_ids, item.masks, strict=True):
+            labels[m & (labels == 0)] = oid
+        if not labels.any():
+            continue
+        rec = records[item.name]
+        meta = {"split": rec.get("split", "train"), "ignore": item.ignore}
+        meta.update({k: rec[k] for k in ("species", "breed", "source") if rec.get(k)})
+        export_annotation(dst, item.image, labels, item.name, meta)
