@@ -13,6 +13,7 @@ _COMMAND_MODULES = (
     "sam_pets.cli.model_cmds",
     "sam_pets.cli.data_cmds",
     "sam_pets.cli.train_cmds",
+    "sam_pets.cli.hub_cmds",
     "sam_pets.cli.eval_cmds",
 )
 

@@ -16,7 +16,14 @@ import numpy as np
 def register(sub) -> None:
     """Add the model subcommands to the ``sam-pets`` parser."""
     p = sub.add_parser("info", help="describe a checkpoint (config, parameters, keys, format)")
-    p.add_argument("checkpoint", help="Meta .pt, Hugging Face .safetensors or sam-pets .pt")
+    p.add_argument(
+        "checkpoint",
+        nargs="?",
+        default="pets",
+        metavar="NAME|FILE",
+        help="Meta .pt, Hugging Face .safetensors or sam-pets .pt file, or a model name "
+        "(default: pets, the built-in model; sam-pets download --list)",
+    )
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     p.set_defaults(func=cmd_info)
 
@@ -45,23 +52,35 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("bench", help="time image embedding and click-to-mask latency")
-    add_model_args(p, default_config="tiny")
+    add_model_args(p)
     p.add_argument("--image", help="image to use (default: the bundled 500x375 pet photo)")
     p.add_argument("--repeats", type=int, default=3, help="timed image embeddings")
     p.add_argument("--clicks", type=int, default=20, help="timed clicks")
     p.set_defaults(func=cmd_bench)
 
 
-def add_model_args(p: argparse.ArgumentParser, default_config: str | None = None) -> None:
-    """Options that choose a model: ``--checkpoint`` or ``--config`` (+ device, precision)."""
-    g = p.add_mutually_exclusive_group(required=default_config is None)
-    g.add_argument("--checkpoint", help="checkpoint file (Meta .pt, HF safetensors, sam-pets)")
+def add_model_args(p: argparse.ArgumentParser, default_model: str = "pets") -> None:
+    """Options that choose a model: ``--model``/``--checkpoint`` or ``--config`` (+ device...).
+
+    ``--model`` and ``--checkpoint`` are one option: a model name (``pets``, the built-in
+    model and the default; a downloaded Meta checkpoint such as ``sam2.1_hiera_tiny``) or a
+    checkpoint file.  ``--config NAME`` asks for random weights explicitly.
+    """
+    g = p.add_mutually_exclusive_group()
+    g.add_argument(
+        "--model",
+        "--checkpoint",
+        dest="model",
+        metavar="NAME|FILE",
+        help=f"model name ({default_model}: the built-in model, the default; a Meta checkpoint "
+        "from `sam-pets download`) or a checkpoint file (Meta .pt, HF safetensors, sam-pets)",
+    )
     g.add_argument(
         "--config",
         default=None,
         help="build a randomly initialised model of this config (smoke tests)",
     )
-    p.set_defaults(default_config=default_config)
+    p.set_defaults(default_model=default_model)
     p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:1...")
     p.add_argument(
         "--precision",
@@ -73,12 +92,11 @@ def add_model_args(p: argparse.ArgumentParser, default_config: str | None = None
 
 def load_model_from_args(args):
     """The model chosen by :func:`add_model_args` options (weights on the CPU)."""
-    from sam_pets.model import build_model, load_model
+    from sam_pets.model import build_model, resolve_model
 
-    if args.checkpoint:
-        return load_model(args.checkpoint)
-    name = args.config or args.default_config
-    return build_model(name, seed=0)
+    if args.config:
+        return build_model(args.config, seed=0)
+    return resolve_model(args.model or args.default_model)
 
 
 def make_predictor(args):
@@ -114,10 +132,10 @@ def _box(text: str) -> list[float]:
 
 def cmd_info(args) -> int:
     """Print what a checkpoint holds."""
-    from sam_pets.model import count_parameters, read_checkpoint
+    from sam_pets.model import count_parameters, read_checkpoint, resolve_checkpoint
     from sam_pets.model.checkpoint import model_from_checkpoint
 
-    ckpt = read_checkpoint(args.checkpoint)
+    ckpt = read_checkpoint(resolve_checkpoint(args.checkpoint))
     model = model_from_checkpoint(ckpt)
     counts = count_parameters(model)
     prefixes = Counter(k.split(".")[0] for k in list(ckpt.image_state) + list(ckpt.video_state))

@@ -24,7 +24,9 @@ def register(sub) -> None:
     p.add_argument("--out", metavar="RUN",
                    help="run directory (must not hold a run unless --overwrite)")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--checkpoint", help="start from these weights (Meta, HF or sam-pets file)")
+    g.add_argument("--checkpoint", metavar="NAME|FILE",
+                   help="start from these weights: pets (the built-in model; the default), "
+                        "a downloaded Meta checkpoint name, or a Meta/HF/sam-pets file")
     g.add_argument("--config", dest="model_config", metavar="NAME",
                    help="start from a random init of this model config (test, cpu_small, tiny...)")
     p.add_argument("--config-file", metavar="YAML", help="TrainConfig keys in YAML (unknown keys "
@@ -114,7 +116,17 @@ def build_config(args) -> tuple[object, bool]:
     for key, flag in (("dataset", "DATASET"), ("out", "--out")):
         if not base.get(key):
             raise CliError(f"{flag} is required (or give it in --config-file)")
+    if not base.get("checkpoint") and not base.get("model_config"):
+        base["checkpoint"] = "pets"  # fine-tuning starts from the built-in model
+    if base.get("checkpoint"):
+        base["checkpoint"] = str(_resolve_checkpoint(base["checkpoint"]))
     return TrainConfig.from_dict(base), False
+
+
+def _resolve_checkpoint(spec: str):
+    from sam_pets.model import resolve_checkpoint
+
+    return resolve_checkpoint(spec).resolve()
 
 
 def cmd_train(args) -> int:
