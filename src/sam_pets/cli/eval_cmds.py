@@ -77,12 +77,17 @@ def register(sub) -> None:
 
 def _common(p) -> None:
     p.add_argument("dataset", metavar="DATASET", help="canonical dataset folder")
-    g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--checkpoint", metavar="CKPT", help="model weights (Meta, HF or sam-pets)")
+    g = p.add_mutually_exclusive_group()
     g.add_argument(
         "--model",
-        metavar="NAME",
-        help="a named model (a config name gives random weights: smoke tests)",
+        "--checkpoint",
+        dest="model",
+        metavar="NAME|FILE",
+        help="model name (pets: the built-in model, the default; a Meta checkpoint "
+        "from `sam-pets download`; random:CONFIG) or a checkpoint file",
+    )
+    g.add_argument(
+        "--config", metavar="NAME", help="a randomly initialised model of this config (smoke tests)"
     )
     p.add_argument("--out", required=True, metavar="DIR", help="report folder")
     p.add_argument("--overwrite", action="store_true", help="replace a report already in --out")
@@ -105,36 +110,28 @@ def _common(p) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def resolve_model(checkpoint: str | None = None, name: str | None = None):
+def resolve_model(spec: str | None = None, config: str | None = None):
     """The model chosen on the command line and a short description of it.
 
-    The one place that turns ``--checkpoint``/``--model``/``--compare`` into weights: a
-    checkpoint file, or a model name. Names are model configs (random weights, for smoke
-    tests) unless a model hub (``sam_pets.model.hub``) provides a ``resolve_model``.
+    The one place that turns ``--model``/``--checkpoint``, ``--config`` and ``--compare`` into
+    weights (through :func:`sam_pets.model.hub.resolve_model`: built-in and downloaded models
+    by name, checkpoint files by path, ``random:CONFIG``).
+
+    Args:
+        spec: A model name or checkpoint path; None means the built-in ``pets`` model.
+        config: A config name for random weights (wins over ``spec``).
 
     Returns:
         ``(model, info)`` with info ``{"source": ..., "config": ...}``.
     """
-    import importlib.util
+    from sam_pets.model import build_model, resolve_model
+    from sam_pets.model.hub import BUILTIN, RANDOM_PREFIX
 
-    from sam_pets.cli import CliError
-    from sam_pets.model import build_model, config_names, get_config, load_model
-
-    if checkpoint:
-        if not Path(checkpoint).is_file():
-            raise CliError(f"checkpoint not found: {checkpoint}")
-        model = load_model(checkpoint)
-        return model, {"source": str(checkpoint), "config": model.cfg.name}
-    if importlib.util.find_spec("sam_pets.model.hub") is not None:
-        hub = importlib.import_module("sam_pets.model.hub")
-        if hasattr(hub, "resolve_model") and name not in config_names():
-            model = hub.resolve_model(name)
-            return model, {"source": name, "config": model.cfg.name}
-    try:
-        get_config(name)
-    except KeyError as e:
-        raise CliError(e.args[0]) from None
-    return build_model(name, seed=0), {"source": f"{name} (random weights)", "config": name}
+    if config:
+        return build_model(config, seed=0), {"source": f"{RANDOM_PREFIX}{config}", "config": config}
+    spec = str(spec or BUILTIN)
+    model = resolve_model(spec)
+    return model, {"source": spec, "config": model.cfg.name}
 
 
 def _predictor(args, model):
@@ -143,14 +140,14 @@ def _predictor(args, model):
     return ImagePredictor(model, device=args.device, precision=args.precision, cache_size=2)
 
 
-def _prepare(args, owned) -> None:
-    from sam_pets.eval.html import prepare_report_dir
+def _prepare(args) -> None:
+    from sam_pets.eval.html import check_report_dir
 
     if not Path(args.dataset).is_dir():
         from sam_pets.cli import CliError
 
         raise CliError(f"dataset folder not found: {args.dataset}")
-    prepare_report_dir(args.out, args.overwrite, owned)
+    check_report_dir(args.out, args.overwrite)
     if args.threads:
         import torch
 
@@ -158,8 +155,8 @@ def _prepare(args, owned) -> None:
 
 
 def _label(info: dict, taken: set[str]) -> str:
-    src = info["source"]
-    base = Path(src).stem if Path(src).suffix else src.split(" ")[0]
+    src = Path(info["source"])
+    base = f"{src.parent.name}/{src.stem}".lstrip("/") if src.is_file() else str(src)
     label, n = base, 2
     while label in taken:
         label, n = f"{base} ({n})", n + 1
@@ -167,13 +164,10 @@ def _label(info: dict, taken: set[str]) -> str:
     return label
 
 
-def _compare_source(text: str) -> dict:
-    return {"checkpoint": text} if Path(text).is_file() or Path(text).suffix else {"name": text}
-
-
 def cmd_eval(args) -> int:
     """Run the evaluation, write the report, print a JSON summary."""
     from sam_pets.eval.evaluate import EvalConfig, NamedModel, iter_evaluate
+    from sam_pets.eval.html import clear_report_dir
     from sam_pets.eval.report import EVAL_FILES, write_eval_report
     from sam_pets.progress import run_job
 
@@ -184,16 +178,14 @@ def cmd_eval(args) -> int:
         limit=args.limit,
         seed=args.seed,
     )
-    _prepare(args, EVAL_FILES)
-    specs = [{"checkpoint": args.checkpoint, "name": args.model}]
-    if args.compare:
-        specs.append(_compare_source(args.compare))
+    _prepare(args)
+    specs = [(args.model, args.config)] + ([(args.compare, None)] if args.compare else [])
     models, taken = [], set()
-    for spec in specs:
-        model, info = resolve_model(spec.get("checkpoint"), spec.get("name"))
+    for spec, config in specs:
+        model, info = resolve_model(spec, config)
         models.append(NamedModel(_label(info, taken), _predictor(args, model), info))
     res = run_job(iter_evaluate(models, args.dataset, cfg), show=not args.quiet)
-    index = write_eval_report(res, args.out)
+    index = write_eval_report(res, clear_report_dir(args.out, EVAL_FILES))
     summary = res.summary()["results"]
     brief = {m: {p: _headline(v) for p, v in r.items()} for m, r in summary.items()}
     print(json.dumps({"report": str(index), "images": res.n_images, "results": brief}))
@@ -216,6 +208,7 @@ def _headline(v: dict) -> dict:
 
 def cmd_robustness(args) -> int:
     """Run the robustness study, write the report, print a JSON summary."""
+    from sam_pets.eval.html import clear_report_dir
     from sam_pets.eval.robustness import RobustnessConfig, iter_robustness
     from sam_pets.eval.robustness_report import ROBUSTNESS_FILES, write_robustness_report
     from sam_pets.progress import run_job
@@ -228,11 +221,11 @@ def cmd_robustness(args) -> int:
         seed=args.seed,
         perturbations=tuple(dict.fromkeys(args.perturbations or PERTURBATIONS)),
     )
-    _prepare(args, ROBUSTNESS_FILES)
-    model, info = resolve_model(args.checkpoint, args.model)
+    _prepare(args)
+    model, info = resolve_model(args.model, args.config)
     job = iter_robustness(_predictor(args, model), args.dataset, cfg, info)
     res = run_job(job, show=not args.quiet)
-    index = write_robustness_report(res, args.out)
+    index = write_robustness_report(res, clear_report_dir(args.out, ROBUSTNESS_FILES))
     per = res.summary()["perturbations"]
     print(
         json.dumps(

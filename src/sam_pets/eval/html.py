@@ -21,26 +21,32 @@ text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:
 img{max-width:100%;border:1px solid #ddd;margin:4px 0}.note{color:#555;font-size:90%}"""
 
 
-def prepare_report_dir(out: str | os.PathLike, overwrite: bool, owned: Sequence[str]) -> Path:
-    """Make ``out`` ready for a report; never replace an earlier report without ``overwrite``.
+def check_report_dir(out: str | os.PathLike, overwrite: bool) -> Path:
+    """Refuse an ``out`` that is a file, or that holds a report when ``overwrite`` is False.
 
-    An absent folder is created. A folder holding a report (any of :data:`REPORT_MARKERS`) is
-    refused unless ``overwrite``; then only the report's own files (``owned``: names or glob
-    patterns relative to ``out``) are removed. Other files in the folder are left alone.
+    Called before any work, so a long run never ends in a refusal. Creates nothing.
 
     Raises:
-        BadInputError: ``out`` is a file, or holds a report and ``overwrite`` is False.
+        BadInputError: As above.
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise BadInputError(f"--out {out} exists and is not a folder")
-    has_report = any((out / m).exists() for m in REPORT_MARKERS)
-    if has_report and not overwrite:
+    if any((out / m).exists() for m in REPORT_MARKERS) and not overwrite:
         raise BadInputError(f"{out} already holds a report; use --overwrite to replace it")
-    if has_report:
-        for pattern in owned:
-            for p in out.glob(pattern):
-                shutil.rmtree(p) if p.is_dir() else p.unlink()
+    return out
+
+
+def clear_report_dir(out: str | os.PathLike, owned: Sequence[str]) -> Path:
+    """Create ``out`` and remove an earlier report's own files (``owned``: names or globs).
+
+    Other files in the folder are left alone. Call it after :func:`check_report_dir`, right
+    before writing the new report (so a failed run leaves the old report intact).
+    """
+    out = Path(out)
+    for pattern in owned:
+        for p in out.glob(pattern):
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
     out.mkdir(parents=True, exist_ok=True)
     return out
 
