@@ -1,0 +1,217 @@
+"""``sam-pets eval`` and ``sam-pets robustness`` in-process on real pet images (test config)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import convert_pets_dev
+from sam_pets.cli import main
+from sam_pets.data.formats import sam2_folder as canon
+
+
+@pytest.fixture(autouse=True)
+def _one_thread(one_torch_thread):
+    yield
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> Path:
+    return convert_pets_dev(tmp_path_factory, tiny=4)
+
+
+def _last_json(capsys) -> dict:
+    return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+
+
+def test_eval_compare_end_to_end(dataset, tmp_path, capsys):
+    out = tmp_path / "rep"
+    args = [
+        "eval",
+        str(dataset),
+        "--config",
+        "test",
+        "--compare",
+        "random:test",
+        "--limit",
+        "3",
+        "--max-clicks",
+        "3",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
+    assert main(args) == 0
+    summary = _last_json(capsys)
+    assert summary["images"] == 3
+    assert set(summary["results"]) == {"random:test", "random:test (2)"}
+    a, b = summary["results"].values()
+    assert a == b  # the same seed-0 weights under both names: identical numbers
+    assert 0 <= a["box"]["miou"] <= 1 and 1 <= a["clicks"]["noc85"] <= 20
+    assert a["center"]["miou_3cat"] is not None
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n_images"] == 3 and metrics["config"]["max_clicks"] == 3
+    for name in (
+        "index.html",
+        "per_image.csv",
+        "grid_worst.png",
+        "grid_best.png",
+        "grid_changed.png",
+        "miou_at_k.png",
+        "per_breed.png",
+        "protocols.png",
+    ):
+        assert (out / name).is_file(), name
+    # a second run refuses to replace the report unless told to
+    assert main(args) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    args_one = [
+        "eval",
+        str(dataset),
+        "--config",
+        "test",
+        "--limit",
+        "1",
+        "--prompt",
+        "center",
+        "--out",
+        str(out),
+        "--overwrite",
+        "--quiet",
+    ]
+    assert main(args_one) == 0
+    assert set(_last_json(capsys)["results"]["random:test"]) == {"center"}
+    assert not (out / "miou_at_k.png").exists()  # the old report's files are gone
+
+
+def test_robustness_fewer_levels(dataset, tmp_path, capsys):
+    out = tmp_path / "rob"
+    args = [
+        "robustness",
+        str(dataset),
+        "--config",
+        "test",
+        "--levels",
+        "2",
+        "--limit",
+        "1",
+        "--prompt",
+        "center",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
+    assert main(args) == 0
+    summary = _last_json(capsys)
+    assert len(summary["mean_dice"]) == 8
+    assert all(len(v) == 2 for v in summary["mean_dice"].values())
+    clean = {v[0] for v in summary["mean_dice"].values()}
+    assert len(clean) == 1  # level 0 is the clean image for every perturbation
+    results = json.loads((out / "results.json").read_text())
+    assert results["perturbations"]["gaussian_noise"]["levels"] == [0, 18]
+    assert (out / "robustness.png").is_file() and (out / "examples" / "occlusion.png").is_file()
+    assert "salt_and_pepper" in (out / "index.html").read_text()
+
+
+def test_help(capsys):
+    for cmd in ("eval", "robustness"):
+        with pytest.raises(SystemExit) as e:
+            main([cmd, "--help"])
+        assert e.value.code == 0
+    assert "--levels" in capsys.readouterr().out
+
+
+def test_missing_dataset_and_model(tmp_path, capsys, dataset):
+    assert (
+        main(["eval", str(tmp_path / "none"), "--config", "test", "--out", str(tmp_path / "r")])
+        == 2
+    )
+    assert "dataset folder not found" in capsys.readouterr().err
+    assert main(["eval", str(tmp_path), "--config", "test", "--out", str(tmp_path / "r")]) == 2
+    assert "not a sam-pets dataset" in capsys.readouterr().err
+    assert (
+        main(
+            [
+                "robustness",
+                str(dataset),
+                "--model",
+                str(tmp_path / "x.pt"),
+                "--out",
+                str(tmp_path / "r"),
+            ]
+        )
+        == 2
+    )
+    assert "no such checkpoint" in capsys.readouterr().err
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"not a checkpoint")
+    assert (
+        main(["eval", str(dataset), "--checkpoint", str(junk), "--out", str(tmp_path / "r")]) == 2
+    )
+    assert "junk.pt" in capsys.readouterr().err
+    assert main(["eval", str(dataset), "--config", "nosuch", "--out", str(tmp_path / "r")]) == 2
+    assert "unknown model config" in capsys.readouterr().err
+
+
+def test_dataset_missing_image(dataset, tmp_path, capsys):
+    broken = tmp_path / "ds"
+    shutil.copytree(dataset, broken)
+    name = canon.read_list(broken, "val")[0] if canon.read_list(broken, "val") else None
+    name = name or sorted(canon.items_by_name(canon.load_manifest(broken)))[0]
+    canon.item_paths(broken, name).image.unlink()
+    assert (
+        main(
+            [
+                "eval",
+                str(broken),
+                "--config",
+                "test",
+                "--prompt",
+                "box",
+                "--out",
+                str(tmp_path / "r"),
+                "--quiet",
+            ]
+        )
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert name in err and "image file missing" in err
+
+
+def test_mask_image_mismatch(tmp_path, capsys):
+    from tests.eval.conftest import square, write_dataset
+
+    ds = tmp_path / "ds"
+    write_dataset(
+        ds,
+        [
+            {
+                "name": "odd",
+                "masks": [square(2, 2, 5)],
+                "species": "cat",
+                "image": np.zeros((20, 20, 3), np.uint8),
+            }
+        ],
+    )
+    assert (
+        main(
+            [
+                "robustness",
+                str(ds),
+                "--config",
+                "test",
+                "--levels",
+                "2",
+                "--out",
+                str(tmp_path / "r"),
+                "--quiet",
+            ]
+        )
+        == 2
+    )
+    assert "differs from image size" in capsys.readouterr().err
