@@ -29,7 +29,12 @@ from qtpy.QtWidgets import (
 
 from sam_pets._napari import _layers as L
 from sam_pets._napari._export import export_items, export_job
-from sam_pets._napari._models import available_devices, load_choice, model_choices
+from sam_pets._napari._models import (
+    available_devices,
+    load_predictor_job,
+    model_choices,
+    show_progress,
+)
 from sam_pets._napari._session import PromptSession
 
 KEYS = {
@@ -82,7 +87,10 @@ class AnnotatorWidget(QWidget):
         form = QFormLayout(box)
         self.model_combo = QComboBox()
         self.model_combo.addItems(model_choices())
-        self.model_combo.setToolTip("Recent checkpoints, or a randomly initialised config")
+        self.model_combo.setToolTip(
+            "The built-in pets model, Meta's checkpoints (downloaded on first use), "
+            "recent checkpoint files, or a randomly initialised config"
+        )
         browse = QPushButton("Open checkpoint…")
         browse.setToolTip("Meta .pt, Hugging Face .safetensors or sam-pets checkpoint")
         browse.clicked.connect(self._browse_checkpoint)
@@ -201,16 +209,22 @@ class AnnotatorWidget(QWidget):
         self.model_status.setText(f"loading {Path(choice).name}…")
         self.load_button.setEnabled(False)
 
-        def job():
-            from sam_pets.predict import ImagePredictor
-
-            return ImagePredictor(load_choice(choice), device=device)
-
-        worker = _make_worker(job, _progress={"desc": "Loading SAM 2 model", "total": 0})
+        worker = _make_worker(  # downloads an official checkpoint first if needed
+            load_predictor_job,
+            choice,
+            device,
+            _progress={"desc": "Loading SAM 2 model", "total": 0},
+        )
+        worker.yielded.connect(self._alive(lambda rec: self._on_load_progress(worker, rec)))
         worker.returned.connect(self._alive(self._on_model_loaded))
         worker.errored.connect(self._alive(lambda e: self._fail(f"Could not load {choice}", e)))
         worker.finished.connect(self._alive(lambda: self.load_button.setEnabled(True)))
         self._start(worker)
+
+    def _on_load_progress(self, worker, rec) -> None:
+        self.model_status.setText(show_progress(worker, rec))
+        if "warning" in rec.metrics:
+            show_warning(f"sam-pets: {rec.metrics['warning']}")
 
     def _on_model_loaded(self, predictor) -> None:
         self.predictor = predictor

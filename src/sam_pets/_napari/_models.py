@@ -1,13 +1,24 @@
-"""Model choices offered by the annotator: checkpoint files (recent ones remembered) and configs."""
+"""Model choices offered by the annotator.
+
+In picker order: the built-in pets model (the default), Meta's checkpoints (cached ones load
+directly, the others are downloaded in the loading worker first), recently loaded files, and
+randomly initialised configs last.  Loading runs as a generator job (``load_choice_job``)
+that yields :class:`~sam_pets.progress.Progress` records, so a download shows its progress.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Generator
 from pathlib import Path
 
+from sam_pets.model import hub
 from sam_pets.model.checkpoint import atomic_write_bytes
+from sam_pets.progress import Progress, run_job
 
+BUILTIN_LABEL = "pets (built-in)"
+OFFICIAL_TAG = " (Meta SAM "
 RANDOM_PREFIX = "random weights: "
 MAX_RECENT = 8
 
@@ -38,20 +49,81 @@ def remember_checkpoint(path: str) -> None:
     atomic_write_bytes(config_dir() / "recent.json", json.dumps(items[:MAX_RECENT]).encode())
 
 
+def official_label(name: str) -> str:
+    """Picker entry of an official checkpoint: its name, release and cache state."""
+    entry = hub.OFFICIAL[name]
+    version = "2.1" if name.startswith("sam2.1") else "2"
+    state = "cached" if hub.is_cached(name) else f"downloads ~{entry.approx_mb} MB"
+    return f"{name}{OFFICIAL_TAG}{version}, {state})"
+
+
 def model_choices() -> list[str]:
-    """Entries for the model picker: recent files, then randomly initialised configs."""
-    return recent_checkpoints() + [RANDOM_PREFIX + n for n in ("test", "cpu_small", "tiny")]
+    """Entries for the model picker: built-in, official, recent files, random configs."""
+    official = [official_label(n) for n in hub.OFFICIAL]
+    random = [RANDOM_PREFIX + n for n in ("test", "cpu_small", "tiny")]
+    return [BUILTIN_LABEL, *official, *recent_checkpoints(), *random]
+
+
+def choice_spec(choice: str) -> str:
+    """What a picker entry stands for, as :func:`sam_pets.model.hub.resolve_model` reads it."""
+    if choice == BUILTIN_LABEL:
+        return hub.BUILTIN
+    if choice.startswith(RANDOM_PREFIX):
+        return hub.RANDOM_PREFIX + choice[len(RANDOM_PREFIX) :]
+    name, tag, _ = choice.partition(OFFICIAL_TAG)
+    if tag and name in hub.OFFICIAL and choice.endswith(")"):
+        return name
+    return choice  # a checkpoint file
+
+
+def load_choice_job(choice: str) -> Generator[Progress, None, object]:
+    """Load the model an entry names, downloading an official one first (in a worker)."""
+    spec = choice_spec(choice)
+    if spec in hub.OFFICIAL:
+        res = yield from hub.download(spec)
+        if not res.verified:
+            warning = (
+                f"no sha256 is known for {spec}: its keys and shapes match the "
+                f"{hub.OFFICIAL[spec].config} config, but its content was not verified"
+            )
+            yield Progress(0, None, f"loading {spec}", {"warning": warning})
+    yield Progress(0, None, f"loading {Path(spec).name}")
+    try:
+        model = hub.resolve_model(spec)
+    except RuntimeError as e:  # superqt's generator workers drop RuntimeErrors silently
+        raise ValueError(f"{spec}: {e}") from e
+    if spec == choice and spec not in hub.model_names():
+        remember_checkpoint(choice)
+    return model
+
+
+def load_predictor_job(choice: str, device: str) -> Generator[Progress, None, object]:
+    """:func:`load_choice_job`, then an ImagePredictor on ``device`` (the loading worker)."""
+    from sam_pets.predict import ImagePredictor
+
+    model = yield from load_choice_job(choice)
+    try:
+        return ImagePredictor(model, device=device)
+    except RuntimeError as e:  # see load_choice_job
+        raise ValueError(f"cannot use device {device}: {e}") from e
 
 
 def load_choice(choice: str):
-    """Build or load the model an entry names (runs in a worker thread)."""
-    from sam_pets.model import build_model, load_model
+    """Build or load the model an entry names, synchronously (see :func:`load_choice_job`)."""
+    return run_job(load_choice_job(choice), show=False)
 
-    if choice.startswith(RANDOM_PREFIX):
-        return build_model(choice[len(RANDOM_PREFIX) :], seed=0)
-    model = load_model(choice)
-    remember_checkpoint(choice)
-    return model
+
+def show_progress(worker, rec: Progress) -> str:
+    """Mirror a job's Progress on the worker's napari progress bar; return a status line."""
+    pbar = getattr(worker, "pbar", None)
+    if pbar is not None and rec.total:
+        if pbar.total != rec.total // 1000:
+            pbar.total = rec.total // 1000  # kB: a Qt progress bar holds 32-bit ints
+        pbar.update(rec.step // 1000 - pbar.n)
+    frac = rec.fraction
+    mb = rec.metrics.get("MB")
+    detail = f" {mb:.1f}/{rec.total / 1e6:.1f} MB" if mb is not None and frac is not None else ""
+    return rec.message + detail
 
 
 def available_devices() -> list[str]:

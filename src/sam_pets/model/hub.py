@@ -86,7 +86,7 @@ OFFICIAL: dict[str, OfficialCheckpoint] = {
 }
 
 
-class DownloadError(RuntimeError):
+class DownloadError(OSError):
     """A download failed; the message says why and what to do."""
 
 
