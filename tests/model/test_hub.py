@@ -246,3 +246,14 @@ def test_fp16_storage_halves_the_file_and_loads_back(tmp_path):
             torch.testing.assert_close(b, a.half().float(), rtol=0, atol=0)
     with pytest.raises(ValueError, match="floating-point"):
         save_checkpoint(model, tmp_path / "int.pt", dtype=torch.int8)
+
+
+def test_concurrent_download_of_the_same_file_is_refused(server, cache):
+    fcntl = pytest.importorskip("fcntl")
+    cache.mkdir(parents=True)
+    with open(cache / f"{NAME}.pt.part", "ab") as other:
+        fcntl.flock(other.fileno(), fcntl.LOCK_EX)
+        with pytest.raises(hub.DownloadError, match="another sam-pets process"):
+            _download()
+    res, _ = _download()
+    assert res.path.read_bytes() == PAYLOAD

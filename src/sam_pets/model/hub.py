@@ -30,6 +30,11 @@ from sam_pets.model.config import ALIASES
 from sam_pets.model.sam2 import Sam2Image
 from sam_pets.progress import Progress
 
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
+
 BUILTIN = "pets"
 RANDOM_PREFIX = "random:"
 BASE_URL = "https://dl.fbaipublicfiles.com/segment_anything_2"
@@ -271,24 +276,38 @@ def _fetch(entry: OfficialCheckpoint, part: Path, timeout: float) -> Generator[P
         raise DownloadError(f"{url}: HTTP {e.code} {e.reason}") from None
     except (urllib.error.URLError, OSError) as e:
         raise OfflineError(_offline_message(entry, e)) from None
-    with resp:
+    with resp, open(part, "ab") as f:
+        _lock(f, entry)
         start, total = _range_of(resp, part, offset)
+        if not start:
+            f.truncate(0)
         hasher = _hash_file(part) if start else hashlib.sha256()
         done = start
-        with open(part, "ab" if start else "wb") as f:
-            while True:
-                chunk = _read(resp, entry, done)
-                if not chunk:
-                    break
+        while chunk := _read(resp, entry, done):
+            try:
                 f.write(chunk)
-                hasher.update(chunk)
-                done += len(chunk)
-                yield Progress(done, total, f"downloading {entry.name}", {"MB": done / 1e6})
-            f.flush()
-            os.fsync(f.fileno())
+            except OSError as e:  # disk full...: keep what we have, resume later
+                raise DownloadError(f"cannot write {part}: {e}; run again to resume") from None
+            hasher.update(chunk)
+            done += len(chunk)
+            yield Progress(done, total, f"downloading {entry.name}", {"MB": done / 1e6})
+        f.flush()
+        os.fsync(f.fileno())
     if total is not None and done < total:
         raise _interrupted(entry, done, "the server closed the connection early")
     return hasher.hexdigest()
+
+
+def _lock(f, entry: OfficialCheckpoint) -> None:
+    """Refuse a second concurrent download of the same file (POSIX; released on close)."""
+    if fcntl is None:  # Windows: no lock; the sha256 check still guards the cache
+        return
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        raise DownloadError(
+            f"{entry.name} is being downloaded by another sam-pets process; wait for it"
+        ) from None
 
 
 def _range_of(resp, part: Path, offset: int) -> tuple[int, int | None]:
