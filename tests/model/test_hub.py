@@ -257,3 +257,19 @@ def test_concurrent_download_of_the_same_file_is_refused(server, cache):
             _download()
     res, _ = _download()
     assert res.path.read_bytes() == PAYLOAD
+
+
+def test_shipped_builtin_model(monkeypatch):
+    """The real pets.pt (once it is in the package): small, fp16 storage, loads in fp32."""
+    from sam_pets.model import read_checkpoint
+
+    monkeypatch.delenv("SAM_PETS_BUILTIN_MODEL", raising=False)
+    path = hub.builtin_path()
+    if not path.is_file():
+        pytest.skip(f"built-in weights not in this checkout: {path}")
+    assert path.stat().st_size <= 25_000_000
+    ckpt = read_checkpoint(path)
+    assert ckpt.format == "sam-pets"
+    assert {v.dtype for v in ckpt.image_state.values() if v.is_floating_point()} == {torch.float16}
+    model = hub.resolve_model("pets")
+    assert all(p.dtype == torch.float32 for p in model.parameters())
