@@ -1,4 +1,4 @@
-"""Figures for the reports (matplotlib, Agg backend; no display needed).
+"""Figures for the reports (matplotlib's object API: no pyplot, no global backend, no display).
 
 Each function writes one PNG and returns its path. Inputs are the JSON-ready summaries of
 :mod:`sam_pets.eval.summary`, so a report can be redrawn from ``metrics.json`` alone.
@@ -10,13 +10,10 @@ import io
 import os
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from sam_pets._atomic import atomic_write_bytes  # noqa: E402
+from sam_pets._atomic import atomic_write_bytes
 
 OVERLAY_RGB = np.array([255, 40, 40], dtype=np.float32)
 
@@ -25,14 +22,14 @@ def save_figure(fig, path: str | os.PathLike, dpi: int = 100) -> Path:
     """Write ``fig`` as PNG atomically and close it."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
     atomic_write_bytes(path, buf.getvalue())
     return Path(path)
 
 
 def plot_click_curves(curves: dict[str, list[float]], path) -> Path:
     """Plot the mean IoU after each click, one line per model."""
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig = Figure(figsize=(6, 4))
+    ax = fig.subplots()
     for label, curve in curves.items():
         ax.plot(np.arange(1, len(curve) + 1), curve, marker="o", ms=3, label=label)
     for thr in (0.85, 0.90):
@@ -50,7 +47,8 @@ def plot_grouped_bars(
     groups = sorted({g for v in values.values() for g in v})
     n = max(len(values), 1)
     width = 0.8 / n
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.35 * len(groups) * n + 2), 4))
+    fig = Figure(figsize=(max(5.0, 0.35 * len(groups) * n + 2), 4))
+    ax = fig.subplots()
     x = np.arange(len(groups))
     for i, (label, v) in enumerate(values.items()):
         heights = [v.get(g) or 0.0 for g in groups]
@@ -58,8 +56,8 @@ def plot_grouped_bars(
     ax.set_xticks(
         x,
         groups,
-        rotation=60 if len(groups) > 6 else 0,
-        ha="right" if len(groups) > 6 else "center",
+        rotation=60 if len(groups) > 4 else 0,
+        ha="right" if len(groups) > 4 else "center",
         fontsize=8,
     )
     ax.set(ylabel=ylabel, ylim=(0, 1), title=title)
@@ -82,7 +80,8 @@ def plot_level_curves(
     n = len(curves)
     cols = min(ncols, n)
     rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.8 * rows), squeeze=False)
+    fig = Figure(figsize=(3.2 * cols, 2.8 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax, (name, (levels, values)) in zip(axes.flat, curves.items(), strict=False):
         ax.plot(range(len(levels)), values, marker="o", ms=3)
         ax.set_xticks(range(len(levels)), [f"{v:g}" for v in levels], fontsize=7, rotation=45)
@@ -143,7 +142,7 @@ def picture_grid(rows: list[dict], path, title: str, cell_hw: tuple[int, int] = 
         texts.append((-6, y + ch / 2, r["label"], "right"))
     dpi = 100
     h, w = mosaic.shape[:2]
-    fig = plt.figure(figsize=((w + 160) / dpi, (h + 40) / dpi), dpi=dpi)
+    fig = Figure(figsize=((w + 160) / dpi, (h + 40) / dpi), dpi=dpi)
     ax = fig.add_axes((130 / (w + 160), 0, w / (w + 160), h / (h + 40)))
     ax.imshow(mosaic, interpolation="nearest")
     ax.axis("off")

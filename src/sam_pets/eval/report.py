@@ -46,7 +46,7 @@ def write_eval_report(res: EvalResult, out: str | os.PathLike) -> Path:
     summary = res.summary()
     atomic_write_text(out / "metrics.json", json.dumps(summary, indent=1))
     atomic_write_text(out / "per_image.csv", _csv(res.rows))
-    figures = _plots(summary, out) + _grids(res, out)
+    figures = write_plots(summary, out) + _grids(res, out)
     index = out / "index.html"
     atomic_write_text(index, _html(summary, figures))
     return index
@@ -61,7 +61,8 @@ def _csv(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
-def _plots(summary: dict, out: Path) -> list[tuple[str, str]]:
+def write_plots(summary: dict, out: Path) -> list[tuple[str, str]]:
+    """Draw the report's plots from a summary into ``out``; returns (file name, caption)."""
     results, protocols = summary["results"], summary["config"]["protocols"]
     figs = []
     single = [p for p in protocols if p != "clicks"]
