@@ -1,0 +1,380 @@
+"""The Evaluate dock: score a model on a dataset folder in the background, inspect the worst.
+
+The evaluation is :func:`sam_pets.eval.evaluate.iter_evaluate` run in a napari thread worker
+(:func:`evaluate_job` is the headless generator it runs). The dock shows its progress, then a
+metrics table and the plots; the worst cases open as layers (image, ground truth, prediction).
+The default model is the Annotator's current one (a fresh predictor over the same weights, so
+the Annotator's embedding is left alone), if an Annotator dock with a model is open.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Generator
+from pathlib import Path
+
+import numpy as np
+from napari.qt.threading import create_worker
+from napari.utils.notifications import show_error, show_info
+from qtpy.QtGui import QPixmap
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QProgressBar,
+    QPushButton,
+    QSpinBox,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from sam_pets._napari._models import available_devices, load_choice_job, model_choices
+from sam_pets.eval.evaluate import EvalConfig, EvalResult, NamedModel, iter_evaluate
+from sam_pets.eval.protocols import PROTOCOLS
+from sam_pets.progress import Progress
+
+ANNOTATOR_MODEL = "Annotator's current model"
+NO_COMPARE = "(none)"
+TABLE_COLUMNS = (
+    "model",
+    "protocol",
+    "mIoU",
+    "mDice",
+    "pixel acc.",
+    "3-cat mIoU",
+    "NoC@85",
+    "NoC@90",
+)
+
+
+def annotator_predictor(viewer):
+    """The predictor of the viewer's Annotator dock, or None (the link is optional)."""
+    from sam_pets._napari import _annotator
+
+    finder = getattr(_annotator, "annotator_for", None)
+    if finder is not None:
+        widget = finder(viewer)
+    else:  # older annotator module: look through the open docks
+        docks = getattr(viewer.window, "dock_widgets", {}) or {}
+        widget = next(
+            (w for w in docks.values() if isinstance(w, _annotator.AnnotatorWidget)), None
+        )
+    return getattr(widget, "predictor", None) if widget is not None else None
+
+
+def evaluate_job(
+    choices: list, dataset: str, cfg: EvalConfig, device: str = "auto"
+) -> Generator[Progress, None, EvalResult]:
+    """Load the models, then evaluate (the worker's generator).
+
+    Args:
+        choices: Per model, a model-picker entry (str) or an existing predictor.
+        dataset: Canonical dataset folder.
+        cfg: What to evaluate.
+        device: Device for models loaded here.
+    """
+    from sam_pets.predict import ImagePredictor
+
+    models = []
+    for i, choice in enumerate(choices):
+        if isinstance(choice, str):
+            model = yield from load_choice_job(choice)
+            predictor = ImagePredictor(model, device=device, cache_size=2)
+            label = Path(choice).stem if Path(choice).is_file() else choice
+        else:  # share the weights, not the predictor: the annotator keeps its embedding
+            predictor = ImagePredictor(
+                choice.model, device=choice.device, precision=choice.precision, cache_size=2
+            )
+            label = "annotator"
+        label = label if label not in [m.label for m in models] else f"{label} ({i + 1})"
+        models.append(
+            NamedModel(label, predictor, {"source": label, "config": predictor.model.cfg.name})
+        )
+    return (yield from iter_evaluate(models, dataset, cfg))
+
+
+class EvaluateWidget(QWidget):
+    """Dock widget: evaluate a model on a dataset folder; table, plots, worst cases."""
+
+    def __init__(self, napari_viewer) -> None:
+        super().__init__()
+        self.viewer = napari_viewer
+        self.worker = None
+        self.result: EvalResult | None = None
+        self._figures = tempfile.TemporaryDirectory(prefix="sam_pets_eval_")
+        self._dead = False
+        self._build_ui()
+        self.refresh_models()
+        self.destroyed.connect(self._on_destroyed)
+
+    # --- layout -------------------------------------------------------------------------------
+    def _build_ui(self) -> None:
+        root = QVBoxLayout(self)
+        root.addWidget(self._input_box())
+        root.addWidget(self._protocol_box())
+        root.addWidget(self._run_box())
+        root.addWidget(self._result_box())
+        root.addStretch(1)
+
+    def _input_box(self) -> QGroupBox:
+        box = QGroupBox("Data and model")
+        form = QFormLayout(box)
+        self.dataset_edit = QLineEdit()
+        self.dataset_edit.setPlaceholderText("canonical dataset folder (sam-pets convert ...)")
+        browse = QPushButton("…")
+        browse.clicked.connect(self._browse_dataset)
+        row = QHBoxLayout()
+        row.addWidget(self.dataset_edit)
+        row.addWidget(browse)
+        form.addRow("Dataset", row)
+        self.model_combo, self.compare_combo = QComboBox(), QComboBox()
+        self.model_combo.setToolTip("The Annotator's model when one is loaded, else a picker")
+        self.compare_combo.setToolTip("A second model side by side (before/after fine-tuning)")
+        refresh = QPushButton("\u21bb")
+        refresh.setToolTip("Refresh the model lists (e.g. after loading a model in the Annotator)")
+        refresh.clicked.connect(self.refresh_models)
+        row = QHBoxLayout()
+        row.addWidget(self.model_combo, 1)
+        row.addWidget(refresh)
+        form.addRow("Model", row)
+        form.addRow("Compare with", self.compare_combo)
+        self.device_combo = QComboBox()
+        self.device_combo.addItems(available_devices())
+        form.addRow("Device", self.device_combo)
+        return box
+
+    def _protocol_box(self) -> QGroupBox:
+        box = QGroupBox("Protocol")
+        form = QFormLayout(box)
+        self.protocol_checks = {p: QCheckBox(p) for p in PROTOCOLS}
+        row = QHBoxLayout()
+        for check in self.protocol_checks.values():
+            check.setChecked(True)
+            row.addWidget(check)
+        form.addRow(row)
+        self.clicks_spin = _spin(1, 50, 20, "correction clicks k (NoC is capped at 20)")
+        self.limit_spin = _spin(0, 100000, 0, "evaluate only the first N images (0: all)")
+        self.split_combo = QComboBox()
+        self.split_combo.addItems(["all", "val", "train", "val_tiny", "train_tiny"])
+        form.addRow("Clicks", self.clicks_spin)
+        form.addRow("Images (0 = all)", self.limit_spin)
+        form.addRow("Split", self.split_combo)
+        return box
+
+    def _run_box(self) -> QGroupBox:
+        box = QGroupBox("Run")
+        lay = QVBoxLayout(box)
+        row = QHBoxLayout()
+        self.run_button, self.cancel_button = QPushButton("Evaluate"), QPushButton("Cancel")
+        self.run_button.clicked.connect(self.run)
+        self.cancel_button.clicked.connect(self.cancel)
+        self.cancel_button.setEnabled(False)
+        row.addWidget(self.run_button)
+        row.addWidget(self.cancel_button)
+        lay.addLayout(row)
+        self.progress_bar = QProgressBar()
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+        lay.addWidget(self.progress_bar)
+        lay.addWidget(self.status)
+        return box
+
+    def _result_box(self) -> QGroupBox:
+        box = QGroupBox("Results")
+        lay = QVBoxLayout(box)
+        self.table = QTableWidget(0, len(TABLE_COLUMNS))
+        self.table.setHorizontalHeaderLabels(TABLE_COLUMNS)
+        lay.addWidget(self.table)
+        self.plot_labels = [QLabel(), QLabel()]
+        for lab in self.plot_labels:
+            lab.setScaledContents(False)
+            lay.addWidget(lab)
+        row = QHBoxLayout()
+        self.worst_spin = _spin(1, 50, 5, "how many worst cases to open")
+        self.worst_button = QPushButton("Open worst cases as layers")
+        self.worst_button.setEnabled(False)
+        self.worst_button.clicked.connect(lambda: self.open_worst(self.worst_spin.value()))
+        row.addWidget(self.worst_spin)
+        row.addWidget(self.worst_button)
+        lay.addLayout(row)
+        return box
+
+    # --- actions ------------------------------------------------------------------------------
+    def refresh_models(self) -> None:
+        """Fill the model pickers (the Annotator's model first when there is one)."""
+        entries = model_choices()
+        if annotator_predictor(self.viewer) is not None:
+            entries = [ANNOTATOR_MODEL, *entries]
+        for combo, extra in ((self.model_combo, []), (self.compare_combo, [NO_COMPARE])):
+            current = combo.currentText()
+            combo.clear()
+            combo.addItems(extra + entries)
+            if current in extra + entries:
+                combo.setCurrentText(current)
+
+    def config(self) -> EvalConfig:
+        """The :class:`EvalConfig` of the current settings."""
+        protocols = tuple(p for p, c in self.protocol_checks.items() if c.isChecked())
+        return EvalConfig(
+            protocols=protocols or ("box",),
+            max_clicks=self.clicks_spin.value(),
+            split=self.split_combo.currentText(),
+            limit=self.limit_spin.value() or None,
+        )
+
+    def run(self) -> None:
+        """Start the evaluation in a worker."""
+        dataset = self.dataset_edit.text().strip()
+        if not dataset or not Path(dataset).is_dir():
+            show_error(f"sam-pets: dataset folder not found: {dataset!r}")
+            return
+        choices = [self._resolve(self.model_combo.currentText())]
+        if self.compare_combo.currentText() != NO_COMPARE:
+            choices.append(self._resolve(self.compare_combo.currentText()))
+        self.worker = create_worker(
+            evaluate_job,
+            choices,
+            dataset,
+            self.config(),
+            self.device_combo.currentText(),
+            _ignore_errors=True,
+            _progress={"desc": "Evaluating", "total": 0},
+        )
+        self.worker.yielded.connect(self._alive(self._on_progress))
+        self.worker.returned.connect(self._alive(self._on_result))
+        self.worker.errored.connect(self._alive(self._on_error))
+        self.worker.finished.connect(self._alive(self._on_finished))
+        self.run_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.status.setText("starting…")
+        self.worker.start()
+
+    def cancel(self) -> None:
+        """Ask the worker to stop at its next image."""
+        if self.worker is not None:
+            self.worker.quit()
+            self.status.setText("cancelled")
+
+    def _resolve(self, choice: str):
+        return annotator_predictor(self.viewer) if choice == ANNOTATOR_MODEL else choice
+
+    def _on_progress(self, rec: Progress) -> None:
+        if rec.total:
+            self.progress_bar.setMaximum(rec.total)
+            self.progress_bar.setValue(rec.step)
+        metrics = " ".join(f"{k}={v:.3f}" for k, v in rec.metrics.items() if isinstance(v, float))
+        self.status.setText(f"{rec.message} {metrics}".strip())
+
+    def _on_result(self, result: EvalResult) -> None:
+        self.result = result
+        summary = result.summary()
+        self._fill_table(summary)
+        self._show_plots(summary)
+        self.worst_button.setEnabled(result.config.grid_protocol is not None)
+        self.status.setText(f"{result.n_images} images in {result.timing['total']:.1f} s")
+        show_info(f"sam-pets: evaluated {result.n_images} images")
+
+    def _on_error(self, error: Exception) -> None:
+        self.status.setText(f"failed: {error}")
+        show_error(f"sam-pets: evaluation failed: {error}")
+
+    def _on_finished(self) -> None:
+        self.run_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+
+    def _fill_table(self, summary: dict) -> None:
+        rows = []
+        for model, res in summary["results"].items():
+            for p, s in res.items():
+                three = (s.get("three_class") or {}).get("miou")
+                rows.append(
+                    [
+                        model,
+                        p,
+                        s.get("miou"),
+                        s.get("mdice"),
+                        s.get("accuracy"),
+                        three,
+                        s.get("noc85"),
+                        s.get("noc90"),
+                    ]
+                )
+        self.table.setRowCount(len(rows))
+        for i, row in enumerate(rows):
+            for j, v in enumerate(row):
+                text = "" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)
+                self.table.setItem(i, j, QTableWidgetItem(text))
+        self.table.resizeColumnsToContents()
+
+    def _show_plots(self, summary: dict) -> None:
+        from sam_pets.eval.report import write_plots
+
+        figures = write_plots(summary, Path(self._figures.name))
+        for lab, (name, caption) in zip(self.plot_labels, figures, strict=False):
+            pix = QPixmap(str(Path(self._figures.name) / name))
+            lab.setPixmap(pix.scaledToWidth(360))
+            lab.setToolTip(caption)
+
+    def open_worst(self, n: int = 5) -> list:
+        """Add the ``n`` worst objects (first model, grid protocol) as layers; returns them."""
+        from sam_pets.data.formats import sam2_folder as canon
+        from sam_pets.eval.items import load_item
+
+        res = self.result
+        if res is None or res.config.grid_protocol is None:
+            return []
+        label, p = next(iter(res.models)), res.config.grid_protocol
+        rows = sorted(
+            (r for r in res.rows if r["model"] == label and r["protocol"] == p),
+            key=lambda r: r["iou"],
+        )[:n]
+        records = canon.items_by_name(canon.load_manifest(res.dataset))
+        layers = []
+        for rank, r in enumerate(rows, 1):
+            item = load_item(res.dataset, records[r["item"]])
+            k = item.object_ids.index(r["object_id"])
+            pred = res.mask(label, item.name, k, item.masks[k].shape)
+            name = f"worst {rank}: {item.name} (IoU {r['iou']:.2f})"
+            layers.append(self.viewer.add_image(item.image, name=name, rgb=True))
+            gt = np.where(item.ignore, 3, item.masks[k].astype(np.uint8))
+            layers.append(self.viewer.add_labels(gt, name=f"{name} truth", opacity=0.4))
+            layers.append(
+                self.viewer.add_labels(
+                    pred.astype(np.uint8) * 2, name=f"{name} {p} prediction", opacity=0.5
+                )
+            )
+        return layers
+
+    # --- plumbing -----------------------------------------------------------------------------
+    def _browse_dataset(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Dataset folder")
+        if path:
+            self.dataset_edit.setText(path)
+
+    def _alive(self, fn):
+        def call(*args):
+            if not self._dead:
+                fn(*args)
+
+        return call
+
+    def _on_destroyed(self, *args) -> None:
+        self._dead = True
+        if self.worker is not None:
+            self.worker.quit()
+        self._figures.cleanup()
+
+
+def _spin(lo: int, hi: int, value: int, tip: str) -> QSpinBox:
+    spin = QSpinBox()
+    spin.setRange(lo, hi)
+    spin.setValue(value)
+    spin.setToolTip(tip)
+    return spin

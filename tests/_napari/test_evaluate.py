@@ -1,0 +1,86 @@
+"""The Evaluate dock: runs in a worker, fills the table and plots, opens the worst cases."""
+
+from __future__ import annotations
+
+import pytest
+from tests.eval.conftest import synthetic_items, write_dataset
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("evaldock") / "ds"
+    write_dataset(root, synthetic_items())
+    return root
+
+
+@pytest.fixture
+def dock(make_napari_viewer, tmp_path, monkeypatch, one_torch_thread):
+    monkeypatch.setenv("SAM_PETS_CONFIG_DIR", str(tmp_path / "config"))
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget("sam-pets", "Evaluate")
+    return viewer, widget
+
+
+def _run(qtbot, widget):
+    widget.run()
+    qtbot.waitUntil(lambda: widget.run_button.isEnabled(), timeout=60000)
+
+
+def test_evaluate_random_model_then_open_worst(dock, dataset, qtbot):
+    viewer, widget = dock
+    assert widget.model_combo.currentText() == "pets (built-in)"
+    widget.model_combo.setCurrentText("random weights: test")
+    widget.dataset_edit.setText(str(dataset))
+    for p, check in widget.protocol_checks.items():
+        check.setChecked(p in ("box", "clicks"))
+    widget.clicks_spin.setValue(2)
+    _run(qtbot, widget)
+    assert widget.result is not None, widget.status.text()
+    assert widget.result.n_images == 3
+    cells = [widget.table.item(r, 1).text() for r in range(widget.table.rowCount())]
+    assert cells == ["box", "clicks"]
+    assert widget.table.item(1, 6).text() != ""  # NoC@85 filled for clicks
+    assert all(not lab.pixmap().isNull() for lab in widget.plot_labels)
+    assert widget.progress_bar.value() == 3
+    layers = widget.open_worst(2)
+    assert len(layers) == 6 and layers[0].name.startswith("worst 1: ")
+    assert layers[2].data.shape == (32, 40)
+
+
+@pytest.mark.parametrize("finder", [True, False], ids=["annotator_for", "dock_search"])
+def test_annotator_model_is_the_default(
+    make_napari_viewer, dataset, qtbot, tmp_path, monkeypatch, one_torch_thread, finder
+):
+    from sam_pets._napari import _annotator
+    from sam_pets.model import build_model
+    from sam_pets.predict import ImagePredictor
+
+    if not finder:
+        monkeypatch.delattr(_annotator, "annotator_for", raising=False)
+
+    monkeypatch.setenv("SAM_PETS_CONFIG_DIR", str(tmp_path / "config"))
+    viewer = make_napari_viewer()
+    _, annot = viewer.window.add_plugin_dock_widget("sam-pets", "Annotator")
+    predictor = ImagePredictor(build_model("test", seed=1), device="cpu")
+    annot.set_predictor(predictor)
+    _, widget = viewer.window.add_plugin_dock_widget("sam-pets", "Evaluate")
+    assert widget.model_combo.currentText() == "Annotator's current model"
+    widget.dataset_edit.setText(str(dataset))
+    for p, check in widget.protocol_checks.items():
+        check.setChecked(p == "center")
+    _run(qtbot, widget)
+    assert widget.result is not None and list(widget.result.models) == ["annotator"]
+    assert predictor.orig_hw is None or predictor.orig_hw != (32, 40)  # its image untouched
+
+
+def test_missing_dataset_is_reported(dock, tmp_path, qtbot):
+    _, widget = dock
+    widget.dataset_edit.setText(str(tmp_path / "nothing"))
+    widget.run()
+    assert widget.worker is None and widget.run_button.isEnabled()
+    widget.dataset_edit.setText(str(tmp_path))  # a folder, but not a dataset
+    widget.model_combo.setCurrentText("random weights: test")
+    _run(qtbot, widget)
+    assert widget.result is None and "dataset.json" in widget.status.text()
