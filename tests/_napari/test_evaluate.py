@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from tests.eval.conftest import synthetic_items, write_dataset
+
+from eval.conftest import synthetic_items, write_dataset
 
 pytestmark = pytest.mark.gui
 

@@ -184,7 +184,7 @@ def test_dataset_missing_image(dataset, tmp_path, capsys):
 
 
 def test_mask_image_mismatch(tmp_path, capsys):
-    from tests.eval.conftest import square, write_dataset
+    from eval.conftest import square, write_dataset
 
     ds = tmp_path / "ds"
     write_dataset(
