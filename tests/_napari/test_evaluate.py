@@ -29,7 +29,7 @@ def _run(qtbot, widget):
     qtbot.waitUntil(lambda: widget.run_button.isEnabled(), timeout=60000)
 
 
-def test_evaluate_random_model_then_open_worst(dock, dataset, qtbot):
+def test_evaluate_random_model_then_open_worst(dock, dataset, qtbot, tmp_path):
     viewer, widget = dock
     assert widget.model_combo.currentText() == "pets (built-in)"
     widget.model_combo.setCurrentText("random weights: test")
@@ -48,6 +48,11 @@ def test_evaluate_random_model_then_open_worst(dock, dataset, qtbot):
     layers = widget.open_worst(2)
     assert len(layers) == 6 and layers[0].name.startswith("worst 1: ")
     assert layers[2].data.shape == (32, 40)
+    out = tmp_path / "report"
+    worker = widget.save_report(str(out))
+    qtbot.waitUntil(lambda: (out / "index.html").exists(), timeout=30000)
+    qtbot.waitUntil(lambda: worker.is_running is False, timeout=30000)
+    assert widget.save_report(str(out)) is None  # never over an existing report
 
 
 @pytest.mark.parametrize("finder", [True, False], ids=["annotator_for", "dock_search"])

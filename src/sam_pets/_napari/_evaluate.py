@@ -204,6 +204,10 @@ class EvaluateWidget(QWidget):
         row.addWidget(self.worst_spin)
         row.addWidget(self.worst_button)
         lay.addLayout(row)
+        self.save_button = QPushButton("Save HTML report…")
+        self.save_button.setEnabled(False)
+        self.save_button.clicked.connect(self._choose_report_dir)
+        lay.addWidget(self.save_button)
         return box
 
     # --- actions ------------------------------------------------------------------------------
@@ -278,6 +282,7 @@ class EvaluateWidget(QWidget):
         self._fill_table(summary)
         self._show_plots(summary)
         self.worst_button.setEnabled(result.config.grid_protocol is not None)
+        self.save_button.setEnabled(True)
         self.status.setText(f"{result.n_images} images in {result.timing['total']:.1f} s")
         show_info(f"sam-pets: evaluated {result.n_images} images")
 
@@ -352,7 +357,34 @@ class EvaluateWidget(QWidget):
             )
         return layers
 
+    def save_report(self, folder: str):
+        """Write the report of the last run into ``folder`` in a worker (never over a report).
+
+        Returns:
+            The worker, or None when there is nothing to save or ``folder`` holds a report.
+        """
+        from sam_pets.eval.html import check_report_dir
+        from sam_pets.eval.report import write_eval_report
+
+        if self.result is None:
+            return None
+        try:
+            check_report_dir(folder, overwrite=False)
+        except ValueError as e:
+            show_error(f"sam-pets: {e}")
+            return None
+        worker = create_worker(write_eval_report, self.result, folder, _ignore_errors=True)
+        worker.returned.connect(self._alive(lambda p: self.status.setText(f"report: {p}")))
+        worker.errored.connect(self._alive(lambda e: show_error(f"sam-pets: report: {e}")))
+        worker.start()
+        return worker
+
     # --- plumbing -----------------------------------------------------------------------------
+    def _choose_report_dir(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Folder for the report")
+        if path:
+            self.save_report(path)
+
     def _browse_dataset(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Dataset folder")
         if path:
