@@ -2,11 +2,14 @@
 
 The protocol (as in the interactive-segmentation literature, SAM's and SAM 2's evaluation):
 the first prompt is a click at the mask's most interior pixel (or the tight box); then, while
-clicks remain, the next click goes to the centre (pixel farthest from the region's boundary)
-of the largest error region: positive on missed foreground, negative on a false positive
-(:func:`sam_pets.data.prompts.correction_click`). Every click after the first feeds the
-previous low-res logits back as the mask input, and keeps all earlier clicks. The IoU after
-each click gives the mIoU@k curve; :func:`clicks_to_iou` turns it into NoC@85 / NoC@90.
+clicks remain, the next click goes to the centre of the largest error region, "largest" and
+"centre" measured by depth as usual: of the missed pixels and the false positives, the set
+whose farthest-from-boundary pixel lies deeper is chosen, and the click goes on that pixel;
+positive on missed foreground, negative on a false positive
+(:func:`sam_pets.data.prompts.correction_click`, ignored pixels never count as errors).
+Every click after the first feeds the previous low-res logits back as the mask input, and
+keeps all earlier clicks. The IoU after each click gives the mIoU@k curve;
+:func:`clicks_to_iou` turns it into NoC@85 / NoC@90.
 """
 
 from __future__ import annotations
