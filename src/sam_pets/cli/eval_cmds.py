@@ -39,8 +39,9 @@ def register(sub) -> None:
     )
     p.add_argument(
         "--compare",
-        metavar="CKPT|NAME",
-        help="a second model (checkpoint file or model name) side by side",
+        metavar="NAME|FILE",
+        help="a second model side by side, e.g. before and after fine-tuning (a model name "
+        "as for --model, random:CONFIG, or a checkpoint file)",
     )
     p.set_defaults(func=cmd_eval)
 
