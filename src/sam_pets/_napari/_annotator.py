@@ -7,12 +7,14 @@ thread only reads prompt layers and writes results into layers.
 from __future__ import annotations
 
 import dataclasses
+import weakref
 from pathlib import Path
 
 import numpy as np
 from napari.layers import Image, Labels
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info, show_warning
+from qtpy.QtCore import Signal
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -48,12 +50,36 @@ KEYS = {
 AUTO_RULE = "auto polarity: a click on the current mask removes it, a click off it adds"
 
 
+_LIVE: weakref.WeakSet = weakref.WeakSet()
+
+
+def _unwrap(obj):
+    """The object behind napari's plugin proxy (proxies differ per access)."""
+    return getattr(obj, "__wrapped__", obj)
+
+
+def annotator_for(viewer) -> AnnotatorWidget | None:
+    """The open Annotator dock of ``viewer`` (other docks use its model and annotations)."""
+    target = _unwrap(viewer)
+    for widget in list(_LIVE):
+        if not widget._dead and _unwrap(widget.viewer) is target:
+            return widget
+    return None
+
+
 class AnnotatorWidget(QWidget):
-    """Dock widget driving SAM 2 from point and box prompts."""
+    """Dock widget driving SAM 2 from point and box prompts.
+
+    Signals:
+        committed(int): a new object was committed under this label id.
+    """
+
+    committed = Signal(int)
 
     def __init__(self, napari_viewer) -> None:
         super().__init__()
         self.viewer = napari_viewer
+        _LIVE.add(self)
         self.predictor = None
         self.session = PromptSession()
         self.points = self.boxes = self.preview = None
@@ -459,7 +485,20 @@ class AnnotatorWidget(QWidget):
         target.refresh()
         self._annotated[image.name] = (image, target)
         self._clear_layers()
+        self.committed.emit(label)
         return label
+
+    def annotated_items(self) -> list[tuple]:
+        """Copies of every annotated plane: (name, pixels, labels, source).
+
+        A snapshot taken on the GUI thread, so later edits never reach a running job.
+        """
+        items = []
+        for image, target in self._annotated.values():
+            if image.name in self.viewer.layers and target.name in self.viewer.layers:
+                for name, pixels, labels, source in export_items(image, target):
+                    items.append((name, np.array(pixels), np.array(labels), source))
+        return items
 
     def cycle(self) -> None:
         """Show the next candidate mask."""

@@ -117,9 +117,10 @@ def iter_fit(
     except (GeneratorExit, KeyboardInterrupt):
         tr.save(last_val)  # closed or interrupted: keep the state of the last finished step
         raise
-    finally:
-        if tr.dist.is_main:
-            write_curves(tr.run.records(), tr.run.path)
+    # curves are redrawn at every validation; a stop request skips the final redraw (seconds
+    # of plotting) so that cancelling is quick -- a resumed run draws them again
+    if tr.dist.is_main and status != "cancelled":
+        write_curves(tr.run.records(), tr.run.path)
     ddp.barrier()  # only on a normal end: after an exception other ranks may be gone
     best = tr.best_miou if tr.best_step >= 0 else None
     return FitResult(tr.run.path, tr.step, tr.epoch, status, best, tr.best_step, last_val, tr.model)

@@ -1,0 +1,143 @@
+"""The Fine-tune dock with real layers: progress, cancel / resume, hot-swap, GUI responsiveness."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from conftest import convert_pets_dev
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture(scope="module")
+def pets(tmp_path_factory):
+    """Four real pet photos with their ground-truth objects as label images."""
+    from sam_pets.eval.items import item_names, iter_items
+
+    root = convert_pets_dev(tmp_path_factory, tiny=8)
+    out = []
+    for item in iter_items(root, item_names(root, "all")[:4]):
+        labels = np.zeros(item.image.shape[:2], np.uint8)
+        for oid, m in zip(item.object_ids, item.masks, strict=True):
+            labels[m] = oid
+        out.append((item.name, item.image, labels))
+    return out
+
+
+@pytest.fixture
+def docks(make_napari_viewer, qtbot, pets, tmp_path, monkeypatch):
+    from sam_pets.model import build_model
+    from sam_pets.predict import ImagePredictor
+
+    monkeypatch.setenv("SAM_PETS_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.setenv("SAM_PETS_DATA_DIR", str(tmp_path / "data"))
+    viewer = make_napari_viewer()
+    for name, image, _ in pets:
+        viewer.add_image(image, name=name, rgb=True)
+    _, annotator = viewer.window.add_plugin_dock_widget("sam-pets", "Annotator")
+    annotator.set_predictor(ImagePredictor(build_model("test", seed=0), device="cpu"))
+    qtbot.waitUntil(lambda: annotator._ready_key is not None, timeout=30000)
+    for name, _, labels in pets:  # what committing objects on each photo leaves behind
+        layer = viewer.add_labels(labels, name=f"{name} labels")
+        annotator._annotated[name] = (viewer.layers[name], layer)
+    _, dock = viewer.window.add_plugin_dock_widget("sam-pets", "Fine-tune")
+    yield viewer, annotator, dock
+    dock.cancel()
+    qtbot.waitUntil(lambda: not dock.running, timeout=60000)
+    qtbot.waitUntil(lambda: not annotator._busy, timeout=30000)
+
+
+def _records(dock):
+    seen = []
+    dock.worker.yielded.connect(seen.append)
+    return seen
+
+
+def test_finetune_cancel_resume_and_hot_swap(docks, qtbot, tmp_path):
+    from qtpy.QtCore import QTimer
+
+    viewer, annotator, dock = docks
+    assert dock.preset == "quick" and dock.freeze_checks["image_encoder"].isChecked()
+    dock.steps_spin.setValue(400)
+    ticks = []
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.start()
+    dock.start()
+    seen = _records(dock)
+    qtbot.waitUntil(lambda: sum(r.message == "train" for r in seen) >= 3, timeout=60000)
+    t0 = time.perf_counter()
+    dock.cancel()
+    qtbot.waitUntil(lambda: not dock.running, timeout=10000)
+    timer.stop()
+    assert time.perf_counter() - t0 < 2.0  # cancel is honoured after the current step
+    assert "cancelled" in dock.status.text()
+    folder = dock.folder
+    assert (folder / "run" / "last.pt").is_file() and (folder / "data" / "dataset.json").is_file()
+    assert str(folder).startswith(str(tmp_path / "data" / "finetune"))
+    start = next(r for r in seen if r.message == "start")
+    # the photo on screen was embedded by the annotator and is reused; the others are computed
+    assert start.metrics["reused"] == 1
+    computed = sum(
+        r.metrics["computed"] for r in seen if r.message.startswith("caching") and r.step == r.total
+    )
+    assert computed == 3
+    gaps = np.diff(ticks)
+    assert len(gaps) > 20 and gaps.max() < 0.1, f"GUI stalled {gaps.max() * 1e3:.0f} ms"
+    assert dock.history["loss"] and dock.progress_bar.maximum() == 400
+
+    # resume with fewer steps left: edit the run's total through the job API
+    from sam_pets.train.finetune import FinetuneJob
+
+    stopped = max(r.step for r in seen if r.message == "train")
+    job = FinetuneJob.resume(folder, steps=stopped + 3)
+    dock._launch(job, None, resumed=True)
+    seen = _records(dock)
+    qtbot.waitUntil(lambda: not dock.running, timeout=60000)
+    assert [r.step for r in seen if r.message == "train"] == [stopped + 1, stopped + 2, stopped + 3]
+    result = dock.result
+    assert result is not None and result.status == "done" and result.after is not None
+    assert "before" in dock.result_label.text() and dock.use_button.isEnabled()
+
+    # hot-swap: the annotator predicts with the new weights, then switches back
+    old_model = annotator.predictor.model
+    click = (np.array([[200.0, 150.0]]), np.array([1]))
+    before = annotator.predictor.predict(*click).low_res_logits
+    dock.use_new_model()
+    qtbot.waitUntil(lambda: annotator.predictor.model is result.model, timeout=30000)
+    qtbot.waitUntil(lambda: annotator._ready_key is not None and not annotator._busy, timeout=30000)
+    after = annotator.predictor.predict(*click).low_res_logits
+    assert not np.allclose(before, after)
+    assert dock.back_button.isEnabled()
+    dock.use_previous_model()
+    qtbot.waitUntil(lambda: annotator.predictor.model is old_model, timeout=30000)
+    qtbot.waitUntil(lambda: not annotator._busy, timeout=30000)
+    assert np.allclose(annotator.predictor.predict(*click).low_res_logits, before)
+
+
+def test_needs_a_model_and_annotations(make_napari_viewer, qtbot, monkeypatch, tmp_path):
+    from napari.utils import notifications
+
+    monkeypatch.setenv("SAM_PETS_DATA_DIR", str(tmp_path))
+    warnings = []
+    monkeypatch.setattr("sam_pets._napari._finetune.show_warning", warnings.append)
+    viewer = make_napari_viewer()
+    _, dock = viewer.window.add_plugin_dock_widget("sam-pets", "Fine-tune")
+    dock.start()
+    assert not dock.running and "load a model" in warnings[-1]
+    assert notifications is not None
+
+
+def test_auto_finetune_after_n_commits(docks, qtbot, monkeypatch):
+    viewer, annotator, dock = docks
+    started = []
+    monkeypatch.setattr(dock, "start", lambda: started.append(True))
+    dock.auto_spin.setValue(2)
+    annotator.committed.emit(1)
+    assert not started
+    annotator.committed.emit(2)
+    assert started == [True]
