@@ -28,12 +28,12 @@ def main() -> None:
     args = ap.parse_args()
 
     import napari
+    from PIL import Image
     from qtpy.QtWidgets import QApplication
 
     from sam_pets.model import build_model
     from sam_pets.predict import ImagePredictor
     from sam_pets.samples import sample_path
-    from PIL import Image
 
     image = np.asarray(Image.open(sample_path()).convert("RGB"))
     viewer = napari.Viewer(show=False)
@@ -53,32 +53,33 @@ def main() -> None:
     spin(lambda: widget._ready_key is not None)
     rng = np.random.default_rng(0)
     lat = []
-    for i in range(args.clicks + 3):
+    for _ in range(args.clicks + 3):
         widget.clear()
         spin(lambda: not widget._busy)
         before = widget.session.candidates
         yx = np.array([[rng.uniform(60, 315), rng.uniform(80, 420)]])
         t = time.perf_counter()
         widget.points.add(yx)
-        spin(lambda: widget.session.candidates is not None and widget.session.candidates is not before
-             and not widget._busy)
+        spin(lambda old=before: widget.session.candidates not in (None, old) and not widget._busy)
         lat.append(time.perf_counter() - t)
     lat = lat[3:]
     med = statistics.median(lat) * 1e3
     viewer.close()
-    text = "\n".join([
-        f"## Annotator click-to-preview latency, {args.config}, CPU",
-        "",
-        f"- Machine: {machine()}",
-        f"- Command: `xvfb-run -a {command()}`",
-        "- A positive point added to the real Points layer -> prediction in a worker thread ->"
-        " preview Labels layer updated; embedding cached; 500x375 sample photo; random weights"
-        f" (same cost as trained ones); {args.clicks} clicks after 3 warm-up clicks.",
-        "",
-        "| median (ms) | p90 (ms) | goal |",
-        "| ---: | ---: | ---: |",
-        f"| {med:.1f} | {np.percentile(lat, 90) * 1e3:.1f} | <= 50 |",
-    ])
+    text = "\n".join(
+        [
+            f"## Annotator click-to-preview latency, {args.config}, CPU",
+            "",
+            f"- Machine: {machine()}",
+            f"- Command: `xvfb-run -a {command()}`",
+            "- A positive point added to the real Points layer -> prediction in a worker thread ->"
+            " preview Labels layer updated; embedding cached; 500x375 sample photo; random weights"
+            f" (same cost as trained ones); {args.clicks} clicks after 3 warm-up clicks.",
+            "",
+            "| median (ms) | p90 (ms) | goal |",
+            "| ---: | ---: | ---: |",
+            f"| {med:.1f} | {np.percentile(lat, 90) * 1e3:.1f} | <= 50 |",
+        ]
+    )
     print(text)
     if not args.no_write:
         write_snippet("annotator", text)

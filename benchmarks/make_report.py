@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["predictor", "predictor_gpu", "annotator", "convert", "train", "eval"]
+ORDER = ["predictor", "predictor_gpu", "annotator", "convert", "train", "finetune", "eval"]
 
 HEADER = """# Benchmarks
 
