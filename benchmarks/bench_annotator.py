@@ -60,7 +60,13 @@ def main() -> None:
         yx = np.array([[rng.uniform(60, 315), rng.uniform(80, 420)]])
         t = time.perf_counter()
         widget.points.add(yx)
-        spin(lambda old=before: widget.session.candidates not in (None, old) and not widget._busy)
+        spin(
+            lambda old=before: (
+                widget.session.candidates is not None
+                and widget.session.candidates is not old
+                and not widget._busy
+            )
+        )
         lat.append(time.perf_counter() - t)
     lat = lat[3:]
     med = statistics.median(lat) * 1e3
