@@ -36,6 +36,14 @@ def register(sub) -> None:
     )
     _add_quiet(p)
     p.set_defaults(func=_run_export_coco)
+    p = sub.add_parser(
+        "merge",
+        help="merge canonical datasets into a new one (each item keeps its split)",
+    )
+    p.add_argument("out", metavar="OUT", help="new or empty output folder")
+    p.add_argument("sources", metavar="DATASET", nargs="+", help="canonical dataset folders")
+    p.add_argument("--overwrite", action="store_true", help="replace a dataset in OUT")
+    p.set_defaults(func=_run_merge)
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -149,6 +157,20 @@ def _run_convert(args: argparse.Namespace) -> int:
         raise CliError(str(e)) from None
     print(summary.format())
     return 0 if summary.converted else 1
+
+
+def _run_merge(args: argparse.Namespace) -> int:
+    from sam_pets.cli import CliError
+    from sam_pets.data.errors import BadInputError
+    from sam_pets.data.merge import merge_datasets
+
+    try:
+        counts = merge_datasets(args.sources, args.out, args.overwrite)
+    except BadInputError as e:
+        raise CliError(str(e)) from None
+    splits = ", ".join(f"{k} {v}" for k, v in counts.items())
+    print(f"merged {len(args.sources)} datasets -> {args.out} ({splits})")
+    return 0
 
 
 def _run_export_coco(args: argparse.Namespace) -> int:
