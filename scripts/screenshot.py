@@ -19,6 +19,7 @@ import numpy as np
 
 
 def main() -> None:
+    """Open napari, segment the sample pet, save the window."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("docs") / "annotator.png")
     ap.add_argument("--model", default="pets")
