@@ -36,6 +36,17 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--compare", help="a second model side by side (name or file)")
     ap.add_argument("--src", type=Path, default=SHARED / "data" / "oxford_pets_dev")
     ap.add_argument("--limit", type=int, help="evaluate only the first N images")
+    ap.add_argument(
+        "--split",
+        default="all",
+        help="evaluate this split only (val: the part the built-in model never trained on)",
+    )
+    ap.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.25,
+        help="val share of the seeded, breed-stratified split (0.25: the built-in model's)",
+    )
     ap.add_argument("--max-clicks", type=int, default=20)
     ap.add_argument(
         "--robustness-limit",
@@ -79,7 +90,12 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench_eval_"))
     try:
         ds = tmp / "ds"
-        run_job(convert_oxford_pets(args.src, ds, ConvertConfig(seed=0)), show=False)
+        run_job(
+            convert_oxford_pets(
+                args.src, ds, ConvertConfig(seed=0, val_fraction=args.val_fraction)
+            ),
+            show=False,
+        )
         specs = [(args.model, args.config)] + ([(args.compare, None)] if args.compare else [])
         models = []
         for spec, config in specs:
@@ -88,7 +104,7 @@ def main() -> None:
             models.append(
                 NamedModel(label, ImagePredictor(model, device=args.device, cache_size=2), info)
             )
-        cfg = EvalConfig(max_clicks=args.max_clicks, limit=args.limit)
+        cfg = EvalConfig(max_clicks=args.max_clicks, limit=args.limit, split=args.split)
         t = time.perf_counter()
         res = run_job(iter_evaluate(models, ds, cfg))
         eval_s = time.perf_counter() - t
@@ -128,6 +144,7 @@ def snippet(args, res, eval_s: float, rob, rob_s: float) -> str:
         f"- Machine: {machine()}",
         f"- Command: `PYTHONPATH=src {command()}`",
         f"- Data: `{os.path.relpath(args.src, REPO)}` converted to the canonical format; "
+        f"split `{args.split}` (val fraction {args.val_fraction}, seed 0): "
         f"{s['n_images']} images, {s['n_objects']} objects; trimap border ignored",
         "- Models: "
         + "; ".join(f"{m} = `{i['source']}` ({i['config']})" for m, i in s["models"].items()),
