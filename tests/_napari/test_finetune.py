@@ -108,13 +108,15 @@ def test_finetune_cancel_resume_and_hot_swap(docks, qtbot, tmp_path):
     click = (np.array([[200.0, 150.0]]), np.array([1]))
     before = annotator.predictor.predict(*click).low_res_logits
     dock.use_new_model()
-    qtbot.waitUntil(lambda: annotator.predictor.model is result.model, timeout=30000)
+    qtbot.waitUntil(dock.back_button.isEnabled, timeout=30000)  # swapped, GUI updated
+    assert annotator.predictor.model is result.model
     qtbot.waitUntil(lambda: annotator._ready_key is not None and not annotator._busy, timeout=30000)
     after = annotator.predictor.predict(*click).low_res_logits
     assert not np.allclose(before, after)
     assert dock.back_button.isEnabled()
     dock.use_previous_model()
-    qtbot.waitUntil(lambda: annotator.predictor.model is old_model, timeout=30000)
+    qtbot.waitUntil(dock.use_button.isEnabled, timeout=30000)
+    assert annotator.predictor.model is old_model
     qtbot.waitUntil(lambda: not annotator._busy, timeout=30000)
     assert np.allclose(annotator.predictor.predict(*click).low_res_logits, before)
 
