@@ -96,6 +96,8 @@ def main() -> None:
     ann = res.before  # scores on the annotated images themselves (no held-out part)
     text = "\n".join(
         [
+            "### Annotate, quick fine-tune, annotate again: clicks to 90 % IoU",
+            "",
             f"Model `{args.model}` ({base.cfg.name}, {base.cfg.image_size} px); annotated "
             f"K={len(annotate)} images of `{args.dataset.name}` split `{args.split}` (never "
             f"trained on), fine-tuned {res.step} steps with the Quick (CPU) preset in "

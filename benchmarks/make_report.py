@@ -5,7 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-ORDER = ["predictor", "predictor_gpu", "annotator", "convert", "train", "finetune", "predict_during_finetune", "eval", "pets_model"]
+ORDER = [
+    "predictor",
+    "predictor_gpu",
+    "annotator",
+    "convert",
+    "train",
+    "finetune",
+    "predict_during_finetune",
+    "eval",
+    "pets_model",
+]
 
 HEADER = """# Benchmarks
 
