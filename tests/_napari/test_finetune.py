@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 
 import numpy as np
@@ -62,6 +63,7 @@ def test_finetune_cancel_resume_and_hot_swap(docks, qtbot, tmp_path):
     viewer, annotator, dock = docks
     assert dock.preset == "quick" and dock.freeze_checks["image_encoder"].isChecked()
     dock.steps_spin.setValue(400)
+    gc.collect()  # earlier tests' viewers: their collection is not this test's stall
     ticks = []
     timer = QTimer()
     timer.setInterval(10)
@@ -117,6 +119,7 @@ def test_finetune_cancel_resume_and_hot_swap(docks, qtbot, tmp_path):
     dock.use_previous_model()
     qtbot.waitUntil(dock.use_button.isEnabled, timeout=30000)
     assert annotator.predictor.model is old_model
+    qtbot.waitUntil(lambda: annotator._ready_key is not None, timeout=30000)
     qtbot.waitUntil(lambda: not annotator._busy, timeout=30000)
     assert np.allclose(annotator.predictor.predict(*click).low_res_logits, before)
 

@@ -215,8 +215,14 @@ class AnnotatorWidget(QWidget):
         """Wrap a worker callback so it does nothing once the dock has been closed."""
 
         def call(*args):
-            if not self._dead:
+            if self._dead:
+                return
+            try:
                 fn(*args)
+            except RuntimeError as e:  # the viewer closed first: Qt already deleted children
+                if "has been deleted" not in str(e):
+                    raise
+                self._dead = True
 
         return call
 
