@@ -38,6 +38,7 @@ from sam_pets._napari._models import (
     show_progress,
 )
 from sam_pets._napari._session import PromptSession
+from sam_pets._napari._widgets import DockHelpers
 
 KEYS = {
     "n": ("commit", "commit the object (new label id, prompts cleared)"),
@@ -67,7 +68,7 @@ def annotator_for(viewer) -> AnnotatorWidget | None:
     return None
 
 
-class AnnotatorWidget(QWidget):
+class AnnotatorWidget(DockHelpers, QWidget):
     """Dock widget driving SAM 2 from point and box prompts.
 
     Signals:
@@ -165,14 +166,9 @@ class AnnotatorWidget(QWidget):
     def _export_box(self) -> QGroupBox:
         box = QGroupBox("Export")
         form = QFormLayout(box)
-        row = QHBoxLayout()
         self.export_dir = QLineEdit()
         self.export_dir.setPlaceholderText("dataset folder (SAM 2 format)")
-        pick = QPushButton("…")
-        pick.clicked.connect(self._browse_export_dir)
-        row.addWidget(self.export_dir)
-        row.addWidget(pick)
-        form.addRow(row)
+        form.addRow(self._folder_row(self.export_dir, "Dataset folder"))
         self.coco_check = QCheckBox("also write coco.json")
         form.addRow(self.coco_check)
         buttons = QHBoxLayout()
@@ -211,22 +207,6 @@ class AnnotatorWidget(QWidget):
             except (RuntimeError, TypeError, ValueError):
                 pass
 
-    def _alive(self, fn):
-        """Wrap a worker callback so it does nothing once the dock has been closed."""
-
-        def call(*args):
-            if self._dead:
-                return
-            try:
-                fn(*args)
-            except RuntimeError as e:  # the viewer closed first: Qt already deleted children
-                if "has been deleted" not in str(e):
-                    raise
-                self._dead = True
-
-        return call
-
-    # --- model and embedding -------------------------------------------------------------------
     def _browse_checkpoint(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
             self, "SAM 2 checkpoint", "", "Checkpoints (*.pt *.pth *.safetensors);;All (*)"
@@ -350,8 +330,6 @@ class AnnotatorWidget(QWidget):
             self._add_missing_layers(image)
         finally:
             self._adding_layers = False
-        self._dead = False
-        self.destroyed.connect(self._on_destroyed)
         self._refresh_layer_choices()
         self.viewer.layers.selection.active = self.points
 
@@ -568,11 +546,6 @@ class AnnotatorWidget(QWidget):
         self.boxes.add_rectangles(corners)
 
     # --- export --------------------------------------------------------------------------------
-    def _browse_export_dir(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Dataset folder")
-        if path:
-            self.export_dir.setText(path)
-
     def export(self, all_images: bool = False) -> None:
         """Export the current (or every annotated) image + labels to the dataset folder."""
         folder = self.export_dir.text().strip()

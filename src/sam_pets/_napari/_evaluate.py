@@ -36,6 +36,7 @@ from qtpy.QtWidgets import (
 )
 
 from sam_pets._napari._models import available_devices, load_choice_job, model_choices
+from sam_pets._napari._widgets import DockHelpers
 from sam_pets.eval.evaluate import EvalConfig, EvalResult, NamedModel, iter_evaluate
 from sam_pets.eval.protocols import PROTOCOLS
 from sam_pets.progress import Progress
@@ -100,7 +101,7 @@ def evaluate_job(
     return (yield from iter_evaluate(models, dataset, cfg))
 
 
-class EvaluateWidget(QWidget):
+class EvaluateWidget(DockHelpers, QWidget):
     """Dock widget: evaluate a model on a dataset folder; table, plots, worst cases."""
 
     def __init__(self, napari_viewer) -> None:
@@ -128,12 +129,7 @@ class EvaluateWidget(QWidget):
         form = QFormLayout(box)
         self.dataset_edit = QLineEdit()
         self.dataset_edit.setPlaceholderText("canonical dataset folder (sam-pets convert ...)")
-        browse = QPushButton("…")
-        browse.clicked.connect(self._browse_dataset)
-        row = QHBoxLayout()
-        row.addWidget(self.dataset_edit)
-        row.addWidget(browse)
-        form.addRow("Dataset", row)
+        form.addRow("Dataset", self._folder_row(self.dataset_edit, "Dataset folder"))
         self.model_combo, self.compare_combo = QComboBox(), QComboBox()
         self.model_combo.setToolTip("The Annotator's model when one is loaded, else a picker")
         self.compare_combo.setToolTip("A second model side by side (before/after fine-tuning)")
@@ -384,18 +380,6 @@ class EvaluateWidget(QWidget):
         path = QFileDialog.getExistingDirectory(self, "Folder for the report")
         if path:
             self.save_report(path)
-
-    def _browse_dataset(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Dataset folder")
-        if path:
-            self.dataset_edit.setText(path)
-
-    def _alive(self, fn):
-        def call(*args):
-            if not self._dead:
-                fn(*args)
-
-        return call
 
     def _on_destroyed(self, *args) -> None:
         self._dead = True

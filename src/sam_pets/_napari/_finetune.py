@@ -20,7 +20,6 @@ from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
-    QFileDialog,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -34,6 +33,7 @@ from qtpy.QtWidgets import (
 )
 
 from sam_pets._napari._annotator import annotator_for
+from sam_pets._napari._widgets import DockHelpers
 from sam_pets.train.finetune import (
     PRESETS,
     AnnotatedImage,
@@ -52,7 +52,7 @@ UI_INTERVAL_S = 0.25
 PLOT_SIZE = (420, 180)  # pixels
 
 
-class FinetuneWidget(QWidget):
+class FinetuneWidget(DockHelpers, QWidget):
     """Dock widget: fine-tune the Annotator's model on this session's annotations."""
 
     def __init__(self, napari_viewer) -> None:
@@ -70,7 +70,7 @@ class FinetuneWidget(QWidget):
         self._watched = None
         self._build_ui()
         self._apply_preset()
-        self.destroyed.connect(lambda *_: self._stop_worker())
+        self.destroyed.connect(self._on_destroyed)
 
     # --- layout -------------------------------------------------------------------------------
     def _build_ui(self) -> None:
@@ -86,13 +86,9 @@ class FinetuneWidget(QWidget):
         form = QFormLayout(box)
         self.session_check = QCheckBox("this session's committed objects")
         self.session_check.setChecked(True)
-        row = QHBoxLayout()
         self.dataset_dir = QLineEdit()
         self.dataset_dir.setPlaceholderText("optional: an exported dataset folder")
-        browse = QPushButton("…")
-        browse.clicked.connect(lambda: self._browse(self.dataset_dir, "Dataset folder"))
-        row.addWidget(self.dataset_dir)
-        row.addWidget(browse)
+        row = self._folder_row(self.dataset_dir, "Dataset folder")
         self.val_spin = QSpinBox()
         self.val_spin.setRange(0, 50)
         self.val_spin.setValue(20)
@@ -129,13 +125,9 @@ class FinetuneWidget(QWidget):
         self.lora_spin = QSpinBox()
         self.lora_spin.setRange(0, 64)
         self.lora_spin.setSpecialValueText("off")
-        row = QHBoxLayout()
         self.root_dir = QLineEdit(str(default_root()))
         self.root_dir.setToolTip("Each run gets its own clearly named sub-folder here")
-        browse = QPushButton("…")
-        browse.clicked.connect(lambda: self._browse(self.root_dir, "Folder for fine-tune runs"))
-        row.addWidget(self.root_dir)
-        row.addWidget(browse)
+        row = self._folder_row(self.root_dir, "Folder for fine-tune runs")
         self.auto_spin = QSpinBox()
         self.auto_spin.setRange(0, 1000)
         self.auto_spin.setSpecialValueText("off")
@@ -198,11 +190,6 @@ class FinetuneWidget(QWidget):
         self.use_button.setEnabled(False)
         self.back_button.setEnabled(False)
         return box
-
-    def _browse(self, edit: QLineEdit, title: str) -> None:
-        path = QFileDialog.getExistingDirectory(self, title)
-        if path:
-            edit.setText(path)
 
     # --- settings -----------------------------------------------------------------------------
     @property
@@ -299,10 +286,10 @@ class FinetuneWidget(QWidget):
         self.use_button.setEnabled(False)
         self._pbar = progress(total=0, desc="Fine-tuning")
         worker = create_worker(_run_job, job, predictor, _ignore_errors=True)
-        worker.yielded.connect(self._on_progress)
-        worker.returned.connect(self._on_finished)
-        worker.errored.connect(self._on_error)
-        worker.finished.connect(self._on_worker_done)
+        worker.yielded.connect(self._alive(self._on_progress))
+        worker.returned.connect(self._alive(self._on_finished))
+        worker.errored.connect(self._alive(self._on_error))
+        worker.finished.connect(self._alive(self._on_worker_done))
         self.worker = worker
         self._set_running(True)
         self.status.setText(f"starting in {job.folder}")
@@ -360,8 +347,8 @@ class FinetuneWidget(QWidget):
         self._plot_stale = False
         history = {k: list(v) for k, v in self.history.items()}
         worker = create_worker(render_curves, history, _ignore_errors=True)
-        worker.returned.connect(self._show_plot)
-        worker.finished.connect(self._plot_done)
+        worker.returned.connect(self._alive(self._show_plot))
+        worker.finished.connect(self._alive(self._plot_done))
         self._plot_worker = worker
         worker.start()
 
@@ -399,7 +386,8 @@ class FinetuneWidget(QWidget):
             self._pbar = None
         self._set_running(False)
 
-    def _stop_worker(self) -> None:
+    def _on_destroyed(self, *args) -> None:
+        self._dead = True
         if self.job is not None:
             self.job.stop()
 
@@ -426,7 +414,9 @@ class FinetuneWidget(QWidget):
         if keep_previous:
             self.previous_model = predictor.model
         worker = create_worker(predictor.set_model, model, _ignore_errors=True)
-        worker.returned.connect(lambda _: self._swapped(annotator, predictor, keep_previous))
+        worker.returned.connect(
+            self._alive(lambda _: self._swapped(annotator, predictor, keep_previous))
+        )
         worker.errored.connect(lambda e: show_error(f"sam-pets: model swap failed: {e}"))
         self.swap_worker = worker
         worker.start()
