@@ -6,7 +6,9 @@ import re
 import socket
 import threading
 import time
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 
 class FileServer:
@@ -92,3 +94,40 @@ def unused_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def checkpoint_bytes(folder) -> bytes:
+    """A small sam-pets checkpoint (``test`` config) as the bytes a server would send."""
+    from sam_pets.model import build_model, save_checkpoint
+
+    return save_checkpoint(build_model("test", seed=0), Path(folder) / "t.pt").read_bytes()
+
+
+def use_fake_builtin(folder, monkeypatch, seed: int) -> Path:
+    """Point ``$SAM_PETS_BUILTIN_MODEL`` at a small fp16 checkpoint in ``folder``."""
+    import torch
+
+    from sam_pets.model import build_model, save_checkpoint
+
+    path = save_checkpoint(
+        build_model("test", seed=seed), Path(folder) / "pets.pt", dtype=torch.float16
+    )
+    monkeypatch.setenv("SAM_PETS_BUILTIN_MODEL", str(path))
+    return path
+
+
+@contextmanager
+def serve_official(monkeypatch, name: str, data: bytes):
+    """A local server holding ``data`` as Meta's file ``name``, with the registry's hash of it."""
+    import dataclasses
+    import hashlib
+
+    from sam_pets.model import hub
+
+    with FileServer() as srv:
+        entry = hub.OFFICIAL[name]
+        srv.files[f"/{entry.release}/{name}.pt"] = data
+        monkeypatch.setenv(hub.URL_ENV, srv.url)
+        digest = hashlib.sha256(data).hexdigest()
+        monkeypatch.setitem(hub.OFFICIAL, name, dataclasses.replace(entry, sha256=digest))
+        yield srv

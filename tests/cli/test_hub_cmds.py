@@ -3,43 +3,32 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 
 import pytest
-import torch
 
-from local_http import FileServer, unused_port
+from local_http import checkpoint_bytes, serve_official, unused_port, use_fake_builtin
 from sam_pets.cli import main
-from sam_pets.model import build_model, hub, save_checkpoint
+from sam_pets.model import hub
 
 NAME = "sam2_hiera_tiny"
 
 
 @pytest.fixture(scope="module")
 def ckpt_bytes(tmp_path_factory) -> bytes:
-    path = save_checkpoint(build_model("test", seed=0), tmp_path_factory.mktemp("c") / "t.pt")
-    return path.read_bytes()
+    return checkpoint_bytes(tmp_path_factory.mktemp("c"))
 
 
 @pytest.fixture
 def env(tmp_path, monkeypatch):
     monkeypatch.setenv("SAM_PETS_CACHE_DIR", str(tmp_path / "cache"))
-    builtin = tmp_path / "pets.pt"
-    save_checkpoint(build_model("test", seed=3), builtin, dtype=torch.float16)
-    monkeypatch.setenv("SAM_PETS_BUILTIN_MODEL", str(builtin))
+    use_fake_builtin(tmp_path, monkeypatch, seed=3)
     return tmp_path
 
 
 @pytest.fixture
 def server(env, monkeypatch, ckpt_bytes):
-    with FileServer() as srv:
-        srv.files[f"/072824/{NAME}.pt"] = ckpt_bytes
-        monkeypatch.setenv("SAM_PETS_DOWNLOAD_URL", srv.url)
-        entry = dataclasses.replace(
-            hub.OFFICIAL[NAME], sha256=hashlib.sha256(ckpt_bytes).hexdigest()
-        )
-        monkeypatch.setitem(hub.OFFICIAL, NAME, entry)
+    with serve_official(monkeypatch, NAME, ckpt_bytes) as srv:
         yield srv
 
 
