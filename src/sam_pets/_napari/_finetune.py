@@ -15,7 +15,6 @@ import numpy as np
 from napari.qt.threading import create_worker
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtGui import QImage, QPainter
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -33,6 +32,7 @@ from qtpy.QtWidgets import (
 )
 
 from sam_pets._napari._annotator import annotator_for
+from sam_pets._napari._finetune_view import ImageView, fmt_time, render_curves, scores_table
 from sam_pets._napari._widgets import DockHelpers
 from sam_pets.train.finetune import (
     PRESETS,
@@ -49,7 +49,6 @@ PARTS = (
 )
 PLOT_INTERVAL_S = 1.0
 UI_INTERVAL_S = 0.25
-PLOT_SIZE = (420, 180)  # pixels
 
 
 class FinetuneWidget(DockHelpers, QWidget):
@@ -167,7 +166,7 @@ class FinetuneWidget(DockHelpers, QWidget):
         return box
 
     def _make_plot(self) -> QWidget:
-        self.plot_label = _ImageView()
+        self.plot_label = ImageView()
         self._plot_worker = None
         self._plot_stale = False
         self._draw_plot()
@@ -325,7 +324,7 @@ class FinetuneWidget(DockHelpers, QWidget):
         if p.message == "train":
             self.status.setText(
                 f"step {p.step}/{total}  loss {m['loss']:.3f}  "
-                f"{m['images_per_s']:.1f} images/s  ETA {_fmt_time(m['eta_s'])}"
+                f"{m['images_per_s']:.1f} images/s  ETA {fmt_time(m['eta_s'])}"
             )
         elif p.message == "val":
             self.status.setText(f"step {p.step}: validation mIoU {m['val_miou']:.3f}")
@@ -370,7 +369,7 @@ class FinetuneWidget(DockHelpers, QWidget):
             return
         self.result = result
         self.status.setText(f"{result.status} at step {result.step}: {result.checkpoint}")
-        self.result_label.setText(_scores_table(result.before, result.after))
+        self.result_label.setText(scores_table(result.before, result.after))
         self.use_button.setEnabled(True)
         self.folder = None  # finished: nothing to resume
         show_info(f"sam-pets: fine-tuning finished ({result.checkpoint})")
@@ -447,26 +446,6 @@ class FinetuneWidget(DockHelpers, QWidget):
             self.start()
 
 
-class _ImageView(QWidget):
-    """Shows an RGBA array at a fixed size (a repaint never changes the dock's layout)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.setFixedSize(*PLOT_SIZE)
-        self._image: QImage | None = None
-
-    def set_rgba(self, rgba: np.ndarray) -> None:
-        """Show ``rgba`` ((H, W, 4) uint8) from the next paint on."""
-        h, w = rgba.shape[:2]
-        self._buffer = np.ascontiguousarray(rgba)
-        self._image = QImage(self._buffer.data, w, h, 4 * w, QImage.Format.Format_RGBA8888)
-        self.update()
-
-    def paintEvent(self, event) -> None:  # noqa: N802 (Qt name)
-        if self._image is not None:
-            QPainter(self).drawImage(0, 0, self._image)
-
-
 def _run_job(job: FinetuneJob, predictor):
     """Worker body: attach the annotator's cached embeddings, then run the job."""
     if predictor is not None:
@@ -474,52 +453,3 @@ def _run_job(job: FinetuneJob, predictor):
             if item.features is None:
                 item.features = predictor.cached_features(item.image)
     return (yield from job)
-
-
-def render_curves(history: dict[str, list[tuple[int, float]]]) -> np.ndarray:
-    """Loss and validation-mIoU curves as an (H, W, 4) RGBA image (runs in a worker)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    dpi = 80
-    fig = Figure(figsize=(PLOT_SIZE[0] / dpi, PLOT_SIZE[1] / dpi), dpi=dpi)
-    canvas = FigureCanvasAgg(fig)
-    fig.subplots_adjust(left=0.1, right=0.98, bottom=0.15, top=0.88, wspace=0.3)
-    for i, (key, title) in enumerate((("loss", "training loss"), ("val", "val mIoU"))):
-        ax = fig.add_subplot(1, 2, i + 1)
-        ax.set_title(title, fontsize=8)
-        ax.tick_params(labelsize=7)
-        if history.get(key):
-            x, y = zip(*history[key], strict=True)
-            ax.plot(x, y, "-o" if key == "val" else "-", ms=3, lw=1)
-    canvas.draw()
-    return np.asarray(canvas.buffer_rgba()).copy()
-
-
-def _fmt_time(seconds: float) -> str:
-    seconds = int(max(0, seconds))
-    return f"{seconds // 60}:{seconds % 60:02d}"
-
-
-def _scores_table(before, after) -> str:
-    rows = [
-        ("mIoU, box", "miou_box", "{:.3f}"),
-        ("mIoU, 1 click", "miou_click", "{:.3f}"),
-        ("clicks to 90 % IoU", "clicks_to_90", "{:.2f}"),
-    ]
-    where = "held-out" if after is None or after.held_out else "training (no held-out image)"
-    n = after or before
-    head = f"<b>{where} annotations</b> ({n.images} images, {n.objects} objects)" if n else ""
-    cells = "".join(
-        f"<tr><td>{title}</td><td>{_fmt(before, key, fmt)}</td><td>{_fmt(after, key, fmt)}"
-        "</td></tr>"
-        for title, key, fmt in rows
-    )
-    return f"{head}<table><tr><th></th><th>before</th><th>after</th></tr>{cells}</table>"
-
-
-def _fmt(scores, key: str, fmt: str) -> str:
-    if scores is None:
-        return "–"
-    value = getattr(scores, key)
-    return "–" if value != value else fmt.format(value)  # NaN: nothing scored
