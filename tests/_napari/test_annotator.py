@@ -85,13 +85,91 @@ def test_cycle_and_polarity_keys(annotator, qtbot):
     assert list(widget.session.labels) == [1, 0]
 
 
-def test_right_click_adds_negative_point(annotator):
-    from types import SimpleNamespace
+def _canvas_pos(viewer) -> tuple[float, float]:
+    """A canvas position (x, y pixels) over the middle part of the photo."""
+    canvas = viewer.window._qt_viewer.canvas
+    w, h = canvas._scene_canvas.size
+    rng = np.random.default_rng(0)
+    for _ in range(1000):
+        pos = (float(rng.uniform(0, w)), float(rng.uniform(0, h)))
+        row, col = canvas._map_canvas2world(pos, canvas.view)[-2:]
+        if 100 < row < 275 and 120 < col < 380:
+            return pos
+    raise AssertionError("no canvas position over the photo")
+
+
+def _press(viewer, pos, button=1, modifiers=()):
+    viewer.window._qt_viewer.canvas._scene_canvas.events.mouse_press(
+        pos=pos, modifiers=modifiers, button=button
+    )
+
+
+def _release(viewer, pos, button=1, modifiers=()):
+    viewer.window._qt_viewer.canvas._scene_canvas.events.mouse_release(
+        pos=pos, modifiers=modifiers, button=button
+    )
+
+
+def test_canvas_click_predicts_from_the_press(annotator, qtbot):
+    viewer, widget = annotator
+    pos = _canvas_pos(viewer)
+    _press(viewer, pos)
+    _wait_prediction(qtbot, widget)  # the mask comes while the button is still down
+    assert len(widget.points.data) == 0 and widget.preview.data.any()
+    candidates, key = widget.session.candidates, widget._predicted_key
+    _release(viewer, pos)
+    assert len(widget.points.data) == 1 and list(widget.points.features["label"]) == [1]
+    qtbot.wait(50)
+    # the point napari added is the one already predicted: no second prediction
+    assert not widget._busy and widget.session.candidates is candidates
+    assert widget._predicted_key == key
+    assert np.allclose(widget.session.points_xy[0], widget.points.data[0, ::-1], atol=1e-3)
+
+
+def test_right_click_and_shift_click_add_one_negative_point(annotator, qtbot):
+    viewer, widget = annotator
+    pos = _canvas_pos(viewer)
+    _press(viewer, pos, button=2)
+    _release(viewer, pos, button=2)
+    assert list(widget.points.features["label"]) == [0]
+    _press(viewer, (pos[0] + 20, pos[1]), modifiers=("Shift",))
+    _release(viewer, (pos[0] + 20, pos[1]), modifiers=("Shift",))
+    assert list(widget.points.features["label"]) == [0, 0]
+    qtbot.waitUntil(lambda: not widget._busy, timeout=30000)
+    assert list(widget.session.labels) == [0, 0]
+    # the next plain click is positive again
+    qtbot.waitUntil(lambda: widget.points.feature_defaults["label"][0] == 1, timeout=5000)
+    _press(viewer, (pos[0], pos[1] + 20))
+    _release(viewer, (pos[0], pos[1] + 20))
+    assert list(widget.points.features["label"]) == [0, 0, 1]
+
+
+def test_drag_adds_no_point_and_drops_its_preview(annotator, qtbot):
+    from vispy.app.canvas import MouseEvent
 
     viewer, widget = annotator
-    event = SimpleNamespace(button=2, position=(100.0, 120.0))
-    widget._on_points_mouse(widget.points, event)
-    assert list(widget.points.features["label"]) == [0]
+    pos = _canvas_pos(viewer)
+    _press(viewer, pos)
+    _wait_prediction(qtbot, widget)
+    end = (pos[0] + 40, pos[1] + 30)
+    viewer.window._qt_viewer.canvas._scene_canvas.events.mouse_move(
+        pos=end, modifiers=(), button=1, press_event=MouseEvent(pos=pos, type="mouse_press")
+    )
+    _release(viewer, end)
+    qtbot.waitUntil(lambda: not widget._busy and widget.session.candidates is None, timeout=30000)
+    assert len(widget.points.data) == 0 and not widget.preview.data.any()
+
+
+def test_auto_polarity_is_decided_at_the_press(annotator, qtbot):
+    viewer, widget = annotator
+    widget.auto_check.setChecked(True)
+    pos = _canvas_pos(viewer)
+    _press(viewer, pos)
+    _wait_prediction(qtbot, widget)
+    # the click's own mask now covers it; that must not turn the click negative
+    widget.session.auto_label = lambda xy: 0
+    _release(viewer, pos)
+    assert list(widget.points.features["label"]) == [1]
 
 
 def test_box_and_negative_point(annotator, qtbot):

@@ -14,7 +14,7 @@ import numpy as np
 from napari.layers import Image, Labels
 from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtCore import Signal
+from qtpy.QtCore import QTimer, Signal
 from qtpy.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -48,6 +48,7 @@ KEYS = {
     "u": ("undo", "undo the last commit"),
     "g": ("refine", "refine the selected label of the target layer"),
 }
+_CLICK_DISTANCE = 5  # canvas pixels; a press moved further is a drag, not a click (as napari)
 AUTO_RULE = "auto polarity: a click on the current mask removes it, a click off it adds"
 
 
@@ -73,9 +74,11 @@ class AnnotatorWidget(DockHelpers, QWidget):
 
     Signals:
         committed(int): a new object was committed under this label id.
+        previewed(): the preview layer now shows the current prediction (or none).
     """
 
     committed = Signal(int)
+    previewed = Signal()
 
     def __init__(self, napari_viewer) -> None:
         super().__init__()
@@ -87,6 +90,8 @@ class AnnotatorWidget(DockHelpers, QWidget):
         self._ready_key = None  # (image layer id, plane) embedded in the predictor
         self._embedding_key = None
         self._busy = self._dirty = False
+        self._predicted_key = None  # prompt key of the running / last prediction
+        self._pressed = None  # (layer coords, auto label) of a click not yet added
         self._polarity = 1
         self._annotated: dict[str, tuple[Image, Labels]] = {}
         self._adding_layers = False
@@ -157,7 +162,7 @@ class AnnotatorWidget(DockHelpers, QWidget):
     def _keys_box(self) -> QGroupBox:
         box = QGroupBox("Keys")
         lines = [f"<b>{k}</b>: {doc}" for k, (_, doc) in KEYS.items()]
-        lines += ["<b>right-click</b> (points layer, add mode): negative point", AUTO_RULE]
+        lines += ["<b>right-click</b> or <b>Shift-click</b> (add mode): negative point", AUTO_RULE]
         text = QLabel("<br>".join(lines))
         text.setWordWrap(True)
         QVBoxLayout(box).addWidget(text)
@@ -295,6 +300,7 @@ class AnnotatorWidget(DockHelpers, QWidget):
             return
         self._ready_key = key
         self.session.candidates = None
+        self._predicted_key = None
         self.request_predict()
 
     def _on_step(self, event=None) -> None:
@@ -364,9 +370,28 @@ class AnnotatorWidget(DockHelpers, QWidget):
         return layer if isinstance(layer, Labels) else None
 
     def _on_points_mouse(self, layer, event):
-        if event.button == 2 and layer.mode == "add":  # right-click: negative point
-            coords = np.asarray(layer.world_to_data(event.position))
-            self.add_point(coords, label=0)
+        """Clicks in add mode, predicted from the press on.
+
+        The press sets the new point's polarity (right-click or Shift: negative) and starts
+        predicting with it at once, so the mask is usually ready by the time the button is
+        released.  On release napari's own add-mode callback (after this one) adds the point,
+        and that edit finds its prediction done or under way; a press that became a drag
+        (napari pans) adds no point, and the preview goes back to the layers' prompts.
+        """
+        if layer.mode != "add" or event.button not in (1, 2):
+            return
+        negative = event.button == 2 or "Shift" in event.modifiers
+        label = 0 if negative else self._polarity
+        layer.feature_defaults = {"label": label}
+        start = np.asarray(event.pos, float)
+        self._predict_ahead(np.asarray(layer.world_to_data(event.position), float), label)
+        yield
+        while event.type == "mouse_move":
+            yield
+        if np.linalg.norm(np.asarray(event.pos, float) - start) >= _CLICK_DISTANCE:
+            self.request_predict()  # a drag: no point is added
+        # napari's add (still to come) leaves the new point's label as the default: restore it
+        QTimer.singleShot(0, self._alive(self._restore_polarity))
 
     def add_point(self, coords_layer: np.ndarray, label: int | None = None) -> None:
         """Add a click at layer coordinates with ``label`` (default: the current polarity)."""
@@ -382,8 +407,13 @@ class AnnotatorWidget(DockHelpers, QWidget):
             return
         if action == "added" and self.auto_check.isChecked() and len(self.points.data):
             xy, _ = L.read_points(self.points, ())
+            pressed, self._pressed = self._pressed, None
+            if pressed is not None and np.array_equal(pressed[0], self.points.data[-1]):
+                label = pressed[1]  # decided at the press, before its own prediction came back
+            else:
+                label = self.session.auto_label(xy[-1])
             feats = self.points.features
-            feats.loc[feats.index[-1], "label"] = self.session.auto_label(xy[-1])
+            feats.loc[feats.index[-1], "label"] = label
         L.color_points(self.points)
         self._on_prompts_changed(event)
 
@@ -399,25 +429,61 @@ class AnnotatorWidget(DockHelpers, QWidget):
         xy, labels = L.read_points(self.points, plane)
         self.session.set_prompts(xy, labels, L.read_box(self.boxes, plane))
 
+    def _can_predict(self) -> bool:
+        return (
+            self.predictor is not None
+            and self._ready_key is not None
+            and self._ready_key == self._key()
+        )
+
     def request_predict(self) -> None:
         """Predict from the current prompts in a worker (coalescing bursts of edits)."""
-        if self.predictor is None or self._ready_key is None or self._ready_key != self._key():
+        if self._can_predict():
+            self._read_prompts()
+            self._predict_session()
+
+    def _predict_ahead(self, coords: np.ndarray, label: int) -> None:
+        """Predict with a click that napari is about to add (layer coordinates)."""
+        image = self._image_layer()
+        if image is None or not self._can_predict():
             return
-        self._read_prompts()
+        plane = self._plane(image)
+        if not L.on_plane(coords[None], plane).all():
+            return
+        xy_new = L.yx_to_xy(coords[None, -2:])
+        if self.auto_check.isChecked():
+            label = self.session.auto_label(xy_new[0])
+            self._pressed = (coords, label)
+        xy, labels = L.read_points(self.points, plane)
+        self.session.set_prompts(
+            np.vstack([xy, xy_new]), np.append(labels, label), L.read_box(self.boxes, plane)
+        )
+        self._predict_session()
+
+    def _predict_session(self) -> None:
+        key = self.session.prompt_key()
+        if key == self._predicted_key and (self._busy or self.session.candidates is not None):
+            return  # these prompts are being (or were) predicted already
         if self._busy:
             self._dirty = True
             return
+        self._predicted_key = None
         if not self.session.has_prompt:
             self.session.candidates = None
             self._show_preview()
             return
         self._busy = True
+        self._predicted_key = key
         request = dataclasses.replace(self.session)
         worker = _make_worker(request.predict, self.predictor)
         worker.returned.connect(self._alive(lambda _c, r=request: self._on_predicted(r)))
-        worker.errored.connect(self._alive(lambda e: self._fail("Prediction failed", e)))
+        worker.errored.connect(self._alive(self._on_predict_failed))
         worker.finished.connect(self._alive(self._on_predict_finished))
         self._start(worker)
+
+    def _on_predict_failed(self, error: Exception) -> None:
+        self._predicted_key = None
+        self._fail("Prediction failed", error)
 
     def _on_predicted(self, request: PromptSession) -> None:
         self.session.candidates = request.candidates
@@ -451,6 +517,7 @@ class AnnotatorWidget(DockHelpers, QWidget):
         else:
             self.candidate_label.setText("no prediction")
         self.preview.refresh()
+        self.previewed.emit()
 
     # --- key actions ---------------------------------------------------------------------------
     def commit(self) -> int:
@@ -497,6 +564,10 @@ class AnnotatorWidget(DockHelpers, QWidget):
             self.points.feature_defaults = {"label": self._polarity}
             self.points.current_face_color = L.POSITIVE if self._polarity else L.NEGATIVE
         self._show_polarity()
+
+    def _restore_polarity(self) -> None:
+        if self.points is not None and self.points in self.viewer.layers:
+            self.points.feature_defaults = {"label": self._polarity}
 
     def _show_polarity(self) -> None:
         sign = "positive (+)" if self._polarity else "negative (-)"

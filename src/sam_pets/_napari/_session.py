@@ -107,6 +107,11 @@ class PromptSession:
         self._last = (self.points_xy.copy(), self.labels.copy(), self._box_key())
         return self.candidates
 
+    def prompt_key(self) -> tuple:
+        """Identity of the current prompts: equal keys give the same prediction."""
+        mask = None if self.mask_prompt is None else id(self.mask_prompt)
+        return (self.points_xy.tobytes(), self.labels.tobytes(), self._box_key(), mask)
+
     def _box_key(self):
         return None if self.box_xyxy is None else tuple(np.round(self.box_xyxy, 3))
 
