@@ -28,8 +28,11 @@ MODES = {
     "full": {},
     "frozen": {"freeze": ("image_encoder",)},
     "cached": {"freeze": ("image_encoder",), "cached_embeddings": True},
-    "cached_low": {"freeze": ("image_encoder",), "cached_embeddings": True,
-                   "loss_resolution": "low"},
+    "cached_low": {
+        "freeze": ("image_encoder",),
+        "cached_embeddings": True,
+        "loss_resolution": "low",
+    },
 }
 
 
@@ -43,9 +46,18 @@ def run_case(config: str, mode: str, dataset: str, steps: int, threads: int) -> 
     torch.set_num_threads(threads)
     batch = 2
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = TrainConfig(dataset=dataset, out=f"{tmp}/run", model_config=config,
-                          steps=steps + 2, batch_size=batch, val_split="", balanced=False,
-                          augment=not mode.startswith("cached"), lr=1e-4, **MODES[mode])
+        cfg = TrainConfig(
+            dataset=dataset,
+            out=f"{tmp}/run",
+            model_config=config,
+            steps=steps + 2,
+            batch_size=batch,
+            val_split="",
+            balanced=False,
+            augment=not mode.startswith("cached"),
+            lr=1e-4,
+            **MODES[mode],
+        )
         tr = Trainer(cfg)
         base_rss = _rss_mb()
         t_cache = 0.0
@@ -62,10 +74,17 @@ def run_case(config: str, mode: str, dataset: str, steps: int, threads: int) -> 
         for _ in range(steps):
             tr.train_step(batches)
         dt = time.perf_counter() - t
-    return {"config": config, "mode": mode, "images_per_s": steps * batch / dt,
-            "step_s": dt / steps, "peak_rss_mb": _rss_mb(), "model_rss_mb": base_rss,
-            "cache_s_per_image": t_cache, "image_size": tr.model.cfg.image_size,
-            "threads": threads}
+    return {
+        "config": config,
+        "mode": mode,
+        "images_per_s": steps * batch / dt,
+        "step_s": dt / steps,
+        "peak_rss_mb": _rss_mb(),
+        "model_rss_mb": base_rss,
+        "cache_s_per_image": t_cache,
+        "image_size": tr.model.cfg.image_size,
+        "threads": threads,
+    }
 
 
 def _rss_mb() -> float:
@@ -77,19 +96,28 @@ def _dataset(tmp: str, n_train: int) -> str:
     from sam_pets.progress import run_job
 
     out = f"{tmp}/pets"
-    run_job(convert_oxford_pets(SHARED / "data/oxford_pets_dev", out,
-                                ConvertConfig(seed=0, tiny=n_train)), show=False)
+    run_job(
+        convert_oxford_pets(
+            SHARED / "data/oxford_pets_dev", out, ConvertConfig(seed=0, tiny=n_train)
+        ),
+        show=False,
+    )
     return out
 
 
 def _table(rows: list[dict]) -> str:
-    lines = ["| config (input) | mode | images/s | s/step (batch 2) | peak RSS | "
-             "feature cache, s/image |", "| --- | --- | --- | --- | --- | --- |"]
+    lines = [
+        "| config (input) | mode | images/s | s/step (batch 2) | peak RSS | "
+        "feature cache, s/image |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
     for r in rows:
         cache = f"{r['cache_s_per_image']:.3f}" if r["mode"].startswith("cached") else "-"
-        lines.append(f"| {r['config']} ({r['image_size']} px) | {r['mode']} | "
-                     f"{r['images_per_s']:.2f} | {r['step_s']:.2f} | {r['peak_rss_mb']:.0f} MB | "
-                     f"{cache} |")
+        lines.append(
+            f"| {r['config']} ({r['image_size']} px) | {r['mode']} | "
+            f"{r['images_per_s']:.2f} | {r['step_s']:.2f} | {r['peak_rss_mb']:.0f} MB | "
+            f"{cache} |"
+        )
     return "\n".join(lines)
 
 
@@ -112,9 +140,20 @@ def main() -> None:
         for config in args.configs.split(","):
             for mode in args.modes.split(","):
                 out = subprocess.run(
-                    [sys.executable, __file__, "--case", f"{config}:{mode}:{dataset}",
-                     "--steps", str(args.steps), "--threads", str(args.threads)],
-                    capture_output=True, text=True, check=True)
+                    [
+                        sys.executable,
+                        __file__,
+                        "--case",
+                        f"{config}:{mode}:{dataset}",
+                        "--steps",
+                        str(args.steps),
+                        "--threads",
+                        str(args.threads),
+                    ],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
                 rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
                 print(rows[-1], flush=True)
     load = os.getloadavg()[0]

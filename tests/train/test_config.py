@@ -26,14 +26,17 @@ def test_unknown_key_is_an_error(tmp_path):
         load_config(p)
 
 
-@pytest.mark.parametrize("bad, match", [
-    (dict(checkpoint="x.pt"), "exactly one of checkpoint and model_config"),
-    (dict(steps=None), "steps or epochs"),
-    (dict(freeze=("trunk",)), "freeze/lora_parts"),
-    (dict(cached_embeddings=True), "frozen image encoder"),
-    (dict(schedule="linear"), "schedule"),
-    (dict(batch_size=0), "batch_size"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (dict(checkpoint="x.pt"), "exactly one of checkpoint and model_config"),
+        (dict(steps=None), "steps or epochs"),
+        (dict(freeze=("trunk",)), "freeze/lora_parts"),
+        (dict(cached_embeddings=True), "frozen image encoder"),
+        (dict(schedule="linear"), "schedule"),
+        (dict(batch_size=0), "batch_size"),
+    ],
+)
 def test_invalid_configs(bad, match):
     with pytest.raises(ValueError, match=match):
         _cfg(**bad)

@@ -21,8 +21,13 @@ def _free_port() -> int:
 
 
 def _worker(rank: int, world: int, cfg: dict, port: int, out: str) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank),
-                      WORLD_SIZE=str(world), LOCAL_RANK=str(rank))
+    os.environ.update(
+        MASTER_ADDR="127.0.0.1",
+        MASTER_PORT=str(port),
+        RANK=str(rank),
+        WORLD_SIZE=str(world),
+        LOCAL_RANK=str(rank),
+    )
     torch.set_num_threads(1)
     from sam_pets.train.loop import fit
 
@@ -40,8 +45,9 @@ def test_two_process_gloo_run_agrees(make_cfg, tmp_path):
     saved = load_model(tmp_path / "run" / "last.pt").state_dict()
     assert all(torch.equal(saved[k], w0[k]) for k in saved)
     files = sorted(p.name for p in (tmp_path / "run").iterdir())
-    assert files == sorted(["best.pt", "config.yaml", "last.pt", "loss.png", "metrics.jsonl",
-                            "state.pt", "val.png"])
+    assert files == sorted(
+        ["best.pt", "config.yaml", "last.pt", "loss.png", "metrics.jsonl", "state.pt", "val.png"]
+    )
     recs = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in recs if "loss" in r] == [1, 2, 3]  # rank 0 logs, once
     assert recs[0]["objects"] == 2  # each rank's own batch of 2 images

@@ -33,8 +33,15 @@ def test_iter_fit_yields_progress_and_writes_the_run(make_cfg):
     vals = [r for r in recs if r.message == "val"]
     assert [r.step for r in vals] == [2, 4] and 0 <= vals[0].metrics["val_miou"] <= 1
     run = res.run_dir
-    for name in ("config.yaml", "metrics.jsonl", "loss.png", "val.png", "last.pt", "best.pt",
-                 "state.pt"):
+    for name in (
+        "config.yaml",
+        "metrics.jsonl",
+        "loss.png",
+        "val.png",
+        "last.pt",
+        "best.pt",
+        "state.pt",
+    ):
         assert (run / name).is_file(), name
     assert res.status == "done" and res.step == 4 and res.best_step in (2, 4)
     meta = read_checkpoint(run / "last.pt").metadata
@@ -58,8 +65,9 @@ def test_stop_then_resume_reproduces_the_uninterrupted_run(make_cfg, tmp_path):
     assert res.step == 6 and res.status == "done"
     a, b = _losses(tmp_path / "a"), _losses(tmp_path / "b")
     assert a == b  # every step, including those after the resume, bit for bit
-    for (k, va), vb in zip(ref.model.state_dict().items(), res.model.state_dict().values(),
-                           strict=True):
+    for (k, va), vb in zip(
+        ref.model.state_dict().items(), res.model.state_dict().values(), strict=True
+    ):
         assert torch.equal(va, vb), k
 
 
@@ -78,8 +86,9 @@ def test_frozen_parts_stay_bit_identical(make_cfg):
     res = fit(cfg)
     init = build_model("test", seed=cfg.seed).state_dict()
     saved = load_model(res.last_checkpoint).state_dict()
-    frozen = [k for k in init if k.startswith(("image_encoder.", "sam_prompt_encoder.",
-                                               "no_mem_embed"))]
+    frozen = [
+        k for k in init if k.startswith(("image_encoder.", "sam_prompt_encoder.", "no_mem_embed"))
+    ]
     assert frozen and all(torch.equal(init[k], saved[k]) for k in frozen)
     dec = [k for k in init if k.startswith("sam_mask_decoder.") and "weight" in k]
     assert any(not torch.equal(init[k], saved[k]) for k in dec)
@@ -98,8 +107,7 @@ def test_lora_run_saves_plain_weights(make_cfg):
 
 @pytest.mark.parametrize("freeze", [(), ("image_encoder",)])
 def test_bf16_autocast_runs_on_cpu(make_cfg, freeze):
-    res = fit(make_cfg(steps=1, precision="bf16", freeze=freeze, val_split="val_tiny",
-                       val_items=2))
+    res = fit(make_cfg(steps=1, precision="bf16", freeze=freeze, val_split="val_tiny", val_items=2))
     assert res.status == "done" and 0 <= res.last_val["val_miou"] <= 1
 
 
@@ -107,8 +115,16 @@ def test_fine_tune_a_checkpoint_at_another_resolution(make_cfg, tmp_path):
     from sam_pets.model import save_checkpoint
 
     start = save_checkpoint(build_model("test", seed=3), tmp_path / "start.pt")
-    res = fit(make_cfg(model_config=None, checkpoint=str(start), resolution=96, steps=1,
-                       val_split="val_tiny", val_items=2))
+    res = fit(
+        make_cfg(
+            model_config=None,
+            checkpoint=str(start),
+            resolution=96,
+            steps=1,
+            val_split="val_tiny",
+            val_items=2,
+        )
+    )
     model = load_model(res.last_checkpoint)
     assert model.cfg.image_size == 96 and res.model.cfg.image_size == 96
     init = build_model("test", seed=3).state_dict()

@@ -46,15 +46,27 @@ def test_sam_loss_picks_best_mask_and_averages_iou():
     assert out.dice.item() < 1e-3 and out.focal.item() < 1e-6  # the good mask was chosen
     assert out.iou.item() == pytest.approx(0.0, abs=1e-6)
     assert out.cls.item() == pytest.approx(0.0, abs=1e-6)
-    out_mse = sam_loss(logits, torch.tensor([[1.0, 1.0, 1.0]]), torch.tensor([[0.0]]), target,
-                       keep, LossWeights(iou_loss="mse"))
+    out_mse = sam_loss(
+        logits,
+        torch.tensor([[1.0, 1.0, 1.0]]),
+        torch.tensor([[0.0]]),
+        target,
+        keep,
+        LossWeights(iou_loss="mse"),
+    )
     assert out_mse.iou.item() == pytest.approx(2 / 3)
     assert out_mse.cls.item() == pytest.approx(math.log(2))
 
 
 def test_absent_object_has_only_the_class_loss():
     target = torch.zeros(1, 1, 2, 2)
-    out = sam_loss(torch.zeros(1, 1, 2, 2), torch.zeros(1, 1), torch.tensor([[0.0]]), target,
-                   torch.ones_like(target), LossWeights())
+    out = sam_loss(
+        torch.zeros(1, 1, 2, 2),
+        torch.zeros(1, 1),
+        torch.tensor([[0.0]]),
+        target,
+        torch.ones_like(target),
+        LossWeights(),
+    )
     assert out.focal.item() == out.dice.item() == out.iou.item() == 0.0
     assert out.total.item() == pytest.approx(math.log(2))

@@ -17,8 +17,16 @@ def _grads(params):
 
 
 def test_overfits_one_batch(make_cfg):
-    cfg = make_cfg(lr=1e-2, grad_clip=1.0, weight_decay=0.0, encoder_lr_scale=1.0,
-                   layer_decay=1.0, correction_rounds=3, augment=False, val_split="")
+    cfg = make_cfg(
+        lr=1e-2,
+        grad_clip=1.0,
+        weight_decay=0.0,
+        encoder_lr_scale=1.0,
+        layer_decay=1.0,
+        correction_rounds=3,
+        augment=False,
+        val_split="",
+    )
     tr = Trainer(cfg)
     batch = next(tr.micro_batches())
     assert batch.images.shape == (2, 3, 128, 128) and batch.num_objects == 2
@@ -39,8 +47,10 @@ def test_cached_and_full_modes_give_the_same_loss(make_cfg):
     idx = [0, 1]
     items = [ds[i] for i in idx]
     seeds = [sample_seed(1, 0, i) for i in idx]
-    imgs = [{"image": s["image"], "masks": s["masks"].bool(), "ignore": s["ignore"].bool(),
-             "seed": sd} for s, sd in zip(items, seeds, strict=True)]
+    imgs = [
+        {"image": s["image"], "masks": s["masks"].bool(), "ignore": s["ignore"].bool(), "seed": sd}
+        for s, sd in zip(items, seeds, strict=True)
+    ]
     full = to_batch(imgs, tr.rt.device)
     cached = cache.batch(idx, seeds, tr.rt.device)
     assert cached.images is None and cache.computed == 2
@@ -73,11 +83,18 @@ def test_disk_cache_round_trip(make_cfg, tmp_path):
 @pytest.mark.slow
 def test_overfit_batch_is_segmented_by_box_and_click(make_cfg):
     """200 steps on 4 images: the prompts are followed (IoU > 0.9 for box and click)."""
-    cfg = make_cfg(batch_size=4, lr=3e-3, grad_clip=1.0, weight_decay=0.0, correction_rounds=2,
-                   augment=False, val_split="")
+    cfg = make_cfg(
+        batch_size=4,
+        lr=3e-3,
+        grad_clip=1.0,
+        weight_decay=0.0,
+        correction_rounds=2,
+        augment=False,
+        val_split="",
+    )
     tr = Trainer(cfg)
     batch = next(tr.micro_batches())
-    items = [(batch.images[i:i + 1], batch.masks[i], batch.ignore[i]) for i in range(4)]
+    items = [(batch.images[i : i + 1], batch.masks[i], batch.ignore[i]) for i in range(4)]
     assert validate(tr.model, items)["val_miou"] < 0.6
     set_train_modes(tr.model, cfg)
     for _ in range(200):

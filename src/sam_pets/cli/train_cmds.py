@@ -15,22 +15,39 @@ import os
 def register(sub) -> None:
     """Add the ``train`` subcommand to the ``sam-pets`` parser."""
     p = sub.add_parser(
-        "train", help="fine-tune (or train from scratch) on a canonical dataset",
+        "train",
+        help="fine-tune (or train from scratch) on a canonical dataset",
         description="Train SAM 2 with interactive prompts (box/click + correction clicks). "
-                    "Writes RUN/{config.yaml,metrics.jsonl,loss.png,val.png,last.pt,best.pt}.",
+        "Writes RUN/{config.yaml,metrics.jsonl,loss.png,val.png,last.pt,best.pt}.",
     )
-    p.add_argument("dataset", nargs="?", metavar="DATASET",
-                   help="canonical dataset folder (sam-pets convert ...)")
-    p.add_argument("--out", metavar="RUN",
-                   help="run directory (must not hold a run unless --overwrite)")
+    p.add_argument(
+        "dataset",
+        nargs="?",
+        metavar="DATASET",
+        help="canonical dataset folder (sam-pets convert ...)",
+    )
+    p.add_argument(
+        "--out", metavar="RUN", help="run directory (must not hold a run unless --overwrite)"
+    )
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--checkpoint", metavar="NAME|FILE",
-                   help="start from these weights: pets (the built-in model; the default), "
-                        "a downloaded Meta checkpoint name, or a Meta/HF/sam-pets file")
-    g.add_argument("--config", dest="model_config", metavar="NAME",
-                   help="start from a random init of this model config (test, cpu_small, tiny...)")
-    p.add_argument("--config-file", metavar="YAML", help="TrainConfig keys in YAML (unknown keys "
-                   "are an error); flags given on the command line override them")
+    g.add_argument(
+        "--checkpoint",
+        metavar="NAME|FILE",
+        help="start from these weights: pets (the built-in model; the default), "
+        "a downloaded Meta checkpoint name, or a Meta/HF/sam-pets file",
+    )
+    g.add_argument(
+        "--config",
+        dest="model_config",
+        metavar="NAME",
+        help="start from a random init of this model config (test, cpu_small, tiny...)",
+    )
+    p.add_argument(
+        "--config-file",
+        metavar="YAML",
+        help="TrainConfig keys in YAML (unknown keys "
+        "are an error); flags given on the command line override them",
+    )
     n = p.add_mutually_exclusive_group()
     n.add_argument("--steps", type=int, help="optimiser steps")
     n.add_argument("--epochs", type=int, help="passes over the training split")
@@ -38,44 +55,105 @@ def register(sub) -> None:
     p.add_argument("--grad-accum", type=int, help="micro-batches per optimiser step")
     p.add_argument("--resolution", type=int, metavar="PX", help="model input side in pixels")
     p.add_argument("--lr", type=float, help="base learning rate (default 1e-5)")
-    p.add_argument("--freeze", type=_parts, metavar="PARTS",
-                   help="comma list of image_encoder,prompt_encoder,mask_decoder to keep fixed")
-    p.add_argument("--lora", type=int, dest="lora_rank", metavar="RANK",
-                   help="train LoRA adapters of this rank only (merged into the saved weights)")
-    p.add_argument("--cached-embeddings", action="store_const", const=True,
-                   help="compute image features once and train the decoder on them "
-                        "(needs --freeze image_encoder)")
+    p.add_argument(
+        "--freeze",
+        type=_parts,
+        metavar="PARTS",
+        help="comma list of image_encoder,prompt_encoder,mask_decoder to keep fixed",
+    )
+    p.add_argument(
+        "--lora",
+        type=int,
+        dest="lora_rank",
+        metavar="RANK",
+        help="train LoRA adapters of this rank only (merged into the saved weights)",
+    )
+    p.add_argument(
+        "--cached-embeddings",
+        action="store_const",
+        const=True,
+        help="compute image features once and train the decoder on them "
+        "(needs --freeze image_encoder)",
+    )
     p.add_argument("--cache-dir", help="keep cached features on disk here (default: memory)")
     p.add_argument("--val-every", type=int, metavar="N", help="validate every N steps")
     p.add_argument("--val-items", type=int, metavar="N", help="validate on at most N items")
-    p.add_argument("--early-stop", type=int, dest="early_stop_patience", metavar="N",
-                   help="stop after N validations without a better mIoU")
-    p.add_argument("--schedule", choices=["cosine", "plateau", "constant"],
-                   help="lr schedule after the warmup (plateau: ReduceLROnPlateau on val mIoU)")
+    p.add_argument(
+        "--early-stop",
+        type=int,
+        dest="early_stop_patience",
+        metavar="N",
+        help="stop after N validations without a better mIoU",
+    )
+    p.add_argument(
+        "--schedule",
+        choices=["cosine", "plateau", "constant"],
+        help="lr schedule after the warmup (plateau: ReduceLROnPlateau on val mIoU)",
+    )
     p.add_argument("--warmup-steps", type=int, metavar="N", help="linear lr warmup steps")
-    p.add_argument("--correction-rounds", type=int, metavar="N",
-                   help="correction clicks per object and step (default 7)")
-    p.add_argument("--no-augment", dest="augment", action="store_const", const=False,
-                   help="no flip/scale/colour augmentation")
+    p.add_argument(
+        "--correction-rounds",
+        type=int,
+        metavar="N",
+        help="correction clicks per object and step (default 7)",
+    )
+    p.add_argument(
+        "--no-augment",
+        dest="augment",
+        action="store_const",
+        const=False,
+        help="no flip/scale/colour augmentation",
+    )
     p.add_argument("--device", help="auto (default), cpu, cuda, cuda:1 ...")
-    p.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"],
-                   help="auto = bf16 autocast on CUDA, fp32 elsewhere")
+    p.add_argument(
+        "--precision",
+        choices=["auto", "fp32", "bf16", "fp16"],
+        help="auto = bf16 autocast on CUDA, fp32 elsewhere",
+    )
     p.add_argument("--seed", type=int, help="seed of init, data order, augmentation and prompts")
     p.add_argument("--num-workers", type=int, help="DataLoader worker processes")
-    p.add_argument("--threads", type=int, metavar="N",
-                   help="torch CPU threads (1 is often fastest on a busy shared machine)")
-    p.add_argument("--resume", metavar="RUN", help="continue this run exactly where it stopped "
-                   "(its saved config; --steps/--epochs may extend it)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        metavar="N",
+        help="torch CPU threads (1 is often fastest on a busy shared machine)",
+    )
+    p.add_argument(
+        "--resume",
+        metavar="RUN",
+        help="continue this run exactly where it stopped "
+        "(its saved config; --steps/--epochs may extend it)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_train)
 
 
-_FLAG_KEYS = ("checkpoint", "model_config", "steps", "epochs", "batch_size", "grad_accum",
-              "resolution", "lr", "freeze", "lora_rank", "cached_embeddings", "cache_dir",
-              "val_every", "val_items", "early_stop_patience", "schedule", "warmup_steps",
-              "correction_rounds", "augment", "device", "precision", "seed",
-              "num_workers")
+_FLAG_KEYS = (
+    "checkpoint",
+    "model_config",
+    "steps",
+    "epochs",
+    "batch_size",
+    "grad_accum",
+    "resolution",
+    "lr",
+    "freeze",
+    "lora_rank",
+    "cached_embeddings",
+    "cache_dir",
+    "val_every",
+    "val_items",
+    "early_stop_patience",
+    "schedule",
+    "warmup_steps",
+    "correction_rounds",
+    "augment",
+    "device",
+    "precision",
+    "seed",
+    "num_workers",
+)
 
 
 def _parts(text: str) -> tuple[str, ...]:
@@ -143,10 +221,18 @@ def cmd_train(args) -> int:
     job = iter_fit(cfg, resume=resume, overwrite=args.overwrite)
     res = run_job(job, show=is_main and not args.quiet)
     if is_main:
-        print(json.dumps({
-            "run": str(res.run_dir), "status": res.status, "step": res.step, "epoch": res.epoch,
-            "best_val_miou": res.best_val_miou, "best_step": res.best_step,
-            "last": str(res.last_checkpoint),
-            "best": str(res.best_checkpoint) if res.best_checkpoint else None,
-        }))
+        print(
+            json.dumps(
+                {
+                    "run": str(res.run_dir),
+                    "status": res.status,
+                    "step": res.step,
+                    "epoch": res.epoch,
+                    "best_val_miou": res.best_val_miou,
+                    "best_step": res.best_step,
+                    "last": str(res.last_checkpoint),
+                    "best": str(res.best_checkpoint) if res.best_checkpoint else None,
+                }
+            )
+        )
     return 0

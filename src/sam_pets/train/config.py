@@ -146,8 +146,10 @@ class TrainConfig:
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.cached_embeddings and not self.encoder_frozen:
-            raise ValueError("cached_embeddings needs a frozen image encoder "
-                             "(freeze image_encoder, no LoRA on it)")
+            raise ValueError(
+                "cached_embeddings needs a frozen image encoder "
+                "(freeze image_encoder, no LoRA on it)"
+            )
 
     @property
     def encoder_frozen(self) -> bool:
@@ -172,8 +174,9 @@ class TrainConfig:
         unknown = sorted(set(d) - known)
         if unknown:
             raise ValueError(f"unknown train config keys: {unknown}; known: {sorted(known)}")
-        missing = [f.name for f in fields(cls) if f.default is dataclasses.MISSING
-                   and f.name not in d]
+        missing = [
+            f.name for f in fields(cls) if f.default is dataclasses.MISSING and f.name not in d
+        ]
         if missing:
             raise ValueError(f"missing train config keys: {missing}")
         tuples = {f.name for f in fields(cls) if str(f.type).startswith("tuple")}

@@ -68,8 +68,9 @@ def average_gradients(params: list[torch.nn.Parameter]) -> None:
     """
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return
-    present = torch.tensor([p.grad is not None for p in params], dtype=torch.int32,
-                           device=params[0].device)
+    present = torch.tensor(
+        [p.grad is not None for p in params], dtype=torch.int32, device=params[0].device
+    )
     dist.all_reduce(present, op=dist.ReduceOp.MAX)
     params = [p for p, used in zip(params, present.tolist(), strict=True) if used]
     if not params:

@@ -51,8 +51,9 @@ def lora_targets(module: nn.Module) -> list[str]:
     return out
 
 
-def add_lora(model: nn.Module, parts: tuple[str, ...], rank: int, alpha: float | None = None,
-             seed: int = 0) -> int:
+def add_lora(
+    model: nn.Module, parts: tuple[str, ...], rank: int, alpha: float | None = None, seed: int = 0
+) -> int:
     """Add adapters to the target layers of the named child modules, in place.
 
     Only the adapters are left trainable in the whole model.

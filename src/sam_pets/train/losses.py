@@ -25,8 +25,11 @@ class LossWeights:
 
 
 def sigmoid_focal_loss(
-    logits: torch.Tensor, target: torch.Tensor, keep: torch.Tensor,
-    alpha: float = 0.25, gamma: float = 2.0,
+    logits: torch.Tensor,
+    target: torch.Tensor,
+    keep: torch.Tensor,
+    alpha: float = 0.25,
+    gamma: float = 2.0,
 ) -> torch.Tensor:
     """Focal loss averaged over the kept pixels.
 
@@ -140,9 +143,7 @@ def sam_loss(
     else:
         iou_l = F.mse_loss(iou_pred.float(), actual, reduction="none").mean(1)
     present = (target.flatten(1) > 0).any(1).float()  # (K,)
-    cls = F.binary_cross_entropy_with_logits(
-        object_logit.float()[:, 0], present, reduction="none"
-    )
+    cls = F.binary_cross_entropy_with_logits(object_logit.float()[:, 0], present, reduction="none")
     focal_s, dice_s = (focal_b * present).sum(), (dice_b * present).sum()
     iou_s, cls_s = (iou_l * present).sum(), cls.sum()
     total = w.focal * focal_s + w.dice * dice_s + w.iou * iou_s + w.cls * cls_s

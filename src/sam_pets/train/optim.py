@@ -49,7 +49,7 @@ def lr_scale(name: str, depth: int, cfg: TrainConfig) -> float:
     prefix = "image_encoder.trunk."
     if not name.startswith(prefix):
         return scale
-    rest = name[len(prefix):]
+    rest = name[len(prefix) :]
     if rest.startswith("blocks."):
         i = int(rest.split(".")[1])
         return scale * cfg.layer_decay ** (depth - i)
@@ -72,10 +72,16 @@ def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
         is_lora = ".lora_" in name
         wd = 0.0 if (name in no_decay or p.ndim <= 1) and not is_lora else cfg.weight_decay
         scale = lr_scale(name.replace(".parametrizations.weight.0", ""), depth, cfg)
-        g = groups.setdefault((scale, wd), {
-            "params": [], "names": [], "weight_decay": wd,
-            "base_lr": cfg.lr * scale, "lr": cfg.lr * scale,
-        })
+        g = groups.setdefault(
+            (scale, wd),
+            {
+                "params": [],
+                "names": [],
+                "weight_decay": wd,
+                "base_lr": cfg.lr * scale,
+                "lr": cfg.lr * scale,
+            },
+        )
         g["params"].append(p)
         g["names"].append(name)
     return [groups[k] for k in sorted(groups, reverse=True)]

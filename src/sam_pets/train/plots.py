@@ -8,8 +8,9 @@ from pathlib import Path
 from sam_pets.model.checkpoint import atomic_write_bytes
 
 
-def _figure_png(series: dict[str, tuple[list, list]], title: str, ylabel: str,
-                logy: bool = False) -> bytes:
+def _figure_png(
+    series: dict[str, tuple[list, list]], title: str, ylabel: str, logy: bool = False
+) -> bytes:
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -56,8 +57,12 @@ def write_curves(records: list[dict], folder: str | Path) -> list[Path]:
     written = []
     train = [r for r in records if "loss" in r]
     if train:
-        png = _figure_png(_series(train, ("loss", "focal", "dice", "iou", "cls")),
-                          "training loss (per object, summed over rounds)", "loss", logy=True)
+        png = _figure_png(
+            _series(train, ("loss", "focal", "dice", "iou", "cls")),
+            "training loss (per object, summed over rounds)",
+            "loss",
+            logy=True,
+        )
         atomic_write_bytes(folder / "loss.png", png)
         written.append(folder / "loss.png")
     val = [r for r in records if "val_miou" in r]

@@ -49,8 +49,9 @@ def box_prompts(masks: np.ndarray, rng: np.random.Generator | None) -> Prompts:
     return Prompts(pts, labels, False)
 
 
-def click_prompts(masks: np.ndarray, n: int, rng: np.random.Generator,
-                  ignore: np.ndarray | None = None) -> Prompts:
+def click_prompts(
+    masks: np.ndarray, n: int, rng: np.random.Generator, ignore: np.ndarray | None = None
+) -> Prompts:
     """``n`` uniform random positive clicks per mask (padded when a mask is smaller).
 
     Args:
@@ -78,8 +79,13 @@ def center_click_prompts(masks: np.ndarray) -> Prompts:
     return Prompts(pts, np.ones((len(masks), 1), np.int64), True)
 
 
-def first_prompts(masks: np.ndarray, ignore: np.ndarray, rng: np.random.Generator,
-                  prob_box: float, num_clicks: int) -> Prompts:
+def first_prompts(
+    masks: np.ndarray,
+    ignore: np.ndarray,
+    rng: np.random.Generator,
+    prob_box: float,
+    num_clicks: int,
+) -> Prompts:
     """The first prompt of every object of an image: boxes with ``prob_box``, else clicks.
 
     One draw per image, as Meta's trainer does per frame, so all objects share N.
@@ -90,7 +96,10 @@ def first_prompts(masks: np.ndarray, ignore: np.ndarray, rng: np.random.Generato
 
 
 def correction_clicks(
-    pred: np.ndarray, gt: np.ndarray, ignore: np.ndarray, rng: np.random.Generator,
+    pred: np.ndarray,
+    gt: np.ndarray,
+    ignore: np.ndarray,
+    rng: np.random.Generator,
     prob_from_gt: float = 0.1,
 ) -> tuple[np.ndarray, np.ndarray]:
     """One corrective click per object, drawn uniformly from the current error region.

@@ -27,8 +27,15 @@ from sam_pets.model.checkpoint import atomic_write_bytes
 from sam_pets.train.config import TrainConfig, dump_config, load_config
 from sam_pets.train.lora import has_lora, merged_state_dict
 
-OWN_FILES = ("config.yaml", "metrics.jsonl", "loss.png", "val.png", "last.pt", "best.pt",
-             "state.pt")
+OWN_FILES = (
+    "config.yaml",
+    "metrics.jsonl",
+    "loss.png",
+    "val.png",
+    "last.pt",
+    "best.pt",
+    "state.pt",
+)
 
 
 class RunDir:
@@ -105,8 +112,9 @@ class RunDir:
         """Write ``name`` (last.pt / best.pt) in Meta layout, adapters merged."""
         if not self.write:
             return None
-        return save_checkpoint(plain_model(model), self.file(name),
-                               metadata={"train": metadata}, overwrite=True)
+        return save_checkpoint(
+            plain_model(model), self.file(name), metadata={"train": metadata}, overwrite=True
+        )
 
     def save_state(self, state: dict) -> None:
         """Write the resume state atomically."""

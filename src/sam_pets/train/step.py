@@ -71,8 +71,9 @@ class BatchLoss:
 
 def loss_weights(cfg: TrainConfig) -> LossWeights:
     """The :class:`LossWeights` of a config."""
-    return LossWeights(cfg.focal_weight, cfg.dice_weight, cfg.iou_weight, cfg.class_weight,
-                       cfg.iou_loss)
+    return LossWeights(
+        cfg.focal_weight, cfg.dice_weight, cfg.iou_weight, cfg.class_weight, cfg.iou_loss
+    )
 
 
 def encode(model: Sam2Image, images: torch.Tensor, trainable: bool) -> ImageFeatures:
@@ -118,8 +119,10 @@ def batch_loss(
     n_obj = batch.num_objects
     if n_obj == 0:
         return BatchLoss(0.0, dict.fromkeys(TERMS, 0.0), 0)
-    enc_grad = backward is not None and batch.features is None and any(
-        p.requires_grad for p in model.image_encoder.parameters()
+    enc_grad = (
+        backward is not None
+        and batch.features is None
+        and any(p.requires_grad for p in model.image_encoder.parameters())
     )
     with autocast():
         feats = batch.features or encode(model, batch.images, enc_grad)
@@ -131,15 +134,19 @@ def batch_loss(
     for i, masks in enumerate(batch.masks):
         if len(masks):
             rng = np.random.default_rng(batch.seeds[i])
-            for step in _image_rounds(model, leaves.index(i), masks, batch.ignore[i], cfg,
-                                      rng, autocast):
+            for step in _image_rounds(
+                model, leaves.index(i), masks, batch.ignore[i], cfg, rng, autocast
+            ):
                 if backward is not None:
                     backward(step.total * norm)
                 for k in totals:
                     totals[k] += float(getattr(step, k).detach())
     if enc_grad and any(t.grad is not None for t in leaves.tensors()):
-        pairs = [(f, leaf.grad) for f, leaf in zip(feats.tensors(), leaves.tensors(), strict=True)
-                 if leaf.grad is not None]
+        pairs = [
+            (f, leaf.grad)
+            for f, leaf in zip(feats.tensors(), leaves.tensors(), strict=True)
+            if leaf.grad is not None
+        ]
         torch.autograd.backward([p[0] for p in pairs], [p[1] for p in pairs])
     return BatchLoss(totals["total"] / n_obj, {k: totals[k] / n_obj for k in TERMS}, n_obj)
 
@@ -173,8 +180,14 @@ def _image_rounds(model, feats, masks, ignore, cfg, rng, autocast):
             out = model.decode(feats, pts, labels, mask_in, first.multimask and r == 0)
         logits = out.logits.float()  # (K, M, s, s)
         full = F.interpolate(logits, size=(s_in, s_in), mode="bilinear", align_corners=False)
-        yield sam_loss(full if cfg.loss_resolution == "input" else logits, out.iou,
-                       out.object_score, gt, keep, w)
+        yield sam_loss(
+            full if cfg.loss_resolution == "input" else logits,
+            out.iou,
+            out.object_score,
+            gt,
+            keep,
+            w,
+        )
         if r == cfg.correction_rounds:
             return
         best = out.iou.argmax(dim=1) if logits.shape[1] > 1 else torch.zeros_like(out.iou[:, 0])

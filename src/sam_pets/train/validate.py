@@ -40,8 +40,12 @@ def validate(
         ``val_dice_click`` (floats in [0, 1]) and ``val_objects``.
     """
     model.eval()
-    scores: dict[str, list[float]] = {"iou_box": [], "iou_click": [], "dice_box": [],
-                                      "dice_click": []}
+    scores: dict[str, list[float]] = {
+        "iou_box": [],
+        "iou_click": [],
+        "dice_box": [],
+        "dice_click": [],
+    }
     for x, masks, ignore in items:
         if not len(masks):
             continue
