@@ -91,6 +91,14 @@ def test_finetune_cancel_resume_and_hot_swap(docks, qtbot, tmp_path):
     gaps = np.diff(ticks)
     assert len(gaps) > 20 and gaps.max() < 0.1, f"GUI stalled {gaps.max() * 1e3:.0f} ms"
     assert dock.history["loss"] and dock.progress_bar.maximum() == 400
+    assert dock.plot.history["loss"]  # the live curve got the steps...
+    image = dock.plot.grab().toImage()  # ...and paints them (the curve is blue)
+    blue = sum(
+        image.pixelColor(x, y).blue() > 150 and image.pixelColor(x, y).red() < 100
+        for x in range(0, image.width(), 2)
+        for y in range(0, image.height(), 2)
+    )
+    assert blue > 10
 
     # resume with fewer steps left: edit the run's total through the job API
     from sam_pets.train.finetune import FinetuneJob

@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-import numpy as np
 from napari.qt.threading import create_worker
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info, show_warning
@@ -32,7 +31,7 @@ from qtpy.QtWidgets import (
 )
 
 from sam_pets._napari._annotator import annotator_for
-from sam_pets._napari._finetune_view import ImageView, fmt_time, render_curves, scores_table
+from sam_pets._napari._finetune_view import CurvesView, fmt_time, scores_table
 from sam_pets._napari._widgets import DockHelpers
 from sam_pets.train.finetune import (
     PRESETS,
@@ -166,11 +165,8 @@ class FinetuneWidget(DockHelpers, QWidget):
         return box
 
     def _make_plot(self) -> QWidget:
-        self.plot_label = ImageView()
-        self._plot_worker = None
-        self._plot_stale = False
-        self._draw_plot()
-        return self.plot_label
+        self.plot = CurvesView()
+        return self.plot
 
     def _result_box(self) -> QGroupBox:
         box = QGroupBox("Result")
@@ -339,25 +335,7 @@ class FinetuneWidget(DockHelpers, QWidget):
             self._draw_plot()
 
     def _draw_plot(self) -> None:
-        """Render the curves in a worker (matplotlib takes ~100 ms); show the image here."""
-        if self._plot_worker is not None:
-            self._plot_stale = True  # redraw once the render in flight is shown
-            return
-        self._plot_stale = False
-        history = {k: list(v) for k, v in self.history.items()}
-        worker = create_worker(render_curves, history, _ignore_errors=True)
-        worker.returned.connect(self._alive(self._show_plot))
-        worker.finished.connect(self._alive(self._plot_done))
-        self._plot_worker = worker
-        worker.start()
-
-    def _show_plot(self, rgba: np.ndarray) -> None:
-        self.plot_label.set_rgba(rgba)
-
-    def _plot_done(self) -> None:
-        self._plot_worker = None
-        if self._plot_stale:
-            self._draw_plot()
+        self.plot.set_history(self.history)
 
     def _on_finished(self, result) -> None:
         self._draw_plot()

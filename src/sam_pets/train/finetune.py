@@ -127,6 +127,8 @@ class AnnotatedImage:
         labels: (H, W) integer labels, 0 = background.
         source: Path of the image file, if known.
         features: The annotator's embedding of ``image`` for the starting model, if any.
+        ignore: (H, W) bool pixels left out of training and scoring (e.g. an uncertain
+            border), or None.
     """
 
     name: str
@@ -134,6 +136,7 @@ class AnnotatedImage:
     labels: np.ndarray
     source: str | None = None
     features: ImageFeatures | None = None
+    ignore: np.ndarray | None = None
 
 
 def split_names(names: Sequence[str], val_fraction: float, seed: int = 0) -> set[str]:
@@ -169,6 +172,8 @@ def write_snapshot(
         meta = {"split": "val" if it.name in val else "train"}
         if it.source:
             meta["source"] = it.source
+        if it.ignore is not None and np.asarray(it.ignore).any():
+            meta["ignore"] = np.asarray(it.ignore, bool)
         res = export_annotation(folder, it.image, it.labels, it.name, meta)
         splits[res.name] = meta["split"]
     return splits
@@ -186,6 +191,8 @@ class HeldOutScores:
         objects: Objects scored.
         images: Images scored.
         held_out: False when there was no held-out image and the training images were used.
+        clicks_to_85: As ``clicks_to_90`` for 85 % IoU (NoC@85).
+        miou_5: Mean IoU after 5 interactions of the same click protocol.
     """
 
     miou_box: float
@@ -194,6 +201,8 @@ class HeldOutScores:
     objects: int
     images: int
     held_out: bool = True
+    clicks_to_85: float = float("nan")
+    miou_5: float = float("nan")
 
 
 def iter_compare(
@@ -226,7 +235,7 @@ def iter_compare(
     }
     enc = {k: encoder_fingerprint(m) for k, m in models.items()}
     first = next(iter(models))
-    rows: dict[str, list[tuple[float, float, int]]] = {k: [] for k in models}
+    rows: dict[str, list[tuple[float, ...]]] = {k: [] for k in models}
     for i, item in enumerate(iter_items(dataset, names)):
         if stop.is_set():
             break
@@ -244,14 +253,29 @@ def iter_compare(
             for gt in item.masks:
                 box = float(iou(predict_object(p, "box", gt, item.ignore), gt, item.ignore))
                 ious = simulate_clicks(p, gt, item.ignore, max_clicks=max_clicks)
-                rows[k].append((box, ious[0], clicks_to_iou(ious, 0.9, cap=max_clicks)))
+                rows[k].append(
+                    (
+                        box,
+                        ious[0],
+                        clicks_to_iou(ious, 0.9, cap=max_clicks),
+                        clicks_to_iou(ious, 0.85, cap=max_clicks),
+                        ious[min(4, len(ious) - 1)],
+                    )
+                )
         yield Progress(i + 1, len(names), "scoring held-out images")
     out = {}
     for k, r in rows.items():
-        a = np.asarray(r, np.float64).reshape(-1, 3)
-        mean = a.mean(0) if len(a) else np.full(3, np.nan)
+        a = np.asarray(r, np.float64).reshape(-1, 5)
+        mean = a.mean(0) if len(a) else np.full(5, np.nan)
         out[k] = HeldOutScores(
-            float(mean[0]), float(mean[1]), float(mean[2]), len(a), len(names), held_out
+            float(mean[0]),
+            float(mean[1]),
+            float(mean[2]),
+            len(a),
+            len(names),
+            held_out,
+            clicks_to_85=float(mean[3]),
+            miou_5=float(mean[4]),
         )
     return out
 
