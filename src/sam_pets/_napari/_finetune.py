@@ -46,7 +46,6 @@ PARTS = (
     ("prompt_encoder", "prompt encoder"),
     ("mask_decoder", "mask decoder"),
 )
-PLOT_INTERVAL_S = 1.0
 UI_INTERVAL_S = 0.25
 
 
@@ -63,7 +62,7 @@ class FinetuneWidget(DockHelpers, QWidget):
         self.previous_model = None
         self.history: dict[str, list[tuple[int, float]]] = {"loss": [], "val": []}
         self._pbar = None
-        self._last_plot = self._last_ui = 0.0
+        self._last_ui = 0.0
         self._commits = 0
         self._watched = None
         self._build_ui()
@@ -330,15 +329,10 @@ class FinetuneWidget(DockHelpers, QWidget):
             )
         else:
             self.status.setText(f"{p.message} {p.step}/{total}")
-        if p.message == "val" or now - self._last_plot > PLOT_INTERVAL_S:
-            self._last_plot = now
-            self._draw_plot()
-
-    def _draw_plot(self) -> None:
         self.plot.set_history(self.history)
 
     def _on_finished(self, result) -> None:
-        self._draw_plot()
+        self.plot.set_history(self.history)
         if result.status == "cancelled":
             self.status.setText(
                 f"cancelled at step {result.step}; last checkpoint kept: "
