@@ -85,6 +85,30 @@ def test_cycle_and_polarity_keys(annotator, qtbot):
     assert list(widget.session.labels) == [1, 0]
 
 
+def test_model_work_runs_on_one_compute_thread(annotator, qtbot, predictor, monkeypatch):
+    """Embedding and every prediction share one long-lived thread, never the GUI thread."""
+    import threading
+
+    viewer, widget = annotator
+    seen = []
+    for name in ("predict", "set_image"):
+        orig = getattr(predictor, name)
+
+        def record(*a, _orig=orig, **k):
+            seen.append(threading.get_ident())
+            return _orig(*a, **k)
+
+        monkeypatch.setattr(predictor, name, record)
+    for row in (190.0, 150.0, 120.0):
+        widget.points.add(np.array([[row, 250.0]]))
+        _wait_prediction(qtbot, widget)
+    widget._ready_key = None  # force a new embedding of the same image
+    widget._embed_current()
+    qtbot.waitUntil(lambda: widget._ready_key is not None, timeout=30000)
+    assert len(seen) >= 4
+    assert len(set(seen)) == 1 and seen[0] != threading.get_ident()
+
+
 def _canvas_pos(viewer) -> tuple[float, float]:
     """A canvas position (x, y pixels) over the middle part of the photo."""
     canvas = viewer.window._qt_viewer.canvas

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 from napari.layers import Image, Labels
-from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtCore import QTimer, Signal
 from qtpy.QtWidgets import (
@@ -39,6 +38,7 @@ from sam_pets._napari._models import (
 )
 from sam_pets._napari._session import PromptSession
 from sam_pets._napari._widgets import DockHelpers
+from sam_pets._napari._workers import model_worker, start_on_compute_thread
 
 KEYS = {
     "n": ("commit", "commit the object (new label id, prompts cleared)"),
@@ -226,7 +226,7 @@ class AnnotatorWidget(DockHelpers, QWidget):
         self.model_status.setText(f"loading {Path(choice).name}…")
         self.load_button.setEnabled(False)
 
-        worker = _make_worker(  # downloads an official checkpoint first if needed
+        worker = model_worker(  # downloads an official checkpoint first if needed
             load_predictor_job,
             choice,
             device,
@@ -281,7 +281,7 @@ class AnnotatorWidget(DockHelpers, QWidget):
         self._embedding_key = key
         self._ready_key = None
         predictor = self.predictor
-        worker = _make_worker(
+        worker = model_worker(
             predictor.set_image,
             pixels,
             _progress={"desc": f"Embedding {image.name}", "total": 0},
@@ -475,7 +475,7 @@ class AnnotatorWidget(DockHelpers, QWidget):
         self._busy = True
         self._predicted_key = key
         request = dataclasses.replace(self.session)
-        worker = _make_worker(request.predict, self.predictor)
+        worker = model_worker(request.predict, self.predictor)
         worker.returned.connect(self._alive(lambda _c, r=request: self._on_predicted(r)))
         worker.errored.connect(self._alive(self._on_predict_failed))
         worker.finished.connect(self._alive(self._on_predict_finished))
@@ -633,7 +633,7 @@ class AnnotatorWidget(DockHelpers, QWidget):
         if not items:
             show_warning("sam-pets: no annotated image to export")
             return
-        worker = _make_worker(
+        worker = model_worker(
             export_job,
             folder,
             items,
@@ -642,24 +642,23 @@ class AnnotatorWidget(DockHelpers, QWidget):
         )
         worker.returned.connect(self._alive(self._on_exported))
         worker.errored.connect(self._alive(lambda e: self._fail("Export failed", e)))
-        self._start(worker)
+        self._start(worker, compute=False)
 
     def _on_exported(self, report: list[str]) -> None:
         self.export_status.setText("\n".join(report))
         show_info("sam-pets: " + "; ".join(report))
 
     # --- plumbing ------------------------------------------------------------------------------
-    def _start(self, worker) -> None:
+    def _start(self, worker, compute: bool = True) -> None:
+        """Start a worker: model work on the compute thread, the rest on napari's pool."""
         self.last_worker = worker
-        worker.start()
+        if compute:
+            start_on_compute_thread(worker)
+        else:
+            worker.start()
 
     def _fail(self, what: str, error: Exception) -> None:
         show_error(f"sam-pets: {what}: {error}")
 
 
 KEYS_DOC = {name: doc for name, doc in KEYS.values()}
-
-
-def _make_worker(func, *args, _progress=None):
-    """A napari thread worker whose errors go only to our ``errored`` handlers."""
-    return create_worker(func, *args, _progress=_progress, _ignore_errors=True)

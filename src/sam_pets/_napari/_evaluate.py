@@ -37,6 +37,7 @@ from qtpy.QtWidgets import (
 
 from sam_pets._napari._models import available_devices, load_choice_job, model_choices
 from sam_pets._napari._widgets import DockHelpers
+from sam_pets._napari._workers import job_worker
 from sam_pets.eval.evaluate import EvalConfig, EvalResult, NamedModel, iter_evaluate
 from sam_pets.eval.protocols import PROTOCOLS
 from sam_pets.progress import Progress
@@ -238,13 +239,12 @@ class EvaluateWidget(DockHelpers, QWidget):
         choices = [self._resolve(self.model_combo.currentText())]
         if self.compare_combo.currentText() != NO_COMPARE:
             choices.append(self._resolve(self.compare_combo.currentText()))
-        self.worker = create_worker(
+        self.worker = job_worker(
             evaluate_job,
             choices,
             dataset,
             self.config(),
             self.device_combo.currentText(),
-            _ignore_errors=True,
             _progress={"desc": "Evaluating", "total": 0},
         )
         self.worker.yielded.connect(self._alive(self._on_progress))

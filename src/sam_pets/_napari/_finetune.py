@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from napari.qt.threading import create_worker
 from napari.utils import progress
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtWidgets import (
@@ -33,6 +32,7 @@ from qtpy.QtWidgets import (
 from sam_pets._napari._annotator import annotator_for
 from sam_pets._napari._finetune_view import CurvesView, fmt_time, scores_table
 from sam_pets._napari._widgets import DockHelpers
+from sam_pets._napari._workers import job_worker, model_worker, start_on_compute_thread
 from sam_pets.train.finetune import (
     PRESETS,
     AnnotatedImage,
@@ -279,7 +279,7 @@ class FinetuneWidget(DockHelpers, QWidget):
         self.result = None
         self.use_button.setEnabled(False)
         self._pbar = progress(total=0, desc="Fine-tuning")
-        worker = create_worker(_run_job, job, predictor, _ignore_errors=True)
+        worker = job_worker(_run_job, job, predictor)
         worker.yielded.connect(self._alive(self._on_progress))
         worker.returned.connect(self._alive(self._on_finished))
         worker.errored.connect(self._alive(self._on_error))
@@ -384,13 +384,13 @@ class FinetuneWidget(DockHelpers, QWidget):
         predictor = annotator.predictor
         if keep_previous:
             self.previous_model = predictor.model
-        worker = create_worker(predictor.set_model, model, _ignore_errors=True)
+        worker = model_worker(predictor.set_model, model)
         worker.returned.connect(
             self._alive(lambda _: self._swapped(annotator, predictor, keep_previous))
         )
         worker.errored.connect(lambda e: show_error(f"sam-pets: model swap failed: {e}"))
         self.swap_worker = worker
-        worker.start()
+        start_on_compute_thread(worker)
 
     def _swapped(self, annotator, predictor, new: bool) -> None:
         annotator.set_predictor(predictor)
