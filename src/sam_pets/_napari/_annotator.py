@@ -1,56 +1,29 @@
 """The Annotator dock: SAM 2 prompting into a Labels layer, with commit / undo / refine / export.
 
-All model work (loading, image embedding, prediction) runs in napari thread workers; the GUI
-thread only reads prompt layers and writes results into layers.
+All model work (loading, image embedding, prediction) runs in napari thread workers on one
+compute thread; the GUI thread only reads prompt layers and writes results into layers.  The
+layout lives in :mod:`._annotator_ui`, prompt handling and prediction in :mod:`._prompting`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import weakref
 from pathlib import Path
 
 import numpy as np
 from napari.layers import Image, Labels
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtCore import QTimer, Signal
-from qtpy.QtWidgets import (
-    QCheckBox,
-    QComboBox,
-    QFileDialog,
-    QFormLayout,
-    QGroupBox,
-    QHBoxLayout,
-    QLabel,
-    QLineEdit,
-    QPushButton,
-    QVBoxLayout,
-    QWidget,
-)
+from qtpy.QtCore import Signal
+from qtpy.QtWidgets import QWidget
 
 from sam_pets._napari import _layers as L
+from sam_pets._napari._annotator_ui import KEYS, KEYS_DOC, AnnotatorLayout
 from sam_pets._napari._export import export_items, export_job
-from sam_pets._napari._models import (
-    available_devices,
-    load_predictor_job,
-    model_choices,
-    show_progress,
-)
+from sam_pets._napari._models import load_predictor_job, show_progress
+from sam_pets._napari._prompting import PromptingMixin
 from sam_pets._napari._session import PromptSession
 from sam_pets._napari._widgets import DockHelpers
 from sam_pets._napari._workers import model_worker, start_on_compute_thread
-
-KEYS = {
-    "n": ("commit", "commit the object (new label id, prompts cleared)"),
-    "q": ("cycle", "cycle among the candidate masks"),
-    "w": ("toggle_polarity", "toggle the polarity of the next point"),
-    "Shift-N": ("clear", "clear the prompts (discard the object)"),
-    "u": ("undo", "undo the last commit"),
-    "g": ("refine", "refine the selected label of the target layer"),
-}
-_CLICK_DISTANCE = 5  # canvas pixels; a press moved further is a drag, not a click (as napari)
-AUTO_RULE = "auto polarity: a click on the current mask removes it, a click off it adds"
-
 
 _LIVE: weakref.WeakSet = weakref.WeakSet()
 
@@ -69,7 +42,7 @@ def annotator_for(viewer) -> AnnotatorWidget | None:
     return None
 
 
-class AnnotatorWidget(DockHelpers, QWidget):
+class AnnotatorWidget(AnnotatorLayout, PromptingMixin, DockHelpers, QWidget):
     """Dock widget driving SAM 2 from point and box prompts.
 
     Signals:
@@ -105,90 +78,6 @@ class AnnotatorWidget(DockHelpers, QWidget):
         self.viewer.dims.events.current_step.connect(self._on_step)
         self._refresh_layer_choices()
 
-    # --- layout -------------------------------------------------------------------------------
-    def _build_ui(self) -> None:
-        root = QVBoxLayout(self)
-        root.addWidget(self._model_box())
-        root.addWidget(self._image_box())
-        root.addWidget(self._keys_box())
-        root.addWidget(self._export_box())
-        root.addStretch(1)
-
-    def _model_box(self) -> QGroupBox:
-        box = QGroupBox("Model")
-        form = QFormLayout(box)
-        self.model_combo = QComboBox()
-        self.model_combo.addItems(model_choices())
-        self.model_combo.setToolTip(
-            "The built-in pets model, Meta's checkpoints (downloaded on first use), "
-            "recent checkpoint files, or a randomly initialised config"
-        )
-        browse = QPushButton("Open checkpoint…")
-        browse.setToolTip("Meta .pt, Hugging Face .safetensors or sam-pets checkpoint")
-        browse.clicked.connect(self._browse_checkpoint)
-        self.device_combo = QComboBox()
-        self.device_combo.addItems(available_devices())
-        self.load_button = QPushButton("Load model")
-        self.load_button.clicked.connect(self.load_model)
-        self.model_status = QLabel("no model loaded")
-        form.addRow(self.model_combo)
-        form.addRow(browse)
-        form.addRow("Device", self.device_combo)
-        form.addRow(self.load_button)
-        form.addRow(self.model_status)
-        return box
-
-    def _image_box(self) -> QGroupBox:
-        box = QGroupBox("Annotate")
-        form = QFormLayout(box)
-        self.image_combo = QComboBox()
-        self.image_combo.currentIndexChanged.connect(lambda _: self._embed_current())
-        self.labels_combo = QComboBox()
-        self.labels_combo.setToolTip("Committed objects go here (a new layer if empty)")
-        self.overwrite_check = QCheckBox("new objects may overwrite others")
-        self.auto_check = QCheckBox("auto polarity")
-        self.auto_check.setToolTip(AUTO_RULE)
-        self.polarity_label = QLabel()
-        self.candidate_label = QLabel("no prediction")
-        form.addRow("Image", self.image_combo)
-        form.addRow("Labels", self.labels_combo)
-        form.addRow(self.overwrite_check)
-        form.addRow(self.auto_check)
-        form.addRow(self.polarity_label)
-        form.addRow(self.candidate_label)
-        self._show_polarity()
-        return box
-
-    def _keys_box(self) -> QGroupBox:
-        box = QGroupBox("Keys")
-        lines = [f"<b>{k}</b>: {doc}" for k, (_, doc) in KEYS.items()]
-        lines += ["<b>right-click</b> or <b>Shift-click</b> (add mode): negative point", AUTO_RULE]
-        text = QLabel("<br>".join(lines))
-        text.setWordWrap(True)
-        QVBoxLayout(box).addWidget(text)
-        return box
-
-    def _export_box(self) -> QGroupBox:
-        box = QGroupBox("Export")
-        form = QFormLayout(box)
-        self.export_dir = QLineEdit()
-        self.export_dir.setPlaceholderText("dataset folder (SAM 2 format)")
-        form.addRow(self._folder_row(self.export_dir, "Dataset folder"))
-        self.coco_check = QCheckBox("also write coco.json")
-        form.addRow(self.coco_check)
-        buttons = QHBoxLayout()
-        one = QPushButton("Export image")
-        one.clicked.connect(lambda: self.export(all_images=False))
-        every = QPushButton("Export all annotated")
-        every.clicked.connect(lambda: self.export(all_images=True))
-        buttons.addWidget(one)
-        buttons.addWidget(every)
-        form.addRow(buttons)
-        self.export_status = QLabel("")
-        self.export_status.setWordWrap(True)
-        form.addRow(self.export_status)
-        return box
-
     def _bind_keys(self) -> None:
         for key, (name, _) in KEYS.items():
             self.viewer.bind_key(key, self._key_handler(name), overwrite=True)
@@ -211,14 +100,6 @@ class AnnotatorWidget(DockHelpers, QWidget):
                 emitter.disconnect(slot)
             except (RuntimeError, TypeError, ValueError):
                 pass
-
-    def _browse_checkpoint(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(
-            self, "SAM 2 checkpoint", "", "Checkpoints (*.pt *.pth *.safetensors);;All (*)"
-        )
-        if path:
-            self.model_combo.insertItem(0, path)
-            self.model_combo.setCurrentIndex(0)
 
     def load_model(self) -> None:
         """Load the chosen model in a worker; then embed the current image."""
@@ -369,156 +250,6 @@ class AnnotatorWidget(DockHelpers, QWidget):
         layer = self.viewer.layers[name] if name in self.viewer.layers else None
         return layer if isinstance(layer, Labels) else None
 
-    def _on_points_mouse(self, layer, event):
-        """Clicks in add mode, predicted from the press on.
-
-        The press sets the new point's polarity (right-click or Shift: negative) and starts
-        predicting with it at once, so the mask is usually ready by the time the button is
-        released.  On release napari's own add-mode callback (after this one) adds the point,
-        and that edit finds its prediction done or under way; a press that became a drag
-        (napari pans) adds no point, and the preview goes back to the layers' prompts.
-        """
-        if layer.mode != "add" or event.button not in (1, 2):
-            return
-        negative = event.button == 2 or "Shift" in event.modifiers
-        label = 0 if negative else self._polarity
-        layer.feature_defaults = {"label": label}
-        start = np.asarray(event.pos, float)
-        self._predict_ahead(np.asarray(layer.world_to_data(event.position), float), label)
-        yield
-        while event.type == "mouse_move":
-            yield
-        if np.linalg.norm(np.asarray(event.pos, float) - start) >= _CLICK_DISTANCE:
-            self.request_predict()  # a drag: no point is added
-        # napari's add (still to come) leaves the new point's label as the default: restore it
-        QTimer.singleShot(0, self._alive(self._restore_polarity))
-
-    def add_point(self, coords_layer: np.ndarray, label: int | None = None) -> None:
-        """Add a click at layer coordinates with ``label`` (default: the current polarity)."""
-        if label is None:
-            label = self._polarity
-        self.points.feature_defaults = {"label": int(label)}
-        self.points.add(np.atleast_2d(coords_layer))
-        self.points.feature_defaults = {"label": self._polarity}
-
-    def _on_points_changed(self, event=None) -> None:
-        action = str(getattr(event, "action", "") or "")
-        if action.endswith("ing"):
-            return
-        if action == "added" and self.auto_check.isChecked() and len(self.points.data):
-            xy, _ = L.read_points(self.points, ())
-            pressed, self._pressed = self._pressed, None
-            if pressed is not None and np.array_equal(pressed[0], self.points.data[-1]):
-                label = pressed[1]  # decided at the press, before its own prediction came back
-            else:
-                label = self.session.auto_label(xy[-1])
-            feats = self.points.features
-            feats.loc[feats.index[-1], "label"] = label
-        L.color_points(self.points)
-        self._on_prompts_changed(event)
-
-    def _on_prompts_changed(self, event=None) -> None:
-        action = str(getattr(event, "action", "") or "")
-        if not action.endswith("ing"):
-            self.request_predict()
-
-    # --- prediction ----------------------------------------------------------------------------
-    def _read_prompts(self) -> None:
-        image = self._image_layer()
-        plane = self._plane(image)
-        xy, labels = L.read_points(self.points, plane)
-        self.session.set_prompts(xy, labels, L.read_box(self.boxes, plane))
-
-    def _can_predict(self) -> bool:
-        return (
-            self.predictor is not None
-            and self._ready_key is not None
-            and self._ready_key == self._key()
-        )
-
-    def request_predict(self) -> None:
-        """Predict from the current prompts in a worker (coalescing bursts of edits)."""
-        if self._can_predict():
-            self._read_prompts()
-            self._predict_session()
-
-    def _predict_ahead(self, coords: np.ndarray, label: int) -> None:
-        """Predict with a click that napari is about to add (layer coordinates)."""
-        image = self._image_layer()
-        if image is None or not self._can_predict():
-            return
-        plane = self._plane(image)
-        if not L.on_plane(coords[None], plane).all():
-            return
-        xy_new = L.yx_to_xy(coords[None, -2:])
-        if self.auto_check.isChecked():
-            label = self.session.auto_label(xy_new[0])
-            self._pressed = (coords, label)
-        xy, labels = L.read_points(self.points, plane)
-        self.session.set_prompts(
-            np.vstack([xy, xy_new]), np.append(labels, label), L.read_box(self.boxes, plane)
-        )
-        self._predict_session()
-
-    def _predict_session(self) -> None:
-        key = self.session.prompt_key()
-        if key == self._predicted_key and (self._busy or self.session.candidates is not None):
-            return  # these prompts are being (or were) predicted already
-        if self._busy:
-            self._dirty = True
-            return
-        self._predicted_key = None
-        if not self.session.has_prompt:
-            self.session.candidates = None
-            self._show_preview()
-            return
-        self._busy = True
-        self._predicted_key = key
-        request = dataclasses.replace(self.session)
-        worker = model_worker(request.predict, self.predictor)
-        worker.returned.connect(self._alive(lambda _c, r=request: self._on_predicted(r)))
-        worker.errored.connect(self._alive(self._on_predict_failed))
-        worker.finished.connect(self._alive(self._on_predict_finished))
-        self._start(worker)
-
-    def _on_predict_failed(self, error: Exception) -> None:
-        self._predicted_key = None
-        self._fail("Prediction failed", error)
-
-    def _on_predicted(self, request: PromptSession) -> None:
-        self.session.candidates = request.candidates
-        self.session._last = request._last
-        self._show_preview()
-
-    def _on_predict_finished(self) -> None:
-        self._busy = False
-        if self._dirty:
-            self._dirty = False
-            self.request_predict()
-
-    def _show_preview(self) -> None:
-        if self.preview is None:
-            return
-        image = self._image_layer()
-        cands = self.session.candidates
-        plane = self._plane(image) if image is not None else ()
-        data = self.preview.data
-        view = data[plane] if plane else data
-        view[...] = 0
-        if cands is not None:
-            view[cands.mask] = 1
-            scores = ", ".join(
-                ("[%.2f]" if i == cands.index else "%.2f") % s for i, s in enumerate(cands.scores)
-            )
-            seen = "object" if cands.object_score > 0 else "no object"
-            self.candidate_label.setText(f"candidates (IoU): {scores}; model sees {seen}")
-            if self.boxes is not None:
-                L.color_boxes(self.boxes, cands.object_score > 0)
-        else:
-            self.candidate_label.setText("no prediction")
-        self.preview.refresh()
-        self.previewed.emit()
-
     # --- key actions ---------------------------------------------------------------------------
     def commit(self) -> int:
         """Write the selected candidate into the target Labels layer under a new id."""
@@ -659,6 +390,3 @@ class AnnotatorWidget(DockHelpers, QWidget):
 
     def _fail(self, what: str, error: Exception) -> None:
         show_error(f"sam-pets: {what}: {error}")
-
-
-KEYS_DOC = {name: doc for name, doc in KEYS.values()}

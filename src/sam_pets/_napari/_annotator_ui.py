@@ -1,0 +1,124 @@
+"""Layout of the Annotator dock: its model, annotate, keys and export sections."""
+
+from __future__ import annotations
+
+from qtpy.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QVBoxLayout,
+)
+
+from sam_pets._napari._models import available_devices, model_choices
+
+KEYS = {
+    "n": ("commit", "commit the object (new label id, prompts cleared)"),
+    "q": ("cycle", "cycle among the candidate masks"),
+    "w": ("toggle_polarity", "toggle the polarity of the next point"),
+    "Shift-N": ("clear", "clear the prompts (discard the object)"),
+    "u": ("undo", "undo the last commit"),
+    "g": ("refine", "refine the selected label of the target layer"),
+}
+KEYS_DOC = {name: doc for name, doc in KEYS.values()}
+AUTO_RULE = "auto polarity: a click on the current mask removes it, a click off it adds"
+
+
+class AnnotatorLayout:
+    """Mixin building the Annotator's sections (the widgets it reads are attributes)."""
+
+    def _build_ui(self) -> None:
+        root = QVBoxLayout(self)
+        root.addWidget(self._model_box())
+        root.addWidget(self._image_box())
+        root.addWidget(self._keys_box())
+        root.addWidget(self._export_box())
+        root.addStretch(1)
+
+    def _model_box(self) -> QGroupBox:
+        box = QGroupBox("Model")
+        form = QFormLayout(box)
+        self.model_combo = QComboBox()
+        self.model_combo.addItems(model_choices())
+        self.model_combo.setToolTip(
+            "The built-in pets model, Meta's checkpoints (downloaded on first use), "
+            "recent checkpoint files, or a randomly initialised config"
+        )
+        browse = QPushButton("Open checkpoint…")
+        browse.setToolTip("Meta .pt, Hugging Face .safetensors or sam-pets checkpoint")
+        browse.clicked.connect(self._browse_checkpoint)
+        self.device_combo = QComboBox()
+        self.device_combo.addItems(available_devices())
+        self.load_button = QPushButton("Load model")
+        self.load_button.clicked.connect(self.load_model)
+        self.model_status = QLabel("no model loaded")
+        form.addRow(self.model_combo)
+        form.addRow(browse)
+        form.addRow("Device", self.device_combo)
+        form.addRow(self.load_button)
+        form.addRow(self.model_status)
+        return box
+
+    def _image_box(self) -> QGroupBox:
+        box = QGroupBox("Annotate")
+        form = QFormLayout(box)
+        self.image_combo = QComboBox()
+        self.image_combo.currentIndexChanged.connect(lambda _: self._embed_current())
+        self.labels_combo = QComboBox()
+        self.labels_combo.setToolTip("Committed objects go here (a new layer if empty)")
+        self.overwrite_check = QCheckBox("new objects may overwrite others")
+        self.auto_check = QCheckBox("auto polarity")
+        self.auto_check.setToolTip(AUTO_RULE)
+        self.polarity_label = QLabel()
+        self.candidate_label = QLabel("no prediction")
+        form.addRow("Image", self.image_combo)
+        form.addRow("Labels", self.labels_combo)
+        form.addRow(self.overwrite_check)
+        form.addRow(self.auto_check)
+        form.addRow(self.polarity_label)
+        form.addRow(self.candidate_label)
+        self._show_polarity()
+        return box
+
+    def _keys_box(self) -> QGroupBox:
+        box = QGroupBox("Keys")
+        lines = [f"<b>{k}</b>: {doc}" for k, (_, doc) in KEYS.items()]
+        lines += ["<b>right-click</b> or <b>Shift-click</b> (add mode): negative point", AUTO_RULE]
+        text = QLabel("<br>".join(lines))
+        text.setWordWrap(True)
+        QVBoxLayout(box).addWidget(text)
+        return box
+
+    def _export_box(self) -> QGroupBox:
+        box = QGroupBox("Export")
+        form = QFormLayout(box)
+        self.export_dir = QLineEdit()
+        self.export_dir.setPlaceholderText("dataset folder (SAM 2 format)")
+        form.addRow(self._folder_row(self.export_dir, "Dataset folder"))
+        self.coco_check = QCheckBox("also write coco.json")
+        form.addRow(self.coco_check)
+        buttons = QHBoxLayout()
+        one = QPushButton("Export image")
+        one.clicked.connect(lambda: self.export(all_images=False))
+        every = QPushButton("Export all annotated")
+        every.clicked.connect(lambda: self.export(all_images=True))
+        buttons.addWidget(one)
+        buttons.addWidget(every)
+        form.addRow(buttons)
+        self.export_status = QLabel("")
+        self.export_status.setWordWrap(True)
+        form.addRow(self.export_status)
+        return box
+
+    def _browse_checkpoint(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "SAM 2 checkpoint", "", "Checkpoints (*.pt *.pth *.safetensors);;All (*)"
+        )
+        if path:
+            self.model_combo.insertItem(0, path)
+            self.model_combo.setCurrentIndex(0)

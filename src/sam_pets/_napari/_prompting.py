@@ -1,0 +1,168 @@
+"""Prompting in the Annotator: clicks and boxes in, predictions in a worker, preview out."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from qtpy.QtCore import QTimer
+
+from sam_pets._napari import _layers as L
+from sam_pets._napari._session import PromptSession
+from sam_pets._napari._workers import model_worker
+
+_CLICK_DISTANCE = 5  # canvas pixels; a press moved further is a drag, not a click (as napari)
+
+
+class PromptingMixin:
+    """Mixin of the Annotator: prompt layers' events, predict-ahead, coalesced predictions."""
+
+    def _on_points_mouse(self, layer, event):
+        """Clicks in add mode, predicted from the press on.
+
+        The press sets the new point's polarity (right-click or Shift: negative) and starts
+        predicting with it at once, so the mask is usually ready by the time the button is
+        released.  On release napari's own add-mode callback (after this one) adds the point,
+        and that edit finds its prediction done or under way; a press that became a drag
+        (napari pans) adds no point, and the preview goes back to the layers' prompts.
+        """
+        if layer.mode != "add" or event.button not in (1, 2):
+            return
+        negative = event.button == 2 or "Shift" in event.modifiers
+        label = 0 if negative else self._polarity
+        layer.feature_defaults = {"label": label}
+        start = np.asarray(event.pos, float)
+        self._predict_ahead(np.asarray(layer.world_to_data(event.position), float), label)
+        yield
+        while event.type == "mouse_move":
+            yield
+        if np.linalg.norm(np.asarray(event.pos, float) - start) >= _CLICK_DISTANCE:
+            self.request_predict()  # a drag: no point is added
+        # napari's add (still to come) leaves the new point's label as the default: restore it
+        QTimer.singleShot(0, self._alive(self._restore_polarity))
+
+    def add_point(self, coords_layer: np.ndarray, label: int | None = None) -> None:
+        """Add a click at layer coordinates with ``label`` (default: the current polarity)."""
+        if label is None:
+            label = self._polarity
+        self.points.feature_defaults = {"label": int(label)}
+        self.points.add(np.atleast_2d(coords_layer))
+        self.points.feature_defaults = {"label": self._polarity}
+
+    def _on_points_changed(self, event=None) -> None:
+        action = str(getattr(event, "action", "") or "")
+        if action.endswith("ing"):
+            return
+        if action == "added" and self.auto_check.isChecked() and len(self.points.data):
+            xy, _ = L.read_points(self.points, ())
+            pressed, self._pressed = self._pressed, None
+            if pressed is not None and np.array_equal(pressed[0], self.points.data[-1]):
+                label = pressed[1]  # decided at the press, before its own prediction came back
+            else:
+                label = self.session.auto_label(xy[-1])
+            feats = self.points.features
+            feats.loc[feats.index[-1], "label"] = label
+        L.color_points(self.points)
+        self._on_prompts_changed(event)
+
+    def _on_prompts_changed(self, event=None) -> None:
+        action = str(getattr(event, "action", "") or "")
+        if not action.endswith("ing"):
+            self.request_predict()
+
+    # --- prediction ----------------------------------------------------------------------------
+    def _read_prompts(self) -> None:
+        image = self._image_layer()
+        plane = self._plane(image)
+        xy, labels = L.read_points(self.points, plane)
+        self.session.set_prompts(xy, labels, L.read_box(self.boxes, plane))
+
+    def _can_predict(self) -> bool:
+        return (
+            self.predictor is not None
+            and self._ready_key is not None
+            and self._ready_key == self._key()
+        )
+
+    def request_predict(self) -> None:
+        """Predict from the current prompts in a worker (coalescing bursts of edits)."""
+        if self._can_predict():
+            self._read_prompts()
+            self._predict_session()
+
+    def _predict_ahead(self, coords: np.ndarray, label: int) -> None:
+        """Predict with a click that napari is about to add (layer coordinates)."""
+        image = self._image_layer()
+        if image is None or not self._can_predict():
+            return
+        plane = self._plane(image)
+        if not L.on_plane(coords[None], plane).all():
+            return
+        xy_new = L.yx_to_xy(coords[None, -2:])
+        if self.auto_check.isChecked():
+            label = self.session.auto_label(xy_new[0])
+            self._pressed = (coords, label)
+        xy, labels = L.read_points(self.points, plane)
+        self.session.set_prompts(
+            np.vstack([xy, xy_new]), np.append(labels, label), L.read_box(self.boxes, plane)
+        )
+        self._predict_session()
+
+    def _predict_session(self) -> None:
+        key = self.session.prompt_key()
+        if key == self._predicted_key and (self._busy or self.session.candidates is not None):
+            return  # these prompts are being (or were) predicted already
+        if self._busy:
+            self._dirty = True
+            return
+        self._predicted_key = None
+        if not self.session.has_prompt:
+            self.session.candidates = None
+            self._show_preview()
+            return
+        self._busy = True
+        self._predicted_key = key
+        request = dataclasses.replace(self.session)
+        worker = model_worker(request.predict, self.predictor)
+        worker.returned.connect(self._alive(lambda _c, r=request: self._on_predicted(r)))
+        worker.errored.connect(self._alive(self._on_predict_failed))
+        worker.finished.connect(self._alive(self._on_predict_finished))
+        self._start(worker)
+
+    def _on_predict_failed(self, error: Exception) -> None:
+        self._predicted_key = None
+        self._fail("Prediction failed", error)
+
+    def _on_predicted(self, request: PromptSession) -> None:
+        self.session.candidates = request.candidates
+        self.session._last = request._last
+        self._show_preview()
+
+    def _on_predict_finished(self) -> None:
+        self._busy = False
+        if self._dirty:
+            self._dirty = False
+            self.request_predict()
+
+    def _show_preview(self) -> None:
+        if self.preview is None:
+            return
+        image = self._image_layer()
+        cands = self.session.candidates
+        plane = self._plane(image) if image is not None else ()
+        data = self.preview.data
+        view = data[plane] if plane else data
+        view[...] = 0
+        if cands is not None:
+            view[cands.mask] = 1
+            scores = ", ".join(
+                ("[%.2f]" if i == cands.index else "%.2f") % s for i, s in enumerate(cands.scores)
+            )
+            seen = "object" if cands.object_score > 0 else "no object"
+            self.candidate_label.setText(f"candidates (IoU): {scores}; model sees {seen}")
+            if self.boxes is not None:
+                L.color_boxes(self.boxes, cands.object_score > 0)
+        else:
+            self.candidate_label.setText("no prediction")
+        self.preview.refresh()
+        self.previewed.emit()
