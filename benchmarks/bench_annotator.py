@@ -165,7 +165,10 @@ def main() -> None:
             f"- Embedding cached; 500x375 sample photo; {args.clicks} clicks after 3 warm-up"
             " clicks. `pets` is the built-in model (256 px input, the default);"
             " `random:tiny` is SAM 2.1 tiny at 1024 px with random weights (same cost as"
-            " Meta's trained ones). No window is shown, so no canvas is drawn.",
+            " Meta's trained ones). No window is shown, so no frame is drawn; vispy still"
+            " renders a picking pass on every press (Mesa llvmpipe, software GL under Xvfb:"
+            " ~12 ms of CPU on the GUI thread, after the Annotator has started the"
+            " prediction).",
             "",
             "| model | hold (ms) | median (ms) | p90 (ms) | goal |",
             "| --- | ---: | ---: | ---: | ---: |",

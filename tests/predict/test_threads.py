@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 import threading
 
@@ -73,3 +75,49 @@ def test_wrapped_generator_stays_a_generator_and_releases_at_its_end(released):
     next(gen)
     gen.close()  # a cancelled job releases too
     assert released == [1, 1]
+
+
+def test_background_compute_uses_one_core_at_lower_priority_then_restores():
+    seen = {}
+
+    def work():
+        tid = threading.get_native_id()
+        seen["before"] = torch.get_num_threads()
+        with threads.background_compute():
+            seen["inside"] = torch.get_num_threads()
+            seen["nice"] = os.getpriority(os.PRIO_PROCESS, tid) if sys.platform == "linux" else 0
+            seen["value"] = (torch.ones(64, 64) @ torch.ones(64, 64)).sum().item()
+        seen["after"] = torch.get_num_threads()
+
+    t = threading.Thread(target=work)
+    t.start()
+    t.join()
+    assert seen["value"] == 64.0**3
+    assert seen["after"] == seen["before"] == torch.get_num_threads()
+    if threads._openmp() is not None:
+        assert seen["inside"] == 1
+    if sys.platform == "linux":
+        assert seen["nice"] >= threads.BACKGROUND_NICE
+        assert os.getpriority(os.PRIO_PROCESS, 0) < threads.BACKGROUND_NICE  # not the process
+
+
+def test_in_background_wraps_a_generator(monkeypatch):
+    entered = []
+
+    @contextlib.contextmanager
+    def fake():
+        entered.append("in")
+        yield
+        entered.append("out")
+
+    monkeypatch.setattr(threads, "background_compute", fake)
+
+    def job():
+        yield 1
+        return 2
+
+    gen = threads.in_background(job)()
+    assert next(gen) == 1 and entered == ["in"]
+    with pytest.raises(StopIteration):
+        next(gen)
+    assert entered == ["in", "out"]

@@ -1,7 +1,8 @@
 """The Fine-tune dock: train on what was annotated while annotating goes on.
 
 Training runs a :class:`~sam_pets.train.finetune.FinetuneJob` in a napari thread worker on a
-snapshot of the annotations; the dock shows progress (also in napari's activity dock), live
+snapshot of the annotations, on a background thread (one CPU core, lower priority: the
+Annotator's clicks keep their speed); the dock shows progress (also in napari's activity dock), live
 loss / validation-IoU curves, images/s and ETA, then the held-out scores before and after,
 and can hot-swap the new model into the Annotator (and back).
 """
@@ -32,7 +33,12 @@ from qtpy.QtWidgets import (
 from sam_pets._napari._annotator import annotator_for
 from sam_pets._napari._finetune_view import CurvesView, fmt_time, scores_table
 from sam_pets._napari._widgets import DockHelpers
-from sam_pets._napari._workers import job_worker, model_worker, start_on_compute_thread
+from sam_pets._napari._workers import (
+    background_worker,
+    model_worker,
+    start_in_background,
+    start_on_compute_thread,
+)
 from sam_pets.train.finetune import (
     PRESETS,
     AnnotatedImage,
@@ -279,7 +285,7 @@ class FinetuneWidget(DockHelpers, QWidget):
         self.result = None
         self.use_button.setEnabled(False)
         self._pbar = progress(total=0, desc="Fine-tuning")
-        worker = job_worker(_run_job, job, predictor)
+        worker = background_worker(_run_job, job, predictor)
         worker.yielded.connect(self._alive(self._on_progress))
         worker.returned.connect(self._alive(self._on_finished))
         worker.errored.connect(self._alive(self._on_error))
@@ -287,7 +293,7 @@ class FinetuneWidget(DockHelpers, QWidget):
         self.worker = worker
         self._set_running(True)
         self.status.setText(f"starting in {job.folder}")
-        worker.start()
+        start_in_background(worker)
 
     def _set_running(self, running: bool) -> None:
         self.start_button.setEnabled(not running)

@@ -2,8 +2,9 @@
 
 The Annotator's model work (load, embed, predict, model swap) runs on one long-lived compute
 thread, so its OpenMP team stays warm from click to click and no second team competes with it
-(see :mod:`sam_pets.predict.threads`).  Other long jobs (training, evaluation) run on napari's
-thread pool and free their team when they end.
+(see :mod:`sam_pets.predict.threads`).  Fine-tuning runs beside it on a background thread (one
+core, lower priority), so clicks keep their speed while it trains.  Other long jobs
+(evaluation) run on napari's thread pool and free their team when they end.
 """
 
 from __future__ import annotations
@@ -11,29 +12,47 @@ from __future__ import annotations
 from napari.qt.threading import create_worker
 from qtpy.QtCore import QThreadPool
 
-from sam_pets.predict.threads import release_cpu_threads, releasing_cpu_threads
+from sam_pets.predict.threads import in_background, release_cpu_threads, releasing_cpu_threads
 
 _IDLE_EXPIRY_MS = 5 * 60 * 1000  # the compute thread (and its team) ends after 5 idle minutes
-_pool: QThreadPool | None = None
-_running: set = set()  # workers on the compute thread, kept alive until they finish
+_pools: dict[str, QThreadPool] = {}
+_running: set = set()  # workers started here, kept alive until they finish
+
+
+def _pool(name: str, threads: int, expiry_ms: int) -> QThreadPool:
+    if name not in _pools:
+        pool = QThreadPool()
+        pool.setMaxThreadCount(threads)
+        pool.setExpiryTimeout(expiry_ms)
+        _pools[name] = pool
+    return _pools[name]
 
 
 def compute_pool() -> QThreadPool:
     """The process-wide single-thread pool for model work."""
-    global _pool
-    if _pool is None:
-        _pool = QThreadPool()
-        _pool.setMaxThreadCount(1)
-        _pool.setExpiryTimeout(_IDLE_EXPIRY_MS)
-    return _pool
+    return _pool("compute", 1, _IDLE_EXPIRY_MS)
+
+
+def background_pool() -> QThreadPool:
+    """Threads reserved for background training (they keep their lowered priority)."""
+    return _pool("background", 2, 30_000)
+
+
+def _start_on(pool: QThreadPool, worker) -> None:
+    release_cpu_threads()  # the GUI thread's own team, if it ever ran a torch kernel
+    _running.add(worker)
+    worker.finished.connect(lambda: _running.discard(worker))
+    pool.start(worker)
 
 
 def start_on_compute_thread(worker) -> None:
     """Start a napari worker on the compute thread (queued behind the running model job)."""
-    release_cpu_threads()  # the GUI thread's own team, if it ever ran a torch kernel
-    _running.add(worker)
-    worker.finished.connect(lambda: _running.discard(worker))
-    compute_pool().start(worker)
+    _start_on(compute_pool(), worker)
+
+
+def start_in_background(worker) -> None:
+    """Start a worker made by :func:`background_worker` on a background thread."""
+    _start_on(background_pool(), worker)
 
 
 def model_worker(func, *args, _progress=None):
@@ -44,3 +63,8 @@ def model_worker(func, *args, _progress=None):
 def job_worker(func, *args, **kwargs):
     """A napari worker (errors only to our handlers) whose OpenMP team is freed at its end."""
     return create_worker(releasing_cpu_threads(func), *args, _ignore_errors=True, **kwargs)
+
+
+def background_worker(func, *args, **kwargs):
+    """A napari worker that computes on one core at lower priority (start it in background)."""
+    return create_worker(in_background(func), *args, _ignore_errors=True, **kwargs)
