@@ -71,6 +71,40 @@ def test_stop_then_resume_reproduces_the_uninterrupted_run(make_cfg, tmp_path):
         assert torch.equal(va, vb), k
 
 
+def test_cancel_inside_a_step_drops_it_and_resume_is_exact(make_cfg, tmp_path, monkeypatch):
+    """A stop request between two decoder rounds ends the run without finishing the step."""
+    from sam_pets.train.device import Runtime
+
+    kw = dict(steps=5, augment=True)
+    ref = fit(make_cfg(out=str(tmp_path / "a"), **kw))
+    job = TrainJob(make_cfg(out=str(tmp_path / "b"), **kw))
+    armed, rounds = [False], []
+    backward = Runtime.backward
+
+    def stopping_backward(self, loss):
+        backward(self, loss)
+        if armed[0]:
+            rounds.append(1)
+            job.stop()  # during the first round of step 3
+
+    monkeypatch.setattr(Runtime, "backward", stopping_backward)
+    steps = []
+    for rec in job:
+        if rec.message == "train":
+            steps.append(rec.step)
+            armed[0] = rec.step == 2
+    monkeypatch.setattr(Runtime, "backward", backward)
+    assert steps == [1, 2] and len(rounds) == 1  # step 3 stopped after its first round
+    assert read_checkpoint(tmp_path / "b" / "last.pt").metadata["train"]["step"] == 2
+    res = fit(make_cfg(out=str(tmp_path / "b"), **kw), resume=True)
+    assert res.step == 5 and res.status == "done"
+    assert _losses(tmp_path / "a") == _losses(tmp_path / "b")
+    for (k, va), vb in zip(
+        ref.model.state_dict().items(), res.model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(va, vb), k
+
+
 def test_closing_the_generator_saves_last(make_cfg):
     cfg = make_cfg(steps=5)
     gen = iter_fit(cfg)

@@ -23,6 +23,7 @@ from sam_pets.progress import Progress, run_job
 from sam_pets.train import distributed as ddp
 from sam_pets.train.config import TrainConfig
 from sam_pets.train.plots import write_curves
+from sam_pets.train.step import StepInterrupted
 from sam_pets.train.trainer import Trainer
 
 
@@ -95,7 +96,11 @@ def iter_fit(
         batches = tr.micro_batches()
         timer = _Rate()
         while tr.step < tr.total_steps and status == "done":
-            m = tr.train_step(batches)
+            try:
+                m = tr.train_step(batches, stop)
+            except StepInterrupted:  # cancelled inside a long step: it is not counted
+                status = "cancelled"
+                break
             rec = _train_record(tr, m, timer)
             if tr.step % cfg.log_every == 0 or tr.step == tr.total_steps:
                 tr.run.log(rec)

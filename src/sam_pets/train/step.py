@@ -97,6 +97,10 @@ def _autocast_on(device_type: str) -> bool:
         return torch.is_autocast_enabled() or torch.is_autocast_cpu_enabled()
 
 
+class StepInterrupted(Exception):
+    """A stop request arrived inside a step; its partial gradients must be discarded."""
+
+
 def batch_loss(
     model: Sam2Image,
     batch: Batch,
@@ -104,6 +108,7 @@ def batch_loss(
     autocast: Callable = contextlib.nullcontext,
     backward: Callable[[torch.Tensor], None] | None = None,
     scale: float = 1.0,
+    stop: Callable[[], bool] | None = None,
 ) -> BatchLoss:
     """Loss of one batch; optionally back-propagate ``scale * loss``.
 
@@ -115,6 +120,8 @@ def batch_loss(
         backward: Called with each scaled round loss (e.g. ``Runtime.backward``); None for
             evaluation only.
         scale: Extra loss factor for the backward (1 / grad_accum).
+        stop: Checked after every round; when it returns True, :class:`StepInterrupted` is
+            raised (so that a cancel does not wait for the rest of a long step).
     """
     n_obj = batch.num_objects
     if n_obj == 0:
@@ -141,6 +148,8 @@ def batch_loss(
                     backward(step.total * norm)
                 for k in totals:
                     totals[k] += float(getattr(step, k).detach())
+                if stop is not None and stop():
+                    raise StepInterrupted
     if enc_grad and any(t.grad is not None for t in leaves.tensors()):
         pairs = [
             (f, leaf.grad)

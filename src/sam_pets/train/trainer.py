@@ -7,6 +7,7 @@ writes files only through its :class:`~sam_pets.train.rundir.RunDir` (rank 0).
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Iterator, Mapping
 
@@ -35,7 +36,7 @@ from sam_pets.train.setup import (
     set_train_modes,
     trainable_parameters,
 )
-from sam_pets.train.step import TERMS, Batch, batch_loss
+from sam_pets.train.step import TERMS, Batch, StepInterrupted, batch_loss
 from sam_pets.train.validate import validate
 
 
@@ -163,26 +164,42 @@ class Trainer:
             yield to_batch(lst, self.rt.device)
 
     # -- one optimiser step -----------------------------------------------------------------
-    def train_step(self, batches: Iterator[Batch]) -> dict[str, float]:
-        """Accumulate ``grad_accum`` micro-batches, average over ranks, clip and step."""
+    def train_step(
+        self, batches: Iterator[Batch], stop: threading.Event | None = None
+    ) -> dict[str, float]:
+        """Accumulate ``grad_accum`` micro-batches, average over ranks, clip and step.
+
+        With ``stop`` (single process only: ranks must agree on every step), a stop request
+        abandons the step between two decoder rounds: gradients are dropped and the random
+        state is put back, so the weights, optimiser and data position stay those of the last
+        finished step (what is saved and resumed), and :class:`StepInterrupted` is raised.
+        """
         cfg = self.cfg
         t0 = time.perf_counter()
+        interruptible = stop is not None and self.dist.world == 1
+        rng0 = rng_state() if interruptible else None
         lr = self.schedule.apply(self.optimizer, self.step)
         self.optimizer.zero_grad(set_to_none=True)
         sums, n_obj = dict.fromkeys(("loss", *TERMS), 0.0), 0
-        for _ in range(cfg.grad_accum):
-            bl = batch_loss(
-                self.model,
-                next(batches),
-                cfg,
-                self.rt.autocast,
-                self.rt.backward,
-                scale=1.0 / cfg.grad_accum,
-            )
-            sums["loss"] += bl.loss / cfg.grad_accum
-            for k in TERMS:
-                sums[k] += bl.terms[k] / cfg.grad_accum
-            n_obj += bl.num_objects
+        try:
+            for _ in range(cfg.grad_accum):
+                bl = batch_loss(
+                    self.model,
+                    next(batches),
+                    cfg,
+                    self.rt.autocast,
+                    self.rt.backward,
+                    scale=1.0 / cfg.grad_accum,
+                    stop=stop.is_set if interruptible else None,
+                )
+                sums["loss"] += bl.loss / cfg.grad_accum
+                for k in TERMS:
+                    sums[k] += bl.terms[k] / cfg.grad_accum
+                n_obj += bl.num_objects
+        except StepInterrupted:
+            self.optimizer.zero_grad(set_to_none=True)
+            set_rng_state(rng0)
+            raise
         ddp.average_gradients(self.params)
         gnorm = self.rt.clip_and_step(self.optimizer, self.params, cfg.grad_clip)
         self.rt.synchronize()
