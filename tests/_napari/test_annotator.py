@@ -109,6 +109,27 @@ def test_model_work_runs_on_one_compute_thread(annotator, qtbot, predictor, monk
     assert len(set(seen)) == 1 and seen[0] != threading.get_ident()
 
 
+def test_quitting_waits_for_model_jobs(annotator, qtbot):
+    """On quit, running jobs on the compute thread are asked to stop and waited for."""
+    import time as _time
+
+    from sam_pets._napari import _workers
+
+    _, widget = annotator
+    started = []
+
+    def slow():
+        started.append(1)
+        _time.sleep(0.3)
+        started.append(2)
+
+    _workers.start_on_compute_thread(_workers.model_worker(slow))
+    qtbot.waitUntil(lambda: bool(started), timeout=5000)
+    _workers._await_workers()
+    assert started == [1, 2]  # it returned only after the job had finished
+    assert _workers.compute_pool().activeThreadCount() == 0
+
+
 def _canvas_pos(viewer) -> tuple[float, float]:
     """A canvas position (x, y pixels) over the middle part of the photo."""
     canvas = viewer.window._qt_viewer.canvas

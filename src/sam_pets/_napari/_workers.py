@@ -10,7 +10,7 @@ core, lower priority), so clicks keep their speed while it trains.  Other long j
 from __future__ import annotations
 
 from napari.qt.threading import create_worker
-from qtpy.QtCore import QThreadPool
+from qtpy.QtCore import QCoreApplication, QThreadPool
 
 from sam_pets.predict.threads import in_background, release_cpu_threads, releasing_cpu_threads
 
@@ -24,8 +24,18 @@ def _pool(name: str, threads: int, expiry_ms: int) -> QThreadPool:
         pool = QThreadPool()
         pool.setMaxThreadCount(threads)
         pool.setExpiryTimeout(expiry_ms)
+        if not _pools and (app := QCoreApplication.instance()) is not None:
+            app.aboutToQuit.connect(_await_workers)  # as napari does for its own pool
         _pools[name] = pool
     return _pools[name]
+
+
+def _await_workers(msecs: int = 10_000) -> None:
+    """Ask running jobs to stop (generators stop at their next step) and wait for them."""
+    for worker in list(_running):
+        worker.quit()
+    for pool in _pools.values():
+        pool.waitForDone(msecs)
 
 
 def compute_pool() -> QThreadPool:
