@@ -130,6 +130,24 @@ def test_quitting_waits_for_model_jobs(annotator, qtbot):
     assert _workers.compute_pool().activeThreadCount() == 0
 
 
+def test_free_compute_team_releases_on_the_compute_thread(annotator, qtbot, monkeypatch):
+    import threading
+
+    from sam_pets._napari import _workers
+
+    compute, released = [], []
+    _workers.start_on_compute_thread(
+        _workers.model_worker(lambda: compute.append(threading.get_ident()))
+    )
+    qtbot.waitUntil(lambda: bool(compute), timeout=5000)
+    monkeypatch.setattr(
+        _workers, "release_cpu_threads", lambda: released.append(threading.get_ident())
+    )
+    _workers.free_compute_team()
+    qtbot.waitUntil(lambda: compute[0] in released, timeout=5000)
+    assert threading.get_ident() in released  # the GUI thread's own team too
+
+
 def _canvas_pos(viewer) -> tuple[float, float]:
     """A canvas position (x, y pixels) over the middle part of the photo."""
     canvas = viewer.window._qt_viewer.canvas

@@ -37,7 +37,7 @@ from qtpy.QtWidgets import (
 
 from sam_pets._napari._models import available_devices, load_choice_job, model_choices
 from sam_pets._napari._widgets import DockHelpers
-from sam_pets._napari._workers import job_worker
+from sam_pets._napari._workers import free_compute_team, job_worker
 from sam_pets.eval.evaluate import EvalConfig, EvalResult, NamedModel, iter_evaluate
 from sam_pets.eval.protocols import PROTOCOLS
 from sam_pets.progress import Progress
@@ -254,6 +254,7 @@ class EvaluateWidget(DockHelpers, QWidget):
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.status.setText("starting…")
+        free_compute_team()
         self.worker.start()
 
     def cancel(self) -> None:

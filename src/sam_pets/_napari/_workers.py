@@ -70,6 +70,15 @@ def model_worker(func, *args, _progress=None):
     return create_worker(func, *args, _progress=_progress, _ignore_errors=True)
 
 
+def free_compute_team() -> None:
+    """Let the compute thread drop its idle OpenMP team before a long job elsewhere.
+
+    An idle team in another thread slows a 2-thread job by ~20 % (SAM 2.1 tiny embedding:
+    3.45 vs 2.89 s); the next click builds the team again.
+    """
+    start_on_compute_thread(model_worker(release_cpu_threads))
+
+
 def job_worker(func, *args, **kwargs):
     """A napari worker (errors only to our handlers) whose OpenMP team is freed at its end."""
     return create_worker(releasing_cpu_threads(func), *args, _ignore_errors=True, **kwargs)
