@@ -276,7 +276,7 @@ class FinetuneWidget(DockHelpers, QWidget):
         """Ask the run to stop after the current step."""
         if self.job is not None:
             self.job.stop()
-            self.status.setText("stopping after the current step…")
+            self.status.setText("stopping (the unfinished step is dropped)…")
 
     def _launch(self, job: FinetuneJob, predictor, resumed: bool = False) -> None:
         self.job, self.folder = job, job.folder
