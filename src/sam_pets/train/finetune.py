@@ -401,7 +401,7 @@ class FinetuneJob:
         return job
 
     def stop(self) -> None:
-        """Stop after the current step (or image, while scoring or caching)."""
+        """Stop after the current decoder round (dropping an unfinished step) or image."""
         self._stop.set()
 
     @property
