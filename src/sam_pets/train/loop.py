@@ -215,7 +215,7 @@ class TrainJob:
         self._stop = threading.Event()
 
     def stop(self) -> None:
-        """Ask the run to stop after the current step (thread-safe)."""
+        """Ask the run to stop (thread-safe); a single-process run drops its unfinished step."""
         self._stop.set()
 
     @property
