@@ -15,8 +15,8 @@ crash or a cancel leaves their annotations and the previous model untouched.
 Iterating a job yields :class:`~sam_pets.progress.Progress` records: ``"snapshot"``,
 ``"before"``, the training records (``"start"``, ``"caching ... features"``, ``"train"``,
 ``"val"``), then ``"after"``; it returns a :class:`FinetuneResult`. :meth:`FinetuneJob.stop`
-(thread-safe) stops after the current step, keeping ``last.pt`` and the exact state for
-:meth:`FinetuneJob.resume`.
+(thread-safe) stops after the current decoder round (an unfinished step is dropped), keeping
+``last.pt`` and the exact state of the last finished step for :meth:`FinetuneJob.resume`.
 """
 
 from __future__ import annotations
@@ -35,14 +35,12 @@ import numpy as np
 from sam_pets.data.export import export_annotation
 from sam_pets.data.formats import sam2_folder as canon
 from sam_pets.data.fsutil import atomic_write_text
-from sam_pets.eval.interactive import clicks_to_iou, simulate_clicks
-from sam_pets.eval.items import item_names, iter_items
-from sam_pets.eval.metrics import iou
-from sam_pets.eval.protocols import predict_object
+from sam_pets.eval.items import iter_items
 from sam_pets.model import ImageFeatures, Sam2Image
 from sam_pets.model.checkpoint import load_model, save_checkpoint
 from sam_pets.progress import Progress
 from sam_pets.train.config import TrainConfig, load_config
+from sam_pets.train.heldout import HeldOutScores, iter_compare
 from sam_pets.train.loop import iter_fit
 
 JOB_FILE = "finetune.json"
@@ -177,107 +175,6 @@ def write_snapshot(
         res = export_annotation(folder, it.image, it.labels, it.name, meta)
         splits[res.name] = meta["split"]
     return splits
-
-
-@dataclass(frozen=True)
-class HeldOutScores:
-    """Quality of one model on the held-out annotations.
-
-    Attributes:
-        miou_box: Mean IoU with a tight box per object.
-        miou_click: Mean IoU with one click at each object's most interior pixel.
-        clicks_to_90: Mean number of clicks (first click + correction clicks, capped at
-            ``max_clicks``) to reach 90 % IoU (NoC@90).
-        objects: Objects scored.
-        images: Images scored.
-        held_out: False when there was no held-out image and the training images were used.
-        clicks_to_85: As ``clicks_to_90`` for 85 % IoU (NoC@85).
-        miou_5: Mean IoU after 5 interactions of the same click protocol.
-    """
-
-    miou_box: float
-    miou_click: float
-    clicks_to_90: float
-    objects: int
-    images: int
-    held_out: bool = True
-    clicks_to_85: float = float("nan")
-    miou_5: float = float("nan")
-
-
-def iter_compare(
-    models: Mapping[str, Sam2Image],
-    dataset: str | os.PathLike,
-    split: str = "val",
-    features: Mapping[str, ImageFeatures] | None = None,
-    max_clicks: int = 20,
-    device: str = "cpu",
-    stop: threading.Event | None = None,
-) -> Generator[Progress, None, dict[str, HeldOutScores]]:
-    """Score each model on a split with box, one-click and click-to-90 % protocols.
-
-    Each image is embedded once per distinct image encoder (models sharing an encoder, as
-    before and after a decoder-only fine-tune, share the embedding); ``features`` from the
-    annotator are used for the first model when given.
-    """
-    from sam_pets.predict import ImagePredictor
-    from sam_pets.predict.cache import encoder_fingerprint
-
-    stop = stop or threading.Event()
-    held_out = True
-    try:
-        names = item_names(dataset, split)
-    except ValueError:  # no held-out split: score on what there is
-        names, held_out = item_names(dataset, "all"), False
-    preds = {
-        k: ImagePredictor(m, device=device, precision="fp32", cache_size=1)
-        for k, m in models.items()
-    }
-    enc = {k: encoder_fingerprint(m) for k, m in models.items()}
-    first = next(iter(models))
-    rows: dict[str, list[tuple[float, ...]]] = {k: [] for k in models}
-    for i, item in enumerate(iter_items(dataset, names)):
-        if stop.is_set():
-            break
-        done: dict[str, ImageFeatures] = {}  # encoder fingerprint -> this image's features
-        for k, p in preds.items():
-            hw = item.image.shape[:2]
-            given = features.get(item.name) if features and k == first else None
-            if enc[k] in done:
-                p.set_features(done[enc[k]], hw)
-            elif given is not None:
-                p.set_features(given, hw)
-                done[enc[k]] = given
-            else:
-                done[enc[k]] = p.set_image(item.image)
-            for gt in item.masks:
-                box = float(iou(predict_object(p, "box", gt, item.ignore), gt, item.ignore))
-                ious = simulate_clicks(p, gt, item.ignore, max_clicks=max_clicks)
-                rows[k].append(
-                    (
-                        box,
-                        ious[0],
-                        clicks_to_iou(ious, 0.9, cap=max_clicks),
-                        clicks_to_iou(ious, 0.85, cap=max_clicks),
-                        ious[min(4, len(ious) - 1)],
-                    )
-                )
-        yield Progress(i + 1, len(names), "scoring held-out images")
-    out = {}
-    for k, r in rows.items():
-        a = np.asarray(r, np.float64).reshape(-1, 5)
-        mean = a.mean(0) if len(a) else np.full(5, np.nan)
-        out[k] = HeldOutScores(
-            float(mean[0]),
-            float(mean[1]),
-            float(mean[2]),
-            len(a),
-            len(names),
-            held_out,
-            clicks_to_85=float(mean[3]),
-            miou_5=float(mean[4]),
-        )
-    return out
 
 
 @dataclass(frozen=True)
