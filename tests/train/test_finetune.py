@@ -108,7 +108,7 @@ def test_quick_finetune_reuses_embeddings_and_scores_before_after(annotated, tmp
     assert any(not torch.equal(tuned[k], v) for k, v in start_sd.items() if "mask_decoder" in k)
 
 
-def test_cancel_keeps_checkpoint_and_resume_continues_exactly(annotated, tmp_path):
+def test_cancel_keeps_checkpoint_and_resume_continues_exactly(annotated, tmp_path, monkeypatch):
     base = build_model("test", seed=0)
     overrides = {"steps": 5, "val_every": 0, "lr": 1e-3}
     _, whole = run(
@@ -127,7 +127,14 @@ def test_cancel_keeps_checkpoint_and_resume_continues_exactly(annotated, tmp_pat
     assert cut.status == "cancelled" and cut.step == 2 and cut.after is None
     assert (tmp_path / "cut" / "run" / "last.pt").is_file()
 
-    records, resumed = run(FinetuneJob.resume(tmp_path / "cut"))
+    import sam_pets.train.finetune as ft
+
+    loads = []
+    monkeypatch.setattr(ft, "load_model", lambda p: loads.append(p) or load_model(p))
+    job = FinetuneJob.resume(tmp_path / "cut")
+    assert loads == []  # the start model loads in the job's own thread, not in resume()
+    records, resumed = run(job)
+    assert tmp_path / "cut" / "base.pt" in loads
     assert resumed.status == "done" and resumed.step == 5
     assert [r.step for r in records if r.message == "train"] == [3, 4, 5]
     assert resumed.before == cut.before  # not measured twice

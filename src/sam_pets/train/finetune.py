@@ -231,7 +231,8 @@ class FinetuneJob:
 
     Args:
         folder: New job folder (see :func:`new_job_folder`); must not exist or be empty.
-        base_model: The model to start from (the annotator's current model).
+        base_model: The model to start from (the annotator's current model), or a checkpoint
+            file loaded when the job first needs it (so that it loads in the job's thread).
         items: Annotated images to train on (snapshotted into ``folder/data``) ...
         dataset: ... and/or an exported canonical dataset folder, used as it is (its own
             train/val split) when no items are given, else merged into the snapshot.
@@ -245,7 +246,7 @@ class FinetuneJob:
     def __init__(
         self,
         folder: str | os.PathLike,
-        base_model: Sam2Image,
+        base_model: Sam2Image | str | os.PathLike,
         items: Sequence[AnnotatedImage] = (),
         dataset: str | os.PathLike | None = None,
         preset: str = "quick",
@@ -257,7 +258,7 @@ class FinetuneJob:
         if preset not in PRESETS:
             raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
         self.folder = Path(folder)
-        self.base_model = base_model
+        self._base = base_model
         self.items = list(items)
         self.dataset = Path(dataset) if dataset else None
         if not self.items and self.dataset is None:
@@ -284,7 +285,7 @@ class FinetuneJob:
             raise ValueError(f"{folder}: not a fine-tune job folder ({JOB_FILE}: {e})") from None
         job = cls(
             folder,
-            load_model(folder / "base.pt"),
+            folder / "base.pt",
             dataset=info["dataset"],
             preset=info["preset"],
             overrides=info.get("overrides"),
@@ -296,6 +297,13 @@ class FinetuneJob:
         before = info.get("before")
         job._before = HeldOutScores(**before) if before else None
         return job
+
+    @property
+    def base_model(self) -> Sam2Image:
+        """The start model (loaded from its checkpoint on first use)."""
+        if not isinstance(self._base, Sam2Image):
+            self._base = load_model(self._base)
+        return self._base
 
     def stop(self) -> None:
         """Stop after the current decoder round (dropping an unfinished step) or image."""
