@@ -134,8 +134,11 @@ def _image_to_token(
     k_tok: torch.Tensor,
     v_tok: torch.Tensor,
     keys: torch.Tensor,
+    inplace: bool,
 ) -> torch.Tensor:
     """Image queries attend to the tokens; returns ``keys + out_proj(attention)``, (B, L, D).
+
+    With ``inplace`` the sum is written into ``keys`` (which the caller no longer needs).
 
     ``q_img`` may be precomputed ``q_proj(x_img)`` (layer 0); otherwise ``q_proj`` is folded
     onto the keys: ``(W_q x + b_q) . k = x . (W_q^T k) + b_q . k``.
@@ -162,9 +165,12 @@ def _image_to_token(
         scores = scores.view(b, l_, h, n)
     attn = torch.softmax(scores, dim=-1).reshape(b, l_, h * n)  # (B, L, hN)
     wo = att.out_proj.weight.view(-1, h, c).permute(1, 2, 0)  # (h, c, D)
-    u = torch.matmul(v, wo).reshape(b, h * n, -1)  # (B, hN, D): out_proj folded onto values
-    out = (keys + att.out_proj.bias).expand(b, -1, -1).contiguous()  # one pass, owned
-    return out.baddbmm_(attn.to(out.dtype), u.to(out.dtype))  # (B, L, D), in place
+    # out_proj folded onto the values; its bias too: each head's weights sum to 1 over the
+    # N tokens, so adding bias/h to every value adds the bias once to every image token
+    u = torch.matmul(v, wo) + att.out_proj.bias / h  # (B, h, N, D)
+    attn, u = attn.to(keys.dtype), u.reshape(b, h * n, -1).to(keys.dtype)
+    out = keys if inplace else keys.expand(b, -1, -1).clone(memory_format=torch.contiguous_format)
+    return out.baddbmm_(attn, u)  # (B, L, D)
 
 
 def fast_decode(
@@ -210,7 +216,9 @@ def fast_decode(
         queries = layer.norm3(queries + layer.mlp(queries))
         q = queries + tokens
         q_img = prep.q0 if (i == 0 and cached) else None
-        upd = _image_to_token(layer.cross_attn_image_to_token, q_img, x_img, q, queries, keys)
+        i2t = layer.cross_attn_image_to_token
+        owned = keys is not prep.keys0 and keys.shape[0] == b
+        upd = _image_to_token(i2t, q_img, x_img, q, queries, keys, inplace=owned)
         keys = layer.norm4(upd)  # (B, L, D)
     final = dec.transformer.final_attn_token_to_image
     queries = dec.transformer.norm_final_attn(
@@ -245,11 +253,11 @@ def _upscale_and_project(
     dtype = prep.s1.dtype
     w1 = _convT_matrix(dc1).to(dtype)
     w2 = _convT_matrix(dc2).to(dtype)
-    hyper_t = hyper.transpose(1, 2).to(dtype)  # (B, C2, M)
+    hyper = hyper.to(dtype)  # (B, M, C2)
     s1 = prep.s1.view(l_, 4 * c1)
     s0 = prep.s0.view(l_, 16 * c2)  # rows (i, j), then (a1, b1, a2, b2, c)
     m = hyper.shape[1]
-    logits = keys.new_empty((b, l_, 16, m), dtype=dtype)
+    logits = keys.new_empty((b, m, l_, 16), dtype=dtype)
     # Bands of image tokens keep every intermediate in cache: the maths is per token.
     for lo in range(0, l_, _UPSCALE_BAND):
         hi = min(lo + _UPSCALE_BAND, l_)
@@ -260,8 +268,12 @@ def _upscale_and_project(
         z = s0[lo:hi].view(1, 4 * n, 4 * c2).repeat(b, 1, 1)  # (B, 4n, 4*C2)
         z.baddbmm_(y.view(b, 4 * n, c1), w2.expand(b, -1, -1))
         z = torch.ops.aten.gelu_(z)
-        torch.matmul(z.view(b, 16 * n, c2), hyper_t, out=logits[:, lo:hi].view(b, 16 * n, m))
+        # (M x C2) @ (C2 x 16n): the few masks as rows is the shape a GEMM runs fast
+        out = logits[:, :, lo:hi].view(b, m, 16 * n)
+        torch.matmul(hyper, z.view(b, 16 * n, c2).transpose(1, 2), out=out)
     e = prep.size
-    # rows are (i, j, a1, b1, a2, b2): pixel (4i + 2a1 + a2, 4j + 2b1 + b2)
-    logits = logits.view(b, e, e, 2, 2, 2, 2, m).permute(0, 7, 1, 3, 5, 2, 4, 6)
-    return logits.reshape(b, m, 4 * e, 4 * e)
+    # (i, j, a1, b1, a2, b2) -> pixel (4i + 2a1 + a2, 4j + 2b1 + b2), in two moves of whole
+    # runs (4 values, then 2): much faster than one 8-d permute of single values
+    x = logits.view(b * m, e, e, 2, 2, 4).permute(0, 1, 3, 2, 4, 5).contiguous()
+    x = x.view(b * m, e, 2, e, 2, 2, 2).permute(0, 1, 2, 5, 3, 4, 6)
+    return x.reshape(b, m, 4 * e, 4 * e)
