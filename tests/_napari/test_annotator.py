@@ -48,6 +48,8 @@ def test_positive_point_gives_preview_then_commit_undo(annotator, qtbot):
     widget.points.add(np.array([[190.0, 250.0]]))  # (row, col)
     _wait_prediction(qtbot, widget)
     assert widget.preview.data.any()
+    assert widget.preview.data.dtype == np.uint8  # napari colours it without hashing pixels
+    np.testing.assert_array_equal(widget.preview.data, widget.session.candidates.mask)
     assert len(widget.session.candidates.masks) == 3
     label = widget.commit()
     target = widget.target_layer().data

@@ -237,7 +237,9 @@ class AnnotatorWidget(AnnotatorLayout, PromptingMixin, DockHelpers, QWidget):
         ):
             if self.preview is not None and self.preview in self.viewer.layers:
                 self.viewer.layers.remove(self.preview)
-            self.preview = self.viewer.add_layer(L.make_labels(image, L.PREVIEW_NAME, 0.5))
+            self.preview = self.viewer.add_layer(
+                L.make_labels(image, L.PREVIEW_NAME, 0.5, dtype=np.uint8)
+            )
             self.preview.editable = False
         if not self.labels_combo.currentText():
             target = self.viewer.add_layer(L.make_labels(image, f"{image.name} labels"))

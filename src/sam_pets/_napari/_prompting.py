@@ -152,9 +152,8 @@ class PromptingMixin:
         plane = self._plane(image) if image is not None else ()
         data = self.preview.data
         view = data[plane] if plane else data
-        view[...] = 0
         if cands is not None:
-            view[cands.mask] = 1
+            view[...] = cands.mask  # 1 on the mask, 0 elsewhere: one pass, also for big images
             scores = ", ".join(
                 ("[%.2f]" if i == cands.index else "%.2f") % s for i, s in enumerate(cands.scores)
             )
@@ -163,6 +162,7 @@ class PromptingMixin:
             if self.boxes is not None:
                 L.color_boxes(self.boxes, cands.object_score > 0)
         else:
+            view[...] = 0
             self.candidate_label.setText("no prediction")
         self.preview.refresh()
         self.previewed.emit()

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from sam_pets.model.sam2 import ImageFeatures, Sam2Image
 from sam_pets.predict.cache import FeatureCache, encoder_fingerprint, image_key
 from sam_pets.predict.device import autocast, resolve_precision, select_device
-from sam_pets.predict.transforms import coords_orig_to_input, preprocess
+from sam_pets.predict.transforms import coords_orig_to_input, preprocess, upsample_masks
 
 
 @dataclass
@@ -197,10 +197,13 @@ class ImagePredictor:
                 else:
                     out = self.model.decode(self._features, pts, lab, mask_in, multimask)
             logits = out.logits.float()
-            full = F.interpolate(logits, self._orig_hw, mode="bilinear", align_corners=False)
-            masks = full if return_logits else full > 0.0
+            if return_logits:
+                full = F.interpolate(logits, self._orig_hw, mode="bilinear", align_corners=False)
+                masks = full.cpu().numpy()
+            else:
+                masks = upsample_masks(logits, self._orig_hw)
             res = Prediction(
-                masks.cpu().numpy(),
+                masks,
                 out.iou.float().cpu().numpy(),
                 logits.clamp(-32.0, 32.0).cpu().numpy(),
                 out.object_score.float()[:, 0].cpu().numpy(),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torchvision.transforms.v2 import functional as TF
 
 
@@ -79,3 +80,72 @@ def coords_orig_to_input(
     h, w = orig_hw
     scale = coords_xy.new_tensor([size / w, size / h])
     return coords_xy * scale
+
+
+# Outputs from this many pixels on (per mask) take the sign-change path of upsample_masks on a
+# CPU; below it one plain interpolation is as fast.
+LARGE_MASK_PIXELS = 1 << 20
+
+
+def _linear_taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Source index, weight of that source and of the next, per output pixel, in float32.
+
+    The rule of ``F.interpolate(..., mode="bilinear", align_corners=False)`` along one axis.
+    """
+    scale = np.float32(n_in) / np.float32(n_out)
+    src = scale * (np.arange(n_out, dtype=np.float32) + np.float32(0.5)) - np.float32(0.5)
+    src = np.maximum(src, np.float32(0.0))
+    i0 = np.minimum(src.astype(np.int64), n_in - 1)
+    w1 = src - i0.astype(np.float32)
+    return i0, np.float32(1.0) - w1, w1
+
+
+def upsample_masks(logits: torch.Tensor, hw: tuple[int, int]) -> np.ndarray:
+    """``F.interpolate(logits, hw, mode="bilinear") > 0`` as a bool array, fast for big images.
+
+    Args:
+        logits: (..., h, w) low-res mask logits (any device).
+        hw: Output (H, W).
+
+    Returns:
+        bool (..., H, W) numpy array.
+
+    On a CPU, outputs of :data:`LARGE_MASK_PIXELS` pixels or more are built without
+    interpolating every pixel.  The low-res rows are interpolated along x first (h x W values).
+    Along y, an output pixel between two source rows is a convex combination of them: where
+    both have the same sign it has that sign, and where they differ its sign changes once, at a
+    weight found from the two values.  So each output column is copied from its source rows and
+    only the pixels past each change are flipped.  The result equals the plain one except where
+    a value is within float32 rounding of zero.
+    """
+    h, w = logits.shape[-2:]
+    height, width = hw
+    if logits.device.type != "cpu" or height * width < LARGE_MASK_PIXELS or h < 2:
+        lg = logits.float().reshape(-1, 1, h, w)
+        out = F.interpolate(lg, hw, mode="bilinear", align_corners=False) > 0
+        return out.reshape(*logits.shape[:-2], height, width).numpy()
+    lg = logits.float().reshape(1, -1, w)
+    rows = F.interpolate(lg, size=width, mode="linear", align_corners=False)
+    rows = rows.reshape(-1, h, width).numpy()  # (N, h, W): interpolated along x
+    pos = rows > 0
+    y0, _, wy1 = _linear_taps(h, height)
+    count = np.bincount(y0, minlength=h)  # output rows per source row (y0 is sorted)
+    out = np.repeat(pos, count, axis=1)  # (N, H, W): the sign of the upper source row
+    n, k, x = np.nonzero(pos[:, :-1] != pos[:, 1:])
+    if not len(n):
+        return out.reshape(*logits.shape[:-2], height, width)
+    r0, r1 = rows[n, k, x].astype(np.float64), rows[n, k + 1, x].astype(np.float64)
+    up = r0 > 0
+    t = r0 / (r0 - r1)  # the sign is that of row k+1 from weight t on (> t when r0 <= 0)
+    # y0 + weight increases along the output rows, so one sorted search finds every change
+    key = y0 + wy1.astype(np.float64)
+    start = np.where(
+        up, np.searchsorted(key, k + t, side="left"), np.searchsorted(key, k + t, side="right")
+    )
+    end = np.cumsum(count)[k]  # first output row past source row k
+    start = np.minimum(start, end)
+    length = end - start
+    idx = np.repeat(np.arange(len(n)), length)
+    y = np.arange(len(idx)) - np.repeat(np.cumsum(length) - length - start, length)
+    out[n[idx], y, x[idx]] = ~up[idx]
+    return out.reshape(*logits.shape[:-2], height, width)
