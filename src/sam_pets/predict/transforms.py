@@ -114,9 +114,9 @@ def upsample_masks(logits: torch.Tensor, hw: tuple[int, int]) -> np.ndarray:
     interpolating every pixel.  The low-res rows are interpolated along x first (h x W values).
     Along y, an output pixel between two source rows is a convex combination of them: where
     both have the same sign it has that sign, and where they differ its sign changes once, at a
-    weight found from the two values.  So each output column is copied from its source rows and
-    only the pixels past each change are flipped.  The result equals the plain one except where
-    a value is within float32 rounding of zero.
+    weight found from the two values.  So every output row is copied from its nearest source
+    row, and only the pixels between each sign change and the half-way row are flipped.  The
+    result equals the plain one except where a value is within float32 rounding of zero.
     """
     h, w = logits.shape[-2:]
     height, width = hw
@@ -129,23 +129,23 @@ def upsample_masks(logits: torch.Tensor, hw: tuple[int, int]) -> np.ndarray:
     rows = rows.reshape(-1, h, width).numpy()  # (N, h, W): interpolated along x
     pos = rows > 0
     y0, _, wy1 = _linear_taps(h, height)
-    count = np.bincount(y0, minlength=h)  # output rows per source row (y0 is sorted)
-    out = np.repeat(pos, count, axis=1)  # (N, H, W): the sign of the upper source row
-    n, k, x = np.nonzero(pos[:, :-1] != pos[:, 1:])
-    if not len(n):
-        return out.reshape(*logits.shape[:-2], height, width)
-    r0, r1 = rows[n, k, x].astype(np.float64), rows[n, k + 1, x].astype(np.float64)
-    up = r0 > 0
-    t = r0 / (r0 - r1)  # the sign is that of row k+1 from weight t on (> t when r0 <= 0)
-    # y0 + weight increases along the output rows, so one sorted search finds every change
-    key = y0 + wy1.astype(np.float64)
-    start = np.where(
-        up, np.searchsorted(key, k + t, side="left"), np.searchsorted(key, k + t, side="right")
-    )
-    end = np.cumsum(count)[k]  # first output row past source row k
-    start = np.minimum(start, end)
-    length = end - start
-    idx = np.repeat(np.arange(len(n)), length)
-    y = np.arange(len(idx)) - np.repeat(np.cumsum(length) - length - start, length)
-    out[n[idx], y, x[idx]] = ~up[idx]
+    out = np.take(pos, np.minimum(y0 + (wy1 >= 0.5), h - 1), axis=1)  # nearest source row
+    n, k, x = np.nonzero(pos[:, :-1] != pos[:, 1:])  # sign changes between rows k and k+1
+    if len(n):
+        r0, r1 = rows[n, k, x].astype(np.float64), rows[n, k + 1, x].astype(np.float64)
+        up = r0 > 0
+        t = r0 / (r0 - r1)  # from weight t on (past t when r0 <= 0) the sign is row k+1's
+        # y0 + weight increases along the output rows: sorted searches find the rows
+        key = y0 + wy1.astype(np.float64)
+        cross = np.where(
+            up, np.searchsorted(key, k + t, "left"), np.searchsorted(key, k + t, "right")
+        )
+        cross = np.minimum(cross, np.searchsorted(y0, k, "right"))  # within source row k
+        mid = np.searchsorted(key, k + 0.5, "left")  # first row copied from row k+1
+        lo, length = np.minimum(cross, mid), np.abs(cross - mid)
+        value = np.where(cross < mid, ~up, up)  # [cross, mid) gets row k+1's sign, else k's
+        first = (n * height + lo) * width + x  # flat index of each run's first pixel
+        seg = np.repeat(np.arange(len(first)), length)
+        step = np.arange(len(seg)) - np.repeat(np.cumsum(length) - length, length)
+        out.reshape(-1)[first[seg] + step * width] = value[seg]
     return out.reshape(*logits.shape[:-2], height, width)
