@@ -100,6 +100,13 @@ def _linear_taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndar
     return i0, np.float32(1.0) - w1, w1
 
 
+def _plain_masks(logits: torch.Tensor, hw: tuple[int, int]) -> np.ndarray:
+    h, w = logits.shape[-2:]
+    lg = logits.float().reshape(-1, 1, h, w)
+    out = F.interpolate(lg, hw, mode="bilinear", align_corners=False) > 0
+    return out.reshape(*logits.shape[:-2], *hw).cpu().numpy()
+
+
 def upsample_masks(logits: torch.Tensor, hw: tuple[int, int]) -> np.ndarray:
     """``F.interpolate(logits, hw, mode="bilinear") > 0`` as a bool array, fast for big images.
 
@@ -117,20 +124,24 @@ def upsample_masks(logits: torch.Tensor, hw: tuple[int, int]) -> np.ndarray:
     weight found from the two values.  So every output row is copied from its nearest source
     row, and only the pixels between each sign change and the half-way row are flipped.  The
     result equals the plain one except where a value is within float32 rounding of zero.
+    Noise-like logits (many sign changes, e.g. an untrained model) take the plain path.
     """
     h, w = logits.shape[-2:]
     height, width = hw
     if logits.device.type != "cpu" or height * width < LARGE_MASK_PIXELS or h < 2:
-        lg = logits.float().reshape(-1, 1, h, w)
-        out = F.interpolate(lg, hw, mode="bilinear", align_corners=False) > 0
-        return out.reshape(*logits.shape[:-2], height, width).numpy()
+        return _plain_masks(logits, hw)
     lg = logits.float().reshape(1, -1, w)
     rows = F.interpolate(lg, size=width, mode="linear", align_corners=False)
     rows = rows.reshape(-1, h, width).numpy()  # (N, h, W): interpolated along x
     pos = rows > 0
     y0, _, wy1 = _linear_taps(h, height)
     out = np.take(pos, np.minimum(y0 + (wy1 >= 0.5), h - 1), axis=1)  # nearest source row
-    n, k, x = np.nonzero(pos[:, :-1] != pos[:, 1:])  # sign changes between rows k and k+1
+    changes = pos[:, :-1] != pos[:, 1:]  # sign changes between rows k and k+1
+    # each change costs some bookkeeping and flips ~a quarter of its rows: with noise-like
+    # masks (many changes, e.g. an untrained model) interpolating everything is cheaper
+    if np.count_nonzero(changes) * (height / h / 4 + 8) > out.size / 8:
+        return _plain_masks(logits, hw)
+    n, k, x = np.nonzero(changes)
     if len(n):
         r0, r1 = rows[n, k, x].astype(np.float64), rows[n, k + 1, x].astype(np.float64)
         up = r0 > 0
