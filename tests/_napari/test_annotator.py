@@ -405,5 +405,5 @@ def test_full_size_model_in_the_widget(make_napari_viewer, qtbot, pet_image, con
     widget.points.add(np.array([[190.0, 250.0]]))
     _wait_prediction(qtbot, widget)
     qtbot.waitUntil(lambda: not widget._busy, timeout=60000)
-    assert widget.session.candidates.masks.shape == (3, 375, 500)
+    assert np.shape(widget.session.candidates.masks) == (3, 375, 500)
     assert widget.commit() == 1

@@ -17,14 +17,15 @@ class Candidates:
     """The current prediction for the object being annotated.
 
     Attributes:
-        masks: (M, H, W) bool candidates (M = 3 for a single ambiguous click, else 1).
+        masks: The M bool (H, W) candidates, best first (M = 3 for a single ambiguous click,
+            else 1); views into the prediction, so a 12 MP photo is not copied again.
         scores: (M,) predicted IoU.
         logits: (M, s, s) low-res logits (fed back with the next prompt).
         object_score: Object-presence logit (> 0: the model sees an object).
         index: The selected candidate.
     """
 
-    masks: np.ndarray
+    masks: tuple[np.ndarray, ...]
     scores: np.ndarray
     logits: np.ndarray
     object_score: float
@@ -99,7 +100,7 @@ class PromptSession:
         )
         order = np.argsort(-pred.scores) if single_click else np.arange(len(pred.scores))
         self.candidates = Candidates(
-            pred.masks[order],
+            tuple(pred.masks[i] for i in order),
             pred.scores[order],
             pred.low_res_logits[order],
             float(pred.object_scores),
