@@ -180,8 +180,11 @@ def main() -> None:
             f"- Embedding cached; the 500x375 sample photo, and copies upscaled to the other"
             f" sizes (4000x3000: a phone camera's 12 MP); {args.clicks} clicks after 3 warm-up"
             " clicks. `pets` is the built-in model (256 px input, the default);"
-            " `random:tiny` is SAM 2.1 tiny at 1024 px with random weights (same cost as"
-            " Meta's trained ones). No window is shown, so no frame is drawn; vispy still"
+            " `random:tiny` is SAM 2.1 tiny at 1024 px with random weights (same model cost as"
+            " Meta's trained ones, but noise-like masks: a third of its low-res rows change"
+            " sign, so on 12 MP every pixel is interpolated, the worst case of the mask"
+            " upsampling; trained models give smooth masks). No window is shown, so no frame"
+            " is drawn; vispy still"
             " renders a picking pass on every press (Mesa llvmpipe, software GL under Xvfb:"
             " ~12 ms of CPU on the GUI thread, after the Annotator has started the"
             " prediction).",
