@@ -65,6 +65,17 @@ def test_noise_like_logits_fall_back_to_plain_interpolation(always_sign_change, 
     assert calls == []
 
 
+def test_row_exactly_on_a_source_row_keeps_a_tiny_positive_sign():
+    # 256 -> 768: output row 301 lands exactly on source row 100 (weight 0), whose logit is
+    # tiny but positive; the sign change to row 101 must start after it
+    logits = torch.full((1, 256, 8), -5.0)
+    logits[0, :20] = 5.0
+    logits[0, 100], logits[0, 101] = 1e-14, -10.0
+    np.testing.assert_array_equal(
+        T.upsample_masks(logits, (768, 1400)), _plain(logits, (768, 1400))
+    )
+
+
 def test_small_outputs_take_plain_interpolation(monkeypatch):
     monkeypatch.setattr(T, "LARGE_MASK_PIXELS", 10**9)
     logits = _smooth_logits((1,), 64, seed=3)

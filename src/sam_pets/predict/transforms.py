@@ -123,8 +123,9 @@ def upsample_masks(logits: torch.Tensor, hw: tuple[int, int]) -> np.ndarray:
     both have the same sign it has that sign, and where they differ its sign changes once, at a
     weight found from the two values.  So every output row is copied from its nearest source
     row, and only the pixels between each sign change and the half-way row are flipped.  The
-    result equals the plain one except where a value is within float32 rounding of zero.
-    Noise-like logits (many sign changes, e.g. an untrained model) take the plain path.
+    result equals the plain one except where a value is within float32 rounding (relative to
+    the neighbouring logits) of zero.  Noise-like logits (many sign changes, e.g. an untrained
+    model) take the plain path.
     """
     h, w = logits.shape[-2:]
     height, width = hw
@@ -134,16 +135,16 @@ def upsample_masks(logits: torch.Tensor, hw: tuple[int, int]) -> np.ndarray:
     rows = F.interpolate(lg, size=width, mode="linear", align_corners=False)
     rows = rows.reshape(-1, h, width).numpy()  # (N, h, W): interpolated along x
     pos = rows > 0
+    changes = pos[:, :-1] != pos[:, 1:]  # sign changes between rows k and k+1
+    # each change costs some bookkeeping and flips ~a quarter of its rows: with noise-like
+    # masks (many changes, e.g. an untrained model) interpolating everything is cheaper
+    if np.count_nonzero(changes) * (height / h / 4 + 8) > len(pos) * height * width / 8:
+        return _plain_masks(logits, hw)
     y0, _, wy1 = _linear_taps(h, height)
     # every output row copied from its nearest source row; torch allocates the big result:
     # numpy asks for transparent huge pages for it, which stalled clicks in napari (~2x)
     near = torch.from_numpy(np.minimum(y0 + (wy1 >= 0.5), h - 1))
     out = torch.from_numpy(pos)[:, near].numpy()
-    changes = pos[:, :-1] != pos[:, 1:]  # sign changes between rows k and k+1
-    # each change costs some bookkeeping and flips ~a quarter of its rows: with noise-like
-    # masks (many changes, e.g. an untrained model) interpolating everything is cheaper
-    if np.count_nonzero(changes) * (height / h / 4 + 8) > out.size / 8:
-        return _plain_masks(logits, hw)
     n, k, x = np.nonzero(changes)
     if len(n):
         r0, r1 = rows[n, k, x].astype(np.float64), rows[n, k + 1, x].astype(np.float64)
@@ -151,8 +152,11 @@ def upsample_masks(logits: torch.Tensor, hw: tuple[int, int]) -> np.ndarray:
         t = r0 / (r0 - r1)  # from weight t on (past t when r0 <= 0) the sign is row k+1's
         # y0 + weight increases along the output rows: sorted searches find the rows
         key = y0 + wy1.astype(np.float64)
+        # (a row exactly on source row k, weight 0, keeps its sign even when k + t rounds to k)
         cross = np.where(
-            up, np.searchsorted(key, k + t, "left"), np.searchsorted(key, k + t, "right")
+            up,
+            np.maximum(np.searchsorted(key, k + t, "left"), np.searchsorted(key, k, "right")),
+            np.searchsorted(key, k + t, "right"),
         )
         cross = np.minimum(cross, np.searchsorted(y0, k, "right"))  # within source row k
         mid = np.searchsorted(key, k + 0.5, "left")  # first row copied from row k+1
