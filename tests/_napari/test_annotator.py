@@ -72,6 +72,22 @@ def test_second_object_does_not_overwrite_first(annotator, qtbot):
     assert np.array_equal(after[first == 1], first[first == 1])
 
 
+def test_target_layer_is_uint16_and_grows_to_int32_when_full(annotator, qtbot):
+    viewer, widget = annotator
+    target = widget.target_layer()
+    assert target.data.dtype == np.uint16  # napari colours it without hashing every pixel
+    full = target.data.copy()
+    full[0, 0] = np.iinfo(np.uint16).max  # an object with the largest id uint16 holds
+    target.data = full
+    widget.points.add(np.array([[190.0, 250.0]]))
+    _wait_prediction(qtbot, widget)
+    assert widget.commit() == 65536
+    assert target.data.dtype == np.int32 and (target.data == 65536).any()
+    assert target.data[0, 0] == 65535
+    widget.undo()
+    assert not (target.data == 65536).any() and target.data[0, 0] == 65535
+
+
 def test_cycle_and_polarity_keys(annotator, qtbot):
     viewer, widget = annotator
     widget.points.add(np.array([[190.0, 250.0]]))

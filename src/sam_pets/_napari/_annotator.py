@@ -242,7 +242,10 @@ class AnnotatorWidget(AnnotatorLayout, PromptingMixin, DockHelpers, QWidget):
             )
             self.preview.editable = False
         if not self.labels_combo.currentText():
-            target = self.viewer.add_layer(L.make_labels(image, f"{image.name} labels"))
+            # uint16 (65535 objects, then int32): napari colours it without hashing every pixel
+            target = self.viewer.add_layer(
+                L.make_labels(image, f"{image.name} labels", dtype=np.uint16)
+            )
             self.labels_combo.addItem(target.name)
             self.labels_combo.setCurrentText(target.name)
 
@@ -259,6 +262,14 @@ class AnnotatorWidget(AnnotatorLayout, PromptingMixin, DockHelpers, QWidget):
         if target is None or image is None or self.session.candidates is None:
             show_warning("sam-pets: nothing to commit (no prediction yet)")
             return 0
+        data = target.data
+        if (
+            self.session.refining_label is None
+            and data.dtype.kind in "ui"
+            and data.dtype.itemsize < 4
+            and int(data.max()) >= np.iinfo(data.dtype).max
+        ):
+            target.data = data.astype(np.int32)  # more objects than the layer's dtype holds
         try:
             label = self.session.commit(
                 target.data, self._plane(image), self.overwrite_check.isChecked()

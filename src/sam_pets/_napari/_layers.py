@@ -71,7 +71,8 @@ def make_labels(image: Image, name: str, opacity: float = 0.6, dtype=np.int32) -
     """A zero Labels layer matching the image's spatial shape and frame.
 
     napari colours uint8/uint16 labels without first hashing every pixel to its colormap's
-    size, which for a 12 MP photo saves ~40 ms per refresh: the preview (0/1) uses uint8.
+    size, which for a 12 MP photo saves ~40 ms per refresh: the preview (0/1) uses uint8, the
+    Annotator's own target layer uint16.
     """
     shape = spatial_shape(image)
     nd = len(shape)
