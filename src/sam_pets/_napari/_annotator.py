@@ -21,7 +21,7 @@ from sam_pets._napari._annotator_ui import KEYS, KEYS_DOC, AnnotatorLayout
 from sam_pets._napari._export import export_items, export_job
 from sam_pets._napari._models import load_predictor_job, show_progress
 from sam_pets._napari._prompting import PromptingMixin
-from sam_pets._napari._session import PromptSession
+from sam_pets._napari._session import LabelOverflow, PromptSession
 from sam_pets._napari._widgets import DockHelpers
 from sam_pets._napari._workers import model_worker, start_on_compute_thread
 
@@ -262,18 +262,15 @@ class AnnotatorWidget(AnnotatorLayout, PromptingMixin, DockHelpers, QWidget):
         if target is None or image is None or self.session.candidates is None:
             show_warning("sam-pets: nothing to commit (no prediction yet)")
             return 0
-        data = target.data
-        if (
-            self.session.refining_label is None
-            and data.dtype.kind in "ui"
-            and data.dtype.itemsize < 4
-            and int(data.max()) >= np.iinfo(data.dtype).max
-        ):
-            target.data = data.astype(np.int32)  # more objects than the layer's dtype holds
+        plane, overwrite = self._plane(image), self.overwrite_check.isChecked()
         try:
-            label = self.session.commit(
-                target.data, self._plane(image), self.overwrite_check.isChecked()
-            )
+            try:
+                label = self.session.commit(target.data, plane, overwrite)
+            except LabelOverflow:
+                if target.data.dtype.itemsize >= 4:
+                    raise
+                target.data = target.data.astype(np.int32)  # more objects than its dtype holds
+                label = self.session.commit(target.data, plane, overwrite)
         except ValueError as e:
             show_error(f"sam-pets: {e}")
             return 0

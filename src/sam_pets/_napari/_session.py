@@ -42,6 +42,10 @@ class Candidates:
         return self.index
 
 
+class LabelOverflow(ValueError):
+    """The next label id does not fit the label array's dtype."""
+
+
 @dataclass
 class _Commit:
     label: int
@@ -169,7 +173,7 @@ class PromptSession:
             raise ValueError(f"mask {mask.shape} does not fit the label plane {view.shape}")
         label = self.refining_label or int(labels.max()) + 1
         if label > np.iinfo(labels.dtype).max:
-            raise ValueError(f"label id {label} does not fit the labels dtype {labels.dtype}")
+            raise LabelOverflow(f"label id {label} does not fit the labels dtype {labels.dtype}")
         new = view.copy()
         if self.refining_label:
             new[new == label] = 0  # the refined object is replaced, not extended
