@@ -264,13 +264,11 @@ class AnnotatorWidget(AnnotatorLayout, PromptingMixin, DockHelpers, QWidget):
             return 0
         plane, overwrite = self._plane(image), self.overwrite_check.isChecked()
         try:
-            try:
-                label = self.session.commit(target.data, plane, overwrite)
-            except LabelOverflow:
-                if target.data.dtype.itemsize >= 4:
-                    raise
-                target.data = target.data.astype(np.int32)  # more objects than its dtype holds
-                label = self.session.commit(target.data, plane, overwrite)
+            label = self.session.commit(target.data, plane, overwrite)
+        except LabelOverflow:  # more objects than the layer's dtype holds: widen it and retry
+            wider = np.int32 if target.data.dtype.itemsize < 4 else np.int64
+            target.data = target.data.astype(wider)
+            label = self.session.commit(target.data, plane, overwrite)
         except ValueError as e:
             show_error(f"sam-pets: {e}")
             return 0

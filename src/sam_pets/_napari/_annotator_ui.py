@@ -33,12 +33,7 @@ class AnnotatorLayout:
     """Mixin building the Annotator's sections (the widgets it reads are attributes)."""
 
     def _build_ui(self) -> None:
-        root = QVBoxLayout(self)
-        root.addWidget(self._model_box())
-        root.addWidget(self._image_box())
-        root.addWidget(self._keys_box())
-        root.addWidget(self._export_box())
-        root.addStretch(1)
+        self._stack(self._model_box(), self._image_box(), self._keys_box(), self._export_box())
 
     def _model_box(self) -> QGroupBox:
         box = QGroupBox("Model")

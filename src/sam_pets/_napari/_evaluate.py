@@ -118,12 +118,7 @@ class EvaluateWidget(DockHelpers, QWidget):
 
     # --- layout -------------------------------------------------------------------------------
     def _build_ui(self) -> None:
-        root = QVBoxLayout(self)
-        root.addWidget(self._input_box())
-        root.addWidget(self._protocol_box())
-        root.addWidget(self._run_box())
-        root.addWidget(self._result_box())
-        root.addStretch(1)
+        self._stack(self._input_box(), self._protocol_box(), self._run_box(), self._result_box())
 
     def _input_box(self) -> QGroupBox:
         box = QGroupBox("Data and model")

@@ -77,12 +77,7 @@ class FinetuneWidget(DockHelpers, QWidget):
 
     # --- layout -------------------------------------------------------------------------------
     def _build_ui(self) -> None:
-        root = QVBoxLayout(self)
-        root.addWidget(self._data_box())
-        root.addWidget(self._settings_box())
-        root.addWidget(self._run_box())
-        root.addWidget(self._result_box())
-        root.addStretch(1)
+        self._stack(self._data_box(), self._settings_box(), self._run_box(), self._result_box())
 
     def _data_box(self) -> QGroupBox:
         box = QGroupBox("Training data")

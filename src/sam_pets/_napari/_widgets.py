@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from qtpy.QtWidgets import QFileDialog, QHBoxLayout, QLineEdit, QPushButton
+from qtpy.QtWidgets import QFileDialog, QHBoxLayout, QLineEdit, QPushButton, QVBoxLayout, QWidget
 
 
 class DockHelpers:
@@ -28,6 +28,13 @@ class DockHelpers:
                 self._dead = True
 
         return call
+
+    def _stack(self, *sections: QWidget) -> None:
+        """Lay the dock's sections out top to bottom, with the free space below them."""
+        root = QVBoxLayout(self)
+        for section in sections:
+            root.addWidget(section)
+        root.addStretch(1)
 
     def _folder_row(self, edit: QLineEdit, title: str) -> QHBoxLayout:
         """``edit`` with a "…" button that fills it from a folder dialog titled ``title``."""
