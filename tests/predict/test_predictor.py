@@ -111,6 +111,25 @@ def test_prompts_and_batches(predictor, pet_image):
     assert logits.masks.dtype == np.float32
 
 
+@pytest.mark.parametrize("size", [(375, 500), (1100, 1400)], ids=["small", "big"])
+def test_lazy_masks_equal_eager_ones(predictor, pet_image, size):
+    from skimage.transform import resize
+
+    image = pet_image if size == pet_image.shape[:2] else resize(pet_image, size)
+    predictor.set_image(image)
+    pt, lab = np.array([[250.0, 180.0]]), np.array([1])
+    eager = predictor.predict(pt, lab)
+    lazy = predictor.predict(pt, lab, lazy_masks=True)
+    assert lazy.masks is None
+    np.testing.assert_array_equal(lazy.scores, eager.scores)
+    np.testing.assert_array_equal(lazy.low_res_logits, eager.low_res_logits)
+    for i in range(3):
+        np.testing.assert_array_equal(lazy.mask(i), eager.masks[i])
+        assert np.shares_memory(eager.mask(i), eager.masks)
+    with pytest.raises(ValueError, match="single prompt set"):
+        predictor.predict(box_xyxy=np.array([[0, 0, 9, 9], [1, 1, 8, 8]]), lazy_masks=True)
+
+
 def test_fast_and_reference_decoders_agree(test_model, pet_image):
     fast = ImagePredictor(test_model, device="cpu", fast=True)
     slow = ImagePredictor(test_model, device="cpu", fast=False)

@@ -7,6 +7,7 @@ Coordinates are (x, y) pixels of the plane (napari's (row, col) is flipped befor
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,29 +17,44 @@ import numpy as np
 class Candidates:
     """The current prediction for the object being annotated.
 
+    The M candidates are in order, best first (M = 3 for a single ambiguous click, else 1).
+    Each bool (H, W) mask is made from the low-res logits the first time it is shown: on a
+    12 MP photo that is ~15 ms per candidate, so a click pays only for the one it shows.
+
     Attributes:
-        masks: The M bool (H, W) candidates, best first (M = 3 for a single ambiguous click,
-            else 1); views into the prediction, so a 12 MP photo is not copied again.
         scores: (M,) predicted IoU.
         logits: (M, s, s) low-res logits (fed back with the next prompt).
         object_score: Object-presence logit (> 0: the model sees an object).
+        source: ``source(k)`` makes candidate k's mask.
         index: The selected candidate.
     """
 
-    masks: tuple[np.ndarray, ...]
     scores: np.ndarray
     logits: np.ndarray
     object_score: float
+    source: Callable[[int], np.ndarray]
     index: int = 0
+    _made: dict = field(default_factory=dict, repr=False)
+
+    def candidate(self, k: int) -> np.ndarray:
+        """Candidate k's mask (H, W) bool, made once."""
+        if k not in self._made:
+            self._made[k] = self.source(k)
+        return self._made[k]
 
     @property
     def mask(self) -> np.ndarray:
         """The selected mask (H, W) bool."""
-        return self.masks[self.index]
+        return self.candidate(self.index)
+
+    @property
+    def masks(self) -> tuple[np.ndarray, ...]:
+        """All M masks (makes the ones not shown yet)."""
+        return tuple(self.candidate(k) for k in range(len(self.scores)))
 
     def cycle(self) -> int:
         """Select the next candidate; returns its index."""
-        self.index = (self.index + 1) % len(self.masks)
+        self.index = (self.index + 1) % len(self.scores)
         return self.index
 
 
@@ -101,14 +117,16 @@ class PromptSession:
             self.box_xyxy,
             mask_in,
             multimask=single_click,
+            lazy_masks=True,
         )
         order = np.argsort(-pred.scores) if single_click else np.arange(len(pred.scores))
         self.candidates = Candidates(
-            tuple(pred.masks[i] for i in order),
             pred.scores[order],
             pred.low_res_logits[order],
             float(pred.object_scores),
+            lambda k: pred.mask(int(order[k])),
         )
+        self.candidates.candidate(0)  # the shown one, made here (off the GUI thread)
         self._last = (self.points_xy.copy(), self.labels.copy(), self._box_key())
         return self.candidates
 
