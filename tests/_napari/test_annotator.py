@@ -46,12 +46,17 @@ def test_dock_opens_and_creates_layers(annotator):
 
 def test_positive_point_gives_preview_then_commit_undo(annotator, qtbot):
     viewer, widget = annotator
+    empty_thumbnail = widget.preview.thumbnail.copy()
     widget.points.add(np.array([[190.0, 250.0]]))  # (row, col)
     _wait_prediction(qtbot, widget)
     assert widget.preview.data.any()
     assert widget.preview.data.dtype == np.uint8  # napari colours it without hashing pixels
     np.testing.assert_array_equal(widget.preview.data, widget.session.candidates.mask)
     assert len(widget.session.candidates.masks) == 3
+    # the layer list's thumbnail follows the preview once the clicks pause
+    qtbot.waitUntil(
+        lambda: not np.array_equal(widget.preview.thumbnail, empty_thumbnail), timeout=5000
+    )
     label = widget.commit()
     target = widget.target_layer().data
     assert label == 1 and (target == 1).sum() > 0
