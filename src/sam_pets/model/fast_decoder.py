@@ -140,11 +140,14 @@ def _token_to_image(
     wk = att.k_proj.weight.view(h, c, -1)  # (h, c, D)
     qk = torch.matmul(q, wk).reshape(b, h * n, -1)  # (B, hN, D); the k bias cancels
     qk = qk * (1.0 / math.sqrt(c))
-    # one fused kernel: softmax over the L image tokens, weighted sum of the raw keys
+    # One fused kernel: softmax over the L image tokens, weighted sum of the raw keys.  The
+    # kernel shares work among threads by (batch, head, block of 32 query rows): the hN rows
+    # as two "heads" of the same keys split them evenly (e.g. 40 rows: 20 + 20, not 32 + 8).
+    g = 2 if (h * n) % 2 == 0 else 1
     z = F.scaled_dot_product_attention(
-        qk.unsqueeze(1),
-        x_img.expand(b, -1, -1).unsqueeze(1),
-        v_img.expand(b, -1, -1).unsqueeze(1),
+        qk.view(b, g, h * n // g, -1),
+        x_img.expand(b, -1, -1).unsqueeze(1).expand(-1, g, -1, -1),
+        v_img.expand(b, -1, -1).unsqueeze(1).expand(-1, g, -1, -1),
         scale=1.0,
     ).view(b, h, n, -1)  # (B, h, N, D)
     wv = att.v_proj.weight.view(h, c, -1)  # (h, c, D)
