@@ -270,12 +270,12 @@ def fast_decode(
     toks = queries[:, 2:]  # (B, M, D): the mask tokens of idx
     mlps = dec.output_hypernetworks_mlps
     hyper = torch.stack([mlps[i](toks[:, k]) for k, i in enumerate(idx)], 1)  # (B, M, D/8)
-    if cached:
+    if cached:  # y1 is a fresh (B, L, D) tensor: the upscaling may write into it
         y1, a_up, u_up = _fold_upscale(dec, prep, fold)
     else:
         w1 = _convT_matrix(dec.output_upscaling[0])
         y1, a_up, u_up = prep.s1.view(1, -1, w1.shape[1]), keys, w1.unsqueeze(0)
-    logits = _upscale_and_project(dec, prep, y1, a_up, u_up, hyper)  # (B, M, 4E, 4E)
+    logits = _upscale_and_project(dec, prep, y1, a_up, u_up, hyper, y1_owned=cached)
     if not multimask_output:
         logits, iou = dec._select_stable(logits, iou)
         toks = toks[:, :1]
@@ -297,12 +297,12 @@ def _fold_upscale(
     """
     ws, sums, consts = _norm_chain(dec)
     dtype = prep.s1c.dtype
-    scale = None  # product of the rstds of the layers after l
+    scale = None  # product of the rstds of layer l and the layers after it
     cols, rows = [], []
     for w, colsum, const, (a, u, mean, rstd) in reversed(
         list(zip(ws, sums, [*consts[:-1], None], fold, strict=True))
     ):
-        if const is not None:  # b_{l-1}^T W_l, weighted by the rstds after layer l-1
+        if const is not None:  # b_l^T W_{l+1} (norm4 bias), weighted by the rstds after l
             cols.append(scale)
             rows.append(const.view(1, 1, -1).expand(u.shape[0], -1, -1))
         scale = rstd if scale is None else rstd * scale  # (B, L, 1)
@@ -324,11 +324,14 @@ def _upscale_and_project(
     a: torch.Tensor,
     u: torch.Tensor,
     hyper: torch.Tensor,
+    y1_owned: bool = False,
 ) -> torch.Tensor:
     """Transposed convs + skips + GELU in sub-pixel order, then the hypernetwork product.
 
     The first conv's output is ``y1 + a @ u``: y1 (1|B, L, D) and a (1|B, L, K) broadcast over
     the B prompt sets of u (1|B, K, D); hyper (B, M, D/8) -> logits (B, M, 4E, 4E).
+    With ``y1_owned`` (y1 is (B, L, D) and not needed afterwards) the conv output is
+    accumulated in y1 itself.
     """
     _, ln1, _, dc2, _ = dec.output_upscaling
     b, m = hyper.shape[:2]
@@ -338,7 +341,7 @@ def _upscale_and_project(
     w2 = _convT_matrix(dc2).to(dtype)
     hyper = hyper.to(dtype)  # (B, M, C2)
     a, u = a.to(dtype).expand(b, -1, -1), u.to(dtype).expand(b, -1, -1)
-    owned = y1.shape[0] == b and y1.dtype == dtype and y1.data_ptr() != prep.s1.data_ptr()
+    owned = y1_owned and y1.shape[0] == b
     y1 = y1.to(dtype).expand(b, -1, -1)
     s0 = prep.s0.view(l_, 16 * c2)  # rows (i, j), then (a1, b1, a2, b2, c)
     logits = u.new_empty((b, m, l_, 16))
@@ -346,7 +349,7 @@ def _upscale_and_project(
     for lo in range(0, l_, _UPSCALE_BAND):
         hi = min(lo + _UPSCALE_BAND, l_)
         n = hi - lo
-        # in place (a fresh copy unless y1 is ours): no autocast, fp32 accumulation as in the conv
+        # in place (into a copy unless y1 is ours): no autocast, fp32 sums as in the conv
         y = y1[:, lo:hi] if owned else y1[:, lo:hi].clone()
         y.baddbmm_(a[:, lo:hi], u)  # (B, n, 4*C1)
         y = F.gelu(F.layer_norm(y.view(b, n, 4, c1), (c1,), ln1.weight, ln1.bias, ln1.eps))
