@@ -389,7 +389,11 @@ def test_bad_checkpoint_is_a_notification(annotator, qtbot, tmp_path, monkeypatc
 
 
 def test_gui_thread_keeps_ticking_during_embedding(make_napari_viewer, qtbot, pet_image):
-    """A QTimer on the GUI thread never stalls > 100 ms while a 1024-px embedding runs."""
+    """A QTimer on the GUI thread never stalls > 100 ms while an embedding runs.
+
+    The embedding (512 px model) must take over 100 ms, so that running it on the GUI thread
+    would show as a gap of that size.
+    """
     from qtpy.QtCore import QTimer
 
     from sam_pets.model import build_model
@@ -411,7 +415,7 @@ def test_gui_thread_keeps_ticking_during_embedding(make_napari_viewer, qtbot, pe
     elapsed = time.perf_counter() - start
     timer.stop()
     gaps = np.diff(ticks)
-    assert elapsed > 0.2 and len(gaps) > 5
+    assert elapsed > 0.1 and len(gaps) > 5
     assert gaps.max() < 0.1, f"GUI stalled {gaps.max() * 1e3:.0f} ms"
 
 
