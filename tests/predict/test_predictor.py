@@ -128,6 +128,8 @@ def test_lazy_masks_equal_eager_ones(predictor, pet_image, size):
         assert np.shares_memory(eager.mask(i), eager.masks)
     with pytest.raises(ValueError, match="single prompt set"):
         predictor.predict(box_xyxy=np.array([[0, 0, 9, 9], [1, 1, 8, 8]]), lazy_masks=True)
+    with pytest.raises(ValueError, match="boolean masks"):
+        predictor.predict(pt, lab, lazy_masks=True, return_logits=True)
 
 
 def test_fast_and_reference_decoders_agree(test_model, pet_image):

@@ -219,8 +219,8 @@ class ImagePredictor:
                     out = self.model.decode(self._features, pts, lab, mask_in, multimask)
             logits = out.logits.float()
             if lazy_masks:
-                if batched:
-                    raise ValueError("lazy_masks=True takes a single prompt set")
+                if batched or return_logits:
+                    raise ValueError("lazy_masks=True takes a single prompt set and boolean masks")
                 masks = None
             elif return_logits:
                 full = F.interpolate(logits, hw, mode="bilinear", align_corners=False)
