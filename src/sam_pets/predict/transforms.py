@@ -87,8 +87,8 @@ def coords_orig_to_input(
 LARGE_MASK_PIXELS = 1 << 20
 
 
-def _linear_taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Source index, weight of that source and of the next, per output pixel, in float32.
+def _linear_taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+    """Source index and the weight of the next source, per output pixel, in float32.
 
     The rule of ``F.interpolate(..., mode="bilinear", align_corners=False)`` along one axis.
     """
@@ -97,7 +97,7 @@ def _linear_taps(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray, np.ndar
     src = np.maximum(src, np.float32(0.0))
     i0 = np.minimum(src.astype(np.int64), n_in - 1)
     w1 = src - i0.astype(np.float32)
-    return i0, np.float32(1.0) - w1, w1
+    return i0, w1
 
 
 def _plain_masks(logits: torch.Tensor, hw: tuple[int, int]) -> np.ndarray:
@@ -140,7 +140,7 @@ def upsample_masks(logits: torch.Tensor, hw: tuple[int, int]) -> np.ndarray:
     # masks (many changes, e.g. an untrained model) interpolating everything is cheaper
     if np.count_nonzero(changes) * (height / h / 4 + 8) > len(pos) * height * width / 8:
         return _plain_masks(logits, hw)
-    y0, _, wy1 = _linear_taps(h, height)
+    y0, wy1 = _linear_taps(h, height)
     # every output row copied from its nearest source row; torch allocates the big result:
     # numpy asks for transparent huge pages for it, which stalled clicks in napari (~2x)
     near = torch.from_numpy(np.minimum(y0 + (wy1 >= 0.5), h - 1))
