@@ -39,6 +39,7 @@ class PreparedImage:
         up0: ``keys0 @ W`` with ``W`` the first transposed conv's matrix scaled by every
             ``norm4`` gain, (L, D): see :func:`_fold_upscale`.
         s1c: ``s1`` plus the constant part of that fold, (L, D).
+        chain: :func:`_norm_chain` of the decoder (depends on the weights only).
     """
 
     embed: torch.Tensor
@@ -52,6 +53,7 @@ class PreparedImage:
     size: int
     up0: torch.Tensor
     s1c: torch.Tensor
+    chain: tuple
 
 
 def _subpixel(feat: torch.Tensor, levels: int) -> torch.Tensor:
@@ -98,10 +100,11 @@ def prepare_image(
     dc1, dc2 = dec.output_upscaling[0], dec.output_upscaling[3]
     s1 = _subpixel(feat_s1, 1) + dc1.bias.view(1, 1, -1)  # (L, 4, D/4)
     s0 = _subpixel(feat_s0, 2) + dc2.bias.view(1, 1, -1)  # (4L, 4, D/8)
-    ws, _, consts = _norm_chain(dec)
+    chain = _norm_chain(dec)
+    ws, _, consts = chain
     up0 = (keys0[0] @ ws[0].to(keys0.dtype)).to(s1.dtype)  # (L, D)
     s1c = s1.view(up0.shape) + consts[-1].to(s1.dtype)
-    return PreparedImage(tokens, pe, keys0, k0, v0, q0, s1, s0, e, up0, s1c)
+    return PreparedImage(tokens, pe, keys0, k0, v0, q0, s1, s0, e, up0, s1c, chain)
 
 
 def _norm_chain(dec: MaskDecoder) -> tuple[list, list, list]:
@@ -271,7 +274,7 @@ def fast_decode(
     mlps = dec.output_hypernetworks_mlps
     hyper = torch.stack([mlps[i](toks[:, k]) for k, i in enumerate(idx)], 1)  # (B, M, D/8)
     if cached:  # y1 is a fresh (B, L, D) tensor: the upscaling may write into it
-        y1, a_up, u_up = _fold_upscale(dec, prep, fold)
+        y1, a_up, u_up = _fold_upscale(prep, fold)
     else:
         w1 = _convT_matrix(dec.output_upscaling[0])
         y1, a_up, u_up = prep.s1.view(1, -1, w1.shape[1]), keys, w1.unsqueeze(0)
@@ -283,7 +286,7 @@ def fast_decode(
 
 
 def _fold_upscale(
-    dec: MaskDecoder, prep: PreparedImage, fold: list
+    prep: PreparedImage, fold: list
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The first upscaling step, ``keys_n @ W + s1``, as ``c * up0 + s1c + A_aug @ U_aug``.
 
@@ -295,7 +298,7 @@ def _fold_upscale(
 
     Returns ``(c * up0 + s1c, A_aug, U_aug)`` for :func:`_upscale_and_project`.
     """
-    ws, sums, consts = _norm_chain(dec)
+    ws, sums, consts = prep.chain
     dtype = prep.s1c.dtype
     scale = None  # product of the rstds of layer l and the layers after it
     cols, rows = [], []
