@@ -202,8 +202,12 @@ def _image_to_token(
     # N tokens, so adding bias/h to every value adds the bias once to every image token
     u = torch.matmul(v, wo) + att.out_proj.bias / h  # (B, h, N, D)
     attn, u = attn.to(keys.dtype), u.reshape(b, h * n, -1).to(keys.dtype)
-    out = keys if inplace else keys.expand(b, -1, -1).clone(memory_format=torch.contiguous_format)
-    return out.baddbmm_(attn, u), attn, u  # (B, L, D)
+    if inplace:
+        return keys.baddbmm_(attn, u), attn, u  # (B, L, D)
+    # out of place, the GEMM reads the (shared) keys directly: no copy to accumulate into
+    # (``out=`` keeps it out of autocast: keys dtype, fp32 sums, as in place)
+    out = keys.new_empty((b, keys.shape[1], keys.shape[2]))
+    return torch.baddbmm(keys, attn, u, out=out), attn, u
 
 
 def fast_decode(
@@ -356,8 +360,12 @@ def _upscale_and_project(
         y = y1[:, lo:hi] if owned else y1[:, lo:hi].clone()
         y.baddbmm_(a[:, lo:hi], u)  # (B, n, 4*C1)
         y = F.gelu(F.layer_norm(y.view(b, n, 4, c1), (c1,), ln1.weight, ln1.bias, ln1.eps))
-        z = s0[lo:hi].view(1, 4 * n, 4 * c2).repeat(b, 1, 1)  # (B, 4n, 4*C2)
-        z.baddbmm_(y.view(b, 4 * n, c1), w2.expand(b, -1, -1))
+        # out of place: the GEMM reads the skips where they are, no copy to accumulate into
+        # (``out=`` keeps it out of autocast, like the in-place products)
+        z = u.new_empty((b, 4 * n, 4 * c2))
+        torch.baddbmm(
+            s0[lo:hi].view(1, 4 * n, 4 * c2), y.view(b, 4 * n, c1), w2.expand(b, -1, -1), out=z
+        )
         z = torch.ops.aten.gelu_(z)
         # (M x C2) @ (C2 x 16n): the few masks as rows is the shape a GEMM runs fast
         out = logits[:, :, lo:hi].view(b, m, 16 * n)
