@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import threading
 import time
 
 import numpy as np
@@ -98,9 +99,19 @@ def test_cycle_and_polarity_keys(annotator, qtbot):
     viewer, widget = annotator
     widget.points.add(np.array([[190.0, 250.0]]))
     _wait_prediction(qtbot, widget)
-    before = widget.session.candidates.index
+    cands = widget.session.candidates
+    before = cands.index
+    threads, source = [], cands.source
+    cands.source = lambda k: threads.append(threading.get_ident()) or source(k)
     widget.cycle()
-    assert widget.session.candidates.index == (before + 1) % 3
+    assert cands.index == (before + 1) % 3
+    # the newly selected candidate is made off the GUI thread, then shown
+    qtbot.waitUntil(lambda: cands.made(cands.index), timeout=30000)
+    qtbot.waitUntil(
+        lambda: np.array_equal(widget.preview.data > 0, cands.candidate(cands.index)),
+        timeout=30000,
+    )
+    assert threads and threading.get_ident() not in threads
     widget.toggle_polarity()
     widget.points.add(np.array([[20.0, 20.0]]))
     assert list(widget.points.features["label"]) == [1, 0]

@@ -46,6 +46,7 @@ def test_one_click_makes_only_the_shown_candidate(predictor, pet_image):
     np.testing.assert_array_equal(cands.mask, eager.masks[order[0]])
     assert cands.mask.shape == pet_image.shape[:2] and cands.mask.dtype == bool
     assert cands.cycle() == 1 and counting.made == 1  # made when shown, not when selected
+    assert cands.made(0) and not cands.made(1)
     np.testing.assert_array_equal(cands.mask, eager.masks[order[1]])
     assert counting.made == 2
     cands.mask  # noqa: B018 - made once, then kept

@@ -36,6 +36,10 @@ class Candidates:
     index: int = 0
     _made: dict = field(default_factory=dict, repr=False)
 
+    def made(self, k: int) -> bool:
+        """Whether candidate k's mask is made already (showing it costs nothing)."""
+        return k in self._made
+
     def candidate(self, k: int) -> np.ndarray:
         """Candidate k's mask (H, W) bool, made once."""
         if k not in self._made:
