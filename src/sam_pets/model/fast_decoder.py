@@ -40,6 +40,8 @@ class PreparedImage:
             ``norm4`` gain, (L, D): see :func:`_fold_upscale`.
         s1c: ``s1`` plus the constant part of that fold, (L, D).
         chain: :func:`_norm_chain` of the decoder (depends on the weights only).
+        hyper: Per layer of the hypernetwork MLPs, their weights stacked over the mask
+            tokens for one batched product: ((T, D_in, D_out), (T, 1, D_out)).
     """
 
     embed: torch.Tensor
@@ -54,6 +56,7 @@ class PreparedImage:
     up0: torch.Tensor
     s1c: torch.Tensor
     chain: tuple
+    hyper: tuple
 
 
 def _subpixel(feat: torch.Tensor, levels: int) -> torch.Tensor:
@@ -104,7 +107,15 @@ def prepare_image(
     ws, _, consts = chain
     up0 = (keys0[0] @ ws[0].to(keys0.dtype)).to(s1.dtype)  # (L, D)
     s1c = s1.view(up0.shape) + consts[-1].to(s1.dtype)
-    return PreparedImage(tokens, pe, keys0, k0, v0, q0, s1, s0, e, up0, s1c, chain)
+    mlps = dec.output_hypernetworks_mlps
+    hyper = tuple(
+        (
+            torch.stack([m.layers[i].weight.t() for m in mlps]).contiguous(),
+            torch.stack([m.layers[i].bias for m in mlps]).unsqueeze(1),
+        )
+        for i in range(len(mlps[0].layers))
+    )
+    return PreparedImage(tokens, pe, keys0, k0, v0, q0, s1, s0, e, up0, s1c, chain, hyper)
 
 
 def _norm_chain(dec: MaskDecoder) -> tuple[list, list, list]:
@@ -275,8 +286,14 @@ def fast_decode(
     object_score = dec.pred_obj_score_head(queries[:, 0])  # (B, 1)
     iou = dec.iou_prediction_head(queries[:, 1])[:, idx]  # (B, M)
     toks = queries[:, 2:]  # (B, M, D): the mask tokens of idx
-    mlps = dec.output_hypernetworks_mlps
-    hyper = torch.stack([mlps[i](toks[:, k]) for k, i in enumerate(idx)], 1)  # (B, M, D/8)
+    # the M hypernetwork MLPs as one batched product per layer (idx is a run: a slice)
+    sel, act = slice(idx[0], idx[-1] + 1), dec.output_hypernetworks_mlps[0].act
+    hyper = toks.transpose(0, 1)  # (M, B, D)
+    for j, (w, bias) in enumerate(prep.hyper):
+        hyper = torch.baddbmm(bias[sel], hyper, w[sel])
+        if j < len(prep.hyper) - 1:
+            hyper = act(hyper)
+    hyper = hyper.transpose(0, 1)  # (B, M, D/8)
     if cached:  # y1 is a fresh (B, L, D) tensor: the upscaling may write into it
         y1, a_up, u_up = _fold_upscale(prep, fold)
     else:
