@@ -79,6 +79,18 @@ def test_fast_decoder_matches_reference_path(multimask, with_mask):
         assert (a - b).abs().max() <= 1e-5 * b.abs().max().clamp_min(1e-6)
 
 
+def test_mask_factors_rebuild_the_mask_embedding():
+    enc = _randomise(build_model("test")).sam_prompt_encoder
+    s = enc.embedding_size * 4
+    masks = torch.randn(2, 1, s, s)
+    with torch.inference_mode():
+        h, w, c = enc.mask_factors(masks)
+        dense = enc.embed_masks(masks).flatten(2).transpose(1, 2)  # (B, E*E, D)
+    assert h.shape == (2, enc.embedding_size**2, w.shape[0]) and w.shape[1] == dense.shape[-1]
+    assert w.shape[0] < dense.shape[-1]  # a low-rank product: what the fast decoder uses
+    torch.testing.assert_close(h @ w + c, dense, rtol=1e-5, atol=1e-5)
+
+
 def test_gradients_reach_every_parameter():
     model = build_model("test", seed=0).train()
     cfg = model.cfg

@@ -42,6 +42,7 @@ class PreparedImage:
         chain: :func:`_norm_chain` of the decoder (depends on the weights only).
         hyper: Per layer of the hypernetwork MLPs, their weights stacked over the mask
             tokens for one batched product: ((T, D_in, D_out), (T, 1, D_out)).
+        no_mask: The "no mask" embedding (D,) that ``keys0`` holds.
     """
 
     embed: torch.Tensor
@@ -57,6 +58,7 @@ class PreparedImage:
     s1c: torch.Tensor
     chain: tuple
     hyper: tuple
+    no_mask: torch.Tensor
 
 
 def _subpixel(feat: torch.Tensor, levels: int) -> torch.Tensor:
@@ -115,7 +117,7 @@ def prepare_image(
         )
         for i in range(len(mlps[0].layers))
     )
-    return PreparedImage(tokens, pe, keys0, k0, v0, q0, s1, s0, e, up0, s1c, chain, hyper)
+    return PreparedImage(tokens, pe, keys0, k0, v0, q0, s1, s0, e, up0, s1c, chain, hyper, no_mask)
 
 
 def _norm_chain(dec: MaskDecoder) -> tuple[list, list, list]:
@@ -177,12 +179,14 @@ def _image_to_token(
     v_tok: torch.Tensor,
     keys: torch.Tensor,
     inplace: bool,
+    extra: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Image queries attend to the tokens: ``keys + out_proj(attention) = keys + A @ U``.
 
     Returns that sum (B, L, D) with the attention weights A (B, L, hN) and the projected
     values U (B, hN, D).  With ``inplace`` the sum is written into ``keys`` (which the caller
-    no longer needs).
+    no longer needs).  ``extra`` = (P (B, L, r), R (B, r, D)) adds ``P @ R`` to the sum in
+    the same product (the mask prompt's low-rank part of the keys, see :func:`fast_decode`).
 
     ``q_img`` may be precomputed ``q_proj(x_img)`` (layer 0); otherwise ``q_proj`` is folded
     onto the keys: ``(W_q x + b_q) . k = x . (W_q^T k) + b_q . k``.
@@ -213,19 +217,23 @@ def _image_to_token(
     # N tokens, so adding bias/h to every value adds the bias once to every image token
     u = torch.matmul(v, wo) + att.out_proj.bias / h  # (B, h, N, D)
     attn, u = attn.to(keys.dtype), u.reshape(b, h * n, -1).to(keys.dtype)
+    lhs, rhs = attn, u
+    if extra is not None:
+        lhs = torch.cat([extra[0].to(keys.dtype).expand(b, -1, -1), attn], dim=-1)
+        rhs = torch.cat([extra[1].to(keys.dtype).expand(b, -1, -1), u], dim=1)
     if inplace:
-        return keys.baddbmm_(attn, u), attn, u  # (B, L, D)
+        return keys.baddbmm_(lhs, rhs), attn, u  # (B, L, D)
     # out of place, the GEMM reads the (shared) keys directly: no copy to accumulate into
     # (``out=`` keeps it out of autocast: keys dtype, fp32 sums, as in place)
     out = keys.new_empty((b, keys.shape[1], keys.shape[2]))
-    return torch.baddbmm(keys, attn, u, out=out), attn, u
+    return torch.baddbmm(keys, lhs, rhs, out=out), attn, u
 
 
 def fast_decode(
     dec: MaskDecoder,
     prep: PreparedImage,
     sparse: torch.Tensor,
-    dense: torch.Tensor | None,
+    mask: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None,
     multimask_output: bool,
 ) -> MaskOutput:
     """Inference-only equivalent of ``MaskDecoder.forward`` (dynamic multimask included).
@@ -234,8 +242,15 @@ def fast_decode(
         dec: The decoder whose weights to use (eval mode).
         prep: Output of :func:`prepare_image`.
         sparse: Prompt tokens (B, N, D).
-        dense: Mask-prompt embedding (B, D, E, E), or ``None`` for "no mask" (cached path).
+        mask: The mask prompt's embedding as factors ``(H, W, c)``: its image tokens are
+            ``H @ W + c`` with H (B, L, r), W (r, D), c (D,) (r = 16 for SAM 2: the embedding
+            ends in a 1x1 conv from r channels); ``None`` for "no mask".
         multimask_output: As in ``MaskDecoder.forward``.
+
+    A mask prompt replaces the "no mask" embedding in the layer-0 keys, so they become
+    ``keys0 + P @ R`` with ``P = [H, 1]`` (B, L, r+1) and ``R = [W; c - no_mask]``: every
+    layer-0 projection is the cached one plus a rank-(r+1) product, and the upscaling fold
+    takes the extra term like the attention updates.
     """
     b = sparse.shape[0]
     out_tokens = torch.cat(
@@ -243,31 +258,43 @@ def fast_decode(
     )
     tokens = torch.cat([out_tokens.unsqueeze(0).expand(b, -1, -1), sparse], dim=1)  # (B,Nq,D)
     layers = dec.transformer.layers
-    if dense is None:
-        keys = prep.keys0
-        cached = True
-    else:
-        keys = prep.embed + dense.flatten(2).transpose(1, 2)  # (B, L, D)
-        cached = False
-    pe = prep.pe
+    keys, pe = prep.keys0, prep.pe
+    lowrank = None
+    if mask is not None:
+        h_m, w_m, c_m = mask
+        p_m = torch.cat([h_m, h_m.new_ones(h_m.shape[:-1] + (1,))], dim=-1).expand(b, -1, -1)
+        r_m = torch.cat([w_m, (c_m - prep.no_mask).view(1, -1)], dim=0).to(p_m.dtype)
+        lowrank = (p_m, r_m.unsqueeze(0))  # keys0 + P @ R: the layer-0 keys
+
+    def layer0(cached: torch.Tensor, proj: torch.nn.Linear) -> torch.Tensor:
+        """A cached layer-0 projection (1, L, c) with the mask prompt's term added."""
+        if lowrank is None:
+            return cached.expand(b, -1, -1)
+        p, r = lowrank
+        out = cached.new_empty((b, cached.shape[1], cached.shape[2]))  # (out=: no autocast)
+        rw = (r @ proj.weight.t().to(r.dtype)).to(p.dtype).expand(b, -1, -1)
+        return torch.baddbmm(cached, p, rw, out=out)
+
     queries = tokens
     fold = []  # per layer (A, U, mean, rstd) of the image-token update and its norm4
     for i, layer in enumerate(layers):
         queries = layer.token_self_attention(queries, tokens)
         q = queries + tokens
         t2i = layer.cross_attn_token_to_image
-        x_img = None if (i == 0 and cached) else keys + pe
-        if x_img is None:
-            att = t2i.attend(t2i.q_proj(q), prep.k0.expand(b, -1, -1), prep.v0.expand(b, -1, -1))
+        x_img = None if i == 0 else keys + pe
+        if x_img is None:  # layer 0: the image tokens' projections are cached
+            k0, v0 = layer0(prep.k0, t2i.k_proj), layer0(prep.v0, t2i.v_proj)
+            att = t2i.attend(t2i.q_proj(q), k0, v0)
         else:
             att = _token_to_image(t2i, q, x_img, keys)
         queries = layer.norm2(queries + att)
         queries = layer.norm3(queries + layer.mlp(queries))
         q = queries + tokens
-        q_img = prep.q0 if (i == 0 and cached) else None
         i2t = layer.cross_attn_image_to_token
+        q_img = layer0(prep.q0, i2t.q_proj) if i == 0 else None
         owned = keys is not prep.keys0 and keys.shape[0] == b
-        upd, a, u = _image_to_token(i2t, q_img, x_img, q, queries, keys, inplace=owned)
+        extra = lowrank if i == 0 else None
+        upd, a, u = _image_to_token(i2t, q_img, x_img, q, queries, keys, owned, extra)
         n4 = layer.norm4  # as n4(upd), keeping the row statistics for _fold_upscale
         keys, mean, rstd = torch.native_layer_norm(
             upd, n4.normalized_shape, n4.weight, n4.bias, n4.eps
@@ -294,12 +321,8 @@ def fast_decode(
         if j < len(prep.hyper) - 1:
             hyper = act(hyper)
     hyper = hyper.transpose(0, 1)  # (B, M, D/8)
-    if cached:  # y1 is a fresh (B, L, D) tensor: the upscaling may write into it
-        y1, a_up, u_up = _fold_upscale(prep, fold)
-    else:
-        w1 = _convT_matrix(dec.output_upscaling[0])
-        y1, a_up, u_up = prep.s1.view(1, -1, w1.shape[1]), keys, w1.unsqueeze(0)
-    logits = _upscale_and_project(dec, prep, y1, a_up, u_up, hyper, y1_owned=cached)
+    y1, a_up, u_up = _fold_upscale(prep, fold, lowrank)  # y1: fresh (B, L, D)
+    logits = _upscale_and_project(dec, prep, y1, a_up, u_up, hyper, y1_owned=True)
     if not multimask_output:
         logits, iou = dec._select_stable(logits, iou)
         toks = toks[:, :1]
@@ -307,7 +330,7 @@ def fast_decode(
 
 
 def _fold_upscale(
-    prep: PreparedImage, fold: list
+    prep: PreparedImage, fold: list, lowrank: tuple | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The first upscaling step, ``keys_n @ W + s1``, as ``c * up0 + s1c + A_aug @ U_aug``.
 
@@ -316,6 +339,9 @@ def _fold_upscale(
     ``r_l * (x - m_l) * g_l + b_l``.  Unrolled through the layers, the product of the final
     keys with the (L x D) @ (D x D) conv matrix becomes the cached ``up0`` scaled per row,
     plus an (L x ~2hN) @ (~2hN x D) product: half the FLOPs of the full product.
+
+    A mask prompt's term ``P @ R`` in the layer-0 keys (``lowrank``) goes the way of
+    ``keys0``: scaled by every rstd, through every gain.
 
     Returns ``(c * up0 + s1c, A_aug, U_aug)`` for :func:`_upscale_and_project`.
     """
@@ -332,6 +358,10 @@ def _fold_upscale(
         scale = rstd if scale is None else rstd * scale  # (B, L, 1)
         cols += [a * scale, -mean * scale]
         rows += [u @ w, colsum.view(1, 1, -1).expand(u.shape[0], -1, -1)]
+    if lowrank is not None:
+        p, r = lowrank
+        cols.append(p * scale)
+        rows.append((r @ ws[0].to(r.dtype)).expand(p.shape[0], -1, -1))
     a_aug = torch.cat([c.to(dtype) for c in cols], dim=-1)  # (B, L, K)
     u_aug = torch.cat([r.to(dtype) for r in rows], dim=1)  # (B, K, D)
     y1 = torch.addcmul(prep.s1c, prep.up0, scale.to(dtype))  # (B, L, D)

@@ -100,6 +100,19 @@ class PromptEncoder(nn.Module):
         """Embed mask-prompt logits (B, 1, 4E, 4E) -> dense embedding (B, D, E, E)."""
         return self.mask_downscaling(masks)
 
+    def mask_factors(self, masks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`embed_masks` as factors: tokens ``H @ W + c`` with H (B, E*E, r).
+
+        The embedding ends in a 1x1 conv from r channels (16 for SAM 2), so its E*E tokens
+        are a rank-r product plus the conv's bias; returns ``(H, W (r, D), c (D,))``.
+        """
+        *body, last = self.mask_downscaling
+        h = masks
+        for module in body:
+            h = module(h)
+        w = last.weight.flatten(1)  # (D, r)
+        return h.flatten(2).transpose(1, 2), w.t(), last.bias
+
     def forward(
         self,
         points: tuple[torch.Tensor, torch.Tensor] | None,

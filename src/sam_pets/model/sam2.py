@@ -215,11 +215,7 @@ class Sam2Image(nn.Module):
             else (mask_input.shape[0] if mask_input is not None else 1)
         )
         pts = (points, labels) if points is not None else None
-        sparse, dense = self.sam_prompt_encoder(pts, mask_input, batch_size=k)
-        return fast_decode(
-            self.sam_mask_decoder,
-            prepared,
-            sparse,
-            dense if mask_input is not None else None,
-            multimask_output,
-        )
+        encoder = self.sam_prompt_encoder
+        sparse, _ = encoder(pts, None, batch_size=k)
+        mask = encoder.mask_factors(mask_input) if mask_input is not None else None
+        return fast_decode(self.sam_mask_decoder, prepared, sparse, mask, multimask_output)
