@@ -6,6 +6,8 @@ Runs are interleaved (Meta, ours, Meta, ours...) so that load on a shared host h
     python benchmarks/bench_predictor.py [--config tiny] [--image PATH] [--repeats 5] [--clicks 30]
         [--large 4000x3000]
 
+The refinement row times a second click (a negative point, with the first click's best
+low-res logits as mask prompt, one mask), as the annotator sends after the first click.
 The big-photo row times one click on an upscaled copy of the image (masks returned at its size:
 float32 from Meta's predictor, bool from ours, each API's own output).
 """
@@ -99,6 +101,20 @@ def main() -> None:
     def ours_click() -> None:
         ours.predict(pts, lab, multimask=True)
 
+    # a refinement click: a second (negative) point with the first click's best low-res
+    # logits as mask prompt, one mask, as an annotator sends after the first click
+    pts2 = np.array([[w * 0.5, h * 0.5], [w * 0.15, h * 0.15]], dtype=np.float32)
+    lab2 = np.array([1, 0])
+
+    def meta_refine() -> None:
+        with torch.inference_mode():
+            meta.predict(
+                point_coords=pts2, point_labels=lab2, mask_input=prev, multimask_output=False
+            )
+
+    def ours_refine() -> None:
+        ours.predict(pts2, lab2, mask_logits=prev, multimask=False)
+
     meta_embed(), ours_embed()  # warm-up
     emb = {"meta": [], "ours": []}
     for _ in range(args.repeats):
@@ -110,6 +126,13 @@ def main() -> None:
     for _ in range(args.clicks):
         clk["meta"].append(timed(meta_click, sync))
         clk["ours"].append(timed(ours_click, sync))
+    first = ours.predict(pts, lab, multimask=True)
+    prev = first.low_res_logits[int(np.argmax(first.scores))][None]  # (1, s, s)
+    meta_refine(), ours_refine()
+    ref = {"meta": [], "ours": []}
+    for _ in range(args.clicks):
+        ref["meta"].append(timed(meta_refine, sync))
+        ref["ours"].append(timed(ours_refine, sync))
     big = {"meta": [], "ours": []}
     big_agree = None
     if args.large:
@@ -138,18 +161,27 @@ def main() -> None:
         ours.set_image(image)
     med = {
         k: {n: statistics.median(v) * 1e3 for n, v in d.items() if v}
-        for k, d in (("embed", emb), ("click", clk), ("big", big))
+        for k, d in (("embed", emb), ("click", clk), ("refine", ref), ("big", big))
     }
     # Outputs agree (same weights): report the mask agreement as a sanity check.
     with torch.inference_mode():
         m_masks, _, _ = meta.predict(point_coords=pts, point_labels=lab, multimask_output=True)
     agree = float((ours.predict(pts, lab).masks == m_masks.astype(bool)).mean())
+    with torch.inference_mode():
+        m_ref, _, _ = meta.predict(
+            point_coords=pts2, point_labels=lab2, mask_input=prev, multimask_output=False
+        )
+    ours_ref = ours.predict(pts2, lab2, mask_logits=prev, multimask=False).masks
+    ref_agree = float((ours_ref == m_ref.astype(bool)).mean())
     rows = [
         f"| image embedding (`set_image`) | {med['embed']['meta']:.1f} | {med['embed']['ours']:.1f}"
         f" | {med['embed']['ours'] / med['embed']['meta']:.3f} | <= 0.80 |",
         f"| click-to-mask (1 positive click, multimask, upsample + threshold) | "
         f"{med['click']['meta']:.2f} | {med['click']['ours']:.2f} | "
         f"{med['click']['ours'] / med['click']['meta']:.3f} | <= 0.40 |",
+        f"| refinement click (2nd point + previous logits as mask prompt, 1 mask) | "
+        f"{med['refine']['meta']:.2f} | {med['refine']['ours']:.2f} | "
+        f"{med['refine']['ours'] / med['refine']['meta']:.3f} | - |",
     ]
     if med["big"]:
         rows.append(
@@ -166,7 +198,8 @@ def main() -> None:
             f"- Image: `{Path(args.image).name}` ({w}x{h}); {args.repeats} embeddings and "
             f"{args.clicks} clicks per side after warm-up, interleaved; medians in ms."
             + (f" Big-photo row: {len(big['ours'])} clicks per side." if big["ours"] else ""),
-            f"- Mask agreement with Meta on the timed click: {agree * 100:.3f} % of pixels"
+            f"- Mask agreement with Meta on the timed click: {agree * 100:.3f} % of pixels; "
+            f"on the refinement click: {ref_agree * 100:.3f} %"
             + (f"; on the big photo: {big_agree * 100:.4f} %." if big_agree is not None else "."),
             "",
             "| step | Meta sam2 1.1.0 (ms) | sam-pets (ms) | ratio | goal |",
