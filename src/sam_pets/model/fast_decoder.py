@@ -33,12 +33,12 @@ class PreparedImage:
         pe: Positional encoding of the tokens, (1, L, D).
         keys0: ``embed + no_mask_embed`` (the layer-0 keys without a mask prompt), (1, L, D).
         k0, v0, q0: Layer-0 projections of ``keys0`` (+pe) for the two cross-attentions.
-        s1: ``feat_s1`` + bias of the first transposed conv, sub-pixel order (L, 4, D/4).
         s0: ``feat_s0`` + bias of the second transposed conv, sub-pixel order (4L, 4, D/8).
         size: E.
         up0: ``keys0 @ W`` with ``W`` the first transposed conv's matrix scaled by every
             ``norm4`` gain, (L, D): see :func:`_fold_upscale`.
-        s1c: ``s1`` plus the constant part of that fold, (L, D).
+        s1c: ``feat_s1`` + the first transposed conv's bias, in its sub-pixel order (L, 4, D/4)
+            viewed as (L, D), plus the constant part of that fold.
         chain: :func:`_norm_chain` of the decoder (depends on the weights only).
         hyper: Per layer of the hypernetwork MLPs, their weights stacked over the mask
             tokens for one batched product: ((T, D_in, D_out), (T, 1, D_out)).
@@ -51,7 +51,6 @@ class PreparedImage:
     k0: torch.Tensor
     v0: torch.Tensor
     q0: torch.Tensor
-    s1: torch.Tensor
     s0: torch.Tensor
     size: int
     up0: torch.Tensor
@@ -117,7 +116,7 @@ def prepare_image(
         )
         for i in range(len(mlps[0].layers))
     )
-    return PreparedImage(tokens, pe, keys0, k0, v0, q0, s1, s0, e, up0, s1c, chain, hyper, no_mask)
+    return PreparedImage(tokens, pe, keys0, k0, v0, q0, s0, e, up0, s1c, chain, hyper, no_mask)
 
 
 def _norm_chain(dec: MaskDecoder) -> tuple[list, list, list]:
@@ -322,7 +321,7 @@ def fast_decode(
             hyper = act(hyper)
     hyper = hyper.transpose(0, 1)  # (B, M, D/8)
     y1, a_up, u_up = _fold_upscale(prep, fold, lowrank)  # y1: fresh (B, L, D)
-    logits = _upscale_and_project(dec, prep, y1, a_up, u_up, hyper, y1_owned=True)
+    logits = _upscale_and_project(dec, prep, y1, a_up, u_up, hyper)
     if not multimask_output:
         logits, iou = dec._select_stable(logits, iou)
         toks = toks[:, :1]
@@ -378,34 +377,31 @@ def _upscale_and_project(
     a: torch.Tensor,
     u: torch.Tensor,
     hyper: torch.Tensor,
-    y1_owned: bool = False,
 ) -> torch.Tensor:
     """Transposed convs + skips + GELU in sub-pixel order, then the hypernetwork product.
 
-    The first conv's output is ``y1 + a @ u``: y1 (1|B, L, D) and a (1|B, L, K) broadcast over
-    the B prompt sets of u (1|B, K, D); hyper (B, M, D/8) -> logits (B, M, 4E, 4E).
-    With ``y1_owned`` (y1 is (B, L, D) and not needed afterwards) the conv output is
-    accumulated in y1 itself.
+    The first conv's output is ``y1 + a @ u``, accumulated in y1 (B, L, D), which the caller
+    no longer needs; a (1|B, L, K) and u (1|B, K, D) broadcast over the B prompt sets;
+    hyper (B, M, D/8) -> logits (B, M, 4E, 4E).
     """
     _, ln1, _, dc2, _ = dec.output_upscaling
     b, m = hyper.shape[:2]
     l_, d = y1.shape[-2:]
     c1, c2 = d // 4, d // 8
-    dtype = prep.s1.dtype
+    dtype = prep.s1c.dtype
     w2 = _convT_matrix(dc2).to(dtype)
     hyper = hyper.to(dtype)  # (B, M, C2)
     a, u = a.to(dtype).expand(b, -1, -1), u.to(dtype).expand(b, -1, -1)
-    owned = y1_owned and y1.shape[0] == b
-    y1 = y1.to(dtype).expand(b, -1, -1)
+    if y1.shape[0] != b or y1.dtype != dtype:
+        raise ValueError(f"y1 must be a ({b}, L, D) {dtype} tensor, got {tuple(y1.shape)}")
     s0 = prep.s0.view(l_, 16 * c2)  # rows (i, j), then (a1, b1, a2, b2, c)
     logits = u.new_empty((b, m, l_, 16))
     # Bands of image tokens keep every intermediate in cache: the maths is per token.
     for lo in range(0, l_, _UPSCALE_BAND):
         hi = min(lo + _UPSCALE_BAND, l_)
         n = hi - lo
-        # in place (into a copy unless y1 is ours): no autocast, fp32 sums as in the conv
-        y = y1[:, lo:hi] if owned else y1[:, lo:hi].clone()
-        y.baddbmm_(a[:, lo:hi], u)  # (B, n, 4*C1)
+        # in place: no autocast, fp32 sums as in the conv
+        y = y1[:, lo:hi].baddbmm_(a[:, lo:hi], u)  # (B, n, 4*C1)
         y = F.gelu(F.layer_norm(y.view(b, n, 4, c1), (c1,), ln1.weight, ln1.bias, ln1.eps))
         # out of place: the GEMM reads the skips where they are, no copy to accumulate into
         # (``out=`` keeps it out of autocast, like the in-place products)
