@@ -8,8 +8,10 @@ prompt tokens is evaluated with the projection matrices folded onto the token si
 (256 x 128) projection of the image tokens into a (4096 x 256) @ (256 x h*N) product with
 N ~ 7 prompt tokens.  The two 2x2/stride-2 transposed convolutions become matrix products whose
 outputs stay in "sub-pixel" order until the final (M, 4E, 4E) logits, so nothing large is ever
-permuted.  Results equal :class:`~sam_pets.model.mask_decoder.MaskDecoder` up to float rounding
-(checked against it and against Meta's code in the tests).
+permuted.  A mask prompt (the previous click's logits) changes the layer-0 keys only by a
+low-rank term, so it keeps all of that per-image work (see :func:`fast_decode`).  Results
+equal :class:`~sam_pets.model.mask_decoder.MaskDecoder` up to float rounding (checked against
+it and against Meta's code in the tests).
 """
 
 from __future__ import annotations
