@@ -45,6 +45,11 @@ class PreparedImage:
         hyper: Per layer of the hypernetwork MLPs, their weights stacked over the mask
             tokens for one batched product: ((T, D_in, D_out), (T, 1, D_out)).
         no_mask: The "no mask" embedding (D,) that ``keys0`` holds.
+        layer1: For the layer-1 projections (t2i ``k_proj``, ``v_proj``; i2t ``q_proj``,
+            stacked: 3c outputs), ``(G, C, P)``: G = diag(g) W^T (D, 3c) with g layer 0's
+            ``norm4`` gain, C = keys0 @ G (1, L, 3c), P = the rest that does not depend on
+            the click (PE terms, biases), (1, L, 3c); see :func:`_layer1_projections`.
+            ``None`` for a one-layer decoder.
     """
 
     embed: torch.Tensor
@@ -60,6 +65,7 @@ class PreparedImage:
     chain: tuple
     hyper: tuple
     no_mask: torch.Tensor
+    layer1: tuple | None
 
 
 def _subpixel(feat: torch.Tensor, levels: int) -> torch.Tensor:
@@ -118,7 +124,53 @@ def prepare_image(
         )
         for i in range(len(mlps[0].layers))
     )
-    return PreparedImage(tokens, pe, keys0, k0, v0, q0, s0, e, up0, s1c, chain, hyper, no_mask)
+    layer1 = None
+    layers = dec.transformer.layers
+    projs = ()
+    if len(layers) > 1:
+        t2i1, i2t1 = layers[1].cross_attn_token_to_image, layers[1].cross_attn_image_to_token
+        projs = (t2i1.k_proj, t2i1.v_proj, i2t1.q_proj)
+    if projs and len({lin.out_features for lin in projs}) == 1:
+        n4 = layer0.norm4
+        w = torch.cat([lin.weight for lin in projs])  # (3c, D)
+        g = n4.weight.view(-1, 1) * w.t()  # (D, 3c)
+        with_pe = pe @ w.t()  # (1, L, 3c); v_proj sees no PE
+        c = projs[0].out_features
+        with_pe[..., c : 2 * c] = 0
+        rest = with_pe + (n4.bias @ w.t() + torch.cat([lin.bias for lin in projs]))
+        layer1 = (g, keys0 @ g, rest)
+    return PreparedImage(
+        tokens, pe, keys0, k0, v0, q0, s0, e, up0, s1c, chain, hyper, no_mask, layer1
+    )
+
+
+def _layer1_projections(
+    prep: PreparedImage, stats: tuple, lowrank: tuple | None, b: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Layer 1's projections of its image tokens without building them (or them + PE).
+
+    Layer 1's image tokens are ``norm4(X)`` with X = keys0 (+ the mask prompt's P @ R) + A @ U
+    (layer 0's attention update), i.e. ``r * (X - m) * g + b`` row-wise.  So any projection
+    ``W x + w`` of them (+ W pe) is ``r * (keys0 @ G + [A, P, -m] @ [U G; R G; 1^T G]) +
+    rest`` with G = diag(g) W^T: the big product is cached per image, and a click pays one
+    (L x ~hN) @ (~hN x 3c) product and one pass.  Returns t2i's keys and values and i2t's
+    queries, each (B, L, c).
+    """
+    g, c_all, rest = prep.layer1
+    a, u, mean, rstd = stats
+    cols, rows = [a], [u @ g.to(u.dtype)]
+    if lowrank is not None:
+        cols.append(lowrank[0])
+        rows.append(lowrank[1] @ g.to(lowrank[1].dtype))
+    cols.append(-mean)
+    rows.append(g.sum(0).view(1, 1, -1))
+    dtype = c_all.dtype
+    lhs = torch.cat([t.to(dtype).expand(b, -1, -1) for t in cols], dim=-1)
+    rhs = torch.cat([t.to(dtype).expand(b, -1, -1) for t in rows], dim=1)
+    out = c_all.new_empty((b, c_all.shape[1], c_all.shape[2]))  # (out=: no autocast)
+    torch.baddbmm(c_all, lhs, rhs, out=out)
+    torch.addcmul(rest, out, rstd.to(dtype), out=out)
+    return out.chunk(3, dim=-1)
 
 
 def _norm_chain(dec: MaskDecoder) -> tuple[list, list, list]:
@@ -282,17 +334,23 @@ def fast_decode(
         queries = layer.token_self_attention(queries, tokens)
         q = queries + tokens
         t2i = layer.cross_attn_token_to_image
-        x_img = None if i == 0 else keys + pe
-        if x_img is None:  # layer 0: the image tokens' projections are cached
-            k0, v0 = layer0(prep.k0, t2i.k_proj), layer0(prep.v0, t2i.v_proj)
-            att = t2i.attend(t2i.q_proj(q), k0, v0)
+        # layers 0 and 1: the image tokens' projections from cached products
+        q_img = x_img = None
+        if i == 0:
+            k_img, v_img = layer0(prep.k0, t2i.k_proj), layer0(prep.v0, t2i.v_proj)
+            q_img = layer0(prep.q0, layer.cross_attn_image_to_token.q_proj)
+        elif i == 1 and prep.layer1 is not None:
+            k_img, v_img, q_img = _layer1_projections(prep, fold[0], lowrank, b)
+        else:
+            x_img = keys + pe
+        if x_img is None:
+            att = t2i.attend(t2i.q_proj(q), k_img, v_img)
         else:
             att = _token_to_image(t2i, q, x_img, keys)
         queries = layer.norm2(queries + att)
         queries = layer.norm3(queries + layer.mlp(queries))
         q = queries + tokens
         i2t = layer.cross_attn_image_to_token
-        q_img = layer0(prep.q0, i2t.q_proj) if i == 0 else None
         owned = keys is not prep.keys0 and keys.shape[0] == b
         extra = lowrank if i == 0 else None
         upd, a, u = _image_to_token(i2t, q_img, x_img, q, queries, keys, owned, extra)
