@@ -38,17 +38,17 @@ class PreparedImage:
         s0: ``feat_s0`` + bias of the second transposed conv, sub-pixel order (4L, 4, D/8).
         size: E.
         up0: ``keys0 @ W`` with ``W`` the first transposed conv's matrix scaled by every
-            ``norm4`` gain, (L, D): see :func:`_fold_upscale`.
+            ``norm4`` gain, (L, D): see :func:`_fold_through_norms`.
         s1c: ``feat_s1`` + the first transposed conv's bias, in its sub-pixel order (L, 4, D/4)
             viewed as (L, D), plus the constant part of that fold.
-        chain: :func:`_norm_chain` of the decoder (depends on the weights only).
+        chain: :func:`_norm_chain` of that conv matrix through every layer (weights only).
         hyper: Per layer of the hypernetwork MLPs, their weights stacked over the mask
             tokens for one batched product: ((T, D_in, D_out), (T, 1, D_out)).
         no_mask: The "no mask" embedding (D,) that ``keys0`` holds.
-        layer1: For the layer-1 projections (t2i ``k_proj``, ``v_proj``; i2t ``q_proj``,
-            stacked: 3c outputs), ``(G, C, P)``: G = diag(g) W^T (D, 3c) with g layer 0's
-            ``norm4`` gain, C = keys0 @ G (1, L, 3c), P = the rest that does not depend on
-            the click (PE terms, biases), (1, L, 3c); see :func:`_layer1_projections`.
+        layer1: For layer 1's projections of its image tokens (t2i ``k_proj``, ``v_proj``;
+            i2t ``q_proj``; stacked: 3c outputs), the same fold through layer 0's ``norm4``:
+            ``(chain, keys0 @ W_0 (1, L, 3c), rest (1, L, 3c))``, rest being what does not
+            depend on the click (PE terms, biases); see :func:`_layer1_projections`.
             ``None`` for a one-layer decoder.
     """
 
@@ -105,14 +105,15 @@ def prepare_image(
     tokens = embed.flatten(2).transpose(1, 2).contiguous()  # (1, L, D)
     pe = image_pe.flatten(2).transpose(1, 2).contiguous()  # (1, L, D)
     keys0 = tokens + no_mask.view(1, 1, -1)
-    layer0 = dec.transformer.layers[0]
+    layers = dec.transformer.layers
+    layer0 = layers[0]
     x = keys0 + pe
     t2i, i2t = layer0.cross_attn_token_to_image, layer0.cross_attn_image_to_token
     k0, v0, q0 = t2i.k_proj(x), t2i.v_proj(keys0), i2t.q_proj(x)
     dc1, dc2 = dec.output_upscaling[0], dec.output_upscaling[3]
     s1 = _subpixel(feat_s1, 1) + dc1.bias.view(1, 1, -1)  # (L, 4, D/4)
     s0 = _subpixel(feat_s0, 2) + dc2.bias.view(1, 1, -1)  # (4L, 4, D/8)
-    chain = _norm_chain(dec)
+    chain = _norm_chain(layers, _convT_matrix(dc1))
     ws, _, consts = chain
     up0 = (keys0[0] @ ws[0].to(keys0.dtype)).to(s1.dtype)  # (L, D)
     s1c = s1.view(up0.shape) + consts[-1].to(s1.dtype)
@@ -125,20 +126,18 @@ def prepare_image(
         for i in range(len(mlps[0].layers))
     )
     layer1 = None
-    layers = dec.transformer.layers
     projs = ()
     if len(layers) > 1:
         t2i1, i2t1 = layers[1].cross_attn_token_to_image, layers[1].cross_attn_image_to_token
         projs = (t2i1.k_proj, t2i1.v_proj, i2t1.q_proj)
     if projs and len({lin.out_features for lin in projs}) == 1:
-        n4 = layer0.norm4
-        w = torch.cat([lin.weight for lin in projs])  # (3c, D)
-        g = n4.weight.view(-1, 1) * w.t()  # (D, 3c)
-        with_pe = pe @ w.t()  # (1, L, 3c); v_proj sees no PE
+        w = torch.cat([lin.weight for lin in projs]).t()  # (D, 3c)
+        chain1 = _norm_chain(layers[:1], w)
+        with_pe = pe @ w  # (1, L, 3c); v_proj sees no PE
         c = projs[0].out_features
         with_pe[..., c : 2 * c] = 0
-        rest = with_pe + (n4.bias @ w.t() + torch.cat([lin.bias for lin in projs]))
-        layer1 = (g, keys0 @ g, rest)
+        rest = with_pe + torch.cat([lin.bias for lin in projs]) + chain1[2][-1]
+        layer1 = (chain1, keys0 @ chain1[0][0], rest)
     return PreparedImage(
         tokens, pe, keys0, k0, v0, q0, s0, e, up0, s1c, chain, hyper, no_mask, layer1
     )
@@ -149,40 +148,25 @@ def _layer1_projections(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Layer 1's projections of its image tokens without building them (or them + PE).
 
-    Layer 1's image tokens are ``norm4(X)`` with X = keys0 (+ the mask prompt's P @ R) + A @ U
-    (layer 0's attention update), i.e. ``r * (X - m) * g + b`` row-wise.  So any projection
-    ``W x + w`` of them (+ W pe) is ``r * (keys0 @ G + [A, P, -m] @ [U G; R G; 1^T G]) +
-    rest`` with G = diag(g) W^T: the big product is cached per image, and a click pays one
-    (L x ~hN) @ (~hN x 3c) product and one pass.  Returns t2i's keys and values and i2t's
-    queries, each (B, L, c).
+    Layer 1's image tokens are layer 0's keys after its attention update and ``norm4``, so
+    their projections fold through that norm like the upscaling's first product (see
+    :func:`_fold_through_norms`): a cached per-image product plus a per-click
+    (L x ~hN) @ (~hN x 3c) one.  Returns t2i's keys and values and i2t's queries, each
+    (B, L, c).
     """
-    g, c_all, rest = prep.layer1
-    a, u, mean, rstd = stats
-    cols, rows = [a], [u @ g.to(u.dtype)]
-    if lowrank is not None:
-        cols.append(lowrank[0])
-        rows.append(lowrank[1] @ g.to(lowrank[1].dtype))
-    cols.append(-mean)
-    rows.append(g.sum(0).view(1, 1, -1))
-    dtype = c_all.dtype
-    lhs = torch.cat([t.to(dtype).expand(b, -1, -1) for t in cols], dim=-1)
-    rhs = torch.cat([t.to(dtype).expand(b, -1, -1) for t in rows], dim=1)
-    out = c_all.new_empty((b, c_all.shape[1], c_all.shape[2]))  # (out=: no autocast)
-    torch.baddbmm(c_all, lhs, rhs, out=out)
-    torch.addcmul(rest, out, rstd.to(dtype), out=out)
-    return out.chunk(3, dim=-1)
+    chain, base, rest = prep.layer1
+    y, a, u = _fold_through_norms(chain, base, rest, [stats], lowrank)
+    return y.baddbmm_(a.expand(b, -1, -1), u.expand(b, -1, -1)).chunk(3, dim=-1)
 
 
-def _norm_chain(dec: MaskDecoder) -> tuple[list, list, list]:
-    """The first upscaling matrix carried back through every layer's ``norm4``.
+def _norm_chain(layers, w: torch.Tensor) -> tuple[list, list, list]:
+    """A matrix ``w`` (D, K) applied after ``layers``, carried back through their ``norm4``.
 
-    With ``W_n`` the first transposed conv as a matrix and ``W_l = diag(g_l) W_{l+1}`` (g_l:
-    layer l's ``norm4`` gain), returns ``[W_0..W_{n-1}]``, the column sums ``1^T W_l`` and the
-    bias terms ``b_l^T W_{l+1}``.
+    With ``W_n = w`` and ``W_l = diag(g_l) W_{l+1}`` (g_l: layer l's ``norm4`` gain), returns
+    ``[W_0..W_{n-1}]``, the column sums ``1^T W_l`` and the bias terms ``b_l^T W_{l+1}``.
     """
-    w = _convT_matrix(dec.output_upscaling[0])
     ws, sums, consts = [], [], []
-    for layer in reversed(dec.transformer.layers):
+    for layer in reversed(layers):
         consts.append(layer.norm4.bias @ w)
         w = layer.norm4.weight.view(-1, 1) * w
         ws.append(w)
@@ -354,7 +338,7 @@ def fast_decode(
         owned = keys is not prep.keys0 and keys.shape[0] == b
         extra = lowrank if i == 0 else None
         upd, a, u = _image_to_token(i2t, q_img, x_img, q, queries, keys, owned, extra)
-        n4 = layer.norm4  # as n4(upd), keeping the row statistics for _fold_upscale
+        n4 = layer.norm4  # as n4(upd), keeping the row statistics for _fold_through_norms
         keys, mean, rstd = torch.native_layer_norm(
             upd, n4.normalized_shape, n4.weight, n4.bias, n4.eps
         )
@@ -380,7 +364,7 @@ def fast_decode(
         if j < len(prep.hyper) - 1:
             hyper = act(hyper)
     hyper = hyper.transpose(0, 1)  # (B, M, D/8)
-    y1, a_up, u_up = _fold_upscale(prep, fold, lowrank)  # y1: fresh (B, L, D)
+    y1, a_up, u_up = _fold_through_norms(prep.chain, prep.up0, prep.s1c, fold, lowrank)
     logits = _upscale_and_project(dec, prep, y1, a_up, u_up, hyper)
     if not multimask_output:
         logits, iou = dec._select_stable(logits, iou)
@@ -388,32 +372,32 @@ def fast_decode(
     return MaskOutput(logits, iou, object_score, toks)
 
 
-def _fold_upscale(
-    prep: PreparedImage, fold: list, lowrank: tuple | None = None
+def _fold_through_norms(
+    chain: tuple, base: torch.Tensor, const: torch.Tensor, fold: list, lowrank: tuple | None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The first upscaling step, ``keys_n @ W + s1``, as ``c * up0 + s1c + A_aug @ U_aug``.
+    """``keys_n @ W + const`` for the keys after the layers of ``fold``, without the keys.
 
-    Without a mask prompt, the layer-0 keys are the same for every click, and each layer only
-    adds a low-rank update ``A_l @ U_l`` (A: L x hN, hN ~ 64) before a row-wise LayerNorm
-    ``r_l * (x - m_l) * g_l + b_l``.  Unrolled through the layers, the product of the final
-    keys with the (L x D) @ (D x D) conv matrix becomes the cached ``up0`` scaled per row,
-    plus an (L x ~2hN) @ (~2hN x D) product: half the FLOPs of the full product.
+    The layer-0 keys are the same for every click (up to a mask prompt's low-rank term
+    ``P @ R``, ``lowrank``), and each layer only adds a low-rank update ``A_l @ U_l``
+    (A: L x hN, hN ~ 64) before a row-wise LayerNorm ``r_l * (x - m_l) * g_l + b_l``.
+    Unrolled through the layers (``chain``: :func:`_norm_chain` of W), the product becomes
+    the cached ``base = keys0 @ W_0`` scaled per row, plus an (L x ~2hN) @ (~2hN x K)
+    product: e.g. half the FLOPs of the upscaling's (L x D) @ (D x D).  ``const`` (1, L, K)
+    holds what does not depend on the click, including the last bias term.
 
-    A mask prompt's term ``P @ R`` in the layer-0 keys (``lowrank``) goes the way of
-    ``keys0``: scaled by every rstd, through every gain.
-
-    Returns ``(c * up0 + s1c, A_aug, U_aug)`` for :func:`_upscale_and_project`.
+    Returns ``(c * base + const, A_aug, U_aug)``: the result is the first plus
+    ``A_aug @ U_aug`` (the caller accumulates it, e.g. band by band).
     """
-    ws, sums, consts = prep.chain
-    dtype = prep.s1c.dtype
+    ws, sums, consts = chain
+    dtype = const.dtype
     scale = None  # product of the rstds of layer l and the layers after it
     cols, rows = [], []
-    for w, colsum, const, (a, u, mean, rstd) in reversed(
+    for w, colsum, bias_w, (a, u, mean, rstd) in reversed(
         list(zip(ws, sums, [*consts[:-1], None], fold, strict=True))
     ):
-        if const is not None:  # b_l^T W_{l+1} (norm4 bias), weighted by the rstds after l
+        if bias_w is not None:  # b_l^T W_{l+1} (norm4 bias), weighted by the rstds after l
             cols.append(scale)
-            rows.append(const.view(1, 1, -1).expand(u.shape[0], -1, -1))
+            rows.append(bias_w.view(1, 1, -1).expand(u.shape[0], -1, -1))
         scale = rstd if scale is None else rstd * scale  # (B, L, 1)
         cols += [a * scale, -mean * scale]
         rows += [u @ w, colsum.view(1, 1, -1).expand(u.shape[0], -1, -1)]
@@ -423,8 +407,8 @@ def _fold_upscale(
         rows.append((r @ ws[0].to(r.dtype)).expand(p.shape[0], -1, -1))
     a_aug = torch.cat([c.to(dtype) for c in cols], dim=-1)  # (B, L, K)
     u_aug = torch.cat([r.to(dtype) for r in rows], dim=1)  # (B, K, D)
-    y1 = torch.addcmul(prep.s1c, prep.up0, scale.to(dtype))  # (B, L, D)
-    return y1, a_aug, u_aug
+    y = torch.addcmul(const, base, scale.to(dtype))  # (B, L, K)
+    return y, a_aug, u_aug
 
 
 _UPSCALE_BAND = 1024  # image tokens per band in the upscaling pipeline
