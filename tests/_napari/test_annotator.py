@@ -447,3 +447,238 @@ def test_full_size_model_in_the_widget(make_napari_viewer, qtbot, pet_image, con
     qtbot.waitUntil(lambda: not widget._busy, timeout=60000)
     assert np.shape(widget.session.candidates.masks) == (3, 375, 500)
     assert widget.commit() == 1
+
+
+def _click_and_predict(qtbot, widget, row=190.0, col=250.0):
+    widget.points.add(np.array([[row, col]]))
+    _wait_prediction(qtbot, widget)
+    qtbot.waitUntil(lambda: not widget._busy, timeout=30000)
+
+
+def _record(monkeypatch, name):
+    from sam_pets._napari import _annotator
+
+    seen = []
+    monkeypatch.setattr(_annotator, name, seen.append)
+    return seen
+
+
+def test_undo_only_touches_the_layer_it_committed_into(annotator, qtbot, monkeypatch):
+    viewer, widget = annotator
+    warnings = _record(monkeypatch, "show_warning")
+    _click_and_predict(qtbot, widget)
+    assert widget.commit() == 1
+    viewer.layers.remove(widget.target_layer())
+    own = viewer.add_labels(np.zeros((375, 500), np.int32), name="my labels")
+    own.data[150:250, 200:300] = 7
+    widget.undo()
+    assert (own.data == 7).sum() == 100 * 100  # never the user's layer
+    assert warnings and "deleted" in warnings[-1]
+    assert not widget.session.can_undo
+
+
+def test_undo_keeps_later_edits(annotator, qtbot):
+    viewer, widget = annotator
+    _click_and_predict(qtbot, widget)
+    widget.commit()
+    target = widget.target_layer()
+    ys, xs = np.nonzero(target.data == 1)
+    target.data[ys[0], xs[0]] = 9  # painted by hand after the commit
+    widget.undo()
+    assert target.data[ys[0], xs[0]] == 9 and not (target.data == 1).any()
+
+
+def test_each_image_has_its_own_target_and_prompts(annotator, qtbot, pet_image):
+    viewer, widget = annotator
+    _click_and_predict(qtbot, widget)
+    assert widget.commit() == 1
+    widget.points.add(np.array([[150.0, 200.0]]))  # an unfinished object on "pet"
+    flipped = viewer.add_image(pet_image[:, ::-1], name="flipped", rgb=True)
+    # a newly opened image is the one to annotate; the old image's prompts go
+    assert widget.image_combo.currentText() == "flipped"
+    assert len(widget.points.data) == 0 and widget.session.candidates is None
+    qtbot.waitUntil(lambda: widget._ready_key == widget._key(), timeout=30000)
+    qtbot.wait(0)
+    assert viewer.layers.selection.active.name == "sam-pets prompts"  # clicks go there
+    target = widget.target_layer()
+    assert target.name == "flipped labels" and not target.data.any()
+    _click_and_predict(qtbot, widget)
+    assert widget.commit() == 1
+    widget.image_combo.setCurrentText("pet")
+    assert widget.target_layer().name == "pet labels"
+    assert widget.labels_combo.currentText() == "pet labels"
+    items = {name: labels.max() for name, _, labels, _ in widget.annotated_items()}
+    assert items == {"pet": 1, "flipped": 1}
+    assert flipped in viewer.layers
+
+
+def test_a_chosen_target_must_fit_the_image(annotator, qtbot, monkeypatch):
+    viewer, widget = annotator
+    warnings = _record(monkeypatch, "show_warning")
+    viewer.add_labels(np.zeros((10, 10), np.uint8), name="small")
+    widget.labels_combo.setCurrentText("small")
+    widget.labels_combo.activated.emit(widget.labels_combo.currentIndex())
+    assert warnings and "does not fit" in warnings[-1]
+    assert widget.target_layer().name == "pet labels"
+    own = viewer.add_labels(np.zeros((375, 500), np.uint16), name="mine")
+    widget.labels_combo.setCurrentText("mine")
+    widget.labels_combo.activated.emit(widget.labels_combo.currentIndex())
+    assert widget.target_layer() is own
+
+
+def test_deleting_the_current_image_moves_on(annotator, qtbot, pet_image):
+    viewer, widget = annotator
+    viewer.add_image(pet_image[::-1], name="other", rgb=True)
+    widget.image_combo.setCurrentText("pet")
+    qtbot.waitUntil(lambda: widget._ready_key == widget._key(), timeout=30000)
+    _click_and_predict(qtbot, widget)
+    assert widget.preview.data.any()
+    viewer.layers.remove("pet")
+    assert widget.image_combo.currentText() == "other"
+    assert widget.session.candidates is None and not widget.preview.data.any()
+    qtbot.waitUntil(lambda: widget._ready_key == widget._key(), timeout=30000)
+    _click_and_predict(qtbot, widget)
+    assert widget.commit() == 1
+    assert widget.target_layer().name == "other labels"
+
+
+def test_commit_that_changes_nothing_keeps_the_prompts(annotator, qtbot, monkeypatch):
+    viewer, widget = annotator
+    warnings = _record(monkeypatch, "show_warning")
+    target = widget.target_layer()
+    target.data = np.ones_like(target.data)  # every pixel belongs to object 1
+    _click_and_predict(qtbot, widget)
+    committed = []
+    widget.committed.connect(committed.append)
+    assert widget.commit() == 0
+    assert not committed and len(widget.points.data) == 1
+    assert warnings and "overwrite" in warnings[-1]
+    assert not widget.session.can_undo
+
+
+def test_polarity_key_after_a_commit(annotator, qtbot):
+    viewer, widget = annotator
+    _click_and_predict(qtbot, widget)
+    widget.points.selected_data = {0}  # as napari leaves a point added with the mouse
+    widget.commit()
+    widget.toggle_polarity()  # no point is selected any more: nothing to repaint
+    assert widget.polarity_label.text().endswith("negative (-)")
+    widget.points.add(np.array([[20.0, 20.0]]))
+    assert list(widget.points.features["label"]) == [0]
+    assert np.allclose(widget.points.face_color[0], [1, 0, 0, 1])
+
+
+def test_polarity_key_does_not_repaint_the_last_point(annotator, qtbot):
+    viewer, widget = annotator
+    widget.points.add(np.array([[190.0, 250.0]]))
+    widget.points.selected_data = {0}
+    widget.toggle_polarity()
+    assert np.allclose(widget.points.face_color[0], [0, 1, 0, 1])  # still positive
+    qtbot.waitUntil(lambda: not widget._busy, timeout=30000)
+
+
+@pytest.fixture
+def stack_annotator(make_napari_viewer, qtbot, predictor, pet_image):
+    stack = np.stack([pet_image[..., 0], pet_image[..., 1], pet_image[..., 2]])
+    viewer = make_napari_viewer()
+    viewer.add_image(stack, name="stack")
+    _, widget = viewer.window.add_plugin_dock_widget("sam-pets", "Annotator")
+    widget.set_predictor(predictor)
+    qtbot.waitUntil(lambda: widget._ready_key is not None, timeout=30000)
+    yield viewer, widget
+    qtbot.waitUntil(lambda: not widget._busy, timeout=30000)
+
+
+def _go_to(qtbot, viewer, widget, z):
+    viewer.dims.set_current_step(0, z)
+    qtbot.waitUntil(lambda: widget._ready_key == widget._key(), timeout=30000)
+    qtbot.waitUntil(lambda: not widget._busy, timeout=30000)
+
+
+def test_commit_on_a_slice_keeps_other_slices_prompts(stack_annotator, qtbot):
+    viewer, widget = stack_annotator
+    widget.points.add(np.array([[0.0, 190.0, 250.0]]))  # unfinished on slice 0
+    _go_to(qtbot, viewer, widget, 2)
+    widget.points.add(np.array([[2.0, 150.0, 200.0]]))
+    _wait_prediction(qtbot, widget)
+    assert widget.commit() == 1
+    assert widget.points.data.tolist() == [[0.0, 190.0, 250.0]]
+    assert widget.target_layer().data[2].any() and not widget.target_layer().data[0].any()
+
+
+def test_refine_on_a_stack(stack_annotator, qtbot):
+    viewer, widget = stack_annotator
+    _go_to(qtbot, viewer, widget, 1)
+    widget.points.add(np.array([[1.0, 190.0, 250.0]]))
+    _wait_prediction(qtbot, widget)
+    assert widget.commit() == 1
+    target = widget.target_layer()
+    target.selected_label = 1
+    widget.refine()
+    assert widget.session.refining_label == 1
+    (box,) = widget.boxes.data
+    assert box.shape == (4, 3) and np.all(box[:, 0] == 1)
+    _wait_prediction(qtbot, widget)
+    qtbot.waitUntil(lambda: not widget._busy, timeout=30000)
+    assert widget.commit() == 1
+    assert target.data[1].any() and not target.data[0].any() and not target.data[2].any()
+
+
+def test_closing_the_dock_shuts_it_down(annotator, qtbot):
+    from sam_pets._napari._annotator import _key_handler, annotator_for
+
+    viewer, widget = annotator
+    _click_and_predict(qtbot, widget)
+    widget.commit()
+    target = widget.target_layer()
+    viewer.window.remove_dock_widget(widget)
+    qtbot.waitUntil(lambda: annotator_for(viewer) is None, timeout=5000)
+    names = [ly.name for ly in viewer.layers]
+    assert names == ["pet", "pet labels"]  # the prompt and preview layers went with it
+    _key_handler("undo")(viewer)  # the keys no longer reach it
+    assert (target.data == 1).any()
+    # a new dock continues in the same labels layer, with one set of prompt layers
+    _, again = viewer.window.add_plugin_dock_widget("sam-pets", "Annotator")
+    again.set_predictor(widget.predictor)
+    qtbot.waitUntil(lambda: again._ready_key is not None, timeout=30000)
+    names = [ly.name for ly in viewer.layers]
+    assert names.count("sam-pets prompts") == 1 and again.target_layer() is target
+    assert annotator_for(viewer) is again
+
+
+def test_failed_load_keeps_the_model_status(annotator, qtbot, tmp_path, monkeypatch):
+    viewer, widget = annotator
+    errors = _record(monkeypatch, "show_error")
+    status = widget.model_status.text()
+    bad = tmp_path / "broken.pt"
+    bad.write_bytes(b"\0" * 64)
+    widget.model_combo.insertItem(0, str(bad))
+    widget.model_combo.setCurrentIndex(0)
+    widget.load_model()
+    qtbot.waitUntil(lambda: bool(errors) and widget.load_button.isEnabled(), timeout=30000)
+    assert widget.model_status.text() == status
+
+
+def test_auto_polarity_respects_a_right_click(annotator, qtbot):
+    viewer, widget = annotator
+    widget.auto_check.setChecked(True)
+    pos = _canvas_pos(viewer)
+    _press(viewer, pos, button=2)
+    _release(viewer, pos, button=2)
+    assert list(widget.points.features["label"]) == [0]
+
+
+def test_export_name_clash_is_a_warning(annotator, qtbot, tmp_path, monkeypatch, pet_image):
+    from sam_pets.data.export import export_annotation
+
+    viewer, widget = annotator
+    warnings = _record(monkeypatch, "show_warning")
+    out = tmp_path / "ds"
+    other = np.ascontiguousarray(pet_image[::-1])
+    export_annotation(out, other, np.ones(other.shape[:2], np.uint8), "pet", {})
+    _click_and_predict(qtbot, widget)
+    widget.commit()
+    widget.export_dir.setText(str(out))
+    widget.export()
+    qtbot.waitUntil(lambda: bool(warnings), timeout=30000)
+    assert "skipped pet" in warnings[-1] and "rename the image layer" in warnings[-1]

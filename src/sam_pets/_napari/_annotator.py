@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from napari.layers import Image, Labels
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtCore import Signal
+from qtpy.QtCore import QEvent, QTimer, Signal
 from qtpy.QtWidgets import QWidget
 
 from sam_pets._napari import _layers as L
@@ -31,6 +31,26 @@ _LIVE: weakref.WeakSet = weakref.WeakSet()
 def _unwrap(obj):
     """The object behind napari's plugin proxy (proxies differ per access)."""
     return getattr(obj, "__wrapped__", obj)
+
+
+def layer_id(layer) -> str:
+    """A layer's identity (napari hands plugins proxies: a new object per access)."""
+    return str(getattr(layer, "unique_id", id(layer)))
+
+
+def _key_handler(name: str):
+    """A viewer key binding that calls ``name`` on the viewer's open Annotator, if any.
+
+    It holds no reference to a dock, so a closed dock is freed and a reopened one is served.
+    """
+
+    def handler(viewer):
+        widget = annotator_for(viewer)
+        if widget is not None:
+            getattr(widget, name)()
+
+    handler.__doc__ = KEYS_DOC.get(name, name)
+    return handler
 
 
 def annotator_for(viewer) -> AnnotatorWidget | None:
@@ -66,9 +86,12 @@ class AnnotatorWidget(AnnotatorLayout, PromptingMixin, DockHelpers, QWidget):
         self._predicted_key = None  # prompt key of the running / last prediction
         self._pressed = None  # (layer coords, auto label) of a click not yet added
         self._polarity = 1
-        self._annotated: dict[str, tuple[Image, Labels]] = {}
+        self._annotated: dict[str, tuple[Image, Labels]] = {}  # by image id
+        self._targets: dict[str, str] = {}  # image id -> id of its target Labels layer
+        self._image_id = None  # the image the prompts and the preview belong to
         self._adding_layers = False
         self._dead = False
+        self._docked = False
         self.destroyed.connect(self._on_destroyed)
         self.last_worker = None
         self._build_ui()
@@ -80,14 +103,29 @@ class AnnotatorWidget(AnnotatorLayout, PromptingMixin, DockHelpers, QWidget):
 
     def _bind_keys(self) -> None:
         for key, (name, _) in KEYS.items():
-            self.viewer.bind_key(key, self._key_handler(name), overwrite=True)
+            self.viewer.bind_key(key, _key_handler(name), overwrite=True)
 
-    def _key_handler(self, name: str):
-        def handler(viewer):
-            getattr(self, name)()
+    def event(self, ev) -> bool:
+        # napari closes a dock by taking the widget out of it (parent None) and dropping it:
+        # the Annotator then shuts down (its keys stop, its prompt layers go)
+        if ev.type() == QEvent.ParentChange:
+            if self.parent() is not None:
+                self._docked = True
+            elif self._docked and not self._dead:
+                self._shutdown()
+        return super().event(ev)
 
-        handler.__doc__ = KEYS_DOC.get(name, name)
-        return handler
+    def _shutdown(self) -> None:
+        """Stop serving the viewer: keys, layer events; remove the prompt and preview layers.
+
+        Committed objects stay in their Labels layers.
+        """
+        self._on_destroyed()
+        for layer in (self.points, self.boxes, self.preview):
+            if layer is not None and layer in self.viewer.layers:
+                self.viewer.layers.remove(layer)
+        self.points = self.boxes = self.preview = None
+        self.deleteLater()  # napari is done with it; Qt frees it while the app still runs
 
     def _on_destroyed(self, *args) -> None:
         self._dead = True
@@ -115,7 +153,7 @@ class AnnotatorWidget(AnnotatorLayout, PromptingMixin, DockHelpers, QWidget):
         )
         worker.yielded.connect(self._alive(lambda rec: self._on_load_progress(worker, rec)))
         worker.returned.connect(self._alive(self._on_model_loaded))
-        worker.errored.connect(self._alive(lambda e: self._fail(f"Could not load {choice}", e)))
+        worker.errored.connect(self._alive(lambda e: self._on_load_failed(choice, e)))
         worker.finished.connect(self._alive(lambda: self.load_button.setEnabled(True)))
         self._start(worker)
 
@@ -124,10 +162,19 @@ class AnnotatorWidget(AnnotatorLayout, PromptingMixin, DockHelpers, QWidget):
         if "warning" in rec.metrics:
             show_warning(f"sam-pets: {rec.metrics['warning']}")
 
+    def _on_load_failed(self, choice: str, error: Exception) -> None:
+        self._fail(f"Could not load {choice}", error)
+        self._show_model()
+
+    def _show_model(self) -> None:
+        p = self.predictor
+        self.model_status.setText(
+            "no model loaded" if p is None else f"{p.model.cfg.name} on {p.device} ({p.precision})"
+        )
+
     def _on_model_loaded(self, predictor) -> None:
         self.predictor = predictor
-        cfg = predictor.model.cfg
-        self.model_status.setText(f"{cfg.name} on {predictor.device} ({predictor.precision})")
+        self._show_model()
         self._ready_key = None
         self._embed_current()
 
@@ -140,6 +187,12 @@ class AnnotatorWidget(AnnotatorLayout, PromptingMixin, DockHelpers, QWidget):
         layer = self.viewer.layers[name] if name in self.viewer.layers else None
         return layer if isinstance(layer, Image) else None
 
+    def _find_layer(self, uid: str | None):
+        for layer in self.viewer.layers:
+            if uid is not None and layer_id(layer) == uid:
+                return layer
+        return None
+
     def _plane(self, image: Image) -> tuple[int, ...]:
         return L.plane_index(image, self.viewer.dims.current_step)
 
@@ -147,8 +200,18 @@ class AnnotatorWidget(AnnotatorLayout, PromptingMixin, DockHelpers, QWidget):
         image = self._image_layer()
         if image is None:
             return None
-        # napari hands plugins proxies (a new object per access): key on the layer's own id
-        return (str(getattr(image, "unique_id", image.name)), self._plane(image))
+        return (layer_id(image), self._plane(image))
+
+    def _on_image_changed(self) -> None:
+        """Another image is current: its prompts, preview and target replace the old ones."""
+        image = self._image_layer()
+        uid = None if image is None else layer_id(image)
+        if uid != self._image_id:
+            self._image_id = uid
+            self.session.clear()
+            self._remove_prompts(plane=None)
+            self._show_target()
+        self._embed_current()
 
     def _embed_current(self) -> None:
         image = self._image_layer()
@@ -192,29 +255,43 @@ class AnnotatorWidget(AnnotatorLayout, PromptingMixin, DockHelpers, QWidget):
 
     # --- layers --------------------------------------------------------------------------------
     def _refresh_layer_choices(self, event=None) -> None:
-        if self._adding_layers:
+        if self._adding_layers or self._dead:
             return
-        ours = (L.POINTS_NAME, L.BOXES_NAME, L.PREVIEW_NAME)
         images = [ly.name for ly in self.viewer.layers if isinstance(ly, Image)]
         labels = [
-            ly.name for ly in self.viewer.layers if isinstance(ly, Labels) and ly.name not in ours
+            ly.name for ly in self.viewer.layers if isinstance(ly, Labels) and not L.is_helper(ly)
         ]
+        added = getattr(event, "type", "") == "inserted"
+        new_image = event.value.name if added and isinstance(event.value, Image) else None
         for combo, names in ((self.image_combo, images), (self.labels_combo, labels)):
             current = combo.currentText()
             combo.blockSignals(True)
             combo.clear()
             combo.addItems(names)
-            if current in names:
+            if combo is self.image_combo and new_image in names:
+                combo.setCurrentText(new_image)  # a newly opened image is the one to annotate
+            elif current in names:
                 combo.setCurrentText(current)
+            elif combo is self.labels_combo:
+                combo.setCurrentIndex(-1)  # the target went: never adopt another one silently
             combo.blockSignals(False)
-        added = getattr(event, "type", "") == "inserted"
-        if added and isinstance(event.value, Image) and self.predictor is not None:
-            self._embed_current()
+        self._show_target()
+        if new_image is not None:
+            # napari makes the new layer active after this event: take the clicks back then
+            QTimer.singleShot(0, self._alive(self._activate_prompts))
+        image = self._image_layer()
+        if (None if image is None else layer_id(image)) != self._image_id:
+            self._on_image_changed()
+
+    def _activate_prompts(self) -> None:
+        if self.points is not None and self.points in self.viewer.layers:
+            self.viewer.layers.selection.active = self.points
 
     def _ensure_layers(self, image: Image) -> None:
         self._adding_layers = True
         try:
             self._add_missing_layers(image)
+            self._ensure_target(image)
         finally:
             self._adding_layers = False
         self._refresh_layer_choices()
@@ -222,59 +299,136 @@ class AnnotatorWidget(AnnotatorLayout, PromptingMixin, DockHelpers, QWidget):
 
     def _add_missing_layers(self, image: Image) -> None:
         shape = L.spatial_shape(image)
+        if self.points is not None and not L.same_frame(self.points, image):
+            self._drop_layer(self.points)  # made for another image's axes or scale
         if self.points is None or self.points not in self.viewer.layers:
             self.points = self.viewer.add_layer(L.make_points(image))
             self.points.events.data.connect(self._on_points_changed)
             self.points.mouse_drag_callbacks.append(self._on_points_mouse)
             self.points.mode = "add"
+        if self.boxes is not None and not L.same_frame(self.boxes, image):
+            self._drop_layer(self.boxes)
         if self.boxes is None or self.boxes not in self.viewer.layers:
             self.boxes = self.viewer.add_layer(L.make_boxes(image))
             self.boxes.events.data.connect(self._on_prompts_changed)
-        if (
-            self.preview is None
-            or self.preview not in self.viewer.layers
-            or (self.preview.data.shape != shape)
+        if self.preview is not None and not (
+            self.preview.data.shape == shape and L.same_frame(self.preview, image)
         ):
-            if self.preview is not None and self.preview in self.viewer.layers:
-                self.viewer.layers.remove(self.preview)
-            self.preview = self.viewer.add_layer(
-                L.make_labels(image, L.PREVIEW_NAME, 0.5, dtype=np.uint8)
-            )
+            self._drop_layer(self.preview)
+        if self.preview is None or self.preview not in self.viewer.layers:
+            self.preview = self.viewer.add_layer(L.make_preview(image))
             self.preview.editable = False
-        if not self.labels_combo.currentText():
-            # uint16 (65535 objects, then int32): napari colours it without hashing every pixel
-            target = self.viewer.add_layer(
-                L.make_labels(image, f"{image.name} labels", dtype=np.uint16)
-            )
-            self.labels_combo.addItem(target.name)
-            self.labels_combo.setCurrentText(target.name)
 
-    def target_layer(self) -> Labels | None:
-        """The Labels layer that receives committed objects."""
+    def _drop_layer(self, layer) -> None:
+        if layer in self.viewer.layers:
+            self.viewer.layers.remove(layer)
+
+    def _ensure_target(self, image: Image) -> Labels:
+        """The image's target Labels layer, made if it has none (or its layer was deleted).
+
+        An image's first target is the Labels layer chosen in the dock, else an existing
+        ``<image> labels`` layer (e.g. from an earlier dock), if it fits the image and serves
+        no other image; otherwise a new ``<image> labels`` layer.  A deleted target is
+        replaced by a new layer, never by another one of the user's.
+        """
+        uid = layer_id(image)
+        target = self._find_layer(self._targets.get(uid))
+        if isinstance(target, Labels):
+            return target
+        taken = set(self._targets.values())
+        named = f"{image.name} labels"
+        candidates = [self._chosen_labels()]
+        if named in self.viewer.layers:
+            candidates.append(self.viewer.layers[named])
+        usable = [
+            c
+            for c in candidates
+            if isinstance(c, Labels)
+            and not L.is_helper(c)
+            and layer_id(c) not in taken
+            and L.fits(c, image)
+        ]
+        if uid not in self._targets and usable:
+            target = usable[0]
+        else:
+            # uint16 (65535 objects, then int32): napari colours it without hashing every pixel
+            adding, self._adding_layers = self._adding_layers, True
+            try:
+                target = self.viewer.add_layer(L.make_labels(image, named, dtype=np.uint16))
+            finally:
+                self._adding_layers = adding
+        self._targets[uid] = layer_id(target)
+        self._refresh_layer_choices()
+        return target
+
+    def _chosen_labels(self) -> Labels | None:
         name = self.labels_combo.currentText()
         layer = self.viewer.layers[name] if name in self.viewer.layers else None
+        return layer if isinstance(layer, Labels) and not L.is_helper(layer) else None
+
+    def _show_target(self) -> None:
+        """Show the current image's target in the Labels box."""
+        target = self.target_layer()
+        combo = self.labels_combo
+        combo.blockSignals(True)
+        if target is not None:
+            combo.setCurrentText(target.name)
+        elif self._image_id in self._targets:
+            combo.setCurrentIndex(-1)  # its target was deleted: a new one comes with a commit
+        combo.blockSignals(False)
+
+    def _on_target_chosen(self) -> None:
+        """The user picked a Labels layer: it becomes the current image's target if it fits."""
+        image, chosen = self._image_layer(), self._chosen_labels()
+        if image is None or chosen is None:
+            return
+        if not L.fits(chosen, image):
+            show_warning(
+                f"sam-pets: {chosen.name!r} {L.spatial_shape_of(chosen)} does not fit "
+                f"{image.name!r} {L.spatial_shape(image)}; keeping the current target"
+            )
+            self._show_target()
+            return
+        self._targets[layer_id(image)] = layer_id(chosen)
+
+    def target_layer(self) -> Labels | None:
+        """The Labels layer that receives the current image's committed objects."""
+        image = self._image_layer()
+        if image is None:
+            return None
+        layer = self._find_layer(self._targets.get(layer_id(image)))
         return layer if isinstance(layer, Labels) else None
 
     # --- key actions ---------------------------------------------------------------------------
     def commit(self) -> int:
         """Write the selected candidate into the target Labels layer under a new id."""
-        target, image = self.target_layer(), self._image_layer()
-        if target is None or image is None or self.session.candidates is None:
+        image = self._image_layer()
+        if image is None or self.session.candidates is None:
             show_warning("sam-pets: nothing to commit (no prediction yet)")
             return 0
+        target = self._ensure_target(image)  # a new one if the user deleted it
         plane, overwrite = self._plane(image), self.overwrite_check.isChecked()
+        owner = layer_id(target)
         try:
-            label = self.session.commit(target.data, plane, overwrite)
+            label = self.session.commit(target.data, plane, overwrite, owner)
         except LabelOverflow:  # more objects than the layer's dtype holds: widen it and retry
             wider = np.int32 if target.data.dtype.itemsize < 4 else np.int64
             target.data = target.data.astype(wider)
-            label = self.session.commit(target.data, plane, overwrite)
+            label = self.session.commit(target.data, plane, overwrite, owner)
         except ValueError as e:
             show_error(f"sam-pets: {e}")
             return 0
+        if not label:
+            show_warning(
+                "sam-pets: nothing committed: the mask lies on other objects only "
+                "(tick 'new objects may overwrite others' to replace them)"
+                if self.session.candidates.mask.any()
+                else "sam-pets: nothing committed: the mask is empty"
+            )
+            return 0
         target.refresh()
-        self._annotated[image.name] = (image, target)
-        self._clear_layers()
+        self._annotated[layer_id(image)] = (image, target)
+        self._remove_prompts()
         self.committed.emit(label)
         return label
 
@@ -285,7 +439,7 @@ class AnnotatorWidget(AnnotatorLayout, PromptingMixin, DockHelpers, QWidget):
         """
         items = []
         for image, target in self._annotated.values():
-            if image.name in self.viewer.layers and target.name in self.viewer.layers:
+            if image in self.viewer.layers and target in self.viewer.layers:
                 for name, pixels, labels, source in export_items(image, target):
                     items.append((name, np.array(pixels), np.array(labels), source))
         return items
@@ -314,10 +468,12 @@ class AnnotatorWidget(AnnotatorLayout, PromptingMixin, DockHelpers, QWidget):
     def toggle_polarity(self) -> None:
         """Switch the next point between positive and negative."""
         self._polarity = 1 - self._polarity
-        if self.points is not None:
-            self.points.feature_defaults = {"label": self._polarity}
-            self.points.current_face_color = L.POSITIVE if self._polarity else L.NEGATIVE
         self._show_polarity()
+        if self.points is not None and self.points in self.viewer.layers:
+            self.points.feature_defaults = {"label": self._polarity}
+            # the current colour is for new points: napari also paints the selected ones
+            self.points.selected_data = set()
+            self.points.current_face_color = L.POSITIVE if self._polarity else L.NEGATIVE
 
     def _restore_polarity(self) -> None:
         if self.points is not None and self.points in self.viewer.layers:
@@ -328,23 +484,49 @@ class AnnotatorWidget(AnnotatorLayout, PromptingMixin, DockHelpers, QWidget):
         self.polarity_label.setText(f"next point: {sign}")
 
     def clear(self) -> None:
-        """Discard the object being annotated."""
+        """Discard the object being annotated (the prompts on this plane)."""
         self.session.clear()
-        self._clear_layers()
+        self._remove_prompts()
 
-    def _clear_layers(self) -> None:
-        if self.points is not None:
-            self.points.data = np.zeros((0, self.points.ndim))
-        if self.boxes is not None:
-            self.boxes.data = []
+    def _remove_prompts(self, plane: tuple | None = ()) -> None:
+        """Remove the clicks and boxes on the current plane (all of them: ``plane=None``).
+
+        Prompts on other planes of a stack are objects still being annotated there.
+        """
+        image = self._image_layer()
+        if plane == () and image is not None:
+            plane = self._plane(image)
+        for layer in (self.points, self.boxes):
+            if layer is None or layer not in self.viewer.layers or not len(layer.data):
+                continue
+            if plane is None or not plane:
+                drop = set(range(len(layer.data)))
+            else:
+                drop = {
+                    i for i, d in enumerate(L.prompt_coords(layer)) if L.on_plane(d, plane).all()
+                }
+            if drop:
+                layer.selected_data = drop
+                layer.remove_selected()
         self.session.candidates = None
         self._show_preview()
 
     def undo(self) -> None:
-        """Undo the last commit."""
-        target = self.target_layer()
-        if target is not None and self.session.undo(target.data):
-            target.refresh()
+        """Undo the last commit (in the layer it went into)."""
+        if not self.session.can_undo:
+            show_info("sam-pets: nothing to undo")
+            return
+        layer = self._find_layer(self.session.last_owner)
+        if not isinstance(layer, Labels):
+            self.session.drop_last()
+            show_warning("sam-pets: the layer of the last commit was deleted; nothing undone")
+            return
+        try:
+            self.session.undo(layer.data)
+        except ValueError as e:
+            show_warning(f"sam-pets: cannot undo in {layer.name!r}: {e}")
+            return
+        layer.refresh()
 
     def refine(self) -> None:
         """Correct the selected label: its mask becomes the prompt; commit writes it back."""
@@ -361,13 +543,12 @@ class AnnotatorWidget(AnnotatorLayout, PromptingMixin, DockHelpers, QWidget):
             show_warning(f"sam-pets: {e}")
             return
         x0, y0, x1, y1 = self.session.box_xyxy
-        corners = np.array([[y0, x0], [y1, x1]])
+        corners = np.array([[y0, x0], [y0, x1], [y1, x1], [y1, x0]])  # napari wants 4 in nD
         if plane:
-            corners = np.hstack([np.tile(np.asarray(plane, float), (2, 1)), corners])
-        mask_prompt, label = self.session.mask_prompt, self.session.refining_label
-        self.points.data = np.zeros((0, self.points.ndim))
-        self.boxes.data = []
-        self.session.mask_prompt, self.session.refining_label = mask_prompt, label
+            corners = np.hstack([np.tile(np.asarray(plane, float), (4, 1)), corners])
+        state = (self.session.mask_prompt, self.session.refining_label, self.session.box_xyxy)
+        self._remove_prompts()
+        self.session.mask_prompt, self.session.refining_label, self.session.box_xyxy = state
         self.boxes.add_rectangles(corners)
 
     # --- export --------------------------------------------------------------------------------
@@ -400,7 +581,8 @@ class AnnotatorWidget(AnnotatorLayout, PromptingMixin, DockHelpers, QWidget):
 
     def _on_exported(self, report: list[str]) -> None:
         self.export_status.setText("\n".join(report))
-        show_info("sam-pets: " + "; ".join(report))
+        skipped = [line for line in report if line.startswith("skipped")]
+        (show_warning if skipped else show_info)("sam-pets: " + "; ".join(skipped or report))
 
     # --- plumbing ------------------------------------------------------------------------------
     def _start(self, worker, compute: bool = True) -> None:

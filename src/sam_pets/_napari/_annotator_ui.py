@@ -63,9 +63,13 @@ class AnnotatorLayout:
         box = QGroupBox("Annotate")
         form = QFormLayout(box)
         self.image_combo = QComboBox()
-        self.image_combo.currentIndexChanged.connect(lambda _: self._embed_current())
+        self.image_combo.currentIndexChanged.connect(lambda _: self._on_image_changed())
         self.labels_combo = QComboBox()
-        self.labels_combo.setToolTip("Committed objects go here (a new layer if empty)")
+        self.labels_combo.setToolTip(
+            "Committed objects of the current image go here; each image gets its own "
+            "'<image> labels' layer unless you pick one that fits it"
+        )
+        self.labels_combo.activated.connect(lambda _: self._on_target_chosen())
         self.overwrite_check = QCheckBox("new objects may overwrite others")
         self.auto_check = QCheckBox("auto polarity")
         self.auto_check.setToolTip(AUTO_RULE)

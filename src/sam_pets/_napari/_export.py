@@ -25,7 +25,8 @@ def export_items(image: Image, target: Labels) -> list[tuple]:
 
 
 def export_job(folder: str, items: list[tuple], coco: bool):
-    from sam_pets.data.export import export_annotation
+    """Export ``items`` one by one; returns one line per item (``skipped …`` for a refusal)."""
+    from sam_pets.data.export import NameTaken, export_annotation
 
     report = []
     for i, (name, pixels, labels, source) in enumerate(items):
@@ -37,6 +38,11 @@ def export_job(folder: str, items: list[tuple], coco: bool):
             n = len(res.record.get("objects", []))
             verb = "replaced" if res.replaced else "added"
             report.append(f"{verb} {res.name} ({n} objects)")
+        except NameTaken as e:
+            report.append(
+                f"skipped {name}: the dataset already has {e.name!r} from another image "
+                f"({e.source}); rename the image layer or choose another folder"
+            )
         except (ValueError, FileExistsError, OSError) as e:
             report.append(f"skipped {name}: {e}")
     return report

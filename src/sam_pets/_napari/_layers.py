@@ -14,12 +14,38 @@ BOX_NO_OBJECT = "red"
 POINTS_NAME = "sam-pets prompts"
 BOXES_NAME = "sam-pets box"
 PREVIEW_NAME = "sam-pets preview"
+_HELPER = {"sam_pets": "helper"}  # metadata of the Annotator's own prompt / preview layers
+
+
+def is_helper(layer) -> bool:
+    """True for the Annotator's prompt and preview layers (never a target for objects)."""
+    return getattr(layer, "metadata", {}).get("sam_pets") == "helper"
 
 
 def spatial_shape(image: Image) -> tuple[int, ...]:
     """Shape of the image without the RGB(A) channel axis."""
     data = image.data[0] if image.multiscale else image.data
     return tuple(data.shape[:-1]) if image.rgb else tuple(data.shape)
+
+
+def same_frame(layer, image: Image) -> bool:
+    """Whether ``layer`` has the image's spatial axes, scale and translation."""
+    nd = len(spatial_shape(image))
+    return (
+        layer.ndim == nd
+        and np.allclose(layer.scale, image.scale[-nd:])
+        and np.allclose(layer.translate, image.translate[-nd:])
+    )
+
+
+def fits(labels: Labels, image: Image) -> bool:
+    """Whether a Labels layer can hold the image's objects (same spatial shape)."""
+    return not labels.multiscale and tuple(np.shape(labels.data)) == spatial_shape(image)
+
+
+def spatial_shape_of(labels: Labels) -> tuple[int, ...]:
+    """Shape of a Labels layer's data (its first level if multiscale)."""
+    return tuple(np.shape(labels.data[0] if labels.multiscale else labels.data))
 
 
 def plane_index(image: Image, current_step: tuple[int, ...]) -> tuple[int, ...]:
@@ -48,6 +74,7 @@ def make_points(image: Image) -> Points:
         features={"label": np.zeros(0, int)},
         scale=image.scale[-nd:],
         translate=image.translate[-nd:],
+        metadata=dict(_HELPER),
     )
     layer.feature_defaults = {"label": 1}
     return layer
@@ -64,7 +91,15 @@ def make_boxes(image: Image) -> Shapes:
         edge_width=2,
         scale=image.scale[-nd:],
         translate=image.translate[-nd:],
+        metadata=dict(_HELPER),
     )
+
+
+def make_preview(image: Image) -> Labels:
+    """The preview layer: the current object's mask as 0/1 uint8."""
+    layer = make_labels(image, PREVIEW_NAME, 0.5, dtype=np.uint8)
+    layer.metadata.update(_HELPER)
+    return layer
 
 
 def make_labels(image: Image, name: str, opacity: float = 0.6, dtype=np.int32) -> Labels:
@@ -91,6 +126,13 @@ def on_plane(coords: np.ndarray, plane: tuple[int, ...]) -> np.ndarray:
         return np.ones(len(coords), bool)
     lead = np.round(coords[:, : len(plane)]).astype(int)
     return np.all(lead == np.asarray(plane)[None], axis=1)
+
+
+def prompt_coords(layer: Points | Shapes) -> list[np.ndarray]:
+    """Each point (1, nd) or shape (k, nd) of a prompt layer, in layer coordinates."""
+    if isinstance(layer, Points):
+        return [row[None] for row in np.asarray(layer.data, float)]
+    return [np.asarray(d, float) for d in layer.data]
 
 
 def read_points(points: Points, plane: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:

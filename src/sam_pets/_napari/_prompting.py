@@ -32,10 +32,16 @@ class PromptingMixin:
         if layer.mode != "add" or event.button not in (1, 2):
             return
         negative = event.button == 2 or "Shift" in event.modifiers
+        coords = np.asarray(layer.world_to_data(event.position), float)
         label = 0 if negative else self._polarity
+        if self.auto_check.isChecked():
+            # the model decides unless the click says negative itself (right-click, Shift)
+            if not negative:
+                label = self.session.auto_label(L.yx_to_xy(coords[None, -2:])[0])
+            self._pressed = (coords, label)
         layer.feature_defaults = {"label": label}
         start = np.asarray(event.pos, float)
-        self._predict_ahead(np.asarray(layer.world_to_data(event.position), float), label)
+        self._predict_ahead(coords, label)
         yield
         while event.type == "mouse_move":
             yield
@@ -102,9 +108,6 @@ class PromptingMixin:
         if not L.on_plane(coords[None], plane).all():
             return
         xy_new = L.yx_to_xy(coords[None, -2:])
-        if self.auto_check.isChecked():
-            label = self.session.auto_label(xy_new[0])
-            self._pressed = (coords, label)
         xy, labels = L.read_points(self.points, plane)
         self.session.set_prompts(
             np.vstack([xy, xy_new]), np.append(labels, label), L.read_box(self.boxes, plane)

@@ -70,8 +70,11 @@ class LabelOverflow(ValueError):
 class _Commit:
     label: int
     plane: tuple
+    shape: tuple
     flat_index: np.ndarray
     old_values: np.ndarray
+    new_values: np.ndarray
+    owner: object = None  # which label array it went into (the caller's key)
 
 
 @dataclass
@@ -176,16 +179,20 @@ class PromptSession:
         self.refining_label = None
         self._last = None
 
-    def commit(self, labels: np.ndarray, plane: tuple = (), overwrite: bool = False) -> int:
+    def commit(
+        self, labels: np.ndarray, plane: tuple = (), overwrite: bool = False, owner=None
+    ) -> int:
         """Write the selected candidate into ``labels[plane]`` under a new id (or the refined one).
 
         Args:
             labels: The whole label array (modified in place).
             plane: Index of the 2D plane inside ``labels`` (``()`` for 2D).
             overwrite: Let the new object replace pixels of other objects.
+            owner: The caller's key for ``labels`` (e.g. its layer), kept with the undo step.
 
         Returns:
-            The label id written (0 if there was nothing to commit).
+            The label id written; 0 if nothing would change (no mask, or a mask that lies
+            wholly on other objects without ``overwrite``): then the prompts are kept.
         """
         if self.candidates is None or not self.candidates.mask.any():
             return 0
@@ -202,8 +209,11 @@ class PromptSession:
         target = mask if overwrite else mask & ((new == 0) | (new == label))
         new[target] = label
         idx = np.flatnonzero(new != view)
-        self._history.append(_Commit(label, plane, idx, view.ravel()[idx].copy()))
-        _assign(view, idx, new.ravel()[idx])
+        if len(idx) == 0:
+            return 0
+        old, written = view.ravel()[idx].copy(), new.ravel()[idx]
+        self._history.append(_Commit(label, plane, view.shape, idx, old, written, owner))
+        _assign(view, idx, written)
         self.clear()
         return label
 
@@ -212,13 +222,36 @@ class PromptSession:
         """True if there is a commit to undo."""
         return bool(self._history)
 
+    @property
+    def last_owner(self):
+        """``owner`` of the commit :meth:`undo` would undo (None without one)."""
+        return self._history[-1].owner if self._history else None
+
+    def drop_last(self) -> None:
+        """Forget the last commit without undoing it (its label array is gone)."""
+        if self._history:
+            self._history.pop()
+
     def undo(self, labels: np.ndarray) -> int:
-        """Undo the last commit in ``labels``; returns the label id that was removed (0: none)."""
+        """Undo the last commit in ``labels`` (the array it went into).
+
+        Only pixels that still hold what the commit wrote go back: later edits are kept.
+        Returns the label id of the undone commit (0: none).
+
+        Raises:
+            ValueError: ``labels`` no longer has the shape it had (the step is dropped).
+        """
         if not self._history:
             return 0
         c = self._history.pop()
         view = labels[c.plane] if c.plane else labels
-        _assign(view, c.flat_index, c.old_values)
+        if view.shape != c.shape:
+            raise ValueError(
+                f"the labels changed shape since the commit: {c.shape} -> {view.shape}"
+            )
+        rows, cols = np.unravel_index(c.flat_index, view.shape)
+        same = view[rows, cols] == c.new_values
+        view[rows[same], cols[same]] = c.old_values[same]
         return c.label
 
     def start_refine(self, labels_plane: np.ndarray, label: int, mask_size: int) -> None:

@@ -104,13 +104,21 @@ def export_annotation(
     return ExportResult(name, name in existing, record, notes)
 
 
+class NameTaken(FileExistsError):
+    """The dataset holds an item of that name made from another image."""
+
+    def __init__(self, name: str, source) -> None:
+        self.name, self.source = name, source
+        super().__init__(
+            f"the dataset already has an item {name!r} for another image "
+            f"(source {source}); choose another name or pass replace=True"
+        )
+
+
 def _refuse_other_image(old: dict, new_sha: str, source) -> None:
     same_source = source is not None and old.get("source") == str(source)
     if old.get("image_sha256") != new_sha and not same_source:
-        raise FileExistsError(
-            f"the dataset already has an item {old['name']!r} for another image "
-            f"(source {old.get('source')}); choose another name or pass replace=True"
-        )
+        raise NameTaken(old["name"], old.get("source"))
 
 
 def _split_for(name: str, meta: dict, existing: dict, val_fraction: float) -> str:
