@@ -151,9 +151,11 @@ class PromptingMixin:
             self.request_predict()
 
     def _show_preview(self) -> None:
-        if self.preview is None:
+        if self.preview is None or self.preview not in self.viewer.layers:
             return
         image = self._image_layer()
+        if image is not None and self.preview.data.shape != L.spatial_shape(image):
+            return  # made for the previous image; the next embedding replaces it
         cands = self.session.candidates
         plane = self._plane(image) if image is not None else ()
         data = self.preview.data
