@@ -684,15 +684,25 @@ def test_export_name_clash_is_a_warning(annotator, qtbot, tmp_path, monkeypatch,
     assert "skipped pet" in warnings[-1] and "rename the image layer" in warnings[-1]
 
 
-def test_a_stack_after_clearing_every_layer(annotator, qtbot, pet_image):
+def test_a_stack_after_clearing_every_layer(annotator, qtbot, pet_image, monkeypatch):
+    import sys
+
     viewer, widget = annotator
+    errors = []  # napari hands exceptions in its event callbacks to sys.excepthook
+    monkeypatch.setattr(sys, "excepthook", lambda *exc: errors.append(exc))
     viewer.layers.clear()
     grey = pet_image.mean(-1).astype(np.uint8)
-    viewer.add_image(np.stack([grey, grey[::-1]]), name="zs")
-    _go_to(qtbot, viewer, widget, 1)
-    assert widget.preview.data.shape == (2, 375, 500)
-    widget.points.add(np.array([[1.0, 190.0, 250.0]]))
+    viewer.add_image(np.stack([np.stack([grey, grey[::-1]])] * 2), name="tz")  # (t, z, y, x)
+    viewer.dims.set_current_step(1, 1)
+    _go_to(qtbot, viewer, widget, 1)  # (t, z) = (1, 1)
+    assert widget.preview.data.shape == (2, 2, 375, 500)
+    widget.points.add(np.array([[1.0, 1.0, 190.0, 250.0]]))
     _wait_prediction(qtbot, widget)
     assert widget.commit() == 1
     target = widget.target_layer()
-    assert target.name == "zs labels" and target.data[1].any() and not target.data[0].any()
+    assert (
+        target.name == "tz labels"
+        and target.data[1, 1].any()
+        and target.data.sum() == (target.data[1, 1].sum())
+    )
+    assert not errors
