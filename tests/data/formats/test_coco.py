@@ -176,8 +176,10 @@ def test_decode_segmentation_variants():
 def test_far_out_or_non_finite_polygon_is_one_skipped_annotation(tmp_path):
     # pycocotools overflows (segfault) on a point like 1e9; such an annotation must be
     # reported and skipped, and the rest of the batch must convert
-    _write_image(tmp_path / "a.jpg")
-    _write_image(tmp_path / "b.jpg")
+    imgs = tmp_path / "images"
+    imgs.mkdir()
+    _write_image(imgs / "a.jpg")
+    _write_image(imgs / "b.jpg")
     good = [[2, 2, 25, 2, 25, 15]]
     coco = {
         "images": [
@@ -192,7 +194,7 @@ def test_far_out_or_non_finite_polygon_is_one_skipped_annotation(tmp_path):
         "categories": [],
     }
     (tmp_path / "ann.json").write_text(json.dumps(coco))
-    summary = run_job(convert_coco(tmp_path / "ann.json", tmp_path, tmp_path / "out"), show=False)
+    summary = run_job(convert_coco(tmp_path / "ann.json", imgs, tmp_path / "out"), show=False)
     assert summary.converted == 2 and not summary.skipped
     assert len(summary.notes) == 1
     assert "annotation 7 skipped" in summary.notes[0].reason
