@@ -53,6 +53,9 @@ def run_job(job: Generator[Progress, None, T], show: bool = True, stream=None) -
         if bar:
             bar.close()
         return stop.value
+    except BaseException:  # e.g. Ctrl-C while drawing: let the job clean up now, not at exit
+        job.close()
+        raise
 
 
 class TextProgressBar:

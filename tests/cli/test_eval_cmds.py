@@ -88,6 +88,31 @@ def test_eval_compare_end_to_end(dataset, tmp_path, capsys):
     assert not (out / "miou_at_k.png").exists()  # the old report's files are gone
 
 
+def test_eval_and_robustness_never_delete_a_users_files(dataset, tmp_path, capsys):
+    # a folder of photos (no report of ours) is refused, with or without --overwrite
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "my_vacation.png").write_bytes(b"png")
+    (photos / "cat.jpg").write_bytes(b"jpg")
+    common = ["--config", "test", "--limit", "1", "--quiet"]
+    for extra in ([], ["--overwrite"]):
+        argv = ["eval", str(dataset), *common, "--prompt", "box", "--out", str(photos), *extra]
+        assert main(argv) == 2
+        assert "holds no sam-pets report" in capsys.readouterr().err
+    assert sorted(p.name for p in photos.iterdir()) == ["cat.jpg", "my_vacation.png"]
+    # a user's file put into an earlier report's folder survives --overwrite
+    rob = tmp_path / "rob"
+    argv = ["robustness", str(dataset), *common, "--levels", "2", "--out", str(rob)]
+    argv += ["--perturbation", "occlusion"]
+    assert main(argv) == 0
+    (rob / "examples" / "holiday_photo.txt").write_text("mine")
+    (rob / "per_image.csv").write_text("mine")
+    assert main([*argv, "--overwrite"]) == 0
+    assert (rob / "examples" / "holiday_photo.txt").read_text() == "mine"
+    assert (rob / "per_image.csv").read_text() == "mine"
+    assert (rob / "examples" / "occlusion.png").is_file()
+
+
 def test_robustness_fewer_levels(dataset, tmp_path, capsys):
     out = tmp_path / "rob"
     args = [

@@ -127,6 +127,35 @@ def test_clear_errors(dataset, tmp_path, capsys):
         main(["train", str(dataset), "--out", "x", "--config", "test", "--freeze", "trunk"])
 
 
+def test_a_run_that_cannot_start_leaves_nothing_and_can_be_retried(dataset, tmp_path, capsys):
+    # each of these once left RUN/config.yaml: the retry said "already holds a run" and
+    # --resume then said "no state.pt"
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(np.random.default_rng(0).bytes(1000))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    base = [*FAST, "--steps", "1"]
+    for argv in (
+        [str(dataset), *base[2:], "--checkpoint", str(junk)],
+        [str(dataset), *base, "--lr", "-1"],
+        [str(empty), *base],
+        [str(dataset), *base, "--resolution", "100"],
+    ):
+        run = tmp_path / "run"
+        assert main(["train", *argv, "--out", str(run)]) == 2, argv
+        capsys.readouterr()
+        assert not run.exists(), (argv, sorted(p.name for p in run.iterdir()))
+    # an existing folder with the user's files keeps them and stays
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    (kept / "notes.txt").write_text("mine")
+    assert main(["train", str(dataset), *base, "--lr", "-1", "--out", str(kept)]) == 2
+    assert sorted(p.name for p in kept.iterdir()) == ["notes.txt"]
+    capsys.readouterr()
+    assert main(["train", str(dataset), *base, "--out", str(kept)]) == 0
+    assert _summary(capsys)["status"] == "done"
+
+
 @pytest.mark.slow
 def test_torchrun_two_processes(dataset, tmp_path):
     run = tmp_path / "run"

@@ -115,6 +115,23 @@ def test_closing_the_generator_saves_last(make_cfg):
     assert last.metadata["train"]["step"] == 2
 
 
+def test_failure_before_the_first_step_removes_the_new_run(make_cfg, monkeypatch):
+    from pathlib import Path
+
+    from sam_pets.train.trainer import Trainer
+
+    def broken_step(self, batches, stop=None):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(Trainer, "train_step", broken_step)
+    cfg = make_cfg(steps=2)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        fit(cfg)
+    assert not Path(cfg.out).exists()  # nothing blocks running the same command again
+    monkeypatch.undo()
+    assert fit(cfg).status == "done"
+
+
 def test_frozen_parts_stay_bit_identical(make_cfg):
     cfg = make_cfg(steps=2, freeze=("image_encoder", "prompt_encoder"))
     res = fit(cfg)

@@ -31,6 +31,26 @@ def test_prepare_refuses_overwrites_and_resumes(tmp_path):
     assert (run.path / "notes.txt").read_text() == "mine"
 
 
+def test_check_writes_nothing_and_discard_removes_only_a_new_run(tmp_path):
+    run = RunDir(tmp_path / "run")
+    run.check(resume=False, overwrite=False)
+    assert not run.path.exists()
+    run.create(_cfg(run.path), resume=False)
+    run.log({"step": 0})
+    run.discard()
+    assert not run.path.exists()  # made by this run and empty again
+    run.path.mkdir()
+    (run.path / "notes.txt").write_text("mine")
+    run = RunDir(run.path)
+    run.create(_cfg(run.path), resume=False)
+    run.discard()
+    assert sorted(p.name for p in run.path.iterdir()) == ["notes.txt"]
+    run.create(_cfg(run.path), resume=False)
+    run.save_state({"step": 1})
+    run.discard()  # something to resume from: nothing is removed
+    assert run.file("config.yaml").exists() and run.file("state.pt").exists()
+
+
 def test_metrics_reader_and_truncation(tmp_path):
     run = RunDir(tmp_path)
     for s in (1, 2, 3):

@@ -1,6 +1,7 @@
 """``sam-pets eval`` and ``sam-pets robustness``: score models on a canonical dataset.
 
-Both check the output folder before any work (an existing report needs ``--overwrite``),
+Both check the output folder before any work (an existing report needs ``--overwrite``; a
+non-empty folder without a report of ours is refused),
 run the core job with a progress bar, write the HTML report and print a one-line JSON summary.
 """
 
@@ -169,7 +170,7 @@ def cmd_eval(args) -> int:
     """Run the evaluation, write the report, print a JSON summary."""
     from sam_pets.eval.evaluate import EvalConfig, NamedModel, iter_evaluate
     from sam_pets.eval.html import clear_report_dir
-    from sam_pets.eval.report import EVAL_FILES, write_eval_report
+    from sam_pets.eval.report import write_eval_report
     from sam_pets.progress import run_job
 
     cfg = EvalConfig(
@@ -186,7 +187,7 @@ def cmd_eval(args) -> int:
         model, info = resolve_model(spec, config)
         models.append(NamedModel(_label(info, taken), _predictor(args, model), info))
     res = run_job(iter_evaluate(models, args.dataset, cfg), show=not args.quiet)
-    index = write_eval_report(res, clear_report_dir(args.out, EVAL_FILES))
+    index = write_eval_report(res, clear_report_dir(args.out))
     summary = res.summary()["results"]
     brief = {m: {p: _headline(v) for p, v in r.items()} for m, r in summary.items()}
     print(json.dumps({"report": str(index), "images": res.n_images, "results": brief}))
@@ -211,7 +212,7 @@ def cmd_robustness(args) -> int:
     """Run the robustness study, write the report, print a JSON summary."""
     from sam_pets.eval.html import clear_report_dir
     from sam_pets.eval.robustness import RobustnessConfig, iter_robustness
-    from sam_pets.eval.robustness_report import ROBUSTNESS_FILES, write_robustness_report
+    from sam_pets.eval.robustness_report import write_robustness_report
     from sam_pets.progress import run_job
 
     cfg = RobustnessConfig(
@@ -226,7 +227,7 @@ def cmd_robustness(args) -> int:
     model, info = resolve_model(args.model, args.config)
     job = iter_robustness(_predictor(args, model), args.dataset, cfg, info)
     res = run_job(job, show=not args.quiet)
-    index = write_robustness_report(res, clear_report_dir(args.out, ROBUSTNESS_FILES))
+    index = write_robustness_report(res, clear_report_dir(args.out))
     per = res.summary()["perturbations"]
     print(
         json.dumps(

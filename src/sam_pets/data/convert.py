@@ -40,7 +40,7 @@ def convert_oxford_pets(
         )
         for p in pairs
     ]
-    return (yield from run_conversion(tasks, out, cfg))
+    return (yield from run_conversion(tasks, out, cfg, sources=[src]))
 
 
 def _oxford_loader(pair: oxford.OxfordPair, has_list: bool) -> Callable[[], Loaded]:
@@ -88,7 +88,12 @@ def convert_coco(
     meta = {"categories": [c for c in coco["categories"] if isinstance(c, dict)]}
     return (
         yield from run_conversion(
-            tasks, out, cfg, meta, [FileIssue(str(annotations), m) for m in orphans]
+            tasks,
+            out,
+            cfg,
+            meta,
+            [FileIssue(str(annotations), m) for m in orphans],
+            sources=[annotations, images_dir],
         )
     )
 
@@ -121,7 +126,7 @@ def convert_labelme(
     ids = labelme_fmt.read_label_names(labels_txt) if labels_txt.is_file() else None
     files = sorted(p for p in src_dir.rglob("*.json") if not p.name.startswith("."))
     tasks = [Task(str(p), p.stem, "", _labelme_loader(p, ids)) for p in files]
-    return (yield from run_conversion(tasks, out, cfg))
+    return (yield from run_conversion(tasks, out, cfg, sources=[src_dir]))
 
 
 def _labelme_loader(path: Path, ids: dict | None):
@@ -144,7 +149,7 @@ def convert_sam2_folder(
     """
     frames = sam2_frames.find_frames(src)
     tasks = [Task(str(f.image), f.name, "", _sam2_loader(f)) for f in frames]
-    return (yield from run_conversion(tasks, out, cfg))
+    return (yield from run_conversion(tasks, out, cfg, sources=[src]))
 
 
 def _sam2_loader(frame: sam2_frames.FramePair):
@@ -175,7 +180,7 @@ def convert_label_images(
         p for p in labels_dir.iterdir() if p.suffix.lower() in (".png", ".tif", ".tiff")
     )
     tasks = [Task(str(p), p.stem, "", _label_image_loader(p, images.get(p.stem))) for p in labels]
-    return (yield from run_conversion(tasks, out, cfg))
+    return (yield from run_conversion(tasks, out, cfg, sources=[images_dir, labels_dir]))
 
 
 def _label_image_loader(label_path: Path, image_path: Path | None):

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sam_pets.data.formats import sam2_folder as canon
+from sam_pets.data.staging import staged_dataset
 
 
 def merge_datasets(
@@ -25,7 +26,8 @@ def merge_datasets(
 
     Raises:
         ValueError: An item name occurs in two sources (names the item and both folders).
-        FileExistsError: ``out`` holds other data (see ``prepare_output``).
+        FileExistsError: ``out`` holds other data (see ``staged_dataset``).
+        BadInputError: ``out`` contains or lies inside a source.
     """
     if not sources:
         raise ValueError("nothing to merge: give at least one dataset")
@@ -43,18 +45,19 @@ def merge_datasets(
     out = Path(out)
     if out.resolve() in {s.resolve() for s in owner.values()}:
         raise ValueError(f"{out} is one of the sources; merge into a new folder")
-    canon.prepare_output(out, overwrite=overwrite)
-    for rec in records:
-        src, dst = (
-            canon.item_paths(owner[rec["name"]], rec["name"]),
-            canon.item_paths(out, rec["name"]),
-        )
-        for field in ("image", "labels", "ignore", "objects"):
-            path = getattr(src, field)
-            if path.is_file():
-                getattr(dst, field).parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(path, getattr(dst, field))
-    manifest = canon.new_manifest()
-    manifest["items"] = records
-    canon.save_manifest(out, manifest)
-    return canon.write_lists(out, manifest)
+    with staged_dataset(out, overwrite, sources) as tmp:
+        for rec in records:
+            src, dst = (
+                canon.item_paths(owner[rec["name"]], rec["name"]),
+                canon.item_paths(tmp, rec["name"]),
+            )
+            for field in ("image", "labels", "ignore", "objects"):
+                path = getattr(src, field)
+                if path.is_file():
+                    getattr(dst, field).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(path, getattr(dst, field))
+        manifest = canon.new_manifest()
+        manifest["items"] = records
+        canon.save_manifest(tmp, manifest)
+        counts = canon.write_lists(tmp, manifest)
+    return counts

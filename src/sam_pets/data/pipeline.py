@@ -16,6 +16,7 @@ from sam_pets.data.formats import sam2_folder as canon
 from sam_pets.data.fsutil import safe_name, unique_name
 from sam_pets.data.imaging import CanonicalImage
 from sam_pets.data.split import stratified_split, stratified_subset, stratum_key
+from sam_pets.data.staging import staged_dataset
 from sam_pets.data.types import Annotation, ConvertSummary, FileIssue
 from sam_pets.progress import Progress
 
@@ -61,8 +62,13 @@ def run_conversion(
     cfg: ConvertConfig,
     manifest_extra: dict | None = None,
     issues: Sequence[FileIssue] = (),
+    sources: Sequence[str | os.PathLike] = (),
 ) -> Generator[Progress, None, ConvertSummary]:
     """Load, check and write every task in worker threads, then split and write the manifest.
+
+    The dataset is built in a temporary folder next to ``out`` and moved into place only
+    when complete, so an interrupted or failed run leaves ``out`` as it was (see
+    :func:`~sam_pets.data.staging.staged_dataset`).
 
     Args:
         tasks: Source items.
@@ -70,6 +76,7 @@ def run_conversion(
         cfg: Options.
         manifest_extra: Top-level manifest fields (``categories``).
         issues: Issues found before conversion (reported as skipped).
+        sources: Source files and folders; ``out`` must not be, contain or lie in one.
 
     Yields:
         One Progress per item.
@@ -80,27 +87,26 @@ def run_conversion(
     out = Path(out)
     if cfg.tiny is not None:
         tasks = [tasks[i] for i in stratified_subset([t.key for t in tasks], cfg.tiny, cfg.seed)]
-    canon.prepare_output(out, cfg.overwrite)
     manifest = dict(canon.new_manifest(), **(manifest_extra or {}))
-    canon.save_manifest(out, manifest)
     names = _assign_names(tasks)
     skipped, notes = list(issues), []
     workers = cfg.workers or min(4, os.cpu_count() or 1)
-    pool = ThreadPoolExecutor(max_workers=workers)
-    try:
-        results = pool.map(
-            lambda tn: _convert_one(tn[0], tn[1], out), zip(tasks, names, strict=True)
-        )
-        for step, (task, (record, messages)) in enumerate(zip(tasks, results, strict=True), 1):
-            if record is None:
-                skipped.append(FileIssue(task.source, messages[0]))
-            else:
-                manifest["items"].append(record)
-                notes += [FileIssue(task.source, "; ".join(messages))] if messages else []
-            yield Progress(step, len(tasks), f"{task.name}", {"skipped": len(skipped)})
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-    splits = _finish(out, manifest, cfg)
+    with staged_dataset(out, cfg.overwrite, sources) as tmp:
+        pool = ThreadPoolExecutor(max_workers=workers)
+        try:
+            results = pool.map(
+                lambda tn: _convert_one(tn[0], tn[1], tmp), zip(tasks, names, strict=True)
+            )
+            for step, (task, (record, msgs)) in enumerate(zip(tasks, results, strict=True), 1):
+                if record is None:
+                    skipped.append(FileIssue(task.source, msgs[0]))
+                else:
+                    manifest["items"].append(record)
+                    notes += [FileIssue(task.source, "; ".join(msgs))] if msgs else []
+                yield Progress(step, len(tasks), f"{task.name}", {"skipped": len(skipped)})
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        splits = _finish(tmp, manifest, cfg)
     return ConvertSummary(str(out), len(manifest["items"]), tuple(skipped), tuple(notes), splits)
 
 

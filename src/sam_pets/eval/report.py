@@ -17,7 +17,6 @@ from sam_pets.eval.evaluate import EvalResult
 from sam_pets.eval.items import load_item
 from sam_pets.eval.plots import overlay, picture_grid, plot_click_curves, plot_grouped_bars
 
-EVAL_FILES = ("index.html", "metrics.json", "per_image.csv", "*.png")
 CSV_COLUMNS = (
     "model",
     "protocol",
@@ -36,18 +35,20 @@ GRID_ROWS = 6
 
 
 def write_eval_report(res: EvalResult, out: str | os.PathLike) -> Path:
-    """Write every file of the report into ``out`` (see :func:`~.html.prepare_report_dir`).
+    """Write every file of the report into ``out``, listing each in the report's manifest.
+
+    ``out`` should have passed :func:`~.html.check_report_dir` (and, to replace an earlier
+    report, :func:`~.html.clear_report_dir`).
 
     Returns:
         Path of ``index.html``.
     """
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    files = H.ReportFiles(out)
     summary = res.summary()
-    atomic_write_text(out / "metrics.json", json.dumps(summary, indent=1))
-    atomic_write_text(out / "per_image.csv", _csv(res.rows))
-    figures = write_plots(summary, out) + _grids(res, out)
-    index = out / "index.html"
+    atomic_write_text(files.path("metrics.json"), json.dumps(summary, indent=1))
+    atomic_write_text(files.path("per_image.csv"), _csv(res.rows))
+    figures = write_plots(summary, files) + _grids(res, files)
+    index = files.path("index.html")
     atomic_write_text(index, _html(summary, figures))
     return index
 
@@ -61,30 +62,31 @@ def _csv(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
-def write_plots(summary: dict, out: Path) -> list[tuple[str, str]]:
+def write_plots(summary: dict, out: Path | H.ReportFiles) -> list[tuple[str, str]]:
     """Draw the report's plots from a summary into ``out``; returns (file name, caption)."""
+    at = out.path if isinstance(out, H.ReportFiles) else out.joinpath
     results, protocols = summary["results"], summary["config"]["protocols"]
     figs = []
     single = [p for p in protocols if p != "clicks"]
     if single:
         vals = {m: {p: r[p]["miou"] for p in single} for m, r in results.items()}
-        plot_grouped_bars(vals, out / "protocols.png", "mIoU per prompt protocol")
+        plot_grouped_bars(vals, at("protocols.png"), "mIoU per prompt protocol")
         figs.append(("protocols.png", "mIoU per prompt protocol"))
     if "clicks" in protocols:
         curves = {m: r["clicks"]["miou_at_k"] for m, r in results.items()}
-        plot_click_curves(curves, out / "miou_at_k.png")
+        plot_click_curves(curves, at("miou_at_k.png"))
         figs.append(("miou_at_k.png", "mIoU after k correction clicks"))
     p = protocols[0]
     per_breed = {
         m: {b: v["miou"] for b, v in r[p]["per_breed"].items()} for m, r in results.items()
     }
     if any(per_breed.values()):
-        plot_grouped_bars(per_breed, out / "per_breed.png", f"mIoU per breed ({p})")
+        plot_grouped_bars(per_breed, at("per_breed.png"), f"mIoU per breed ({p})")
         figs.append(("per_breed.png", f"mIoU per breed ({p} prompt)"))
     return figs
 
 
-def _grids(res: EvalResult, out: Path) -> list[tuple[str, str]]:
+def _grids(res: EvalResult, files: H.ReportFiles) -> list[tuple[str, str]]:
     p = res.config.grid_protocol
     if p is None:
         return []
@@ -103,7 +105,7 @@ def _grids(res: EvalResult, out: Path) -> list[tuple[str, str]]:
     for kind, chosen in picks.items():
         rows = [_grid_row(res, records[r["item"]], r, labels, by, p) for r in chosen]
         name = f"grid_{kind}.png"
-        picture_grid(rows, out / name, f"{kind} cases ({p} prompt; by {labels[0]})")
+        picture_grid(rows, files.path(name), f"{kind} cases ({p} prompt; by {labels[0]})")
         figs.append(
             (
                 name,

@@ -11,28 +11,30 @@ from sam_pets.eval import html as H
 from sam_pets.eval.plots import overlay, picture_grid, plot_level_curves
 from sam_pets.eval.robustness import RobustnessResult
 
-ROBUSTNESS_FILES = ("index.html", "results.json", "*.png", "examples")
-
 
 def write_robustness_report(res: RobustnessResult, out: str | os.PathLike) -> Path:
-    """Write every file of the report into ``out``; returns the path of ``index.html``."""
-    out = Path(out)
-    (out / "examples").mkdir(parents=True, exist_ok=True)
+    """Write every file of the report into ``out``; returns the path of ``index.html``.
+
+    Each file is listed in the report's manifest (see :func:`~.html.clear_report_dir`).
+    """
+    files = H.ReportFiles(out)
     summary = res.summary()
-    atomic_write_text(out / "results.json", json.dumps(summary, indent=1))
+    atomic_write_text(files.path("results.json"), json.dumps(summary, indent=1))
     per = summary["perturbations"]
     curves = {name: (v["levels"], v["mean_dice"]) for name, v in per.items()}
-    plot_level_curves(curves, out / "robustness.png", f"Mean Dice ({res.config.prompt} prompt)")
+    plot_level_curves(
+        curves, files.path("robustness.png"), f"Mean Dice ({res.config.prompt} prompt)"
+    )
     sections = [
         ("Mean Dice per level", _table(per)),
         ("All perturbations", H.image("robustness.png", "mean Dice vs level")),
     ]
     for name, curve in curves.items():
-        plot_level_curves({name: curve}, out / f"dice_{name}.png", "Mean Dice")
+        plot_level_curves({name: curve}, files.path(f"dice_{name}.png"), "Mean Dice")
         body = H.image(f"dice_{name}.png", f"{name}: mean Dice vs level")
         if name in res.examples:
             rel = f"examples/{name}.png"
-            _example_strip(res, name, out / rel)
+            _example_strip(res, name, files.path(rel))
             body += H.image(rel, f"{name}: example images per level")
         sections.append((name, body))
     intro = (
@@ -42,7 +44,7 @@ def write_robustness_report(res: RobustnessResult, out: str | os.PathLike) -> Pa
         f"{summary['timing_s'].get('total', 0):.1f} s. Examples: item {res.example_item} "
         "(prediction overlaid in red)."
     )
-    index = out / "index.html"
+    index = files.path("index.html")
     atomic_write_text(index, H.page("sam-pets robustness", sections, intro))
     return index
 

@@ -122,6 +122,10 @@ def iter_fit(
     except (GeneratorExit, KeyboardInterrupt):
         tr.save(last_val)  # closed or interrupted: keep the state of the last finished step
         raise
+    except Exception:
+        if not resume and tr.step == 0:
+            tr.run.discard()  # failed before the first step: let the same command run again
+        raise
     # curves are redrawn at every validation; a stop request skips the final redraw (seconds
     # of plotting) so that cancelling is quick -- a resumed run draws them again
     if tr.dist.is_main and status != "cancelled":

@@ -16,6 +16,7 @@ a truncated checkpoint behind.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 from pathlib import Path
@@ -49,13 +50,19 @@ class RunDir:
     def __init__(self, path: str | Path, write: bool = True) -> None:
         self.path = Path(path)
         self.write = write
+        self._made_folder = False
 
     def file(self, name: str) -> Path:
         """Path of a file in the run."""
         return self.path / name
 
     def prepare(self, cfg: TrainConfig, resume: bool, overwrite: bool) -> None:
-        """Create the folder and write the config; refuse to clobber an existing run.
+        """:meth:`check`, then :meth:`create`."""
+        self.check(resume, overwrite)
+        self.create(cfg, resume)
+
+    def check(self, resume: bool, overwrite: bool) -> None:
+        """Refuse to clobber an existing run; writes nothing.
 
         Raises:
             FileExistsError: the folder holds a run and neither ``resume`` nor ``overwrite``.
@@ -70,13 +77,36 @@ class RunDir:
                 f"{self.path} already holds a run ({', '.join(existing)}); "
                 "use --resume to continue it or --overwrite to replace it"
             )
+
+    def create(self, cfg: TrainConfig, resume: bool) -> None:
+        """Create the folder, remove an earlier run's files (unless resuming), write the config.
+
+        Call it only after :meth:`check` and once everything else has been validated (model,
+        data, optimiser), so a run that cannot start leaves no files behind.
+        """
         if not self.write:
             return
+        self._made_folder = not self.path.exists()
         self.path.mkdir(parents=True, exist_ok=True)
         if not resume:
-            for n in existing:
-                self.file(n).unlink()
+            for n in OWN_FILES:
+                self.file(n).unlink(missing_ok=True)
         atomic_write_bytes(self.file("config.yaml"), dump_config(cfg).encode())
+
+    def discard(self) -> None:
+        """Remove a new run that failed before it saved anything to resume from.
+
+        Only the run's own files go, and the folder only if :meth:`create` made it and it is
+        now empty; the same command can then simply be run again. Never call it on a resumed
+        run (its files are an earlier run's work).
+        """
+        if not self.write or self.file("state.pt").exists():
+            return
+        for n in OWN_FILES:
+            self.file(n).unlink(missing_ok=True)
+        if self._made_folder:
+            with contextlib.suppress(OSError):  # not empty: other files are there
+                self.path.rmdir()
 
     def read_config(self) -> TrainConfig:
         """The saved config of this run."""

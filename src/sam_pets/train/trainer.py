@@ -56,11 +56,15 @@ class Trainer:
         ddp.init_process_group(self.dist, self.rt.device)
         self.run = RunDir(cfg.out, write=self.dist.is_main)
         if self.dist.is_main:
-            self.run.prepare(cfg, resume, overwrite)
+            self.run.check(resume, overwrite)
         ddp.barrier()
         seed_everything(cfg.seed)
         self._build_model()
         self._build_data()
+        # only now, with weights, optimiser and data known to be usable: a run that cannot
+        # start leaves no config.yaml behind to block the retry
+        self.run.create(cfg, resume)
+        ddp.barrier()
         self.step, self.epoch, self.batch_idx = 0, 0, 0
         self._committed = (0, 0)  # data position after the last completed step
         self.best_miou, self.best_step, self.bad_vals = -math.inf, -1, 0

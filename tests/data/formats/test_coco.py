@@ -173,6 +173,41 @@ def test_decode_segmentation_variants():
         coco_fmt.decode_segmentation([["a", 1, 2, 3, 4, 5]], 4, 4)
 
 
+def test_far_out_or_non_finite_polygon_is_one_skipped_annotation(tmp_path):
+    # pycocotools overflows (segfault) on a point like 1e9; such an annotation must be
+    # reported and skipped, and the rest of the batch must convert
+    imgs = tmp_path / "images"
+    imgs.mkdir()
+    _write_image(imgs / "a.jpg")
+    _write_image(imgs / "b.jpg")
+    good = [[2, 2, 25, 2, 25, 15]]
+    coco = {
+        "images": [
+            {"id": 1, "file_name": "a.jpg", "height": 20, "width": 30},
+            {"id": 2, "file_name": "b.jpg", "height": 20, "width": 30},
+        ],
+        "annotations": [
+            {"id": 7, "image_id": 1, "segmentation": [[1e9, 1e9, -1e9, 0, 5, -1e9]]},
+            {"id": 8, "image_id": 1, "segmentation": good},
+            {"id": 9, "image_id": 2, "segmentation": good},
+        ],
+        "categories": [],
+    }
+    (tmp_path / "ann.json").write_text(json.dumps(coco))
+    summary = run_job(convert_coco(tmp_path / "ann.json", imgs, tmp_path / "out"), show=False)
+    assert summary.converted == 2 and not summary.skipped
+    assert len(summary.notes) == 1
+    assert "annotation 7 skipped" in summary.notes[0].reason
+    assert "far outside the 30x20" in summary.notes[0].reason
+    for seg in ([[float("nan"), 1, 5, 5, 1, 5]], [[float("inf"), 1, 5, 5, 1, 5]]):
+        with pytest.raises(BadInputError, match="finite"):
+            coco_fmt.decode_segmentation(seg, 20, 30)
+    with pytest.raises(BadInputError, match="too large"):
+        coco_fmt.decode_segmentation([[10**400, 1, 5, 5, 1, 5]], 20, 30)
+    # a small overshoot of the border is common and still converts (clipped by rasterising)
+    assert coco_fmt.decode_segmentation([[-3, -3, 33, -3, 33, 23, -3, 23]], 20, 30).all()
+
+
 _json = st.recursive(
     st.none()
     | st.booleans()

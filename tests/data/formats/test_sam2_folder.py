@@ -79,18 +79,18 @@ def test_bad_manifests(tmp_path):
         canon.load_manifest(tmp_path)
 
 
-def test_prepare_output(tmp_path):
-    canon.prepare_output(tmp_path / "new")
-    assert (tmp_path / "new").is_dir()
+def test_check_output(tmp_path):
+    canon.check_output(tmp_path / "new")
+    assert not (tmp_path / "new").exists()  # checking creates nothing
     (tmp_path / "file").write_text("x")
     with pytest.raises(FileExistsError):
-        canon.prepare_output(tmp_path / "file")
+        canon.check_output(tmp_path / "file")
     ds = tmp_path / "ds"
-    canon.prepare_output(ds)
     canon.save_manifest(ds, canon.new_manifest())
     canon.write_item(ds, _ann(), b"j", "train")
-    (ds / "README.txt").write_text("mine")
-    with pytest.raises(FileExistsError):
-        canon.prepare_output(ds)
-    canon.prepare_output(ds, overwrite=True)
-    assert sorted(p.name for p in ds.iterdir()) == ["README.txt"]
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        canon.check_output(ds)
+    canon.check_output(ds, overwrite=True)
+    (tmp_path / "other" / "x").mkdir(parents=True)
+    with pytest.raises(FileExistsError, match="not a sam-pets dataset"):
+        canon.check_output(tmp_path / "other", overwrite=True)

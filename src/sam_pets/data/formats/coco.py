@@ -115,9 +115,35 @@ def decode_segmentation(seg, h: int, w: int) -> np.ndarray:
             raise BadInputError("polygon must be a flat list of numbers")
         if len(poly) < 6 or len(poly) % 2:
             raise BadInputError(f"polygon with {len(poly) // 2} points (needs >= 3)")
-        polys.append([float(v) for v in poly])
+        polys.append(_checked_polygon(poly, h, w))
     rles = mask_utils.frPyObjects(polys, h, w)
     return np.ascontiguousarray(mask_utils.decode(mask_utils.merge(rles)).view(bool))
+
+
+def _checked_polygon(poly: list, h: int, w: int) -> list[float]:
+    """``poly`` as floats, refusing points pycocotools cannot rasterise safely.
+
+    pycocotools scales points to integers in C without range checks: a coordinate such as
+    1e9 overflows and crashes the process. Points may lie up to one image size outside the
+    image (annotation tools often overshoot the border a little); anything farther, or not
+    finite, is an error.
+
+    Raises:
+        BadInputError: A coordinate is not finite or lies far outside the image.
+    """
+    try:
+        xy = np.asarray(poly, dtype=np.float64).reshape(-1, 2)  # (N, 2) x, y
+    except OverflowError:
+        raise BadInputError("polygon coordinate too large") from None
+    if not np.isfinite(xy).all():
+        raise BadInputError("polygon has a coordinate that is not a finite number")
+    bad = (xy < -np.array([w, h])) | (xy > 2 * np.array([w, h]))
+    if bad.any():
+        x, y = xy[bad.any(axis=1)][0]
+        raise BadInputError(
+            f"polygon point ({x:g}, {y:g}) lies far outside the {w}x{h} (WxH) image"
+        )
+    return xy.ravel().tolist()
 
 
 def read_coco_image(

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,6 +46,7 @@ FRAME = "00000"
 ITEM_DIRS = ("JPEGImages", "Annotations", "Ignore", "Objects")
 SPLITS = ("train", "val")
 LIST_FILES = tuple(f"{s}_list.txt" for s in SPLITS) + tuple(f"{s}_tiny_list.txt" for s in SPLITS)
+OWN_ENTRIES = frozenset((*ITEM_DIRS, *LIST_FILES, MANIFEST, "coco.json"))  # all else: not ours
 
 
 @dataclass(frozen=True)
@@ -70,12 +70,13 @@ def item_paths(root: str | os.PathLike, name: str) -> ItemPaths:
     )
 
 
-def prepare_output(root: str | os.PathLike, overwrite: bool = False) -> None:
-    """Make ``root`` ready for a fresh dataset, refusing to clobber anything unexpectedly.
+def check_output(root: str | os.PathLike, overwrite: bool = False) -> None:
+    """Refuse an output folder that a new dataset must not replace; changes nothing.
 
-    An absent or empty folder is fine. An existing dataset is replaced only with
-    ``overwrite`` (and then only the dataset's own files are removed). Any other non-empty
-    folder is refused, whatever ``overwrite`` says.
+    An absent or empty folder is fine. An existing dataset may be replaced only with
+    ``overwrite`` (see :func:`sam_pets.data.staging.staged_dataset`, which keeps files that
+    are not in :data:`OWN_ENTRIES`). Any other non-empty folder is refused, whatever
+    ``overwrite`` says.
 
     Raises:
         FileExistsError: ``root`` holds other data, or a dataset and ``overwrite`` is False.
@@ -84,7 +85,6 @@ def prepare_output(root: str | os.PathLike, overwrite: bool = False) -> None:
     if root.exists() and not root.is_dir():
         raise FileExistsError(f"{root} exists and is not a folder")
     if not root.exists() or not any(root.iterdir()):
-        root.mkdir(parents=True, exist_ok=True)
         return
     if not is_dataset(root):
         raise FileExistsError(
@@ -93,10 +93,6 @@ def prepare_output(root: str | os.PathLike, overwrite: bool = False) -> None:
         )
     if not overwrite:
         raise FileExistsError(f"{root} already holds a dataset; use --overwrite to replace it")
-    for d in ITEM_DIRS:
-        shutil.rmtree(root / d, ignore_errors=True)
-    for f in (*LIST_FILES, MANIFEST, "coco.json"):
-        (root / f).unlink(missing_ok=True)
 
 
 def write_item(
