@@ -272,3 +272,20 @@ def test_export_polygons(coco_tiny_canonical, tmp_path):
         isinstance(a["segmentation"], list) or a["iscrowd"] or a["area"] < 4
         for a in coco["annotations"]
     )
+
+
+def test_export_categories_give_one_id_per_name_when_ids_clash():
+    """A manifest whose objects reuse one id for two names (an old merge) exports by name."""
+    objs = [
+        {"category_id": 5, "category": "bottle"},
+        {"category_id": 5, "category": "street"},
+        {"category_id": 2, "category": "car"},
+        {"category_id": 7, "category": "car"},
+        {"category_id": None, "category": None},
+    ]
+    manifest = {"categories": [{"id": 2, "name": "car"}], "items": [{"objects": objs}]}
+    cats = coco_fmt.coco_categories(manifest)
+    names = {c["id"]: c["name"] for c in cats}
+    assert len(set(names.values())) == len(names) == 4
+    got = [names[coco_fmt.object_category_id(o, cats)] for o in objs]
+    assert got == ["bottle", "street", "car", "car", "object"]

@@ -176,22 +176,58 @@ def read_coco_image(
 
 
 def coco_categories(manifest: dict) -> list[dict]:
-    """Category list for a dataset: the manifest's own, plus any named only by objects."""
-    cats = [dict(c) for c in manifest.get("categories") or []]
-    known_ids = {c["id"] for c in cats}
-    by_name = {c["name"]: c["id"] for c in cats}
+    """Category list for a dataset: the manifest's own, plus any named only by objects.
+
+    Declared entries are kept as they are. Objects name their category by ``category`` (and
+    ``category_id``); a name that no declared entry carries gets one new entry (its
+    object's id when that id is free), so each object name maps to one id (see
+    :func:`object_category_id`).
+    """
+    cats = [dict(c) for c in manifest.get("categories") or [] if _is_category(c)]
+    name_of, id_of = _category_maps(cats)
     for rec in manifest["items"]:
         for o in rec["objects"]:
-            cid, name = o.get("category_id"), o.get("category") or "object"
-            if cid is None and name in by_name:
+            cid, name = o.get("category_id"), o.get("category")
+            if _agrees(cid, name, name_of):
                 continue
-            if cid is None:
-                cid = max(known_ids | {0}) + 1
-            if cid not in known_ids:
-                cats.append({"id": cid, "name": name, "supercategory": ""})
-                known_ids.add(cid)
-                by_name.setdefault(name, cid)
-    return sorted(cats, key=lambda c: c["id"])
+            name = name or "object"
+            if name in id_of:
+                continue
+            if cid is None or cid in name_of:
+                cid = max([c for c in name_of if isinstance(c, int)] + [0]) + 1
+            cats.append({"id": cid, "name": name, "supercategory": ""})
+            name_of.setdefault(cid, name)
+            id_of.setdefault(name, cid)
+    return sorted(cats, key=lambda c: (str(type(c["id"])), c["id"]))
+
+
+def object_category_id(obj: dict, categories: list[dict]):
+    """COCO category id of a manifest object under ``categories`` (from :func:`coco_categories`).
+
+    The object's own ``category_id`` when the table gives it the object's name (or the object
+    has no name), else the table's id for the name: a name always wins over a clashing id.
+    """
+    name_of, id_of = _category_maps(categories)
+    cid, name = obj.get("category_id"), obj.get("category")
+    if _agrees(cid, name, name_of):
+        return cid
+    return id_of.get(name or "object")
+
+
+def _is_category(c) -> bool:
+    return isinstance(c, dict) and isinstance(c.get("id"), (int, str)) and "name" in c
+
+
+def _category_maps(cats: list[dict]) -> tuple[dict, dict]:
+    name_of, id_of = {}, {}
+    for c in cats:
+        name_of.setdefault(c["id"], c["name"])
+        id_of.setdefault(c["name"], c["id"])
+    return name_of, id_of
+
+
+def _agrees(cid, name, name_of: dict) -> bool:
+    return cid is not None and cid in name_of and (name is None or name_of[cid] == name)
 
 
 def mask_to_polygons(mask: np.ndarray, tolerance: float = 0.5) -> list[list[float]]:
@@ -245,9 +281,6 @@ def item_to_coco(
         The image entry (``file_name`` relative to the dataset folder) and annotations.
     """
     h, w = record["size_hw"]
-    by_name = {}
-    for c in categories:
-        by_name.setdefault(c["name"], c["id"])
     entry = {
         "id": image_id,
         "file_name": f"JPEGImages/{record['name']}/00000.jpg",
@@ -257,9 +290,7 @@ def item_to_coco(
     }
     anns = []
     for k, (o, rle) in enumerate(zip(record["objects"], rles, strict=True)):
-        cid = o.get("category_id")
-        if cid is None:
-            cid = by_name.get(o.get("category") or "object")
+        cid = object_category_id(o, categories)
         seg = rle
         if polygons and not o.get("iscrowd"):
             seg = mask_to_polygons(decode_rle(rle)) or rle
