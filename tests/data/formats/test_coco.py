@@ -289,3 +289,32 @@ def test_export_categories_give_one_id_per_name_when_ids_clash():
     assert len(set(names.values())) == len(names) == 4
     got = [names[coco_fmt.object_category_id(o, cats)] for o in objs]
     assert got == ["bottle", "street", "car", "car", "object"]
+
+
+def test_duplicate_image_ids_and_unknown_categories_are_reported(tmp_path):
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    for n in ("a.jpg", "b.jpg"):
+        _write_image(imgs / n)
+    tri = [[2, 2, 20, 2, 20, 15]]
+    coco = {
+        "images": [
+            {"id": 1, "file_name": "a.jpg", "height": 20, "width": 30},
+            {"id": 1, "file_name": "b.jpg", "height": 20, "width": 30},
+        ],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 1, "segmentation": tri},
+            {"id": 2, "image_id": 1, "category_id": 777, "segmentation": tri},
+        ],
+        "categories": [{"id": 1, "name": "thing"}],
+    }
+    (tmp_path / "ann.json").write_text(json.dumps(coco))
+    out = tmp_path / "out"
+    summary = run_job(convert_coco(tmp_path / "ann.json", imgs, out), show=False)
+    assert summary.converted == 1
+    (dup,) = [i for i in summary.skipped if "duplicate image id 1" in i.reason]
+    assert dup.source.endswith("ann.json") and "b.jpg" in dup.reason
+    assert "annotation 2 skipped: category_id 777 is not in 'categories'" in summary.notes[0].reason
+    (rec,) = canon.load_manifest(out)["items"]
+    assert rec["name"] == "a"
+    assert [(o["category_id"], o["category"]) for o in rec["objects"]] == [(1, "thing")]

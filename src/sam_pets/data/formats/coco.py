@@ -3,6 +3,8 @@
 Reading keeps each annotation as its own mask, so overlapping instances survive. Category
 entries are kept as they are, including unused ones (a Roboflow export has an unused
 placeholder category 0 whose name repeats a real one); objects refer to categories by id.
+Nothing is dropped silently: an annotation whose ``category_id`` is not in ``categories`` is
+skipped with a note, and a repeated image ``id`` keeps its first entry and reports the rest.
 """
 
 from __future__ import annotations
@@ -70,22 +72,35 @@ def load_coco(path: str | os.PathLike) -> dict:
 
 
 def group_images(coco: dict) -> tuple[list[CocoImage], list[str]]:
-    """Annotations grouped by image, plus messages for annotations of unknown images."""
+    """Annotations grouped by image, plus messages for what cannot be used.
+
+    An image entry whose ``id`` repeats an earlier entry's is skipped (its annotations
+    cannot be told apart from the first one's), as are annotations of unknown images; each
+    gets one message.
+    """
     by_image: dict = defaultdict(list)
     for ann in coco["annotations"]:
         if isinstance(ann, dict):
             by_image[_hashable(ann.get("image_id"))].append(ann)
-    known = {_hashable(img["id"]) for img in coco["images"]}
-    orphans = [
+    entries: dict = {}
+    issues = []
+    for img in coco["images"]:
+        key = _hashable(img["id"])
+        if key in entries:
+            issues.append(
+                f"duplicate image id {key} ({img['file_name']!r}; first used by "
+                f"{entries[key]['file_name']!r}): this entry skipped"
+            )
+        else:
+            entries[key] = img
+    issues += [
         f"annotation {a.get('id')} refers to unknown image {k}"
         for k, anns in by_image.items()
-        if k not in known
+        if k not in entries
         for a in anns
     ]
-    items = [
-        CocoImage(img, tuple(by_image.get(_hashable(img["id"]), ()))) for img in coco["images"]
-    ]
-    return items, orphans
+    items = [CocoImage(img, tuple(by_image.get(k, ()))) for k, img in entries.items()]
+    return items, issues
 
 
 def _hashable(v):
@@ -131,7 +146,8 @@ def read_coco_image(
         categories: Category id -> category dict.
 
     Returns:
-        The annotation (ids 1..K in annotation order) and notes about skipped annotations.
+        The annotation (ids 1..K in annotation order) and notes about skipped annotations
+        (bad or empty segmentation, or a ``category_id`` missing from ``categories``).
 
     Raises:
         BadInputError: Size mismatch, or no usable annotation.
@@ -154,11 +170,13 @@ def read_coco_image(
             notes.append(f"annotation {ann.get('id')} skipped: empty mask")
             continue
         cid = ann.get("category_id")
-        cat = categories.get(cid, {}) if isinstance(cid, (int, str)) else {}
+        if not isinstance(cid, (int, str)) or cid not in categories:
+            notes.append(f"annotation {ann.get('id')} skipped: {_unknown_category(cid)}")
+            continue
         objects.append(
             ObjectInfo(
                 len(objects) + 1,
-                cat.get("name"),
+                categories[cid].get("name"),
                 cid if isinstance(cid, int) else None,
                 bool(ann.get("iscrowd", 0)),
             )
@@ -173,6 +191,12 @@ def read_coco_image(
         source=entry["file_name"],
     )
     return ann, notes
+
+
+def _unknown_category(cid) -> str:
+    if cid is None:
+        return "no category_id"
+    return f"category_id {json.dumps(cid)} is not in 'categories'"
 
 
 def coco_categories(manifest: dict) -> list[dict]:
