@@ -79,7 +79,7 @@ def convert_coco(
     tasks = [
         Task(
             it.entry["file_name"],
-            Path(it.entry["file_name"]).stem,
+            coco_fmt.coco_item_name(it.entry),
             _coco_key(it, cats),
             _coco_loader(it, Path(images_dir), cats),
         )

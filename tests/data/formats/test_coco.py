@@ -318,3 +318,21 @@ def test_duplicate_image_ids_and_unknown_categories_are_reported(tmp_path):
     (rec,) = canon.load_manifest(out)["items"]
     assert rec["name"] == "a"
     assert [(o["category_id"], o["category"]) for o in rec["objects"]] == [(1, "thing")]
+
+
+def test_export_then_convert_keeps_names_and_ignore_regions(labelme_canonical, tmp_path):
+    src, _ = labelme_canonical
+    coco_json = tmp_path / "lm.json"
+    run_job(export_coco(src, coco_json), show=False)
+    out = tmp_path / "back"
+    summary = run_job(convert_coco(coco_json, src, out), show=False)
+    assert not summary.skipped
+    before = canon.items_by_name(canon.load_manifest(src))
+    after = canon.items_by_name(canon.load_manifest(out))
+    assert sorted(after) == sorted(before)
+    assert any(r["ignore"] for r in before.values())
+    for name, rec in before.items():
+        masks, ignore = canon.read_masks(src, rec)
+        masks2, ignore2 = canon.read_masks(out, after[name])
+        assert np.array_equal(masks, masks2) and np.array_equal(ignore, ignore2), name
+        assert after[name]["ignore"] == rec["ignore"]

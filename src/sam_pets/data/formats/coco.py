@@ -22,6 +22,9 @@ from sam_pets.data.errors import BadInputError
 from sam_pets.data.formats.rle import decode_rle, rle_area, rle_bbox
 from sam_pets.data.types import Annotation, ObjectInfo
 
+NAME_KEY = "sam_pets_name"  # image entry: the canonical item name (written by export)
+IGNORE_KEY = "sam_pets_ignore"  # image entry: ignore region as compressed RLE
+
 
 @dataclass(frozen=True)
 class CocoImage:
@@ -185,12 +188,29 @@ def read_coco_image(
     if not masks:
         raise BadInputError("no usable annotations" + (f" ({notes[0]})" if notes else ""))
     ann = Annotation(
-        name=Path(entry["file_name"]).stem,
+        name=coco_item_name(entry),
         masks=np.stack(masks),
         objects=tuple(objects),
+        ignore=_read_ignore(entry, h, w, notes),
         source=entry["file_name"],
     )
     return ann, notes
+
+
+def coco_item_name(entry: dict) -> str:
+    """Item name of an image entry: sam-pets' own ``sam_pets_name``, else the file stem."""
+    name = entry.get(NAME_KEY)
+    return name if isinstance(name, str) and name else Path(entry["file_name"]).stem
+
+
+def _read_ignore(entry: dict, h: int, w: int, notes: list[str]) -> np.ndarray | None:
+    if IGNORE_KEY not in entry:
+        return None
+    try:
+        return decode_segmentation(entry[IGNORE_KEY], h, w)
+    except BadInputError as e:
+        notes.append(f"{IGNORE_KEY} not used: {e}")
+        return None
 
 
 def _unknown_category(cid) -> str:
@@ -287,11 +307,14 @@ def item_to_coco(
     first_ann_id: int,
     categories: list[dict],
     polygons: bool = False,
+    ignore_rle: dict | None = None,
 ) -> tuple[dict, list[dict]]:
     """COCO image entry and annotations of one canonical item.
 
     Masks are compressed RLE (lossless) unless ``polygons``: then non-crowd objects are
-    polygons (see :func:`mask_to_polygons`; an object too small for one stays RLE).
+    polygons (see :func:`mask_to_polygons`; an object too small for one stays RLE). The
+    entry carries the item's name (``sam_pets_name``) and, if given, its ignore region
+    (``sam_pets_ignore``, compressed RLE); :func:`read_coco_image` reads both back.
 
     Args:
         record: Manifest record of the item.
@@ -300,6 +323,7 @@ def item_to_coco(
         first_ann_id: COCO id of the first annotation.
         categories: Output of :func:`coco_categories`.
         polygons: Write polygons instead of RLE for non-crowd objects.
+        ignore_rle: Compressed RLE of the item's ignore region, or None.
 
     Returns:
         The image entry (``file_name`` relative to the dataset folder) and annotations.
@@ -310,8 +334,10 @@ def item_to_coco(
         "file_name": f"JPEGImages/{record['name']}/00000.jpg",
         "height": h,
         "width": w,
-        "sam_pets_name": record["name"],
+        NAME_KEY: record["name"],
     }
+    if ignore_rle is not None:
+        entry[IGNORE_KEY] = ignore_rle
     anns = []
     for k, (o, rle) in enumerate(zip(record["objects"], rles, strict=True)):
         cid = object_category_id(o, categories)
