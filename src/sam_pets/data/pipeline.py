@@ -75,9 +75,15 @@ def run_conversion(
         One Progress per item.
 
     Returns:
-        The summary.
+        The summary. When no item could be converted, nothing is left at ``out`` (the
+        summary lists why each was skipped).
+
+    Raises:
+        BadInputError: ``tasks`` is empty (nothing is written).
     """
     out = Path(out)
+    if not tasks:
+        raise BadInputError("nothing to convert: the source has no items")
     if cfg.tiny is not None:
         tasks = [tasks[i] for i in stratified_subset([t.key for t in tasks], cfg.tiny, cfg.seed)]
     canon.prepare_output(out, cfg.overwrite)
@@ -100,6 +106,9 @@ def run_conversion(
             yield Progress(step, len(tasks), f"{task.name}", {"skipped": len(skipped)})
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+    if not manifest["items"]:
+        canon.remove_dataset(out)
+        return ConvertSummary(str(out), 0, tuple(skipped), tuple(notes))
     splits = _finish(out, manifest, cfg)
     return ConvertSummary(str(out), len(manifest["items"]), tuple(skipped), tuple(notes), splits)
 

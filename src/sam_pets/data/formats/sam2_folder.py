@@ -93,6 +93,18 @@ def prepare_output(root: str | os.PathLike, overwrite: bool = False) -> None:
         )
     if not overwrite:
         raise FileExistsError(f"{root} already holds a dataset; use --overwrite to replace it")
+    _remove_dataset_files(root)
+
+
+def remove_dataset(root: str | os.PathLike) -> None:
+    """Delete a dataset's own files, and ``root`` itself if nothing else is left in it."""
+    root = Path(root)
+    _remove_dataset_files(root)
+    if root.is_dir() and not any(root.iterdir()):
+        root.rmdir()
+
+
+def _remove_dataset_files(root: Path) -> None:
     for d in ITEM_DIRS:
         shutil.rmtree(root / d, ignore_errors=True)
     for f in (*LIST_FILES, MANIFEST, "coco.json"):
