@@ -141,3 +141,22 @@ def test_convert_label_images(tmp_path, capsys):
     argv = ["convert", "labels", str(tmp_path / "im"), str(tmp_path / "lab"), str(tmp_path / "o")]
     assert main([*argv, "-q"]) == 0
     assert "converted 1" in capsys.readouterr().out
+
+
+def test_missing_coco_image_folder_is_one_error(tmp_path, capsys):
+    coco = data_path("coco_sample")
+    out = tmp_path / "out"
+    argv = ["convert", "coco", str(coco / "annotations.json"), str(tmp_path / "nosuch"), str(out)]
+    assert main([*argv, "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"sam-pets convert: error: image folder not found: {tmp_path / 'nosuch'}"]
+    assert not out.exists()
+
+
+def test_empty_labelme_folder_is_one_error(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    out = tmp_path / "out"
+    assert main(["convert", "labelme", str(tmp_path / "empty"), str(out), "-q"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"sam-pets convert: error: no LabelMe .json files in {tmp_path / 'empty'}"]
+    assert not out.exists()

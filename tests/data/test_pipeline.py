@@ -1,5 +1,7 @@
 import numpy as np
+import pytest
 
+from sam_pets.data.errors import BadInputError
 from sam_pets.data.formats import sam2_folder as canon
 from sam_pets.data.imaging import CanonicalImage, encode_jpeg
 from sam_pets.data.pipeline import ConvertConfig, Task, run_conversion
@@ -30,3 +32,14 @@ def test_engine_reports_and_renames(tmp_path):
     recs = canon.items_by_name(canon.load_manifest(tmp_path / "o"))
     assert sorted(recs) == ["a_b", "a_b_2", "c"] and recs["c"]["k"] == 1
     assert sum(summary.splits.values()) == 3
+
+
+def test_nothing_converted_leaves_no_dataset(tmp_path):
+    tasks = [_task("a", RuntimeError("bad")), _task("b", RuntimeError("worse"))]
+    summary = run_job(run_conversion(tasks, tmp_path / "o", ConvertConfig(workers=1)), show=False)
+    assert summary.converted == 0 and len(summary.skipped) == 2
+    assert not (tmp_path / "o").exists()
+    assert "no dataset written" in summary.format()
+    with pytest.raises(BadInputError, match="nothing to convert"):
+        run_job(run_conversion([], tmp_path / "p", ConvertConfig()), show=False)
+    assert not (tmp_path / "p").exists()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -82,7 +84,8 @@ def test_convert_onto_its_own_source_is_refused(tmp_path, capsys):
     assert "source" in capsys.readouterr().err
     assert _names(lm) == ["a", "b"]
     assert all(canon.item_paths(lm, n).image.is_file() for n in "ab")
-    (tmp_path / "x.json").write_text('{"images": [], "annotations": []}')
+    image = {"id": 1, "file_name": "a.jpg", "height": 8, "width": 8}
+    (tmp_path / "x.json").write_text(json.dumps({"images": [image], "annotations": []}))
     argv = ["convert", "coco", str(tmp_path / "x.json"), str(lm), str(lm), "--overwrite", "-q"]
     assert main(argv) == 2
     assert "source" in capsys.readouterr().err

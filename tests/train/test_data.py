@@ -41,3 +41,42 @@ def test_samples_are_reproducible_from_their_seed(pets_dataset):
 def test_early_stopping(make_cfg):
     res = fit(make_cfg(steps=10, lr=0.0, weight_decay=0.0, val_every=1, early_stop_patience=1))
     assert res.status == "early_stop" and res.step == 2 and res.best_step == 1
+
+
+def _cache(tr, split, directory):
+    from sam_pets.train.data import FeatureCache
+
+    ds = open_dataset(tr.cfg.dataset, split, tr.model.cfg.image_size, augment=False)
+    return ds, FeatureCache(tr.model, ds, str(directory), tr.rt.autocast)
+
+
+def test_disk_cache_never_serves_another_datasets_entry(make_cfg, tmp_path):
+    """Item 0 of two different lists shares an index, never a cache entry."""
+    from sam_pets.train.trainer import Trainer
+
+    tr = Trainer(make_cfg(freeze=("image_encoder",), augment=False))
+    ds_a, a = _cache(tr, "train_tiny", tmp_path / "c")
+    ds_b, b = _cache(tr, "val_tiny", tmp_path / "c")
+    assert ds_a.records[0]["name"] != ds_b.records[0]["name"]
+    a.get(0)
+    entry = b.get(0)
+    assert b.computed == 1
+    assert torch.equal(entry["masks"], ds_b[0]["masks"].as_subclass(torch.Tensor).bool())
+    _, again = _cache(tr, "val_tiny", tmp_path / "c")
+    again.get(0)
+    assert again.computed == 0
+
+
+def test_corrupt_disk_cache_entry_is_recomputed(make_cfg, tmp_path):
+    from sam_pets.train.trainer import Trainer
+
+    tr = Trainer(make_cfg(freeze=("image_encoder",), augment=False))
+    _, first = _cache(tr, "train_tiny", tmp_path / "c")
+    good = first.get(1)
+    (path,) = first.dir.glob("*.pt")
+    path.write_bytes(b"not a torch file")
+    _, second = _cache(tr, "train_tiny", tmp_path / "c")
+    entry = second.get(1)
+    assert second.computed == 1
+    assert torch.equal(entry["features"][0], good["features"][0])
+    torch.load(path, weights_only=True)  # rewritten with a valid entry

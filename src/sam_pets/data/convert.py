@@ -72,14 +72,22 @@ def convert_coco(
     out: str | os.PathLike,
     cfg: ConvertConfig = DEFAULT_CONFIG,
 ) -> Generator[Progress, None, ConvertSummary]:
-    """Convert a COCO instances file and its image folder to the canonical format."""
+    """Convert a COCO instances file and its image folder to the canonical format.
+
+    Items are named by ``sam_pets_name`` where present (as ``export coco`` writes), else by
+    file stem; a ``sam_pets_ignore`` RLE becomes the item's ignore region.
+    """
     coco = coco_fmt.load_coco(annotations)
+    if not Path(images_dir).is_dir():
+        raise FileNotFoundError(f"image folder not found: {images_dir}")
+    if not coco["images"]:
+        raise BadInputError(f"{annotations}: no images listed")
     items, orphans = coco_fmt.group_images(coco)
     cats = {c.get("id"): c for c in coco["categories"] if isinstance(c, dict)}
     tasks = [
         Task(
             it.entry["file_name"],
-            Path(it.entry["file_name"]).stem,
+            coco_fmt.coco_item_name(it.entry),
             _coco_key(it, cats),
             _coco_loader(it, Path(images_dir), cats),
         )
@@ -125,6 +133,8 @@ def convert_labelme(
     labels_txt = src_dir / "labels.txt"
     ids = labelme_fmt.read_label_names(labels_txt) if labels_txt.is_file() else None
     files = sorted(p for p in src_dir.rglob("*.json") if not p.name.startswith("."))
+    if not files:
+        raise BadInputError(f"no LabelMe .json files in {src_dir}")
     tasks = [Task(str(p), p.stem, "", _labelme_loader(p, ids)) for p in files]
     return (yield from run_conversion(tasks, out, cfg, sources=[src_dir]))
 
@@ -179,6 +189,8 @@ def convert_label_images(
     labels = sorted(
         p for p in labels_dir.iterdir() if p.suffix.lower() in (".png", ".tif", ".tiff")
     )
+    if not labels:
+        raise BadInputError(f"no label images (.png, .tif) in {labels_dir}")
     tasks = [Task(str(p), p.stem, "", _label_image_loader(p, images.get(p.stem))) for p in labels]
     return (yield from run_conversion(tasks, out, cfg, sources=[images_dir, labels_dir]))
 

@@ -18,6 +18,8 @@ sizes and K vary.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -144,6 +146,30 @@ class CanonicalDataset(_SampleMixin, Dataset):
         """(N,) weights for ``WeightedRandomSampler`` balancing breeds (or species/category)."""
         keys = [stratum_key(r) for r in self.records]
         return torch.from_numpy(inverse_frequency_weights(keys))
+
+    def item_key(self, index: int) -> str:
+        """Content key of item ``index`` as a sample: what ``self[index]`` is computed from.
+
+        A hash of the item's image and annotation files (labels, ignore, objects), its object
+        list and this dataset's config (split aside: border policy, augmentation, size), so
+        any change to the item or to how it is read gives another key (for caches on disk).
+        """
+        rec = self.records[index]
+        h = hashlib.blake2b(digest_size=16)
+        cfg = DatasetConfig(border=self.cfg.border, augment=self.cfg.augment)
+        h.update(repr(cfg).encode())
+        layout = {
+            "objects": [[o["id"], bool(o.get("iscrowd"))] for o in rec["objects"]],
+            "ignore": bool(rec.get("ignore")),
+            "overlaps": bool(rec.get("overlaps")),
+        }
+        h.update(json.dumps(layout).encode())
+        paths = canon.item_paths(self.root, rec["name"])
+        for path in (paths.image, paths.labels, paths.ignore, paths.objects):
+            data = path.read_bytes() if path.is_file() else b""
+            h.update(f"|{path.parent.parent.name}:{len(data)}|".encode())
+            h.update(data)
+        return h.hexdigest()
 
     def __getitem__(self, index: int) -> dict:
         rec = self.records[index]

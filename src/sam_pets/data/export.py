@@ -19,6 +19,7 @@ import numpy as np
 from sam_pets.data.formats import sam2_folder as canon
 from sam_pets.data.formats.coco import coco_categories, item_to_coco
 from sam_pets.data.formats.label_images import labels_to_masks
+from sam_pets.data.formats.rle import encode_rle
 from sam_pets.data.fsutil import atomic_write_text, safe_name, sha256_bytes
 from sam_pets.data.imaging import encode_jpeg, to_rgb_uint8
 from sam_pets.data.types import Annotation, ConvertSummary, ObjectInfo
@@ -205,7 +206,8 @@ def iter_dataset_to_coco(
     """Build a COCO instances document of a canonical dataset, yielding progress per item.
 
     Masks are written as compressed RLE (lossless), or as polygons (lossy) with ``polygons``;
-    ``file_name`` is relative to ``root``.
+    ``file_name`` is relative to ``root``. Each image entry also carries the item name and
+    its ignore region (see :func:`~sam_pets.data.formats.coco.item_to_coco`).
     """
     manifest = canon.load_manifest(root)
     cats = coco_categories(manifest)
@@ -213,12 +215,20 @@ def iter_dataset_to_coco(
     records = sorted(manifest["items"], key=lambda r: r["name"])
     for i, rec in enumerate(records):
         rles = canon.read_object_rles(root, rec)
-        entry, item_anns = item_to_coco(rec, rles, i + 1, len(anns) + 1, cats, polygons)
+        ignore = _ignore_rle(root, rec)
+        entry, item_anns = item_to_coco(rec, rles, i + 1, len(anns) + 1, cats, polygons, ignore)
         images.append(entry)
         anns += item_anns
         yield Progress(i + 1, len(records), rec["name"])
     info = {"description": "exported by sam-pets", "date_created": canon.now_iso()}
     return {"info": info, "images": images, "annotations": anns, "categories": cats}
+
+
+def _ignore_rle(root: str | os.PathLike, record: dict) -> dict | None:
+    if not record.get("ignore"):
+        return None
+    _, ignore = canon.read_masks(root, record)
+    return encode_rle(ignore) if ignore.any() else None
 
 
 def dataset_to_coco(root: str | os.PathLike) -> dict:

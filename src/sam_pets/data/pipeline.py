@@ -56,6 +56,10 @@ class Task:
     load: Callable[[], Loaded]
 
 
+class _NothingConverted(Exception):
+    """Every item was skipped: abandon the staged dataset."""
+
+
 def run_conversion(
     tasks: Sequence[Task],
     out: str | os.PathLike,
@@ -82,31 +86,42 @@ def run_conversion(
         One Progress per item.
 
     Returns:
-        The summary.
+        The summary. When no item could be converted, nothing is written and ``out`` stays
+        as it was (the summary lists why each item was skipped).
+
+    Raises:
+        BadInputError: ``tasks`` is empty (nothing is written).
     """
     out = Path(out)
+    if not tasks:
+        raise BadInputError("nothing to convert: the source has no items")
     if cfg.tiny is not None:
         tasks = [tasks[i] for i in stratified_subset([t.key for t in tasks], cfg.tiny, cfg.seed)]
     manifest = dict(canon.new_manifest(), **(manifest_extra or {}))
     names = _assign_names(tasks)
     skipped, notes = list(issues), []
     workers = cfg.workers or min(4, os.cpu_count() or 1)
-    with staged_dataset(out, cfg.overwrite, sources) as tmp:
-        pool = ThreadPoolExecutor(max_workers=workers)
-        try:
-            results = pool.map(
-                lambda tn: _convert_one(tn[0], tn[1], tmp), zip(tasks, names, strict=True)
-            )
-            for step, (task, (record, msgs)) in enumerate(zip(tasks, results, strict=True), 1):
-                if record is None:
-                    skipped.append(FileIssue(task.source, msgs[0]))
-                else:
-                    manifest["items"].append(record)
-                    notes += [FileIssue(task.source, "; ".join(msgs))] if msgs else []
-                yield Progress(step, len(tasks), f"{task.name}", {"skipped": len(skipped)})
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-        splits = _finish(tmp, manifest, cfg)
+    try:
+        with staged_dataset(out, cfg.overwrite, sources) as tmp:
+            pool = ThreadPoolExecutor(max_workers=workers)
+            try:
+                results = pool.map(
+                    lambda tn: _convert_one(tn[0], tn[1], tmp), zip(tasks, names, strict=True)
+                )
+                for step, (task, (record, msgs)) in enumerate(zip(tasks, results, strict=True), 1):
+                    if record is None:
+                        skipped.append(FileIssue(task.source, msgs[0]))
+                    else:
+                        manifest["items"].append(record)
+                        notes += [FileIssue(task.source, "; ".join(msgs))] if msgs else []
+                    yield Progress(step, len(tasks), f"{task.name}", {"skipped": len(skipped)})
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
+            if not manifest["items"]:
+                raise _NothingConverted  # the staged folder goes; ``out`` stays as it was
+            splits = _finish(tmp, manifest, cfg)
+    except _NothingConverted:
+        return ConvertSummary(str(out), 0, tuple(skipped), tuple(notes))
     return ConvertSummary(str(out), len(manifest["items"]), tuple(skipped), tuple(notes), splits)
 
 

@@ -105,6 +105,8 @@ class ConvertSummary:
                 are counted (every note is also kept in the item's manifest record).
         """
         lines = [f"converted {self.converted}, skipped {len(self.skipped)} -> {self.out}"]
+        if not self.converted:
+            lines = [f"converted 0, skipped {len(self.skipped)}: no dataset written to {self.out}"]
         if self.splits:
             lines.append("splits: " + ", ".join(f"{k} {v}" for k, v in self.splits.items()))
         for kind, issues in (("skipped", self.skipped), ("note", self.notes)):

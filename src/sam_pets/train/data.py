@@ -8,6 +8,8 @@ uninterrupted run would have seen, with or without DataLoader workers.
 
 from __future__ import annotations
 
+import hashlib
+import io
 from pathlib import Path
 
 import numpy as np
@@ -140,19 +142,29 @@ class FeatureCache:
     """Image features of unaugmented items, computed once (memory, or files on disk).
 
     Entries hold the features (batch 1, CPU) and the item's masks and ignore region, so a
-    cached step never decodes an image.
+    cached step never decodes an image. On disk an entry is ``<key>.pt`` under a sub-folder
+    per encoder fingerprint, where the key hashes the item's content and how it is read
+    (``dataset.item_key``) plus ``settings``: an entry of another dataset, of an edited item
+    or of other preprocessing is never reused. An unreadable or malformed file is recomputed.
 
     Args:
         model: The model whose (frozen) encoder computes the features.
-        dataset: Unaugmented dataset at S x S.
-        directory: Folder for ``.pt`` files (a sub-folder per encoder fingerprint), or None.
+        dataset: Unaugmented dataset at S x S with an ``item_key(index)`` method.
+        directory: Folder for ``.pt`` files, or None (memory only).
         runtime_autocast: Zero-argument autocast factory for the encoder.
+        settings: Anything else the features depend on (e.g. the autocast precision).
     """
 
     def __init__(
-        self, model: Sam2Image, dataset: Dataset, directory: str | None, runtime_autocast
+        self,
+        model: Sam2Image,
+        dataset: Dataset,
+        directory: str | None,
+        runtime_autocast,
+        settings: str = "",
     ) -> None:
         self.model, self.dataset, self.autocast = model, dataset, runtime_autocast
+        self.settings = settings
         self.memory: dict[int, dict] = {}
         self.dir = Path(directory) / encoder_fingerprint(model) if directory else None
         self.computed = 0
@@ -161,20 +173,23 @@ class FeatureCache:
         """Entry of dataset item ``index``: ``features``, ``masks``, ``ignore``."""
         if index in self.memory:
             return self.memory[index]
-        path = self.dir / f"{index:06d}.pt" if self.dir else None
-        if path is not None and path.exists():
-            entry = torch.load(path, map_location="cpu", weights_only=True)
-        else:
+        path = self.dir / f"{self.entry_key(index)}.pt" if self.dir else None
+        entry = _read_entry(path) if path is not None else None
+        if entry is None:
             entry = self._compute(index)
             if path is not None:
-                import io
-
                 buf = io.BytesIO()
                 torch.save(entry, buf)
                 atomic_write_bytes(path, buf.getvalue())
         if path is None:
             self.memory[index] = entry
         return entry
+
+    def entry_key(self, index: int) -> str:
+        """File key of item ``index``: its content key plus the cache settings."""
+        h = hashlib.blake2b(digest_size=16)
+        h.update(f"{self.dataset.item_key(index)}|{self.settings}".encode())
+        return h.hexdigest()
 
     def seed(self, index: int, features: ImageFeatures) -> bool:
         """Use features computed elsewhere (the annotator's embeddings) for item ``index``.
@@ -216,3 +231,22 @@ class FeatureCache:
             for e, s in zip(entries, seeds, strict=True)
         ]
         return to_batch(samples, device, feats)
+
+
+def _read_entry(path: Path) -> dict | None:
+    """A cache file's entry, or None when it is absent, unreadable or malformed."""
+    if not path.is_file():
+        return None
+    try:
+        entry = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # truncated, corrupt or foreign file: recompute, never fail the run
+        return None
+    ok = (
+        isinstance(entry, dict)
+        and isinstance(entry.get("features"), list)
+        and len(entry["features"]) == 3
+        and all(isinstance(t, torch.Tensor) for t in entry["features"])
+        and isinstance(entry.get("masks"), torch.Tensor)
+        and isinstance(entry.get("ignore"), torch.Tensor)
+    )
+    return entry if ok else None

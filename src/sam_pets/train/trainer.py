@@ -99,15 +99,15 @@ class Trainer:
         self.total_steps = cfg.steps if cfg.steps is not None else cfg.epochs * steps_per_epoch
         self.schedule = LrSchedule(cfg, self.total_steps)
         frozen = cfg.encoder_frozen
-        auto = self.rt.autocast
+        auto, prec = self.rt.autocast, f"precision={self.rt.precision}"
         self.cache = (
-            FeatureCache(self.model, self.train_ds, _sub(cfg.cache_dir, "train"), auto)
+            FeatureCache(self.model, self.train_ds, _sub(cfg.cache_dir, "train"), auto, prec)
             if cached
             else None
         )
         self.val_ds = self._open_val(size)
         self.val_cache = (
-            FeatureCache(self.model, self.val_ds, _sub(cfg.cache_dir, "val"), auto)
+            FeatureCache(self.model, self.val_ds, _sub(cfg.cache_dir, "val"), auto, prec)
             if frozen and self.val_ds is not None
             else None
         )

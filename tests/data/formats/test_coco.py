@@ -187,11 +187,16 @@ def test_far_out_or_non_finite_polygon_is_one_skipped_annotation(tmp_path):
             {"id": 2, "file_name": "b.jpg", "height": 20, "width": 30},
         ],
         "annotations": [
-            {"id": 7, "image_id": 1, "segmentation": [[1e9, 1e9, -1e9, 0, 5, -1e9]]},
-            {"id": 8, "image_id": 1, "segmentation": good},
-            {"id": 9, "image_id": 2, "segmentation": good},
+            {
+                "id": 7,
+                "image_id": 1,
+                "category_id": 1,
+                "segmentation": [[1e9, 1e9, -1e9, 0, 5, -1e9]],
+            },
+            {"id": 8, "image_id": 1, "category_id": 1, "segmentation": good},
+            {"id": 9, "image_id": 2, "category_id": 1, "segmentation": good},
         ],
-        "categories": [],
+        "categories": [{"id": 1, "name": "thing"}],
     }
     (tmp_path / "ann.json").write_text(json.dumps(coco))
     summary = run_job(convert_coco(tmp_path / "ann.json", imgs, tmp_path / "out"), show=False)
@@ -307,3 +312,67 @@ def test_export_polygons(coco_tiny_canonical, tmp_path):
         isinstance(a["segmentation"], list) or a["iscrowd"] or a["area"] < 4
         for a in coco["annotations"]
     )
+
+
+def test_export_categories_give_one_id_per_name_when_ids_clash():
+    """A manifest whose objects reuse one id for two names (an old merge) exports by name."""
+    objs = [
+        {"category_id": 5, "category": "bottle"},
+        {"category_id": 5, "category": "street"},
+        {"category_id": 2, "category": "car"},
+        {"category_id": 7, "category": "car"},
+        {"category_id": None, "category": None},
+    ]
+    manifest = {"categories": [{"id": 2, "name": "car"}], "items": [{"objects": objs}]}
+    cats = coco_fmt.coco_categories(manifest)
+    names = {c["id"]: c["name"] for c in cats}
+    assert len(set(names.values())) == len(names) == 4
+    got = [names[coco_fmt.object_category_id(o, cats)] for o in objs]
+    assert got == ["bottle", "street", "car", "car", "object"]
+
+
+def test_duplicate_image_ids_and_unknown_categories_are_reported(tmp_path):
+    imgs = tmp_path / "imgs"
+    imgs.mkdir()
+    for n in ("a.jpg", "b.jpg"):
+        _write_image(imgs / n)
+    tri = [[2, 2, 20, 2, 20, 15]]
+    coco = {
+        "images": [
+            {"id": 1, "file_name": "a.jpg", "height": 20, "width": 30},
+            {"id": 1, "file_name": "b.jpg", "height": 20, "width": 30},
+        ],
+        "annotations": [
+            {"id": 1, "image_id": 1, "category_id": 1, "segmentation": tri},
+            {"id": 2, "image_id": 1, "category_id": 777, "segmentation": tri},
+        ],
+        "categories": [{"id": 1, "name": "thing"}],
+    }
+    (tmp_path / "ann.json").write_text(json.dumps(coco))
+    out = tmp_path / "out"
+    summary = run_job(convert_coco(tmp_path / "ann.json", imgs, out), show=False)
+    assert summary.converted == 1
+    (dup,) = [i for i in summary.skipped if "duplicate image id 1" in i.reason]
+    assert dup.source.endswith("ann.json") and "b.jpg" in dup.reason
+    assert "annotation 2 skipped: category_id 777 is not in 'categories'" in summary.notes[0].reason
+    (rec,) = canon.load_manifest(out)["items"]
+    assert rec["name"] == "a"
+    assert [(o["category_id"], o["category"]) for o in rec["objects"]] == [(1, "thing")]
+
+
+def test_export_then_convert_keeps_names_and_ignore_regions(labelme_canonical, tmp_path):
+    src, _ = labelme_canonical
+    coco_json = tmp_path / "lm.json"
+    run_job(export_coco(src, coco_json), show=False)
+    out = tmp_path / "back"
+    summary = run_job(convert_coco(coco_json, src, out), show=False)
+    assert not summary.skipped
+    before = canon.items_by_name(canon.load_manifest(src))
+    after = canon.items_by_name(canon.load_manifest(out))
+    assert sorted(after) == sorted(before)
+    assert any(r["ignore"] for r in before.values())
+    for name, rec in before.items():
+        masks, ignore = canon.read_masks(src, rec)
+        masks2, ignore2 = canon.read_masks(out, after[name])
+        assert np.array_equal(masks, masks2) and np.array_equal(ignore, ignore2), name
+        assert after[name]["ignore"] == rec["ignore"]

@@ -176,7 +176,7 @@ def test_existing_folders_are_not_overwritten(bad_oxford, tmp_path):
         run_job(convert_oxford_pets(bad_oxford, tmp_path / "user"), show=False)
     assert (tmp_path / "user" / "thesis.docx").read_text() == "precious"
     out = tmp_path / "ds"
-    cfg = ConvertConfig(tiny=2)
+    cfg = ConvertConfig()
     run_job(convert_oxford_pets(bad_oxford, out, cfg), show=False)
     with pytest.raises(FileExistsError, match="--overwrite"):
         run_job(convert_oxford_pets(bad_oxford, out, cfg), show=False)

@@ -3,6 +3,8 @@
 Reading keeps each annotation as its own mask, so overlapping instances survive. Category
 entries are kept as they are, including unused ones (a Roboflow export has an unused
 placeholder category 0 whose name repeats a real one); objects refer to categories by id.
+Nothing is dropped silently: an annotation whose ``category_id`` is not in ``categories`` is
+skipped with a note, and a repeated image ``id`` keeps its first entry and reports the rest.
 """
 
 from __future__ import annotations
@@ -19,6 +21,9 @@ from pycocotools import mask as mask_utils
 from sam_pets.data.errors import BadInputError
 from sam_pets.data.formats.rle import decode_rle, rle_area, rle_bbox
 from sam_pets.data.types import Annotation, ObjectInfo
+
+NAME_KEY = "sam_pets_name"  # image entry: the canonical item name (written by export)
+IGNORE_KEY = "sam_pets_ignore"  # image entry: ignore region as compressed RLE
 
 
 @dataclass(frozen=True)
@@ -70,22 +75,35 @@ def load_coco(path: str | os.PathLike) -> dict:
 
 
 def group_images(coco: dict) -> tuple[list[CocoImage], list[str]]:
-    """Annotations grouped by image, plus messages for annotations of unknown images."""
+    """Annotations grouped by image, plus messages for what cannot be used.
+
+    An image entry whose ``id`` repeats an earlier entry's is skipped (its annotations
+    cannot be told apart from the first one's), as are annotations of unknown images; each
+    gets one message.
+    """
     by_image: dict = defaultdict(list)
     for ann in coco["annotations"]:
         if isinstance(ann, dict):
             by_image[_hashable(ann.get("image_id"))].append(ann)
-    known = {_hashable(img["id"]) for img in coco["images"]}
-    orphans = [
+    entries: dict = {}
+    issues = []
+    for img in coco["images"]:
+        key = _hashable(img["id"])
+        if key in entries:
+            issues.append(
+                f"duplicate image id {key} ({img['file_name']!r}; first used by "
+                f"{entries[key]['file_name']!r}): this entry skipped"
+            )
+        else:
+            entries[key] = img
+    issues += [
         f"annotation {a.get('id')} refers to unknown image {k}"
         for k, anns in by_image.items()
-        if k not in known
+        if k not in entries
         for a in anns
     ]
-    items = [
-        CocoImage(img, tuple(by_image.get(_hashable(img["id"]), ()))) for img in coco["images"]
-    ]
-    return items, orphans
+    items = [CocoImage(img, tuple(by_image.get(k, ()))) for k, img in entries.items()]
+    return items, issues
 
 
 def _hashable(v):
@@ -157,7 +175,8 @@ def read_coco_image(
         categories: Category id -> category dict.
 
     Returns:
-        The annotation (ids 1..K in annotation order) and notes about skipped annotations.
+        The annotation (ids 1..K in annotation order) and notes about skipped annotations
+        (bad or empty segmentation, or a ``category_id`` missing from ``categories``).
 
     Raises:
         BadInputError: Size mismatch, or no usable annotation.
@@ -180,11 +199,13 @@ def read_coco_image(
             notes.append(f"annotation {ann.get('id')} skipped: empty mask")
             continue
         cid = ann.get("category_id")
-        cat = categories.get(cid, {}) if isinstance(cid, (int, str)) else {}
+        if not isinstance(cid, (int, str)) or cid not in categories:
+            notes.append(f"annotation {ann.get('id')} skipped: {_unknown_category(cid)}")
+            continue
         objects.append(
             ObjectInfo(
                 len(objects) + 1,
-                cat.get("name"),
+                categories[cid].get("name"),
                 cid if isinstance(cid, int) else None,
                 bool(ann.get("iscrowd", 0)),
             )
@@ -193,31 +214,90 @@ def read_coco_image(
     if not masks:
         raise BadInputError("no usable annotations" + (f" ({notes[0]})" if notes else ""))
     ann = Annotation(
-        name=Path(entry["file_name"]).stem,
+        name=coco_item_name(entry),
         masks=np.stack(masks),
         objects=tuple(objects),
+        ignore=_read_ignore(entry, h, w, notes),
         source=entry["file_name"],
     )
     return ann, notes
 
 
+def coco_item_name(entry: dict) -> str:
+    """Item name of an image entry: sam-pets' own ``sam_pets_name``, else the file stem."""
+    name = entry.get(NAME_KEY)
+    return name if isinstance(name, str) and name else Path(entry["file_name"]).stem
+
+
+def _read_ignore(entry: dict, h: int, w: int, notes: list[str]) -> np.ndarray | None:
+    if IGNORE_KEY not in entry:
+        return None
+    try:
+        return decode_segmentation(entry[IGNORE_KEY], h, w)
+    except BadInputError as e:
+        notes.append(f"{IGNORE_KEY} not used: {e}")
+        return None
+
+
+def _unknown_category(cid) -> str:
+    if cid is None:
+        return "no category_id"
+    return f"category_id {json.dumps(cid)} is not in 'categories'"
+
+
 def coco_categories(manifest: dict) -> list[dict]:
-    """Category list for a dataset: the manifest's own, plus any named only by objects."""
-    cats = [dict(c) for c in manifest.get("categories") or []]
-    known_ids = {c["id"] for c in cats}
-    by_name = {c["name"]: c["id"] for c in cats}
+    """Category list for a dataset: the manifest's own, plus any named only by objects.
+
+    Declared entries are kept as they are. Objects name their category by ``category`` (and
+    ``category_id``); a name that no declared entry carries gets one new entry (its
+    object's id when that id is free), so each object name maps to one id (see
+    :func:`object_category_id`).
+    """
+    cats = [dict(c) for c in manifest.get("categories") or [] if _is_category(c)]
+    name_of, id_of = _category_maps(cats)
     for rec in manifest["items"]:
         for o in rec["objects"]:
-            cid, name = o.get("category_id"), o.get("category") or "object"
-            if cid is None and name in by_name:
+            cid, name = o.get("category_id"), o.get("category")
+            if _agrees(cid, name, name_of):
                 continue
-            if cid is None:
-                cid = max(known_ids | {0}) + 1
-            if cid not in known_ids:
-                cats.append({"id": cid, "name": name, "supercategory": ""})
-                known_ids.add(cid)
-                by_name.setdefault(name, cid)
-    return sorted(cats, key=lambda c: c["id"])
+            name = name or "object"
+            if name in id_of:
+                continue
+            if cid is None or cid in name_of:
+                cid = max([c for c in name_of if isinstance(c, int)] + [0]) + 1
+            cats.append({"id": cid, "name": name, "supercategory": ""})
+            name_of.setdefault(cid, name)
+            id_of.setdefault(name, cid)
+    return sorted(cats, key=lambda c: (str(type(c["id"])), c["id"]))
+
+
+def object_category_id(obj: dict, categories: list[dict]):
+    """COCO category id of a manifest object under ``categories`` (from :func:`coco_categories`).
+
+    The object's own ``category_id`` when the table gives it the object's name (or the object
+    has no name), else the table's id for the name: a name always wins over a clashing id.
+    """
+    name_of, id_of = _category_maps(categories)
+    cid, name = obj.get("category_id"), obj.get("category")
+    if _agrees(cid, name, name_of):
+        return cid
+    return id_of.get(name or "object")
+
+
+def _is_category(c) -> bool:
+    return isinstance(c, dict) and isinstance(c.get("id"), (int, str)) and "name" in c
+
+
+def _category_maps(cats: list[dict]) -> tuple[dict, dict]:
+    name_of, id_of = {}, {}
+    for c in cats:
+        name_of.setdefault(c["id"], c["name"])
+        id_of.setdefault(c["name"], c["id"])
+    return name_of, id_of
+
+
+def _agrees(cid, name, name_of: dict) -> bool:
+    return cid is not None and cid in name_of and (name is None or name_of[cid] == name)
 
 
 def mask_to_polygons(mask: np.ndarray, tolerance: float = 0.5) -> list[list[float]]:
@@ -253,11 +333,14 @@ def item_to_coco(
     first_ann_id: int,
     categories: list[dict],
     polygons: bool = False,
+    ignore_rle: dict | None = None,
 ) -> tuple[dict, list[dict]]:
     """COCO image entry and annotations of one canonical item.
 
     Masks are compressed RLE (lossless) unless ``polygons``: then non-crowd objects are
-    polygons (see :func:`mask_to_polygons`; an object too small for one stays RLE).
+    polygons (see :func:`mask_to_polygons`; an object too small for one stays RLE). The
+    entry carries the item's name (``sam_pets_name``) and, if given, its ignore region
+    (``sam_pets_ignore``, compressed RLE); :func:`read_coco_image` reads both back.
 
     Args:
         record: Manifest record of the item.
@@ -266,26 +349,24 @@ def item_to_coco(
         first_ann_id: COCO id of the first annotation.
         categories: Output of :func:`coco_categories`.
         polygons: Write polygons instead of RLE for non-crowd objects.
+        ignore_rle: Compressed RLE of the item's ignore region, or None.
 
     Returns:
         The image entry (``file_name`` relative to the dataset folder) and annotations.
     """
     h, w = record["size_hw"]
-    by_name = {}
-    for c in categories:
-        by_name.setdefault(c["name"], c["id"])
     entry = {
         "id": image_id,
         "file_name": f"JPEGImages/{record['name']}/00000.jpg",
         "height": h,
         "width": w,
-        "sam_pets_name": record["name"],
+        NAME_KEY: record["name"],
     }
+    if ignore_rle is not None:
+        entry[IGNORE_KEY] = ignore_rle
     anns = []
     for k, (o, rle) in enumerate(zip(record["objects"], rles, strict=True)):
-        cid = o.get("category_id")
-        if cid is None:
-            cid = by_name.get(o.get("category") or "object")
+        cid = object_category_id(o, categories)
         seg = rle
         if polygons and not o.get("iscrowd"):
             seg = mask_to_polygons(decode_rle(rle)) or rle
