@@ -25,12 +25,15 @@ class Progress:
         total: Units in all, or ``None`` when unknown.
         message: Short human-readable status ("converting Abyssinian_1.jpg").
         metrics: Numbers worth showing or logging (loss, lr, images/s...).
+        notice: A line the user should see even when the bar is not drawn, e.g. "skipped
+            item 'x': image file missing: ..."; empty for none.
     """
 
     step: int
     total: int | None = None
     message: str = ""
     metrics: dict[str, Any] = field(default_factory=dict)
+    notice: str = ""
 
     @property
     def fraction(self) -> float | None:
@@ -41,7 +44,10 @@ class Progress:
 
 
 def run_job(job: Generator[Progress, None, T], show: bool = True, stream=None) -> T:
-    """Drive a job generator to completion, drawing a text progress bar; return its result."""
+    """Drive a job generator to completion, drawing a text progress bar; return its result.
+
+    Notices (:attr:`Progress.notice`) are written to ``stream`` as lines even without the bar.
+    """
     stream = stream or sys.stderr
     bar = TextProgressBar(stream) if show else None
     try:
@@ -49,6 +55,9 @@ def run_job(job: Generator[Progress, None, T], show: bool = True, stream=None) -
             rec = next(job)
             if bar:
                 bar.update(rec)
+            elif rec.notice:
+                stream.write(rec.notice + "\n")
+                stream.flush()
     except StopIteration as stop:
         if bar:
             bar.close()
@@ -71,7 +80,9 @@ class TextProgressBar:
         self._drawn = False
 
     def update(self, rec: Progress) -> None:
-        """Redraw for a new record (rate-limited)."""
+        """Redraw for a new record (rate-limited); a notice is always written as its own line."""
+        if rec.notice:
+            self._notice(rec.notice)
         now = time.monotonic()
         done = rec.total is not None and rec.step >= rec.total
         if now - self._last < self.min_interval and not done:
@@ -92,6 +103,12 @@ class TextProgressBar:
         elif done or not self._drawn or frac is None:
             self.stream.write(line + "\n")
         self._drawn = True
+        self.stream.flush()
+
+    def _notice(self, text: str) -> None:
+        if self._tty and self._drawn:
+            self.stream.write("\r" + " " * 120 + "\r")
+        self.stream.write(text + "\n")
         self.stream.flush()
 
     def close(self) -> None:

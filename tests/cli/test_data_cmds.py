@@ -79,6 +79,32 @@ def test_convert_oxford_tiny_then_export_coco(tmp_path, capsys):
     assert isinstance(json.loads(coco.read_text())["annotations"][0]["segmentation"], list)
 
 
+def test_export_skips_an_unreadable_item(tmp_path, capsys):
+    out = tmp_path / "ds"
+    assert (
+        main(
+            [
+                "convert",
+                "oxford-pets",
+                str(data_path("oxford_pets_dev")),
+                str(out),
+                "-q",
+                "--tiny",
+                "3",
+            ]
+        )
+        == 0
+    )
+    bad = sorted(canon.items_by_name(canon.load_manifest(out)))[1]
+    canon.item_paths(out, bad).labels.write_text("not a png")
+    capsys.readouterr()
+    assert main(["export", "coco", str(out), str(tmp_path / "c.json"), "-q"]) == 1
+    captured = capsys.readouterr()
+    assert "exported 2 images, skipped 1" in captured.out
+    assert f"skipped item {bad!r}: cannot read its files" in captured.err
+    assert len(json.loads((tmp_path / "c.json").read_text())["images"]) == 2
+
+
 def test_convert_coco_and_labelme(tmp_path, capsys):
     coco = data_path("coco_sample")
     assert (

@@ -182,30 +182,66 @@ def test_missing_dataset_and_model(tmp_path, capsys, dataset):
     assert "unknown model config" in capsys.readouterr().err
 
 
-def test_dataset_missing_image(dataset, tmp_path, capsys):
+def _break_items(dataset, tmp_path) -> tuple[Path, list[str]]:
+    """A copy of ``dataset`` with a text file as one label PNG and another item's JPEG gone."""
     broken = tmp_path / "ds"
     shutil.copytree(dataset, broken)
-    name = canon.read_list(broken, "val")[0] if canon.read_list(broken, "val") else None
-    name = name or sorted(canon.items_by_name(canon.load_manifest(broken)))[0]
-    canon.item_paths(broken, name).image.unlink()
-    assert (
-        main(
-            [
-                "eval",
-                str(broken),
-                "--config",
-                "test",
-                "--prompt",
-                "box",
-                "--out",
-                str(tmp_path / "r"),
-                "--quiet",
-            ]
-        )
-        == 2
-    )
-    err = capsys.readouterr().err
-    assert name in err and "image file missing" in err
+    names = sorted(canon.items_by_name(canon.load_manifest(broken)))[:2]
+    canon.item_paths(broken, names[0]).labels.write_text("not a png")
+    canon.item_paths(broken, names[1]).image.unlink()
+    return broken, names
+
+
+def test_unreadable_items_are_skipped_and_listed(dataset, tmp_path, capsys):
+    broken, names = _break_items(dataset, tmp_path)
+    out = tmp_path / "r"
+    args = [
+        "eval",
+        str(broken),
+        "--config",
+        "test",
+        "--prompt",
+        "box",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
+    assert main(args) == 1
+    captured = capsys.readouterr()
+    summary = json.loads(captured.out.strip().splitlines()[-1])
+    assert summary["images"] == 2
+    reasons = {s["item"]: s["reason"] for s in summary["skipped"]}
+    assert list(reasons) == names
+    assert "not a readable image" in reasons[names[0]]
+    assert "image file missing" in reasons[names[1]]
+    err = captured.err.splitlines()
+    assert f"skipped item {names[0]!r}: cannot read its files" in err[0]
+    assert names[1] in err[-1] and "skipped 2 unreadable items" in err[-1]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["n_images"] == 2 and [s["item"] for s in metrics["skipped"]] == names
+    assert "Skipped items (2)" in (out / "index.html").read_text()
+
+    rob = tmp_path / "rob"
+    args = ["robustness", str(broken), "--config", "test", "--levels", "2", "--out", str(rob)]
+    assert main([*args, "--perturbation", "occlusion", "--quiet"]) == 1
+    summary = _last_json(capsys)
+    assert summary["images"] == 2 and [s["item"] for s in summary["skipped"]] == names
+    results = json.loads((rob / "results.json").read_text())
+    assert [s["item"] for s in results["skipped"]] == names
+
+
+def test_every_item_unreadable_is_one_error(dataset, tmp_path, capsys):
+    broken = tmp_path / "ds"
+    shutil.copytree(dataset, broken)
+    for name in canon.items_by_name(canon.load_manifest(broken)):
+        canon.item_paths(broken, name).image.unlink()
+    out = tmp_path / "report"
+    args = ["eval", str(broken), "--config", "test", "--prompt", "box", "--out", str(out)]
+    assert main([*args, "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "error: " in err[-1] and "none of the 4 items can be read" in err[-1]
+    assert "image file missing" in err[-1]
+    assert not (out / "metrics.json").exists()
 
 
 def test_mask_image_mismatch(tmp_path, capsys):

@@ -77,6 +77,27 @@ def test_train_end_to_end_then_predict(dataset, tmp_path, capsys):
     assert pred.masks.shape[-2:] == image.shape[:2] and pred.masks.dtype == bool
 
 
+def test_unreadable_items_are_left_out_before_training(dataset, tmp_path, capsys):
+    import shutil
+
+    from sam_pets.data.formats import sam2_folder as canon
+
+    broken = tmp_path / "ds"
+    shutil.copytree(dataset, broken)
+    bad_train, bad_val = canon.read_list(broken, "train")[0], canon.read_list(broken, "val")[0]
+    canon.item_paths(broken, bad_train).labels.write_text("not a png")
+    canon.item_paths(broken, bad_val).image.unlink()
+    args = ["train", str(broken), "--out", str(tmp_path / "run"), *FAST, "--steps", "1"]
+    assert main([*args, "--val-items", "2"]) == 1
+    out, err = capsys.readouterr()
+    s = json.loads(out.strip().splitlines()[-1])
+    assert s["status"] == "done" and s["step"] == 1
+    assert [x["item"] for x in s["skipped"]] == [bad_train, bad_val]
+    assert f"skipped item {bad_train!r}: cannot read its files" in err
+    assert f"skipped item {bad_val!r}: image file missing" in err
+    assert "train: skipped 2 unreadable items" in err.strip().splitlines()[-1]
+
+
 def test_existing_run_is_refused_then_resumed(dataset, tmp_path, capsys):
     run = tmp_path / "run"
     args = ["train", str(dataset), "--out", str(run), *FAST, "--steps", "1"]

@@ -156,3 +156,26 @@ def test_spawn_workers(oxford_dev_canonical):
         ds, batch_size=2, num_workers=2, collate_fn=collate_samples, multiprocessing_context="spawn"
     )
     assert sum(len(b) for b in loader) == 8
+
+
+def test_check_leaves_out_unreadable_items(oxford_dev_canonical, tmp_path):
+    import shutil
+
+    from sam_pets.data.errors import BadItemError
+
+    src, _ = oxford_dev_canonical
+    root = tmp_path / "ds"
+    shutil.copytree(src, root)
+    names = canon.read_list(root, "val")
+    canon.item_paths(root, names[1]).labels.write_text("not a png")
+    canon.item_paths(root, names[3]).image.unlink()
+    plain = CanonicalDataset(root, DatasetConfig(split="val"))
+    assert len(plain) == len(names) and plain.skipped == ()
+    with pytest.raises(BadItemError, match=f"item '{names[1]}': cannot read its files"):
+        plain[1]
+    checked = CanonicalDataset(root, DatasetConfig(split="val"), check=True, workers=2)
+    kept = [n for i, n in enumerate(names) if i not in (1, 3)]
+    assert [r["name"] for r in checked.records] == kept
+    assert [i.source for i in checked.skipped] == [names[1], names[3]]
+    assert "image file missing" in checked.skipped[1].reason
+    assert checked[1]["name"] == names[2]

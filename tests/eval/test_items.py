@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 
-from sam_pets.data.errors import BadInputError
+from sam_pets.data.errors import BadInputError, BadItemError
 from sam_pets.data.formats import sam2_folder as canon
 from sam_pets.eval.items import item_names, iter_items
 
@@ -33,6 +33,9 @@ def test_missing_image_named(tmp_path, synthetic_dataset):
     (canon.item_paths(ds, "cat_b").image).unlink()
     with pytest.raises(BadInputError, match="'cat_b': image file missing"):
         list(iter_items(ds, item_names(ds)))
+    got = list(iter_items(ds, item_names(ds), yield_errors=True))
+    assert [g.name for g in (got[0], got[2])] == ["cat_a", "dog_a"]
+    assert isinstance(got[1], BadItemError) and got[1].item == "cat_b"
 
 
 def test_mask_image_size_mismatch(tmp_path):

@@ -217,3 +217,38 @@ def test_grad_accumulation_matches_a_bigger_batch(make_cfg, tmp_path):
     assert acc["objects"] == big["objects"] == 2
     assert acc["loss"] == pytest.approx(big["loss"], rel=1e-5)
     assert acc["grad_norm"] == pytest.approx(big["grad_norm"], rel=1e-4)
+
+
+def test_unreadable_items_are_skipped_when_the_run_starts(tmp_path_factory, make_cfg):
+    import shutil
+
+    from conftest import convert_pets_dev
+    from sam_pets.data.errors import BadInputError
+    from sam_pets.data.formats import sam2_folder as canon
+
+    root = convert_pets_dev(tmp_path_factory, tiny=10)
+    train = canon.read_list(root, "train")
+    canon.item_paths(root, train[0]).labels.write_text("not a png")
+    canon.item_paths(root, train[2]).image.unlink()
+    cfg = make_cfg(dataset=str(root), train_split="train", val_split="val", steps=1)
+    recs, res = [], None
+    gen = iter_fit(cfg)
+    with pytest.raises(StopIteration) as stop:
+        while True:
+            recs.append(next(gen))
+    res = stop.value.value
+    notices = [r.notice for r in recs if r.notice]
+    assert len(notices) == 2 and recs[0].message == "skipped" and recs[2].message == "start"
+    assert notices[0].startswith(f"skipped item {train[0]!r}: cannot read its files")
+    assert notices[1] == f"skipped item {train[2]!r}: image file missing: " + str(
+        canon.item_paths(root, train[2]).image
+    )
+    assert res.status == "done" and res.step == 1
+    assert [i.source for i in res.skipped] == [train[0], train[2]]
+    broken = tmp_path_factory.mktemp("bad") / "ds"
+    shutil.copytree(root, broken)
+    for name in train:
+        canon.item_paths(broken, name).image.unlink(missing_ok=True)
+    cfg = make_cfg(dataset=str(broken), train_split="train", out=str(broken.parent / "run"))
+    with pytest.raises(BadInputError, match=f"none of the {len(train)} items can be read"):
+        next(iter_fit(cfg))

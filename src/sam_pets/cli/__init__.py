@@ -1,4 +1,10 @@
-"""``sam-pets`` command line: parse arguments, build config dataclasses, call the core."""
+"""``sam-pets`` command line: parse arguments, build config dataclasses, call the core.
+
+Exit status: 0 when everything was done; 1 when the job finished but left items out
+(``convert`` with nothing converted; ``eval``, ``robustness``, ``train`` and ``export`` when
+they skipped unreadable items: each is named on its own line as it is skipped and again at the
+end); 2 for a user error (one line on stderr, nothing written); 130 when interrupted.
+"""
 
 from __future__ import annotations
 
@@ -18,8 +24,24 @@ _COMMAND_MODULES = (
 )
 
 
+SKIPPED_EXIT = 1
+
+
 class CliError(Exception):
     """A user-facing error: printed as one line, exit status 2."""
+
+
+def skipped_status(command: str, items: list[str]) -> int:
+    """Print the closing line about skipped items (stderr); return the exit status."""
+    if not items:
+        return 0
+    names = ", ".join(repr(n) for n in items[:10]) + (" ..." if len(items) > 10 else "")
+    plural = "s" * (len(items) != 1)
+    print(
+        f"sam-pets {command}: skipped {len(items)} unreadable item{plural}: {names}",
+        file=sys.stderr,
+    )
+    return SKIPPED_EXIT
 
 
 def build_parser() -> argparse.ArgumentParser:

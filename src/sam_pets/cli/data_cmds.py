@@ -174,7 +174,7 @@ def _run_merge(args: argparse.Namespace) -> int:
 
 
 def _run_export_coco(args: argparse.Namespace) -> int:
-    from sam_pets.cli import CliError
+    from sam_pets.cli import CliError, skipped_status
     from sam_pets.data.errors import BadInputError
     from sam_pets.data.export import export_coco
     from sam_pets.progress import run_job
@@ -184,5 +184,6 @@ def _run_export_coco(args: argparse.Namespace) -> int:
         summary = run_job(job, show=not args.quiet)
     except BadInputError as e:
         raise CliError(str(e)) from None
-    print(f"exported {summary.converted} images -> {summary.out}", file=sys.stdout)
-    return 0
+    skipped = f", skipped {len(summary.skipped)}" if summary.skipped else ""
+    print(f"exported {summary.converted} images{skipped} -> {summary.out}", file=sys.stdout)
+    return skipped_status("export", [i.source for i in summary.skipped])

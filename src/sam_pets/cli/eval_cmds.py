@@ -3,6 +3,8 @@
 Both check the output folder before any work (an existing report needs ``--overwrite``; a
 non-empty folder without a report of ours is refused),
 run the core job with a progress bar, write the HTML report and print a one-line JSON summary.
+An unreadable item is skipped (named on stderr when it happens and in a closing line; listed
+under ``skipped`` in the JSON line and the report) and the exit status is then 1.
 """
 
 from __future__ import annotations
@@ -168,6 +170,7 @@ def _label(info: dict, taken: set[str]) -> str:
 
 def cmd_eval(args) -> int:
     """Run the evaluation, write the report, print a JSON summary."""
+    from sam_pets.cli import skipped_status
     from sam_pets.eval.evaluate import EvalConfig, NamedModel, iter_evaluate
     from sam_pets.eval.html import clear_report_dir
     from sam_pets.eval.report import write_eval_report
@@ -188,10 +191,11 @@ def cmd_eval(args) -> int:
         models.append(NamedModel(_label(info, taken), _predictor(args, model), info))
     res = run_job(iter_evaluate(models, args.dataset, cfg), show=not args.quiet)
     index = write_eval_report(res, clear_report_dir(args.out))
-    summary = res.summary()["results"]
-    brief = {m: {p: _headline(v) for p, v in r.items()} for m, r in summary.items()}
-    print(json.dumps({"report": str(index), "images": res.n_images, "results": brief}))
-    return 0
+    summary = res.summary()
+    brief = {m: {p: _headline(v) for p, v in r.items()} for m, r in summary["results"].items()}
+    line = {"report": str(index), "images": res.n_images, "skipped": summary["skipped"]}
+    print(json.dumps({**line, "results": brief}))
+    return skipped_status("eval", [i.source for i in res.skipped])
 
 
 def _headline(v: dict) -> dict:
@@ -210,6 +214,7 @@ def _headline(v: dict) -> dict:
 
 def cmd_robustness(args) -> int:
     """Run the robustness study, write the report, print a JSON summary."""
+    from sam_pets.cli import skipped_status
     from sam_pets.eval.html import clear_report_dir
     from sam_pets.eval.robustness import RobustnessConfig, iter_robustness
     from sam_pets.eval.robustness_report import write_robustness_report
@@ -228,14 +233,15 @@ def cmd_robustness(args) -> int:
     job = iter_robustness(_predictor(args, model), args.dataset, cfg, info)
     res = run_job(job, show=not args.quiet)
     index = write_robustness_report(res, clear_report_dir(args.out))
-    per = res.summary()["perturbations"]
+    summary = res.summary()
     print(
         json.dumps(
             {
                 "report": str(index),
                 "images": res.n_images,
-                "mean_dice": {k: v["mean_dice"] for k, v in per.items()},
+                "skipped": summary["skipped"],
+                "mean_dice": {k: v["mean_dice"] for k, v in summary["perturbations"].items()},
             }
         )
     )
-    return 0
+    return skipped_status("robustness", [i.source for i in res.skipped])

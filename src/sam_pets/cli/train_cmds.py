@@ -2,12 +2,15 @@
 
 Flags build a :class:`~sam_pets.train.config.TrainConfig` (on top of ``--config-file``
 when given; explicit flags win). ``torchrun --nproc-per-node N -m sam_pets train ...`` runs
-data-parallel; only rank 0 draws progress and writes files.
+data-parallel; only rank 0 draws progress and writes files. Dataset items that cannot be read
+are left out before training starts (each named on stderr, listed under ``skipped`` in the
+JSON line) and the exit status is then 1.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 
@@ -209,6 +212,7 @@ def _resolve_checkpoint(spec: str):
 
 def cmd_train(args) -> int:
     """Run the training and print a one-line JSON summary."""
+    from sam_pets.cli import skipped_status
     from sam_pets.progress import run_job
     from sam_pets.train.loop import iter_fit
 
@@ -219,7 +223,8 @@ def cmd_train(args) -> int:
         torch.set_num_threads(args.threads)
     is_main = int(os.environ.get("RANK", "0")) == 0
     job = iter_fit(cfg, resume=resume, overwrite=args.overwrite)
-    res = run_job(job, show=is_main and not args.quiet)
+    quiet = None if is_main else io.StringIO()  # other ranks: no bar, no repeated notices
+    res = run_job(job, show=is_main and not args.quiet, stream=quiet)
     if is_main:
         print(
             json.dumps(
@@ -232,7 +237,9 @@ def cmd_train(args) -> int:
                     "best_step": res.best_step,
                     "last": str(res.last_checkpoint),
                     "best": str(res.best_checkpoint) if res.best_checkpoint else None,
+                    "skipped": [{"item": i.source, "reason": i.reason} for i in res.skipped],
                 }
             )
         )
-    return 0
+        return skipped_status("train", [i.source for i in res.skipped])
+    return 1 if res.skipped else 0

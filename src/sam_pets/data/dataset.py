@@ -14,6 +14,12 @@ Decoding is lazy (in ``__getitem__``) and no file handle is kept open between it
 datasets are safe with ``DataLoader(num_workers > 0)`` under fork or spawn. Objects that an
 augmentation pushes fully out of the frame are dropped. Use :func:`collate_samples` since
 sizes and K vary.
+
+Unreadable items: ``CanonicalDataset(..., check=True)`` reads every item once when it is
+opened and leaves out those that cannot be read (listed in ``skipped``), so a job knows
+before it starts which items it has. Without the check, an item that cannot be read raises
+:class:`~sam_pets.data.errors.BadItemError` (naming the item and the file) in
+``__getitem__``.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import hashlib
 import json
 import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,11 +38,12 @@ from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
 from sam_pets.data.augment import AugmentConfig, build_transform
+from sam_pets.data.errors import BadItemError
 from sam_pets.data.formats import sam2_folder as canon
 from sam_pets.data.imaging import decode_image, read_bytes, to_rgb_uint8
 from sam_pets.data.prompts import tight_box
 from sam_pets.data.split import inverse_frequency_weights, stratum_key
-from sam_pets.data.types import Annotation
+from sam_pets.data.types import Annotation, FileIssue
 
 BORDER_POLICIES = ("ignore", "foreground", "background")
 _EDGE = np.array([0, 0, 1, 1], dtype=np.float32)
@@ -123,21 +131,52 @@ def _apply_border(masks: np.ndarray, ignore: np.ndarray, policy: str):
 
 
 class CanonicalDataset(_SampleMixin, Dataset):
-    """Samples of a canonical dataset folder (see :mod:`sam_pets.data.formats.sam2_folder`)."""
+    """Samples of a canonical dataset folder (see :mod:`sam_pets.data.formats.sam2_folder`).
 
-    def __init__(self, root: str | os.PathLike, cfg: DatasetConfig = DatasetConfig()) -> None:
-        """Read the manifest and the split list; no image is opened here.
+    Attributes:
+        records: Manifest records of the items, in split-list order.
+        skipped: Items left out by ``check=True`` because they cannot be read (``source`` is
+            the item name, ``reason`` names the file and the problem); empty otherwise.
+    """
+
+    def __init__(
+        self,
+        root: str | os.PathLike,
+        cfg: DatasetConfig = DatasetConfig(),
+        check: bool = False,
+        workers: int = 0,
+    ) -> None:
+        """Read the manifest and the split list (and with ``check``, every item once).
 
         Args:
             root: Dataset folder.
             cfg: Split, border policy and augmentation.
+            check: Read every item now and leave out (into :attr:`skipped`) those that cannot
+                be read; otherwise no image is opened here.
+            workers: Threads for the check (0: ``min(4, cpu count)``).
         """
         self.root = Path(root)
         self.cfg = cfg
         records = canon.items_by_name(canon.load_manifest(self.root))
         names = sorted(records) if cfg.split == "all" else canon.read_list(self.root, cfg.split)
         self.records = [records[n] for n in names if n in records]
+        self.skipped: tuple[FileIssue, ...] = ()
+        if check:
+            self._drop_unreadable(workers or min(4, os.cpu_count() or 1))
         self._init_transform()
+
+    def _drop_unreadable(self, workers: int) -> None:
+        def problem(rec: dict) -> FileIssue | None:
+            try:
+                canon.read_annotation(self.root, rec)
+            except BadItemError as e:
+                return FileIssue(e.item, e.reason)
+            return None
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            problems = list(pool.map(problem, self.records))
+        self.skipped = tuple(p for p in problems if p is not None)
+        self.records = [r for r, p in zip(self.records, problems, strict=True) if p is None]
 
     def __len__(self) -> int:
         return len(self.records)
@@ -172,11 +211,11 @@ class CanonicalDataset(_SampleMixin, Dataset):
         return h.hexdigest()
 
     def __getitem__(self, index: int) -> dict:
+        """The sample of item ``index``; raises BadItemError if it cannot be read."""
         rec = self.records[index]
-        masks, ignore = canon.read_masks(self.root, rec)
-        rgb = canon.read_image(self.root, rec["name"])
+        ann = canon.read_annotation(self.root, rec)
         meta = {"name": rec["name"], "species": rec.get("species"), "breed": rec.get("breed")}
-        return self._make_sample(rgb, masks, ignore, rec["objects"], meta)
+        return self._make_sample(ann.image, ann.masks, ann.ignore, rec["objects"], meta)
 
 
 class AnnotationDataset(_SampleMixin, Dataset):

@@ -16,13 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
+from sam_pets.data.errors import BadItemError, no_readable_items, skip_item
 from sam_pets.data.formats import sam2_folder as canon
 from sam_pets.data.formats.coco import coco_categories, item_to_coco
 from sam_pets.data.formats.label_images import labels_to_masks
 from sam_pets.data.formats.rle import encode_rle
 from sam_pets.data.fsutil import atomic_write_text, safe_name, sha256_bytes
 from sam_pets.data.imaging import encode_jpeg, to_rgb_uint8
-from sam_pets.data.types import Annotation, ConvertSummary, ObjectInfo
+from sam_pets.data.types import Annotation, ConvertSummary, FileIssue, ObjectInfo
 from sam_pets.progress import Progress
 
 COCO_NAME = "coco.json"
@@ -201,22 +202,33 @@ def _hash_split(name: str, val_fraction: float) -> str:
 
 
 def iter_dataset_to_coco(
-    root: str | os.PathLike, polygons: bool = False
+    root: str | os.PathLike, polygons: bool = False, skipped: list[FileIssue] | None = None
 ) -> Generator[Progress, None, dict]:
     """Build a COCO instances document of a canonical dataset, yielding progress per item.
 
     Masks are written as compressed RLE (lossless), or as polygons (lossy) with ``polygons``;
     ``file_name`` is relative to ``root``. Each image entry also carries the item name and
-    its ignore region (see :func:`~sam_pets.data.formats.coco.item_to_coco`).
+    its ignore region (see :func:`~sam_pets.data.formats.coco.item_to_coco`). An item that
+    cannot be read (see :func:`~sam_pets.data.formats.sam2_folder.read_object_rles`) is
+    left out: its progress record carries a notice naming it and the reason, and it is
+    appended to ``skipped``.
     """
     manifest = canon.load_manifest(root)
     cats = coco_categories(manifest)
     images, anns = [], []
+    skipped = [] if skipped is None else skipped
     records = sorted(manifest["items"], key=lambda r: r["name"])
     for i, rec in enumerate(records):
-        rles = canon.read_object_rles(root, rec)
-        ignore = _ignore_rle(root, rec)
-        entry, item_anns = item_to_coco(rec, rles, i + 1, len(anns) + 1, cats, polygons, ignore)
+        try:
+            rles = canon.read_object_rles(root, rec)
+            ignore = _ignore_rle(root, rec)
+        except BadItemError as e:
+            notice = skip_item(e, skipped)
+            yield Progress(i + 1, len(records), rec["name"], notice=notice)
+            continue
+        entry, item_anns = item_to_coco(
+            rec, rles, len(images) + 1, len(anns) + 1, cats, polygons, ignore
+        )
         images.append(entry)
         anns += item_anns
         yield Progress(i + 1, len(records), rec["name"])
@@ -232,7 +244,10 @@ def _ignore_rle(root: str | os.PathLike, record: dict) -> dict | None:
 
 
 def dataset_to_coco(root: str | os.PathLike) -> dict:
-    """COCO instances document of a canonical dataset (see :func:`iter_dataset_to_coco`)."""
+    """COCO instances document of a canonical dataset (see :func:`iter_dataset_to_coco`).
+
+    Unreadable items are left out.
+    """
     job = iter_dataset_to_coco(root)
     while True:
         try:
@@ -249,12 +264,19 @@ def export_coco(
 ) -> Generator[Progress, None, ConvertSummary]:
     """Job: write a canonical dataset as one COCO JSON file (RLE, or polygons if asked).
 
+    Unreadable items are left out of the file and listed in the summary's ``skipped``.
+
     Raises:
         FileExistsError: ``out_json`` exists and ``overwrite`` is False.
+        BadInputError: The dataset has items but not one of them can be read (nothing is
+            written).
     """
     out_json = Path(out_json)
     if out_json.exists() and not overwrite:
         raise FileExistsError(f"{out_json} exists; use --overwrite to replace it")
-    coco = yield from iter_dataset_to_coco(dataset, polygons)
+    skipped: list[FileIssue] = []
+    coco = yield from iter_dataset_to_coco(dataset, polygons, skipped)
+    if skipped and not coco["images"]:
+        raise no_readable_items(dataset, skipped)
     atomic_write_text(out_json, json.dumps(coco))
-    return ConvertSummary(str(out_json), len(coco["images"]))
+    return ConvertSummary(str(out_json), len(coco["images"]), tuple(skipped))

@@ -2,7 +2,9 @@
 
 :func:`iter_evaluate` is a job generator: it yields :class:`~sam_pets.progress.Progress`
 records and returns an :class:`EvalResult`. Each image is embedded once per model and that
-embedding serves every protocol (and every object of the image).
+embedding serves every protocol (and every object of the image). An item that cannot be read
+is skipped with a progress notice and listed in :attr:`EvalResult.skipped`; the rest is
+evaluated.
 """
 
 from __future__ import annotations
@@ -16,8 +18,15 @@ from pathlib import Path
 
 import numpy as np
 
+from sam_pets.data.errors import BadItemError, no_readable_items, skip_item
+from sam_pets.data.types import FileIssue
 from sam_pets.eval.interactive import clicks_to_iou, simulate_clicks
-from sam_pets.eval.items import EvalItem, item_names, iter_items
+from sam_pets.eval.items import (
+    EvalItem,
+    item_names,
+    iter_items,
+    skipped_json,
+)
 from sam_pets.eval.metrics import confusion_counts
 from sam_pets.eval.protocols import PROTOCOLS, SINGLE_SHOT, object_rng, predict_object
 from sam_pets.eval.summary import add_to_confusion, summarize_clicks, summarize_protocol
@@ -80,6 +89,8 @@ class EvalResult:
         confusions: (model, protocol) -> (3, 3) background/cat/dog pixel confusion.
         masks: (model, item, object index) -> packed bits of the grid protocol's mask.
         timing: Seconds: ``embed`` per model, ``total``.
+        n_images: Images evaluated.
+        skipped: Items left out because they cannot be read (``source`` is the item name).
     """
 
     dataset: str
@@ -90,6 +101,7 @@ class EvalResult:
     masks: dict = field(default_factory=dict)
     timing: dict = field(default_factory=dict)
     n_images: int = 0
+    skipped: list[FileIssue] = field(default_factory=list)
 
     def summary(self) -> dict:
         """JSON-ready metrics per model and protocol (see :mod:`sam_pets.eval.summary`)."""
@@ -110,6 +122,7 @@ class EvalResult:
             "config": asdict(self.config),
             "n_images": self.n_images,
             "n_objects": len({(r["item"], r["object_id"]) for r in self.rows}),
+            "skipped": skipped_json(self.skipped),
             "models": self.models,
             "timing_s": self.timing,
             "results": results,
@@ -128,8 +141,12 @@ def iter_evaluate(
 ) -> Generator[Progress, None, EvalResult]:
     """Evaluate ``models`` on ``dataset``; yields progress, returns an :class:`EvalResult`.
 
+    An item that cannot be read (missing or corrupt file, image/mask size mismatch) is
+    skipped: one progress record carries a notice naming it and the reason, and it is listed
+    in ``EvalResult.skipped``.
+
     Raises:
-        BadInputError: Missing dataset, split or item files, or image/mask size mismatch.
+        BadInputError: Missing dataset or split, or not one item could be read.
     """
     if not models:
         raise ValueError("no model to evaluate")
@@ -141,7 +158,11 @@ def iter_evaluate(
     embed = dict.fromkeys(labels, 0.0)
     t0 = time.perf_counter()
     yield Progress(0, len(names), "evaluating")
-    for i, item in enumerate(iter_items(dataset, names)):
+    for i, item in enumerate(iter_items(dataset, names, yield_errors=True)):
+        if isinstance(item, BadItemError):
+            notice = skip_item(item, res.skipped)
+            yield Progress(i + 1, len(names), item.item, _running(res, labels[0], cfg), notice)
+            continue
         for m in models:
             t = time.perf_counter()
             m.predictor.set_image(item.image)
@@ -149,6 +170,8 @@ def iter_evaluate(
             _evaluate_item(m.label, m.predictor, item, cfg, res)
         res.n_images += 1
         yield Progress(i + 1, len(names), item.name, _running(res, labels[0], cfg))
+    if not res.n_images:
+        raise no_readable_items(dataset, res.skipped)
     res.timing = {"embed": embed, "total": time.perf_counter() - t0}
     return res
 

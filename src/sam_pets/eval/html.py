@@ -139,6 +139,20 @@ def table(header: Sequence[str], rows: Iterable[Sequence]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+def skipped_section(skipped: Sequence[dict]) -> list[tuple[str, str]]:
+    """A "Skipped items" section for ``{"item", "reason"}`` records; none when empty."""
+    if not skipped:
+        return []
+    rows = [[s["item"], s["reason"]] for s in skipped]
+    return [(f"Skipped items ({len(rows)})", table(["item", "reason"], rows))]
+
+
+def skipped_note(skipped: Sequence[dict]) -> str:
+    """The note " (N unreadable items skipped, listed below)" for an intro; empty if none."""
+    n = len(skipped)
+    return f" ({n} unreadable item{'s' * (n != 1)} skipped, listed below)" if n else ""
+
+
 def image(src: str, alt: str) -> str:
     """A linked picture (click opens the full-size PNG)."""
     s, a = html.escape(src), html.escape(alt)

@@ -1,21 +1,24 @@
 """Evaluation items of a canonical dataset: image, object masks, ignore region, labels.
 
-Items are read one at a time (numpy in, numpy out) and checked on the way, so that a broken
-dataset fails with a message naming the item and the file instead of a stack trace.
+Items are read one at a time (numpy in, numpy out) and checked on the way. An item that
+cannot be read gives a :class:`~sam_pets.data.errors.BadItemError` naming the item and the
+file; :func:`iter_items` can hand it over instead of raising, so a job skips that item and
+goes on with the rest.
 """
 
 from __future__ import annotations
 
 import os
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from sam_pets.data.errors import BadInputError
+from sam_pets.data.errors import BadInputError, BadItemError
 from sam_pets.data.formats import sam2_folder as canon
+from sam_pets.data.types import FileIssue
 
 SPLITS = ("all", "train", "val", "train_tiny", "val_tiny")
 
@@ -79,31 +82,18 @@ def load_item(root: str | os.PathLike, record: dict) -> EvalItem:
     """Read and check one item.
 
     Raises:
-        BadInputError: The image or mask file is missing or unreadable, or their sizes
+        BadItemError: The image or mask file is missing or unreadable, or their sizes
             disagree.
     """
-    name = record["name"]
-    paths = canon.item_paths(root, name)
-    for what, path in (("image", paths.image), ("mask", paths.labels)):
-        if not path.is_file():
-            raise BadInputError(f"item {name!r}: {what} file missing: {path}")
-    try:
-        image = canon.read_image(root, name)
-        masks, ignore = canon.read_masks(root, record)
-    except (OSError, ValueError, KeyError) as e:
-        raise BadInputError(f"item {name!r}: cannot read its files: {e}") from None
-    if masks.shape[1:] != image.shape[:2]:
-        raise BadInputError(
-            f"item {name!r}: mask size {masks.shape[1:]} differs from image size {image.shape[:2]}"
-        )
-    objects = record["objects"]
+    ann = canon.read_annotation(root, record)
+    masks, ignore, objects = ann.masks, ann.ignore, record["objects"]
     keep = [k for k, o in enumerate(objects) if not o.get("iscrowd")]
     for k, o in enumerate(objects):
         if o.get("iscrowd"):
             ignore = ignore | masks[k]
     return EvalItem(
-        name=name,
-        image=image,
+        name=ann.name,
+        image=ann.image,
         masks=masks[keep],
         ignore=ignore,
         species=record.get("species"),
@@ -113,8 +103,34 @@ def load_item(root: str | os.PathLike, record: dict) -> EvalItem:
     )
 
 
-def iter_items(root: str | os.PathLike, names: list[str]) -> Iterator[EvalItem]:
-    """Load the named items in order (see :func:`load_item`)."""
+def iter_items(
+    root: str | os.PathLike, names: list[str], yield_errors: bool = False
+) -> Iterator[EvalItem | BadItemError]:
+    """Load the named items in order (see :func:`load_item`).
+
+    Args:
+        root: Dataset folder.
+        names: Item names (from :func:`item_names`).
+        yield_errors: For an item that cannot be read, yield its :class:`BadItemError`
+            instead of raising it, so the caller can record it as skipped and go on.
+
+    Yields:
+        The items (and with ``yield_errors``, the errors of unreadable ones), in order.
+
+    Raises:
+        BadItemError: An item cannot be read (only without ``yield_errors``).
+    """
     records = canon.items_by_name(canon.load_manifest(root))
     for name in names:
-        yield load_item(root, records[name])
+        try:
+            item = load_item(root, records[name])
+        except BadItemError as e:
+            if not yield_errors:
+                raise
+            item = e
+        yield item
+
+
+def skipped_json(skipped: Sequence[FileIssue]) -> list[dict]:
+    """Skipped items as JSON-ready ``{"item": ..., "reason": ...}`` records."""
+    return [{"item": i.source, "reason": i.reason} for i in skipped]

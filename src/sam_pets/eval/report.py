@@ -173,6 +173,7 @@ def _html(summary: dict, figures: list[tuple[str, str]]) -> str:
             (f"Per species ({p})", H.table(["model", "species", "objects", "mIoU"], species))
         )
     sections += [(caption, H.image(name, caption)) for name, caption in figures]
+    sections += H.skipped_section(summary["skipped"])
     sections.append(
         (
             "Files",
@@ -183,7 +184,8 @@ def _html(summary: dict, figures: list[tuple[str, str]]) -> str:
     models = ", ".join(f"{m} ({H.fmt(i.get('source'))})" for m, i in summary["models"].items())
     intro = (
         f"Dataset {summary['dataset']}: {summary['n_images']} images, "
-        f"{summary['n_objects']} objects. Models: {models}. Total time "
+        f"{summary['n_objects']} objects{H.skipped_note(summary['skipped'])}. "
+        f"Models: {models}. Total time "
         f"{summary['timing_s'].get('total', 0):.1f} s. 3-category mIoU: mean IoU of "
         "background, cat and dog over the dataset (Oxford-IIIT Pet baseline 0.33)."
     )

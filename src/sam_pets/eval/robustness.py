@@ -4,7 +4,8 @@ For every image, every perturbation of :mod:`sam_pets.eval.perturb` and every ch
 the perturbed image is embedded and each object is prompted from its (unperturbed) ground
 truth: its tight box (``box``) or its most interior pixel (``center``). Dice (and IoU) leave
 the ignore region out and are averaged over all objects of the dataset. Level 0 is the clean
-image for every perturbation and is computed once per image.
+image for every perturbation and is computed once per image. An item that cannot be read is
+skipped with a progress notice and listed in :attr:`RobustnessResult.skipped`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,14 @@ from pathlib import Path
 
 import numpy as np
 
-from sam_pets.eval.items import EvalItem, item_names, iter_items
+from sam_pets.data.errors import BadItemError, no_readable_items, skip_item
+from sam_pets.data.types import FileIssue
+from sam_pets.eval.items import (
+    EvalItem,
+    item_names,
+    iter_items,
+    skipped_json,
+)
 from sam_pets.eval.metrics import dice, iou
 from sam_pets.eval.perturb import LEVELS, PERTURBATIONS, level_indices, perturb
 from sam_pets.eval.protocols import predict_object
@@ -72,6 +80,7 @@ class RobustnessResult:
         example_item: Name of that item.
         n_images: Images evaluated.
         timing: Seconds.
+        skipped: Items left out because they cannot be read (``source`` is the item name).
     """
 
     dataset: str
@@ -83,6 +92,7 @@ class RobustnessResult:
     example_item: str | None = None
     n_images: int = 0
     timing: dict = field(default_factory=dict)
+    skipped: list[FileIssue] = field(default_factory=list)
 
     def levels(self, name: str) -> list[float]:
         """The level values run for perturbation ``name``."""
@@ -108,6 +118,7 @@ class RobustnessResult:
             "model": self.model,
             "n_images": self.n_images,
             "n_objects": len(self.dice[self.config.perturbations[0]][0]),
+            "skipped": skipped_json(self.skipped),
             "timing_s": self.timing,
             "perturbations": per,
         }
@@ -121,8 +132,11 @@ def iter_robustness(
 ) -> Generator[Progress, None, RobustnessResult]:
     """Measure ``predictor`` on perturbed images; yields progress, returns the result.
 
+    An item that cannot be read is skipped (a progress notice names it and the reason) and
+    listed in ``RobustnessResult.skipped``.
+
     Raises:
-        BadInputError: Missing dataset, split or item files, or image/mask size mismatch.
+        BadInputError: Missing dataset or split, or not one item could be read.
     """
     names = item_names(dataset, cfg.split, cfg.limit)
     idx = level_indices(cfg.levels)
@@ -133,8 +147,13 @@ def iter_robustness(
     total = len(names) * len(cfg.perturbations)
     t0 = time.perf_counter()
     yield Progress(0, total, "robustness")
-    for i, item in enumerate(iter_items(dataset, names)):
-        keep_examples = i == 0
+    for i, item in enumerate(iter_items(dataset, names, yield_errors=True)):
+        if isinstance(item, BadItemError):
+            notice = skip_item(item, res.skipped)
+            step = (i + 1) * len(cfg.perturbations)
+            yield Progress(step, total, item.item, notice=notice)
+            continue
+        keep_examples = res.example_item is None
         if keep_examples:
             res.example_item = item.name
         clean = _score(predictor, item.image, item, cfg.prompt)
@@ -154,6 +173,8 @@ def iter_robustness(
             step = i * len(cfg.perturbations) + j + 1
             yield Progress(step, total, f"{item.name} {name}")
         res.n_images += 1
+    if not res.n_images:
+        raise no_readable_items(dataset, res.skipped)
     res.timing = {"total": time.perf_counter() - t0}
     return res
 

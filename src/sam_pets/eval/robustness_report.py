@@ -37,9 +37,11 @@ def write_robustness_report(res: RobustnessResult, out: str | os.PathLike) -> Pa
             _example_strip(res, name, files.path(rel))
             body += H.image(rel, f"{name}: example images per level")
         sections.append((name, body))
+    sections += H.skipped_section(summary["skipped"])
     intro = (
         f"Dataset {summary['dataset']}: {summary['n_images']} images, "
-        f"{summary['n_objects']} objects; model {H.fmt(summary['model'].get('source'))}; "
+        f"{summary['n_objects']} objects{H.skipped_note(summary['skipped'])}; "
+        f"model {H.fmt(summary['model'].get('source'))}; "
         f"prompt {res.config.prompt}; {res.config.levels} levels; "
         f"{summary['timing_s'].get('total', 0):.1f} s. Examples: item {res.example_item} "
         "(prediction overlaid in red)."

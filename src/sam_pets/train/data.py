@@ -35,10 +35,14 @@ PLAIN = dict(
 
 
 def open_dataset(root: str, split: str, size: int, augment: bool) -> CanonicalDataset:
-    """A canonical dataset split whose samples come out at S x S (augmented or not)."""
+    """A canonical dataset split whose samples come out at S x S (augmented or not).
+
+    Every item is read once here; those that cannot be read are left out before training
+    starts and listed in the dataset's ``skipped`` (see
+    :class:`~sam_pets.data.dataset.CanonicalDataset`).
+    """
     aug = AugmentConfig(resize=size) if augment else AugmentConfig(resize=size, **PLAIN)
-    ds = CanonicalDataset(root, DatasetConfig(split=split, augment=aug))
-    return ds
+    return CanonicalDataset(root, DatasetConfig(split=split, augment=aug), check=True)
 
 
 def sample_seed(seed: int, epoch: int, position: int) -> int:

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sam_pets.data.errors import BadItemError
 from sam_pets.data.export import export_annotation
 from sam_pets.data.formats import sam2_folder as canon
 from sam_pets.data.fsutil import atomic_write_text
@@ -329,7 +330,7 @@ class FinetuneJob:
             yield Progress(0, len(self.items), "snapshot")
             write_snapshot(self.items, data, self.val_fraction, self.seed)
             if self.dataset is not None:
-                _merge_dataset(self.dataset, data)
+                yield from _merge_dataset(self.dataset, data)
         base = folder / "base.pt"
         save_checkpoint(self.base_model, base, {"role": "fine-tune start"})
         n_train = _count(data, "train")
@@ -406,11 +407,19 @@ def _count(dataset: Path, split: str) -> int:
         return 0
 
 
-def _merge_dataset(src: Path, dst: Path) -> None:
-    """Add the items of the canonical dataset ``src`` to the snapshot ``dst`` (same splits)."""
+def _merge_dataset(src: Path, dst: Path) -> Generator[Progress, None, None]:
+    """Add the items of the canonical dataset ``src`` to the snapshot ``dst`` (same splits).
+
+    An item that cannot be read is left out; a progress notice names it and the reason.
+    """
     records = canon.items_by_name(canon.load_manifest(src))
     taken = set(canon.items_by_name(canon.load_manifest(dst)))
-    for item in iter_items(src, sorted(set(records) - taken)):
+    names = sorted(set(records) - taken)
+    for i, item in enumerate(iter_items(src, names, yield_errors=True)):
+        if isinstance(item, BadItemError):
+            notice = f"skipped item {item.item!r}: {item.reason}"
+            yield Progress(i + 1, len(names), "snapshot", notice=notice)
+            continue
         labels = np.zeros(item.image.shape[:2], np.int32)
         for oid, m in zip(item.object_ids, item.masks, strict=True):
             labels[m & (labels == 0)] = oid

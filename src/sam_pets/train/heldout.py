@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from sam_pets.data.errors import BadItemError
 from sam_pets.eval.interactive import clicks_to_iou, simulate_clicks
 from sam_pets.eval.items import item_names, iter_items
 from sam_pets.eval.metrics import iou
@@ -59,7 +60,8 @@ def iter_compare(
 
     Each image is embedded once per distinct image encoder (models sharing an encoder, as
     before and after a decoder-only fine-tune, share the embedding); ``features`` from the
-    annotator are used for the first model when given.
+    annotator are used for the first model when given. Items that cannot be read are left
+    out (a progress notice names each) and not counted in ``images``.
     """
     from sam_pets.predict import ImagePredictor
     from sam_pets.predict.cache import encoder_fingerprint
@@ -77,9 +79,15 @@ def iter_compare(
     enc = {k: encoder_fingerprint(m) for k, m in models.items()}
     first = next(iter(models))
     rows: dict[str, list[tuple[float, ...]]] = {k: [] for k in models}
-    for i, item in enumerate(iter_items(dataset, names)):
+    n_images = 0
+    for i, item in enumerate(iter_items(dataset, names, yield_errors=True)):
         if stop.is_set():
             break
+        if isinstance(item, BadItemError):
+            notice = f"skipped item {item.item!r}: {item.reason}"
+            yield Progress(i + 1, len(names), "scoring held-out images", notice=notice)
+            continue
+        n_images += 1
         done: dict[str, ImageFeatures] = {}  # encoder fingerprint -> this image's features
         for k, p in preds.items():
             hw = item.image.shape[:2]
@@ -113,7 +121,7 @@ def iter_compare(
             float(mean[1]),
             float(mean[2]),
             len(a),
-            len(names),
+            n_images,
             held_out,
             clicks_to_85=float(mean[3]),
             miou_5=float(mean[4]),

@@ -8,6 +8,10 @@ first yields ``"caching train features"`` / ``"caching val features"`` records (
 the generator (napari's worker ``quit()``) also saves. Either way ``last.pt`` and
 ``state.pt`` are written atomically before the generator ends, so ``--resume`` continues
 exactly where the run stopped.
+
+A dataset item that cannot be read is left out when the run starts, before the first step:
+one ``"skipped"`` record per such item carries a notice naming it and the reason, and
+:attr:`FitResult.skipped` lists them (train and val splits). The run trains on the rest.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from collections.abc import Generator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sam_pets.data.types import FileIssue
 from sam_pets.model import ImageFeatures, Sam2Image
 from sam_pets.progress import Progress, run_job
 from sam_pets.train import distributed as ddp
@@ -40,6 +45,7 @@ class FitResult:
         best_step: Step of ``best.pt`` (-1 without validation).
         last_val: Metrics of the last validation, or None.
         model: The trained model (with adapters, if any), on the training device.
+        skipped: Items left out because they cannot be read (``source`` is the item name).
     """
 
     run_dir: Path
@@ -50,6 +56,7 @@ class FitResult:
     best_step: int
     last_val: dict | None = None
     model: Sam2Image | None = field(default=None, compare=False, repr=False)
+    skipped: tuple[FileIssue, ...] = ()
 
     @property
     def last_checkpoint(self) -> Path:
@@ -89,6 +96,9 @@ def iter_fit(
     status, last_val = "done", None
     try:
         seeded = tr.seed_features(features) if features else 0
+        for issue in tr.skipped:
+            notice = f"skipped item {issue.source!r}: {issue.reason}"
+            yield Progress(tr.step, tr.total_steps, "skipped", notice=notice)
         yield Progress(tr.step, tr.total_steps, "start", {"epoch": tr.epoch, "reused": seeded})
         yield from _fill_caches(tr, stop)
         if stop.is_set():  # cancelled while caching
@@ -132,7 +142,17 @@ def iter_fit(
         write_curves(tr.run.records(), tr.run.path)
     ddp.barrier()  # only on a normal end: after an exception other ranks may be gone
     best = tr.best_miou if tr.best_step >= 0 else None
-    return FitResult(tr.run.path, tr.step, tr.epoch, status, best, tr.best_step, last_val, tr.model)
+    return FitResult(
+        tr.run.path,
+        tr.step,
+        tr.epoch,
+        status,
+        best,
+        tr.best_step,
+        last_val,
+        tr.model,
+        tuple(tr.skipped),
+    )
 
 
 def _fill_caches(tr: Trainer, stop: threading.Event) -> Generator[Progress, None, None]:

@@ -14,6 +14,8 @@ from collections.abc import Iterator, Mapping
 import numpy as np
 import torch
 
+from sam_pets.data.errors import no_readable_items
+from sam_pets.data.types import FileIssue
 from sam_pets.model import ImageFeatures
 from sam_pets.train import distributed as ddp
 from sam_pets.train.config import TrainConfig
@@ -42,6 +44,10 @@ from sam_pets.train.validate import validate
 
 class Trainer:
     """Everything a run needs between steps.
+
+    Items that cannot be read are left out when the datasets are opened, before the first
+    step (:attr:`skipped` lists them, train split first); a train split with no readable
+    item is an error.
 
     Args:
         cfg: The run configuration.
@@ -87,6 +93,9 @@ class Trainer:
         cfg, size = self.cfg, self.model.cfg.image_size
         cached = cfg.cached_embeddings
         self.train_ds = open_dataset(cfg.dataset, cfg.train_split, size, cfg.augment and not cached)
+        self.skipped: list[FileIssue] = list(self.train_ds.skipped)
+        if self.skipped and not len(self.train_ds):
+            raise no_readable_items(cfg.dataset, self.skipped)
         self.weights = self.train_ds.sample_weights().numpy() if cfg.balanced else None
         per_rank = len(self.train_ds) // self.dist.world
         self.batches_per_epoch = per_rank // cfg.batch_size
@@ -119,6 +128,7 @@ class Trainer:
             ds = open_dataset(self.cfg.dataset, self.cfg.val_split, size, augment=False)
         except (FileNotFoundError, ValueError, KeyError):
             return None
+        self.skipped += ds.skipped
         if self.cfg.val_items and len(ds) > self.cfg.val_items:
             ds.records = ds.records[: self.cfg.val_items]
         return ds if len(ds) else None

@@ -376,3 +376,38 @@ def test_export_then_convert_keeps_names_and_ignore_regions(labelme_canonical, t
         masks2, ignore2 = canon.read_masks(out, after[name])
         assert np.array_equal(masks, masks2) and np.array_equal(ignore, ignore2), name
         assert after[name]["ignore"] == rec["ignore"]
+
+
+def test_export_skips_unreadable_items(coco_tiny_canonical, tmp_path):
+    import shutil
+
+    from sam_pets.data.errors import BadInputError
+
+    src, _ = coco_tiny_canonical
+    root = tmp_path / "ds"
+    shutil.copytree(src, root)
+    names = sorted(canon.items_by_name(canon.load_manifest(root)))
+    canon.item_paths(root, names[2]).image.unlink()
+    records, target = [], tmp_path / "x.json"
+    job = export_coco(root, target)
+    while True:
+        try:
+            records.append(next(job))
+        except StopIteration as stop:
+            summary = stop.value
+            break
+    assert summary.converted == len(names) - 1
+    assert [(i.source, i.reason.split(":")[0]) for i in summary.skipped] == [
+        (names[2], "image file missing")
+    ]
+    assert [r.notice for r in records if r.notice] == [
+        f"skipped item {names[2]!r}: {summary.skipped[0].reason}"
+    ]
+    doc = json.loads(target.read_text())
+    assert [im["id"] for im in doc["images"]] == list(range(1, len(names)))
+    assert not any(f"/{names[2]}/" in im["file_name"] for im in doc["images"])
+    for name in names:
+        canon.item_paths(root, name).image.write_text("x")
+    with pytest.raises(BadInputError, match="none of the 6 items can be read"):
+        run_job(export_coco(root, tmp_path / "y.json"), show=False)
+    assert not (tmp_path / "y.json").exists()

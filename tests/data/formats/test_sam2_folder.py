@@ -94,3 +94,53 @@ def test_check_output(tmp_path):
     (tmp_path / "other" / "x").mkdir(parents=True)
     with pytest.raises(FileExistsError, match="not a sam-pets dataset"):
         canon.check_output(tmp_path / "other", overwrite=True)
+
+
+def _item_with_image(root, name="a", overlap=False, hw=(8, 9)):
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((*hw, 3), np.uint8)).save(buf, format="JPEG")
+    return canon.write_item(root, _ann(name, overlap), buf.getvalue(), "train")
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        (lambda p: p.labels.write_text("text"), "cannot read its files: .*not a readable image"),
+        (lambda p: p.image.unlink(), "image file missing: .*00000.jpg"),
+        (lambda p: p.image.write_bytes(b"\xff\xd8\xff truncated"), "cannot read its files"),
+        (lambda p: p.ignore.unlink(), "ignore file missing"),
+    ],
+)
+def test_unreadable_item_raises_bad_item_error(tmp_path, damage, reason):
+    from sam_pets.data.errors import BadItemError
+
+    rec = _item_with_image(tmp_path)
+    damage(canon.item_paths(tmp_path, "a"))
+    with pytest.raises(BadItemError, match=reason) as e:
+        canon.read_annotation(tmp_path, rec)
+    assert e.value.item == "a" and str(e.value).startswith("item 'a': ")
+    assert isinstance(e.value, BadInputError)
+    with pytest.raises(BadItemError, match=reason):
+        canon.read_object_rles(tmp_path, rec)  # the export path checks the same files
+
+
+def test_bad_objects_file_and_size_mismatch_are_item_errors(tmp_path):
+    import pickle
+
+    from sam_pets.data.errors import BadItemError
+
+    rec = _item_with_image(tmp_path, "o", overlap=True)
+    canon.item_paths(tmp_path, "o").objects.write_text("{")
+    with pytest.raises(BadItemError, match="item 'o': cannot read its files: .*00000.json"):
+        canon.read_masks(tmp_path, rec)
+    rec = _item_with_image(tmp_path, "s", hw=(5, 5))
+    with pytest.raises(BadItemError, match=r"mask size \(8, 9\) differs from image size") as e:
+        canon.read_annotation(tmp_path, rec)
+    with pytest.raises(BadItemError, match="differs from image size"):
+        canon.read_object_rles(tmp_path, rec)
+    again = pickle.loads(pickle.dumps(e.value))  # crosses DataLoader worker processes
+    assert (again.item, again.reason, str(again)) == (e.value.item, e.value.reason, str(e.value))

@@ -13,19 +13,25 @@ Layout (one frame per item, so SAM 2's video trainer reads it as one-frame video
     OUT/train_tiny_list.txt, val_tiny_list.txt   small stratified subsets for smoke runs
     OUT/dataset.json                  manifest: one record per item (see :func:`item_record`)
 
-Every file is written atomically (temp file + rename).
+Every file is written atomically (temp file + rename). The item readers (:func:`read_masks`,
+:func:`read_image`, :func:`read_annotation`, :func:`read_object_rles`) are the one place that
+turns a missing, corrupt or inconsistent item file into
+:class:`~sam_pets.data.errors.BadItemError`, which batch jobs catch to skip that item.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from sam_pets.data.errors import BadItemError
 from sam_pets.data.formats.label_images import (
     decode_label_png,
     encode_label_png,
@@ -187,6 +193,20 @@ def remove_item(root: str | os.PathLike, name: str) -> None:
             p.parent.rmdir()
 
 
+@contextmanager
+def _reading(name: str, what: str, path: Path) -> Iterator[None]:
+    """Turn any failure to read ``path``, one of item ``name``'s files, into BadItemError."""
+    try:
+        yield
+    except BadItemError:
+        raise
+    except FileNotFoundError:
+        raise BadItemError(name, f"{what} file missing: {path}") from None
+    except Exception as e:  # PIL, json and numpy raise many types for broken files
+        detail = str(e) if str(path) in str(e) else f"{path}: {type(e).__name__}: {e}"
+        raise BadItemError(name, f"cannot read its files: {detail}") from None
+
+
 def read_masks(root: str | os.PathLike, record: dict) -> tuple[np.ndarray, np.ndarray]:
     """Instance masks and ignore region of an item.
 
@@ -198,55 +218,87 @@ def read_masks(root: str | os.PathLike, record: dict) -> tuple[np.ndarray, np.nd
         masks: (K, H, W) bool in the order of ``record["objects"]`` (lossless when objects
             overlap: read from ``Objects/``).
         ignore: (H, W) bool.
+
+    Raises:
+        BadItemError: A file is missing or unreadable, or an object is missing from it.
     """
-    paths = item_paths(root, record["name"])
+    name = record["name"]
+    paths = item_paths(root, name)
     ids = [o["id"] for o in record["objects"]]
     if record.get("overlaps"):
-        data = json.loads(paths.objects.read_text(encoding="utf-8"))
-        by_id = {o["id"]: o["rle"] for o in data["objects"]}
-        masks = np.stack([decode_rle(by_id[i]) for i in ids])
+        with _reading(name, "objects", paths.objects):
+            data = json.loads(paths.objects.read_text(encoding="utf-8"))
+            by_id = {o["id"]: o["rle"] for o in data["objects"]}
+            masks = np.stack([decode_rle(by_id[i]) for i in ids])
     else:
-        labels = decode_label_png(paths.labels.read_bytes(), str(paths.labels))
+        with _reading(name, "mask", paths.labels):
+            labels = decode_label_png(paths.labels.read_bytes(), str(paths.labels))
+            if labels.ndim != 2:
+                raise ValueError(f"labels of shape {labels.shape}, expected (H, W)")
         masks = np.stack([labels == i for i in ids]) if ids else np.zeros((0, *labels.shape), bool)
     ignore = np.zeros(masks.shape[1:], bool)
     if record.get("ignore"):
-        with Image.open(paths.ignore) as img:
+        with _reading(name, "ignore", paths.ignore), Image.open(paths.ignore) as img:
             ignore = np.asarray(img.convert("L")) > 0
+        _check_size(name, "ignore", ignore.shape, masks.shape[1:])
     return masks, ignore
 
 
+def _check_size(name: str, what: str, hw: tuple, mask_hw: tuple) -> None:
+    if tuple(hw) != tuple(mask_hw):
+        raise BadItemError(name, f"mask size {tuple(mask_hw)} differs from {what} size {tuple(hw)}")
+
+
 def read_object_rles(root: str | os.PathLike, record: dict) -> list[dict]:
-    """Compressed COCO RLE of each object of an item, in record order (lossless)."""
-    ids = [o["id"] for o in record["objects"]]
-    if record.get("overlaps"):
-        data = json.loads(item_paths(root, record["name"]).objects.read_text(encoding="utf-8"))
-        by_id = {o["id"]: o["rle"] for o in data["objects"]}
-        return [by_id[i] for i in ids]
+    """Compressed COCO RLE of each object of an item, in record order (lossless).
+
+    The image is checked too (present, readable header, same size as the masks), since an
+    export refers to it, but it is not decoded.
+
+    Raises:
+        BadItemError: A file is missing or unreadable, or the sizes disagree.
+    """
+    name = record["name"]
     masks, _ = read_masks(root, record)
+    path = item_paths(root, name).image
+    with _reading(name, "image", path), Image.open(path) as img:
+        hw = (img.height, img.width)
+    _check_size(name, "image", hw, masks.shape[1:])
     return [encode_rle(m) for m in masks]
 
 
 def read_image(root: str | os.PathLike, name: str) -> np.ndarray:
-    """(H, W, 3) uint8 RGB image of an item."""
-    with Image.open(item_paths(root, name).image) as img:
+    """(H, W, 3) uint8 RGB image of an item.
+
+    Raises:
+        BadItemError: The file is missing, corrupt or truncated.
+    """
+    path = item_paths(root, name).image
+    with _reading(name, "image", path), Image.open(path) as img:
         return np.array(img.convert("RGB"))
 
 
 def read_annotation(root: str | os.PathLike, record: dict, with_image: bool = True) -> Annotation:
-    """Load an item as an :class:`Annotation` (image decoded only if ``with_image``)."""
+    """Load an item as an :class:`Annotation` (image decoded only if ``with_image``).
+
+    Raises:
+        BadItemError: A file is missing or unreadable, or the image and mask sizes differ.
+    """
     masks, ignore = read_masks(root, record)
     objects = tuple(
         ObjectInfo(o["id"], o.get("category"), o.get("category_id"), bool(o.get("iscrowd")))
         for o in record["objects"]
     )
-    image_path = item_paths(root, record["name"]).image
+    image = read_image(root, record["name"]) if with_image else None
+    if image is not None:
+        _check_size(record["name"], "image", image.shape[:2], masks.shape[1:])
     return Annotation(
         name=record["name"],
         masks=masks,
         objects=objects,
         ignore=ignore,
-        image=read_image(root, record["name"]) if with_image else None,
-        image_path=image_path,
+        image=image,
+        image_path=item_paths(root, record["name"]).image,
         species=record.get("species"),
         breed=record.get("breed"),
         source=record.get("source"),
