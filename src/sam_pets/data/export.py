@@ -233,8 +233,11 @@ def export_coco(
 
     Raises:
         FileExistsError: ``out_json`` exists and ``overwrite`` is False.
+        IsADirectoryError: ``out_json`` is a folder (never replaced, even with ``overwrite``).
     """
     out_json = Path(out_json)
+    if out_json.is_dir():
+        raise IsADirectoryError(f"{out_json} is a folder; give a .json file to write")
     if out_json.exists() and not overwrite:
         raise FileExistsError(f"{out_json} exists; use --overwrite to replace it")
     coco = yield from iter_dataset_to_coco(dataset, polygons)
