@@ -141,3 +141,12 @@ def test_convert_label_images(tmp_path, capsys):
     argv = ["convert", "labels", str(tmp_path / "im"), str(tmp_path / "lab"), str(tmp_path / "o")]
     assert main([*argv, "-q"]) == 0
     assert "converted 1" in capsys.readouterr().out
+
+
+def test_export_coco_onto_a_folder_is_refused(tmp_path, capsys):
+    folder = tmp_path / "lm"
+    (folder / "JPEGImages").mkdir(parents=True)
+    assert main(["export", "coco", str(folder), str(folder), "--overwrite", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "lm is a folder" in err and "Traceback" not in err
+    assert (folder / "JPEGImages").is_dir()
