@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -12,8 +13,15 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
     A reader never sees a half-written file and a crash leaves at most a stray temp file.
     The file gets the usual permissions (0666 minus the umask), not mkstemp's 0600.
+
+    Raises:
+        IsADirectoryError: ``path`` is a directory (it is never replaced by a file).
     """
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(
+            errno.EISDIR, "is a directory; refusing to replace it with a file", str(path)
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

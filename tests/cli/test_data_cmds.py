@@ -186,3 +186,12 @@ def test_empty_labelme_folder_is_one_error(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"sam-pets convert: error: no LabelMe .json files in {tmp_path / 'empty'}"]
     assert not out.exists()
+
+
+def test_export_coco_onto_a_folder_is_refused(tmp_path, capsys):
+    folder = tmp_path / "lm"
+    (folder / "JPEGImages").mkdir(parents=True)
+    assert main(["export", "coco", str(folder), str(folder), "--overwrite", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "lm is a folder" in err and "Traceback" not in err
+    assert (folder / "JPEGImages").is_dir()

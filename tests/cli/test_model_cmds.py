@@ -134,3 +134,72 @@ def test_bench_prints_one_json_line(capsys):
     rec = json.loads(line[0])
     assert {"embed_ms", "click_ms", "device", "config"} <= set(rec)
     assert rec["device"] == "cpu" and rec["config"] == "test" and rec["click_ms"] > 0
+
+
+def _predict(image, out, *prompt):
+    return main(["predict", str(image), "--config", "test", *prompt, "--out", str(out)])
+
+
+def test_predict_out_folder_is_refused_even_with_overwrite(tmp_path, capsys):
+    from sam_pets.samples import sample_path
+
+    folder = tmp_path / "masks.png"
+    folder.mkdir()
+    assert _predict(sample_path(), folder, "--point", "1,1", "--overwrite") == 2
+    err = capsys.readouterr().err
+    assert "masks.png is a folder" in err and "Traceback" not in err
+    assert folder.is_dir()
+
+
+@pytest.mark.parametrize("name", ["mask.jpg", "mask.JPEG", "mask.webp", "mask"])
+def test_predict_refuses_lossy_or_unknown_mask_formats(name, tmp_path, capsys):
+    from sam_pets.samples import sample_path
+
+    assert _predict(sample_path(), tmp_path / name, "--point", "1,1") == 2
+    assert ".png, .tif or .tiff" in capsys.readouterr().err
+    assert not (tmp_path / name).exists()
+
+
+@pytest.mark.parametrize("name, fmt", [("m.png", "PNG"), ("m.tif", "TIFF"), ("m.TIFF", "TIFF")])
+def test_predict_writes_the_format_the_extension_names(name, fmt, tmp_path, capsys):
+    from PIL import Image
+
+    from sam_pets.samples import sample_path
+
+    assert _predict(sample_path(), tmp_path / name, "--box", "50,40,400,330") == 0
+    with Image.open(tmp_path / name) as im:
+        assert im.format == fmt and set(np.unique(np.asarray(im))) <= {0, 255}
+
+
+@pytest.mark.parametrize(
+    "prompt, shown",
+    [
+        (["--point", "5000,5000"], "--point (5000, 5000)"),
+        (["--neg-point=-1,10"], "--neg-point (-1, 10)"),
+        (["--box", "10,10,600,100"], "--box corner (600, 100)"),
+    ],
+)
+def test_predict_prompts_outside_the_image(prompt, shown, tmp_path, capsys):
+    from sam_pets.samples import sample_path
+
+    assert _predict(sample_path(), tmp_path / "m.png", *prompt) == 2
+    err = capsys.readouterr().err
+    assert f"{shown} is outside the 500x375 image" in err
+    assert not (tmp_path / "m.png").exists()
+
+
+def test_predict_folder_as_image(tmp_path, capsys):
+    assert _predict(tmp_path, tmp_path / "m.png", "--point", "1,1") == 2
+    assert "is a folder, not an image file" in capsys.readouterr().err
+
+
+def test_checkpoint_with_unknown_keys_is_refused(ckpt, tmp_path, capsys):
+    import torch
+
+    obj = torch.load(ckpt, weights_only=True)
+    obj["model"]["foo.bar"] = torch.zeros(1)
+    extra = tmp_path / "extra.pt"
+    torch.save(obj, extra)
+    assert main(["info", str(extra)]) == 2
+    err = capsys.readouterr().err
+    assert "extra.pt: 1 unexpected keys" in err and "'foo.bar'" in err

@@ -216,3 +216,68 @@ def test_torchrun_two_processes(dataset, tmp_path):
     assert proc.returncode == 0, stderr[-2000:]
     assert json.loads(stdout.strip().splitlines()[-1])["step"] == 2
     assert (run / "last.pt").is_file()
+
+
+@pytest.fixture
+def saved_run(dataset, tmp_path):
+    """A run folder with a saved config (no training needed to test --resume's checks)."""
+    from sam_pets.train.config import TrainConfig
+    from sam_pets.train.rundir import RunDir
+
+    run = RunDir(tmp_path / "run")
+    cfg = TrainConfig(
+        dataset=str(dataset), out=str(run.path), model_config="test", steps=1, val_split=""
+    )
+    run.prepare(cfg, resume=False, overwrite=False)
+    return run
+
+
+@pytest.mark.parametrize(
+    "extra, match",
+    [
+        (["--config", "cpu_small"], "drop --config"),
+        (["--lr", "0.1", "--no-augment"], "drop --lr, --no-augment"),
+        (["--overwrite"], "drop --overwrite"),
+        (["--out", "OTHER"], "name different runs"),
+    ],
+)
+def test_resume_refuses_options_it_would_ignore(saved_run, extra, match, capsys):
+    extra = [str(saved_run.path.parent / "other") if a == "OTHER" else a for a in extra]
+    assert main(["train", "--resume", str(saved_run.path), *extra, "--quiet"]) == 2
+    assert match in capsys.readouterr().err
+    assert not (saved_run.path.parent / "other").exists()
+
+
+def test_resume_of_a_missing_run(tmp_path, capsys):
+    assert main(["train", "--resume", str(tmp_path / "nosuchrun")]) == 2
+    assert "nosuchrun: no such run folder" in capsys.readouterr().err
+    assert main(["train", "--resume", str(tmp_path)]) == 2
+    assert "not a sam-pets run (no config.yaml)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("content", ["truncated", "pickle"])
+def test_resume_from_a_bad_state_is_one_error(saved_run, content, capsys):
+    import pickle
+
+    state = saved_run.file("state.pt")
+    if content == "truncated":
+        state.write_bytes(b"PK\x03\x04" + b"\x00" * 100)
+    else:
+        state.write_bytes(pickle.dumps({"model": print}, protocol=2))
+    assert main(["train", "--resume", str(saved_run.path), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "state.pt" in err and "Traceback" not in err and "Warning" not in err
+
+
+def test_bad_config_files_and_values(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    for text, match in (
+        ("steps: [1\n", "bad.yaml: not valid YAML"),
+        ('steps: "abc"\n', "bad.yaml: steps must be an integer"),
+    ):
+        bad.write_text(text)
+        assert main(["train", "--config-file", str(bad), "--out", str(tmp_path / "r")]) == 2
+        assert match in capsys.readouterr().err
+    assert main(["train", "ds", "--out", str(tmp_path / "r"), *FAST, "--steps", "-3"]) == 2
+    assert "steps must be >= 1, got -3" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()

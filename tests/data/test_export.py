@@ -146,3 +146,13 @@ def test_same_name_for_another_image_is_refused(tmp_path, pet):
     assert export_annotation(tmp_path, image, labels, "a", replace=True).replaced
     with pytest.raises(ValueError, match="split"):
         export_annotation(tmp_path, image, labels, "b", {"split": "test"})
+
+
+def test_coco_export_never_replaces_a_folder(tmp_path):
+    from sam_pets.data.export import export_coco
+
+    folder = tmp_path / "ds"
+    (folder / "JPEGImages").mkdir(parents=True)
+    with pytest.raises(IsADirectoryError, match="ds is a folder"):
+        next(export_coco(folder, folder, overwrite=True))
+    assert (folder / "JPEGImages").is_dir()

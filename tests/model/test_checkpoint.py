@@ -176,3 +176,39 @@ def test_shape_mismatch_is_named(tmp_path):
 def test_version_detected_from_video_keys(tmp_path, version):
     model = build_model("sam2_hiera_tiny" if version == "2.0" else "tiny", device="meta")
     assert model.cfg.version == version
+
+
+def test_unknown_keys_are_refused_but_meta_video_keys_kept(meta_tiny_file, tmp_path):
+    _, sd = meta_tiny_file
+    path = tmp_path / "extra.pt"
+    torch.save(
+        {"model": {**sd, "foo.bar": torch.zeros(1), "memory_attention.bogus": sd["no_obj_ptr"]}},
+        path,
+    )
+    with pytest.raises(CheckpointError, match=r"2 unexpected keys.*'foo\.bar'") as e:
+        read_checkpoint(path)
+    assert str(path) in str(e.value)
+    # every video-only key of the released SAM 2.1 checkpoints is still kept, by name
+    ref = json.loads(
+        shared_path(
+            "reference", "sam2.1_checkpoint_keys", "sam2.1_hiera_tiny.keys.json"
+        ).read_text()
+    )
+    video = [
+        k for k in ref["shapes"] if not k.startswith(("image_encoder.", "sam_", "no_mem_embed"))
+    ]
+    assert sorted(read_checkpoint(meta_tiny_file[0]).video_state) == sorted(video)
+
+
+def test_torchscript_archive_is_refused_without_torch_warning(tmp_path):
+    import warnings
+
+    path = tmp_path / "scripted.pt"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.jit itself is deprecated
+        torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), str(path))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(CheckpointError, match="scripted.pt"):
+            read_checkpoint(path)
+    assert [str(w.message) for w in caught if issubclass(w.category, UserWarning)] == []

@@ -179,3 +179,18 @@ def test_auto_device_is_cpu_here(test_model):
     p = ImagePredictor(test_model)
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert p.device.type in (expected, "mps")
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_non_finite_prompts_are_refused(predictor, bad):
+    predictor.set_image(np.zeros((40, 60, 3), np.uint8))
+    with pytest.raises(ValueError, match="points_xy must be finite"):
+        predictor.predict(np.array([[bad, 5.0]]), np.array([1]))
+    with pytest.raises(ValueError, match="box_xyxy must be finite"):
+        predictor.predict(box_xyxy=np.array([0.0, 0.0, bad, 10.0]))
+
+
+def test_prompts_outside_the_image_are_allowed(predictor):
+    predictor.set_image(np.zeros((40, 60, 3), np.uint8))
+    pred = predictor.predict(np.array([[500.0, -20.0]]), np.array([1]), multimask=False)
+    assert pred.masks.shape == (1, 40, 60)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sam_pets.train.config import TrainConfig, dump_config, load_config
+from sam_pets.train.config import TrainConfig, dump_config, load_config, read_config_file
 
 
 def _cfg(**kw):
@@ -47,3 +47,43 @@ def test_encoder_frozen_rules():
     assert not _cfg(lora_rank=2).encoder_frozen
     assert _cfg(lora_rank=2, lora_parts=("mask_decoder",)).encoder_frozen
     assert _cfg(freeze=("image_encoder",), cached_embeddings=True).cached_embeddings
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        (b"steps: [1\n", r"c\.yaml: not valid YAML \(line 2\)"),
+        (b'steps: "abc"\n', r"c\.yaml: steps must be an integer or null, got 'abc'"),
+        (b"lr: fast\n", r"c\.yaml: lr must be a number, got 'fast'"),
+        (b"freeze: image_encoder\n", r"c\.yaml: freeze must be a list of names"),
+        (b"augment: 1\n", r"c\.yaml: augment must be true or false"),
+        (b"PK\x03\x04\x00\xff\xfe binary", r"c\.yaml: not a text \(UTF-8\) YAML file"),
+    ],
+)
+def test_bad_config_files_name_the_file_and_key(tmp_path, text, match):
+    p = tmp_path / "c.yaml"
+    p.write_bytes(text)
+    with pytest.raises(ValueError, match=match):
+        read_config_file(p)
+
+
+def test_config_file_reads_exponent_numbers(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("lr: 1e-5\nweight_decay: 5E-2\nsteps: 10\n")
+    assert read_config_file(p) == {"lr": 1e-5, "weight_decay": 0.05, "steps": 10}
+
+
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (dict(steps=-3), "steps must be >= 1, got -3"),
+        (dict(steps=0), "steps must be >= 1"),
+        (dict(steps=None, epochs=0), "epochs must be >= 1"),
+        (dict(lr=0.0), "lr must be > 0"),
+        (dict(val_every=-1), "val_every must be >= 0"),
+        (dict(correction_rounds=-2), "correction_rounds must be >= 0"),
+    ],
+)
+def test_out_of_range_values(bad, match):
+    with pytest.raises(ValueError, match=match):
+        _cfg(**bad)

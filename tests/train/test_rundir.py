@@ -69,3 +69,23 @@ def test_non_main_rank_writes_nothing(tmp_path):
     run.log({"step": 1})
     run.save_state({"step": 1})
     assert not run.path.exists()
+
+
+@pytest.mark.parametrize("content", ["truncated", "pickle"])
+def test_bad_resume_state_is_one_clear_error(tmp_path, content):
+    import pickle
+
+    import torch
+
+    from sam_pets.model import CheckpointError
+
+    run = RunDir(tmp_path / "run")
+    run.prepare(_cfg(run.path), resume=False, overwrite=False)
+    run.save_state({"model": {"w": torch.zeros(3)}, "step": 1})
+    state = run.file("state.pt")
+    if content == "truncated":
+        state.write_bytes(state.read_bytes()[:200])
+    else:
+        state.write_bytes(pickle.dumps({"model": print}, protocol=2))  # a global: not weights
+    with pytest.raises(CheckpointError, match="state.pt"):
+        run.load_state()

@@ -67,10 +67,20 @@ def main(argv: list[str] | None = None) -> int:
     except CliError as e:
         print(f"sam-pets {args.command}: error: {e}", file=sys.stderr)
         return 2
-    except (ValueError, FileNotFoundError, FileExistsError, KeyError) as e:
+    except (ValueError, KeyError) as e:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"sam-pets {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+    except OSError as e:  # missing files, folders in the way, permissions, full disks
+        print(f"sam-pets {args.command}: error: {_os_error_text(e)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"sam-pets {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _os_error_text(e: OSError) -> str:
+    """``FILE: reason`` for an OSError that carries a file name, else its own message."""
+    if e.filename is not None and e.strerror:
+        return f"{e.filename}: {e.strerror}"
+    return str(e)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from sam_pets.cli._args import device, positive_int
 from sam_pets.eval.perturb import PERTURBATIONS
 from sam_pets.eval.protocols import PROTOCOLS
 
@@ -103,14 +104,16 @@ def _common(p) -> None:
     )
     p.add_argument("--limit", type=int, metavar="N", help="only the first N items")
     p.add_argument("--seed", type=int, default=0, help="seed of the random prompts/perturbations")
-    p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda...")
+    p.add_argument(
+        "--device", default="auto", type=device, help="auto (cuda > mps > cpu), cpu, cuda..."
+    )
     p.add_argument(
         "--precision",
         default="auto",
         choices=["auto", "fp32", "bf16"],
         help="auto = bf16 autocast on CUDA, fp32 elsewhere",
     )
-    p.add_argument("--threads", type=int, metavar="N", help="torch CPU threads")
+    p.add_argument("--threads", type=positive_int, metavar="N", help="torch CPU threads")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sam_pets.cli._args import device, finite_floats, positive_int
+
 
 def register(sub) -> None:
     """Add the model subcommands to the ``sam-pets`` parser."""
@@ -47,15 +49,19 @@ def register(sub) -> None:
         help="negative click in image pixels (repeatable)",
     )
     p.add_argument("--box", metavar="X0,Y0,X1,Y1", type=_box, help="box prompt in image pixels")
-    p.add_argument("--out", required=True, help="output mask PNG (0 background, 255 object)")
+    p.add_argument(
+        "--out",
+        required=True,
+        help="output mask: .png, .tif or .tiff (0 background, 255 object)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("bench", help="time image embedding and click-to-mask latency")
     add_model_args(p)
     p.add_argument("--image", help="image to use (default: the bundled 500x375 pet photo)")
-    p.add_argument("--repeats", type=int, default=3, help="timed image embeddings")
-    p.add_argument("--clicks", type=int, default=20, help="timed clicks")
+    p.add_argument("--repeats", type=positive_int, default=3, help="timed image embeddings")
+    p.add_argument("--clicks", type=positive_int, default=20, help="timed clicks")
     p.set_defaults(func=cmd_bench)
 
 
@@ -81,7 +87,12 @@ def add_model_args(p: argparse.ArgumentParser, default_model: str = "pets") -> N
         help="build a randomly initialised model of this config (smoke tests)",
     )
     p.set_defaults(default_model=default_model)
-    p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, cuda:1...")
+    p.add_argument(
+        "--device",
+        default="auto",
+        type=device,
+        help="auto (cuda > mps > cpu), cpu, cuda, cuda:1...",
+    )
     p.add_argument(
         "--precision",
         default="auto",
@@ -106,25 +117,12 @@ def make_predictor(args):
     return ImagePredictor(load_model_from_args(args), device=args.device, precision=args.precision)
 
 
-def _floats(text: str, n: int, what: str) -> list[float]:
-    parts = text.replace(" ", "").split(",")
-    try:
-        vals = [float(v) for v in parts]
-    except ValueError:
-        vals = []
-    if len(vals) != n:
-        raise argparse.ArgumentTypeError(
-            f"{what} must be {n} comma-separated numbers, got {text!r}"
-        )
-    return vals
-
-
 def _xy(text: str) -> list[float]:
-    return _floats(text, 2, "a point")
+    return finite_floats(text, 2, "a point")
 
 
 def _box(text: str) -> list[float]:
-    b = _floats(text, 4, "a box")
+    b = finite_floats(text, 4, "a box")
     if b[2] <= b[0] or b[3] <= b[1]:
         raise argparse.ArgumentTypeError(f"box must satisfy X1 > X0 and Y1 > Y0, got {text!r}")
     return b
@@ -169,17 +167,26 @@ def cmd_info(args) -> int:
 
 
 def cmd_predict(args) -> int:
-    """Segment one image and write the mask as PNG."""
+    """Segment one image and write the mask (PNG or TIFF, as ``--out`` names it)."""
     from sam_pets.cli import CliError
     from sam_pets.model.checkpoint import atomic_write_bytes
     from sam_pets.predict.images import read_image
 
     out = Path(args.out)
+    if out.is_dir():
+        raise CliError(f"--out {out} is a folder; give the mask file to write")
+    fmt = _MASK_FORMATS.get(out.suffix.lower())
+    if fmt is None:
+        got = repr(out.suffix) if out.suffix else "a name without extension"
+        raise CliError(
+            f"--out {out}: masks are written as .png, .tif or .tiff (lossless), not {got}"
+        )
     if out.exists() and not args.overwrite:
         raise CliError(f"{out} already exists (use --overwrite to replace it)")
     if not (args.point or args.neg_point or args.box):
         raise CliError("give at least one prompt: --point, --neg-point or --box")
     image = read_image(args.image)
+    _check_prompts_inside(args, image.shape[:2])
     predictor = make_predictor(args)
     predictor.set_image(image)
     clicks = args.point + args.neg_point
@@ -190,7 +197,7 @@ def cmd_predict(args) -> int:
     pred = predictor.predict(pts, labels, box, multimask=multimask)
     best = pred.best() if multimask else 0
     mask = pred.masks[best]
-    atomic_write_bytes(out, _png_bytes(mask.astype(np.uint8) * 255))
+    atomic_write_bytes(out, _image_bytes(mask.astype(np.uint8) * 255, fmt))
     print(
         json.dumps(
             {
@@ -206,13 +213,33 @@ def cmd_predict(args) -> int:
     return 0
 
 
-def _png_bytes(a: np.ndarray) -> bytes:
+# Lossless formats only: a JPEG-compressed mask would hold values other than 0 and 255.
+_MASK_FORMATS = {".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF"}
+
+
+def _check_prompts_inside(args, hw: tuple[int, int]) -> None:
+    """Refuse clicks and box corners outside the image (x in [0, W], y in [0, H])."""
+    from sam_pets.cli import CliError
+
+    h, w = hw
+    named = [("--point", p) for p in args.point] + [("--neg-point", p) for p in args.neg_point]
+    if args.box:
+        named += [("--box corner", args.box[:2]), ("--box corner", args.box[2:])]
+    for flag, (x, y) in named:
+        if not (0 <= x <= w and 0 <= y <= h):
+            raise CliError(
+                f"{flag} ({x:g}, {y:g}) is outside the {w}x{h} image {args.image} "
+                f"(x must be in [0, {w}], y in [0, {h}])"
+            )
+
+
+def _image_bytes(a: np.ndarray, fmt: str) -> bytes:
     import io
 
     from PIL import Image
 
     buf = io.BytesIO()
-    Image.fromarray(a).save(buf, format="PNG")
+    Image.fromarray(a).save(buf, format=fmt)
     return buf.getvalue()
 
 
@@ -235,7 +262,7 @@ def cmd_bench(args) -> int:
 
     predictor.set_features(predictor.embed(image), (h, w))  # warm-up
     embed = []
-    for _ in range(max(1, args.repeats)):
+    for _ in range(args.repeats):
         sync()
         t = time.perf_counter()
         feats = predictor.embed(image)
@@ -245,7 +272,7 @@ def cmd_bench(args) -> int:
     for _ in range(3):
         predictor.predict(click, label, multimask=True)
     clicks = []
-    for _ in range(max(1, args.clicks)):
+    for _ in range(args.clicks):
         sync()
         t = time.perf_counter()
         predictor.predict(click, label, multimask=True)

@@ -14,6 +14,8 @@ import io
 import json
 import os
 
+from sam_pets.cli._args import device, positive_int
+
 
 def register(sub) -> None:
     """Add the ``train`` subcommand to the ``sam-pets`` parser."""
@@ -107,7 +109,7 @@ def register(sub) -> None:
         const=False,
         help="no flip/scale/colour augmentation",
     )
-    p.add_argument("--device", help="auto (default), cpu, cuda, cuda:1 ...")
+    p.add_argument("--device", type=device, help="auto (default), cpu, cuda, cuda:1 ...")
     p.add_argument(
         "--precision",
         choices=["auto", "fp32", "bf16", "fp16"],
@@ -117,7 +119,7 @@ def register(sub) -> None:
     p.add_argument("--num-workers", type=int, help="DataLoader worker processes")
     p.add_argument(
         "--threads",
-        type=int,
+        type=positive_int,
         metavar="N",
         help="torch CPU threads (1 is often fastest on a busy shared machine)",
     )
@@ -177,6 +179,7 @@ def build_config(args) -> tuple[object, bool]:
 
     flags = {k: getattr(args, k) for k in _FLAG_KEYS if getattr(args, k) is not None}
     if args.resume:
+        _check_resume_args(args, flags)
         cfg = RunDir(args.resume).read_config()
         extend = {k: flags[k] for k in ("steps", "epochs") if k in flags}
         if "steps" in extend:
@@ -202,6 +205,36 @@ def build_config(args) -> tuple[object, bool]:
     if base.get("checkpoint"):
         base["checkpoint"] = str(_resolve_checkpoint(base["checkpoint"]))
     return TrainConfig.from_dict(base), False
+
+
+def _check_resume_args(args, flags: dict) -> None:
+    """Refuse options that --resume would ignore: the run's saved config decides them."""
+    from pathlib import Path
+
+    from sam_pets.cli import CliError
+
+    run = Path(args.resume)
+    if not run.is_dir():
+        raise CliError(f"--resume {run}: no such run folder")
+    if not (run / "config.yaml").is_file():
+        raise CliError(f"--resume {run}: not a sam-pets run (no config.yaml)")
+    if args.out and Path(args.out).resolve() != run.resolve():
+        raise CliError(f"--out {args.out} and --resume {run} name different runs; give one")
+    given = [_flag_name(k) for k in flags if k not in ("steps", "epochs")]
+    given += ["DATASET"] * bool(args.dataset) + ["--config-file"] * bool(args.config_file)
+    given += ["--overwrite"] * args.overwrite
+    if given:
+        raise CliError(
+            f"--resume continues {run} with its saved config; drop {', '.join(given)} "
+            "(only --steps/--epochs may extend it)"
+        )
+
+
+def _flag_name(key: str) -> str:
+    names = {"model_config": "config", "lora_rank": "lora", "early_stop_patience": "early-stop"}
+    if key == "augment":
+        return "--no-augment"
+    return "--" + names.get(key, key).replace("_", "-")
 
 
 def _resolve_checkpoint(spec: str):

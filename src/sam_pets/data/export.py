@@ -270,8 +270,11 @@ def export_coco(
         FileExistsError: ``out_json`` exists and ``overwrite`` is False.
         BadInputError: The dataset has items but not one of them can be read (nothing is
             written).
+        IsADirectoryError: ``out_json`` is a folder (never replaced, even with ``overwrite``).
     """
     out_json = Path(out_json)
+    if out_json.is_dir():
+        raise IsADirectoryError(f"{out_json} is a folder; give a .json file to write")
     if out_json.exists() and not overwrite:
         raise FileExistsError(f"{out_json} exists; use --overwrite to replace it")
     skipped: list[FileIssue] = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from sam_pets.model.convert import (
     hf_to_meta_state_dict,
     init_video_state,
     is_image_key,
+    is_video_key,
     looks_like_hf,
     meta_key_order,
     video_key_shapes,
@@ -63,7 +65,19 @@ class Checkpoint:
     metadata: dict = field(default_factory=dict)
 
 
-def _torch_load(path: Path) -> object:
+def torch_load_file(path: str | os.PathLike) -> object:
+    """``torch.load(path, weights_only=True)`` on the CPU, every failure as a CheckpointError.
+
+    Torch's own warnings on this path (e.g. about a TorchScript archive) are silenced: the
+    error that follows says what is wrong.
+
+    Raises:
+        CheckpointError: missing, foreign, truncated or corrupt file, or a pickle holding
+            objects other than tensors and plain containers.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(path, "file not found" if not path.exists() else "not a file")
     with open(path, "rb") as f:
         head = f.read(4)
     # torch.save writes a zip archive (PK..); very old files are a bare pickle (0x80 = protocol)
@@ -72,7 +86,9 @@ def _torch_load(path: Path) -> object:
             path, "not a PyTorch checkpoint or safetensors file (unrecognised content)"
         )
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         raise CheckpointError(
             path,
@@ -80,8 +96,6 @@ def _torch_load(path: Path) -> object:
             f"(weights_only=True); it may run code. Details: {str(e).splitlines()[0]}",
         ) from None
     except Exception as e:  # torch.load raises many types for garbage input
-        if isinstance(e, FileNotFoundError):
-            raise CheckpointError(path, "file not found") from None
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise CheckpointError(
             path, f"not a readable PyTorch checkpoint (truncated or corrupt?): {first}"
@@ -148,7 +162,7 @@ def read_checkpoint(path: str | os.PathLike, config: Sam2Config | None = None) -
         raw = _load_safetensors(path)
         fmt = FORMAT_HF
     else:
-        obj = _torch_load(path)
+        obj = torch_load_file(path)
         if not isinstance(obj, dict):
             raise CheckpointError(path, f"expected a dict of tensors, found {type(obj).__name__}")
         if "model" in obj and isinstance(obj["model"], dict):
@@ -175,7 +189,14 @@ def read_checkpoint(path: str | os.PathLike, config: Sam2Config | None = None) -
     if config is None:
         config = detect_config(raw, str(path))
     image = {k: v for k, v in raw.items() if is_image_key(k)}
-    video = {k: v for k, v in raw.items() if not is_image_key(k)}
+    video = {k: v for k, v in raw.items() if is_video_key(k)}
+    unknown = [k for k in raw if k not in image and k not in video]
+    if unknown:
+        raise CheckpointError(
+            path,
+            f"{len(unknown)} unexpected keys (neither SAM 2 image nor video weights), "
+            f"first: {unknown[:5]}",
+        )
     return Checkpoint(str(path), fmt, config, image, video, metadata)
 
 

@@ -19,6 +19,11 @@ def is_image_key(key: str) -> bool:
     return key.startswith(_IMAGE_PREFIXES)
 
 
+def is_video_key(key: str) -> bool:
+    """True for the video-only keys of Meta's SAM 2 / 2.1 checkpoints (kept, never used)."""
+    return key in _VIDEO_KEYS
+
+
 def video_key_shapes(version: str = "2.1", d: int = 256, mem_dim: int = 64) -> dict[str, tuple]:
     """Names and shapes of the video-only keys of a SAM 2 checkpoint, in Meta's order.
 
@@ -67,6 +72,10 @@ def video_key_shapes(version: str = "2.1", d: int = 256, mem_dim: int = 64) -> d
     if version == "2.1":
         tail["obj_ptr_tpos_proj.weight"], tail["obj_ptr_tpos_proj.bias"] = (mem_dim, d), (mem_dim,)
     return {"head": head, "mid": mid, "tail": tail}
+
+
+# SAM 2.1's names are a superset of SAM 2.0's; the names do not depend on the model size.
+_VIDEO_KEYS = frozenset(k for g in video_key_shapes("2.1").values() for k in g)
 
 
 def init_video_state(version: str = "2.1", d: int = 256, seed: int = 0) -> dict[str, torch.Tensor]:

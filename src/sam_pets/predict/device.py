@@ -6,6 +6,8 @@ import contextlib
 
 import torch
 
+from sam_pets.model.build import parse_device
+
 
 def select_device(device: str | torch.device | None = "auto") -> torch.device:
     """Resolve ``"auto"`` (CUDA, then Apple MPS, then CPU) or validate an explicit device."""
@@ -16,9 +18,7 @@ def select_device(device: str | torch.device | None = "auto") -> torch.device:
         if mps is not None and mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} requested but CUDA is not available")
+    dev = parse_device(device)
     if dev.type == "mps" and not (
         getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()
     ):

@@ -17,8 +17,17 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
 
     TIFF goes through tifffile (first page / first plane of a stack), everything else
     through Pillow (format detected from the content, not the extension).
+
+    Pillow's decompression-bomb guard stays on: an image of more than twice
+    ``PIL.Image.MAX_IMAGE_PIXELS`` pixels (about 179 MP by default) is refused; the model sees
+    it at 1024 px anyway.  A caller that really needs bigger images raises that limit itself.
+
+    Raises:
+        ImageReadError: missing file, a folder, unreadable content or an oversized image.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ImageReadError(f"{path}: is a folder, not an image file")
     if not path.is_file():
         raise ImageReadError(f"{path}: file not found")
     if path.suffix.lower() in (".tif", ".tiff"):
@@ -41,5 +50,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
             if im.mode not in ("L", "RGB", "RGBA"):
                 im = im.convert("RGBA" if "A" in im.getbands() else "RGB")
             return np.asarray(im)
+    except Image.DecompressionBombError as e:
+        raise ImageReadError(f"{path}: image too large to read safely ({e})") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise ImageReadError(f"{path}: not a readable image ({e})") from None

@@ -203,8 +203,15 @@ class ImagePredictor:
             lazy_masks: Leave ``masks`` as ``None`` and upsample a candidate only when
                 :meth:`Prediction.mask` asks for it (single prompt set only).
 
+        Points and boxes outside the image are allowed (SAM encodes any position, and an
+        interactive caller may click beside the image); front ends that want them refused,
+        such as ``sam-pets predict``, check the bounds themselves.
+
         Returns:
             :class:`Prediction`; batched (leading K) when boxes or points are batched.
+
+        Raises:
+            ValueError: badly shaped prompts, or a NaN/inf coordinate.
         """
         with self._lock:
             if self._features is None or self._orig_hw is None:
@@ -250,7 +257,7 @@ class ImagePredictor:
         batched = False
         pts = lab = None
         if points_xy is not None:
-            p = torch.as_tensor(np.asarray(points_xy, dtype=np.float32), device=dev)
+            p = torch.as_tensor(_finite(points_xy, "points_xy"), device=dev)
             if labels is None:
                 raise ValueError("labels are required with points_xy")
             lab = torch.as_tensor(np.asarray(labels), dtype=torch.int32, device=dev)
@@ -265,7 +272,7 @@ class ImagePredictor:
                 )
             pts = coords_orig_to_input(p, hw, size)
         if box_xyxy is not None:
-            b = torch.as_tensor(np.asarray(box_xyxy, dtype=np.float32), device=dev)
+            b = torch.as_tensor(_finite(box_xyxy, "box_xyxy"), device=dev)
             if b.ndim == 1:
                 b = b[None]
             elif b.shape[0] > 1 or batched:
@@ -293,3 +300,11 @@ class ImagePredictor:
         while m.ndim < 4:
             m = m[None]
         return m.expand(k, -1, -1, -1) if m.shape[0] == 1 and k > 1 else m
+
+
+def _finite(coords, name: str) -> np.ndarray:
+    """``coords`` as float32, refusing NaN and inf (they would silently give an empty mask)."""
+    a = np.asarray(coords, dtype=np.float32)
+    if not np.isfinite(a).all():
+        raise ValueError(f"{name} must be finite numbers, got {a.tolist()}")
+    return a

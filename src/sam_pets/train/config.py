@@ -7,6 +7,7 @@ Unknown keys are an error (a typo must not silently fall back to a default). The
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -142,9 +143,17 @@ class TrainConfig:
             raise ValueError("give exactly one of checkpoint and model_config")
         if self.steps is None and self.epochs is None:
             raise ValueError("give steps or epochs")
+        for name in ("steps", "epochs", "resolution"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         for name in ("batch_size", "grad_accum", "max_objects", "log_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in _NON_NEGATIVE:
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.cached_embeddings and not self.encoder_frozen:
             raise ValueError(
                 "cached_embeddings needs a frozen image encoder "
@@ -169,7 +178,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
-        """Build from a dict; unknown keys are an error (listing the known ones)."""
+        """Build from a dict; unknown keys and values of the wrong type are an error."""
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
@@ -179,8 +188,61 @@ class TrainConfig:
         ]
         if missing:
             raise ValueError(f"missing train config keys: {missing}")
+        check_types(d)
         tuples = {f.name for f in fields(cls) if str(f.type).startswith("tuple")}
         return cls(**{k: tuple(v) if k in tuples and v is not None else v for k, v in d.items()})
+
+
+_NON_NEGATIVE = (
+    "val_every",
+    "val_items",
+    "early_stop_patience",
+    "warmup_steps",
+    "lora_rank",
+    "correction_rounds",
+    "num_workers",
+    "save_every",
+    "num_pos_clicks",
+)
+
+# Field type (as written in the annotations) -> (accepted Python types, name in messages).
+_TYPES = {
+    "str": ((str,), "a string"),
+    "int": ((int,), "an integer"),
+    "float": ((int, float), "a number"),
+    "bool": ((bool,), "true or false"),
+    "tuple[float, float]": ((list, tuple), "a list of 2 numbers"),
+    "tuple[str, ...]": ((list, tuple), "a list of names"),
+}
+
+
+def check_types(d: dict) -> None:
+    """Check that every value of a (partial) config mapping has its field's type.
+
+    Raises:
+        ValueError: naming the first key whose value has the wrong type.
+    """
+    types = {f.name: str(f.type) for f in fields(TrainConfig)}
+    for key, value in d.items():
+        spec = types.get(key)
+        if spec is None:
+            continue
+        optional = spec.endswith(" | None")
+        accepted, what = _TYPES[spec.removesuffix(" | None")]
+        if value is None and optional:
+            continue
+        ok = isinstance(value, accepted) and not (isinstance(value, bool) and bool not in accepted)
+        if ok and spec.startswith("tuple[float"):
+            ok = len(value) == 2 and all(_is_number(v) for v in value)
+        elif ok and spec.startswith("tuple[str"):
+            ok = all(isinstance(v, str) for v in value)
+        if not ok:
+            what += " or null" if optional else ""
+            raise ValueError(f"{key} must be {what}, got {value!r}")
+
+
+def _is_number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
@@ -188,18 +250,43 @@ def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
         raise ValueError(f"{name} must be one of {choices}, got {value!r}")
 
 
+class _YamlLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that also reads ``1e-5`` as a number (YAML 1.1 wants ``1.0e-5``)."""
+
+
+_YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
 def read_config_file(path: str | Path) -> dict:
     """The mapping of a YAML (or JSON) config file, possibly partial; unknown keys are an error.
 
     Raises:
-        ValueError: the file is not a mapping, or holds unknown keys.
+        ValueError: the file is not UTF-8 YAML, not a mapping, holds unknown keys or a value
+            of the wrong type; the message names the file.
+        OSError: the file cannot be read.
     """
-    data = yaml.safe_load(Path(path).read_text()) or {}
+    try:
+        data = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=_YamlLoader) or {}
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a text (UTF-8) YAML file") from None
+    except yaml.YAMLError as e:
+        where = getattr(e, "problem_mark", None)
+        line = f" (line {where.line + 1})" if where is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ValueError(f"{path}: not valid YAML{line}: {problem}") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping of config keys, got {type(data).__name__}")
-    unknown = sorted(set(data) - {f.name for f in fields(TrainConfig)})
+    unknown = sorted(set(map(str, data)) - {f.name for f in fields(TrainConfig)})
     if unknown:
         raise ValueError(f"{path}: unknown train config keys: {unknown}")
+    try:
+        check_types(data)
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}") from None
     return data
 
 

@@ -6,6 +6,8 @@ import contextlib
 
 import torch
 
+from sam_pets.model.build import parse_device
+
 
 def select_device(name: str = "auto", local_rank: int = 0) -> torch.device:
     """Resolve "auto" (CUDA, then MPS, then CPU) or validate an explicit device.
@@ -19,12 +21,9 @@ def select_device(name: str = "auto", local_rank: int = 0) -> torch.device:
         if mps is not None and mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {name!r} requested but CUDA is not available")
-        if dev.index is None:
-            dev = torch.device("cuda", local_rank)
+    dev = parse_device(name)
+    if dev.type == "cuda" and dev.index is None:
+        dev = torch.device("cuda", local_rank)
     return dev
 
 

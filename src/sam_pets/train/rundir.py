@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 from sam_pets.model import Sam2Image, build_model, save_checkpoint
-from sam_pets.model.checkpoint import atomic_write_bytes
+from sam_pets.model.checkpoint import CheckpointError, atomic_write_bytes, torch_load_file
 from sam_pets.train.config import TrainConfig, dump_config, load_config
 from sam_pets.train.lora import has_lora, merged_state_dict
 
@@ -154,8 +154,15 @@ class RunDir:
             atomic_write_bytes(self.file("state.pt"), buf.getvalue())
 
     def load_state(self) -> dict:
-        """Read the resume state (tensors and plain numbers only)."""
-        return torch.load(self.file("state.pt"), map_location="cpu", weights_only=True)
+        """Read the resume state (tensors and plain numbers only).
+
+        Raises:
+            CheckpointError: state.pt is truncated, corrupt or holds other pickled objects.
+        """
+        state = torch_load_file(self.file("state.pt"))
+        if not isinstance(state, dict) or "model" not in state:
+            raise CheckpointError(self.file("state.pt"), "not a sam-pets resume state")
+        return state
 
 
 def plain_model(model: Sam2Image) -> Sam2Image:

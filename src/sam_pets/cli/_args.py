@@ -1,0 +1,46 @@
+"""Argument types shared by the subcommands: a bad value stops at parse time with one line."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+
+def device(text: str) -> str:
+    """A device name this machine has (``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``)."""
+    if text == "auto":
+        return text
+    from sam_pets.predict.device import select_device
+
+    try:
+        select_device(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+    return text
+
+
+def positive_int(text: str) -> int:
+    """An integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def finite_floats(text: str, n: int, what: str) -> list[float]:
+    """``n`` comma-separated finite numbers (no nan or inf)."""
+    parts = text.replace(" ", "").split(",")
+    try:
+        vals = [float(v) for v in parts]
+    except ValueError:
+        vals = []
+    if len(vals) != n:
+        raise argparse.ArgumentTypeError(
+            f"{what} must be {n} comma-separated numbers, got {text!r}"
+        )
+    if not all(math.isfinite(v) for v in vals):
+        raise argparse.ArgumentTypeError(f"{what} must be finite numbers, got {text!r}")
+    return vals
