@@ -90,3 +90,23 @@ def test_missing_dataset_is_reported(dock, tmp_path, qtbot):
     widget.model_combo.setCurrentText("random weights: test")
     _run(qtbot, widget)
     assert widget.result is None and "dataset.json" in widget.status.text()
+
+
+def test_an_unreadable_item_is_skipped_with_a_warning(dock, dataset, qtbot, tmp_path, monkeypatch):
+    import shutil
+
+    from sam_pets._napari import _evaluate
+    from sam_pets.data.formats import sam2_folder as canon
+
+    _, widget = dock
+    broken = tmp_path / "ds"
+    shutil.copytree(dataset, broken)
+    canon.item_paths(broken, "cat_a").image.unlink()
+    warnings = []
+    monkeypatch.setattr(_evaluate, "show_warning", warnings.append)
+    widget.model_combo.setCurrentText("random weights: test")
+    widget.dataset_edit.setText(str(broken))
+    _run(qtbot, widget)
+    assert widget.result is not None and widget.result.n_images == 2
+    assert any("cat_a" in w and "missing" in w for w in warnings)
+    assert "1 unreadable, skipped" in widget.status.text()

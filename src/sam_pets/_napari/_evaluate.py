@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 from napari.qt.threading import create_worker
-from napari.utils.notifications import show_error, show_info
+from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtGui import QPixmap
 from qtpy.QtWidgets import (
     QCheckBox,
@@ -262,6 +262,8 @@ class EvaluateWidget(DockHelpers, QWidget):
         return annotator_predictor(self.viewer) if choice == ANNOTATOR_MODEL else choice
 
     def _on_progress(self, rec: Progress) -> None:
+        if rec.notice:  # e.g. an unreadable item, skipped
+            show_warning(f"sam-pets: {rec.notice}")
         if rec.total:
             self.progress_bar.setMaximum(rec.total)
             self.progress_bar.setValue(rec.step)
@@ -275,8 +277,10 @@ class EvaluateWidget(DockHelpers, QWidget):
         self._show_plots(summary)
         self.worst_button.setEnabled(result.config.grid_protocol is not None)
         self.save_button.setEnabled(True)
-        self.status.setText(f"{result.n_images} images in {result.timing['total']:.1f} s")
-        show_info(f"sam-pets: evaluated {result.n_images} images")
+        skipped = len(summary.get("skipped") or ())
+        note = f" ({skipped} unreadable, skipped)" if skipped else ""
+        self.status.setText(f"{result.n_images} images{note} in {result.timing['total']:.1f} s")
+        show_info(f"sam-pets: evaluated {result.n_images} images{note}")
 
     def _on_error(self, error: Exception) -> None:
         self.status.setText(f"failed: {error}")

@@ -296,6 +296,8 @@ class FinetuneWidget(DockHelpers, QWidget):
         self.resume_button.setEnabled(not running and self.folder is not None)
 
     def _on_progress(self, p) -> None:
+        if p.notice:  # e.g. an unreadable item, left out of the training set
+            show_warning(f"sam-pets: {p.notice}")
         m = p.metrics
         if p.message == "train":
             self.history["loss"].append((p.step, m["loss"]))
