@@ -328,26 +328,35 @@ def test_other_image_types(make_napari_viewer, qtbot, predictor, pet_image, dtyp
     assert widget.commit() == 1
 
 
-def test_stack_embeds_per_slice(make_napari_viewer, qtbot, predictor, pet_image):
+@pytest.fixture
+def stack_annotator(make_napari_viewer, qtbot, predictor, pet_image):
     stack = np.stack([pet_image[..., 0], pet_image[..., 1], pet_image[..., 2]])
     viewer = make_napari_viewer()
     viewer.add_image(stack, name="stack")
     _, widget = viewer.window.add_plugin_dock_widget("sam-pets", "Annotator")
     widget.set_predictor(predictor)
-    viewer.dims.set_current_step(0, 1)
-    qtbot.waitUntil(
-        lambda: widget._ready_key is not None and widget._ready_key[1] == (1,), timeout=30000
-    )
+    qtbot.waitUntil(lambda: widget._ready_key is not None, timeout=30000)
+    yield viewer, widget
+    qtbot.waitUntil(lambda: not widget._busy, timeout=30000)
+
+
+def _go_to(qtbot, viewer, widget, z):
+    viewer.dims.set_current_step(0, z)
+    qtbot.waitUntil(lambda: widget._ready_key == widget._key(), timeout=30000)
+    qtbot.waitUntil(lambda: not widget._busy, timeout=30000)
+
+
+def test_stack_embeds_per_slice(stack_annotator, qtbot):
+    viewer, widget = stack_annotator
+    _go_to(qtbot, viewer, widget, 1)
     widget.points.add(np.array([[1.0, 190.0, 250.0]]))
     _wait_prediction(qtbot, widget)
     widget.commit()
     target = widget.target_layer().data
     assert target.shape == (3, 375, 500)
     assert target[1].any() and not target[0].any() and not target[2].any()
-    viewer.dims.set_current_step(0, 2)
-    qtbot.waitUntil(
-        lambda: widget._ready_key is not None and widget._ready_key[1] == (2,), timeout=30000
-    )
+    _go_to(qtbot, viewer, widget, 2)
+    assert widget._ready_key[1] == (2,)
 
 
 def test_export_writes_dataset(annotator, qtbot, tmp_path):
@@ -456,10 +465,13 @@ def _click_and_predict(qtbot, widget, row=190.0, col=250.0):
 
 
 def _record(monkeypatch, name):
-    from sam_pets._napari import _annotator
+    """Collect the notifications ``name`` (e.g. show_warning) of the Annotator's modules."""
+    from sam_pets._napari import _annotator, _targets
 
     seen = []
-    monkeypatch.setattr(_annotator, name, seen.append)
+    for module in (_annotator, _targets):
+        if hasattr(module, name):
+            monkeypatch.setattr(module, name, seen.append)
     return seen
 
 
@@ -574,24 +586,6 @@ def test_polarity_key_does_not_repaint_the_last_point(annotator, qtbot):
     widget.points.selected_data = {0}
     widget.toggle_polarity()
     assert np.allclose(widget.points.face_color[0], [0, 1, 0, 1])  # still positive
-    qtbot.waitUntil(lambda: not widget._busy, timeout=30000)
-
-
-@pytest.fixture
-def stack_annotator(make_napari_viewer, qtbot, predictor, pet_image):
-    stack = np.stack([pet_image[..., 0], pet_image[..., 1], pet_image[..., 2]])
-    viewer = make_napari_viewer()
-    viewer.add_image(stack, name="stack")
-    _, widget = viewer.window.add_plugin_dock_widget("sam-pets", "Annotator")
-    widget.set_predictor(predictor)
-    qtbot.waitUntil(lambda: widget._ready_key is not None, timeout=30000)
-    yield viewer, widget
-    qtbot.waitUntil(lambda: not widget._busy, timeout=30000)
-
-
-def _go_to(qtbot, viewer, widget, z):
-    viewer.dims.set_current_step(0, z)
-    qtbot.waitUntil(lambda: widget._ready_key == widget._key(), timeout=30000)
     qtbot.waitUntil(lambda: not widget._busy, timeout=30000)
 
 

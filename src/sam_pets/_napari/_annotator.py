@@ -22,6 +22,7 @@ from sam_pets._napari._export import export_items, export_job
 from sam_pets._napari._models import load_predictor_job, show_progress
 from sam_pets._napari._prompting import PromptingMixin
 from sam_pets._napari._session import LabelOverflow, PromptSession
+from sam_pets._napari._targets import TargetsMixin, layer_id
 from sam_pets._napari._widgets import DockHelpers
 from sam_pets._napari._workers import model_worker, start_on_compute_thread
 
@@ -31,11 +32,6 @@ _LIVE: weakref.WeakSet = weakref.WeakSet()
 def _unwrap(obj):
     """The object behind napari's plugin proxy (proxies differ per access)."""
     return getattr(obj, "__wrapped__", obj)
-
-
-def layer_id(layer) -> str:
-    """A layer's identity (napari hands plugins proxies: a new object per access)."""
-    return str(getattr(layer, "unique_id", id(layer)))
 
 
 def _key_handler(name: str):
@@ -62,7 +58,7 @@ def annotator_for(viewer) -> AnnotatorWidget | None:
     return None
 
 
-class AnnotatorWidget(AnnotatorLayout, PromptingMixin, DockHelpers, QWidget):
+class AnnotatorWidget(AnnotatorLayout, PromptingMixin, TargetsMixin, DockHelpers, QWidget):
     """Dock widget driving SAM 2 from point and box prompts.
 
     Signals:
@@ -187,12 +183,6 @@ class AnnotatorWidget(AnnotatorLayout, PromptingMixin, DockHelpers, QWidget):
         layer = self.viewer.layers[name] if name in self.viewer.layers else None
         return layer if isinstance(layer, Image) else None
 
-    def _find_layer(self, uid: str | None):
-        for layer in self.viewer.layers:
-            if uid is not None and layer_id(layer) == uid:
-                return layer
-        return None
-
     def _plane(self, image: Image) -> tuple[int, ...]:
         return L.plane_index(image, self.viewer.dims.current_step)
 
@@ -209,7 +199,7 @@ class AnnotatorWidget(AnnotatorLayout, PromptingMixin, DockHelpers, QWidget):
         if uid != self._image_id:
             self._image_id = uid
             self.session.clear()
-            self._remove_prompts(plane=None)
+            self._remove_prompts(all_planes=True)
             self._show_target()
         self._embed_current()
 
@@ -323,82 +313,6 @@ class AnnotatorWidget(AnnotatorLayout, PromptingMixin, DockHelpers, QWidget):
         if layer in self.viewer.layers:
             self.viewer.layers.remove(layer)
 
-    def _ensure_target(self, image: Image) -> Labels:
-        """The image's target Labels layer, made if it has none (or its layer was deleted).
-
-        An image's first target is the Labels layer chosen in the dock, else an existing
-        ``<image> labels`` layer (e.g. from an earlier dock), if it fits the image and serves
-        no other image; otherwise a new ``<image> labels`` layer.  A deleted target is
-        replaced by a new layer, never by another one of the user's.
-        """
-        uid = layer_id(image)
-        target = self._find_layer(self._targets.get(uid))
-        if isinstance(target, Labels):
-            return target
-        taken = set(self._targets.values())
-        named = f"{image.name} labels"
-        candidates = [self._chosen_labels()]
-        if named in self.viewer.layers:
-            candidates.append(self.viewer.layers[named])
-        usable = [
-            c
-            for c in candidates
-            if isinstance(c, Labels)
-            and not L.is_helper(c)
-            and layer_id(c) not in taken
-            and L.fits(c, image)
-        ]
-        if uid not in self._targets and usable:
-            target = usable[0]
-        else:
-            # uint16 (65535 objects, then int32): napari colours it without hashing every pixel
-            adding, self._adding_layers = self._adding_layers, True
-            try:
-                target = self.viewer.add_layer(L.make_labels(image, named, dtype=np.uint16))
-            finally:
-                self._adding_layers = adding
-        self._targets[uid] = layer_id(target)
-        self._refresh_layer_choices()
-        return target
-
-    def _chosen_labels(self) -> Labels | None:
-        name = self.labels_combo.currentText()
-        layer = self.viewer.layers[name] if name in self.viewer.layers else None
-        return layer if isinstance(layer, Labels) and not L.is_helper(layer) else None
-
-    def _show_target(self) -> None:
-        """Show the current image's target in the Labels box."""
-        target = self.target_layer()
-        combo = self.labels_combo
-        combo.blockSignals(True)
-        if target is not None:
-            combo.setCurrentText(target.name)
-        elif self._image_id in self._targets:
-            combo.setCurrentIndex(-1)  # its target was deleted: a new one comes with a commit
-        combo.blockSignals(False)
-
-    def _on_target_chosen(self) -> None:
-        """The user picked a Labels layer: it becomes the current image's target if it fits."""
-        image, chosen = self._image_layer(), self._chosen_labels()
-        if image is None or chosen is None:
-            return
-        if not L.fits(chosen, image):
-            show_warning(
-                f"sam-pets: {chosen.name!r} {L.spatial_shape_of(chosen)} does not fit "
-                f"{image.name!r} {L.spatial_shape(image)}; keeping the current target"
-            )
-            self._show_target()
-            return
-        self._targets[layer_id(image)] = layer_id(chosen)
-
-    def target_layer(self) -> Labels | None:
-        """The Labels layer that receives the current image's committed objects."""
-        image = self._image_layer()
-        if image is None:
-            return None
-        layer = self._find_layer(self._targets.get(layer_id(image)))
-        return layer if isinstance(layer, Labels) else None
-
     # --- key actions ---------------------------------------------------------------------------
     def commit(self) -> int:
         """Write the selected candidate into the target Labels layer under a new id."""
@@ -487,29 +401,6 @@ class AnnotatorWidget(AnnotatorLayout, PromptingMixin, DockHelpers, QWidget):
         """Discard the object being annotated (the prompts on this plane)."""
         self.session.clear()
         self._remove_prompts()
-
-    def _remove_prompts(self, plane: tuple | None = ()) -> None:
-        """Remove the clicks and boxes on the current plane (all of them: ``plane=None``).
-
-        Prompts on other planes of a stack are objects still being annotated there.
-        """
-        image = self._image_layer()
-        if plane == () and image is not None:
-            plane = self._plane(image)
-        for layer in (self.points, self.boxes):
-            if layer is None or layer not in self.viewer.layers or not len(layer.data):
-                continue
-            if plane is None or not plane:
-                drop = set(range(len(layer.data)))
-            else:
-                drop = {
-                    i for i, d in enumerate(L.prompt_coords(layer)) if L.on_plane(d, plane).all()
-                }
-            if drop:
-                layer.selected_data = drop
-                layer.remove_selected()
-        self.session.candidates = None
-        self._show_preview()
 
     def undo(self) -> None:
         """Undo the last commit (in the layer it went into)."""

@@ -79,6 +79,23 @@ class PromptingMixin:
         if not action.endswith("ing"):
             self.request_predict()
 
+    def _remove_prompts(self, all_planes: bool = False) -> None:
+        """Remove the clicks and boxes on the current plane (or on every plane).
+
+        Prompts on other planes of a stack are objects still being annotated there.
+        """
+        image = self._image_layer()
+        plane = () if all_planes or image is None else self._plane(image)
+        for layer in (self.points, self.boxes):
+            if layer is None or layer not in self.viewer.layers or not len(layer.data):
+                continue
+            drop = {i for i, d in enumerate(L.prompt_coords(layer)) if L.on_plane(d, plane).all()}
+            if drop:
+                layer.selected_data = drop
+                layer.remove_selected()
+        self.session.candidates = None
+        self._show_preview()
+
     # --- prediction ----------------------------------------------------------------------------
     def _read_prompts(self) -> None:
         image = self._image_layer()

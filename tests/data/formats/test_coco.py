@@ -173,19 +173,24 @@ def test_decode_segmentation_variants():
         coco_fmt.decode_segmentation([["a", 1, 2, 3, 4, 5]], 4, 4)
 
 
+def _two_images(tmp_path, ids):
+    """a.jpg and b.jpg (30x20) in tmp_path/images, and their COCO image entries with ``ids``."""
+    imgs = tmp_path / "images"
+    imgs.mkdir()
+    entries = []
+    for image_id, name in zip(ids, ("a.jpg", "b.jpg"), strict=True):
+        _write_image(imgs / name)
+        entries.append({"id": image_id, "file_name": name, "height": 20, "width": 30})
+    return imgs, entries
+
+
 def test_far_out_or_non_finite_polygon_is_one_skipped_annotation(tmp_path):
     # pycocotools overflows (segfault) on a point like 1e9; such an annotation must be
     # reported and skipped, and the rest of the batch must convert
-    imgs = tmp_path / "images"
-    imgs.mkdir()
-    _write_image(imgs / "a.jpg")
-    _write_image(imgs / "b.jpg")
+    imgs, images = _two_images(tmp_path, ids=(1, 2))
     good = [[2, 2, 25, 2, 25, 15]]
     coco = {
-        "images": [
-            {"id": 1, "file_name": "a.jpg", "height": 20, "width": 30},
-            {"id": 2, "file_name": "b.jpg", "height": 20, "width": 30},
-        ],
+        "images": images,
         "annotations": [
             {
                 "id": 7,
@@ -332,16 +337,10 @@ def test_export_categories_give_one_id_per_name_when_ids_clash():
 
 
 def test_duplicate_image_ids_and_unknown_categories_are_reported(tmp_path):
-    imgs = tmp_path / "imgs"
-    imgs.mkdir()
-    for n in ("a.jpg", "b.jpg"):
-        _write_image(imgs / n)
+    imgs, images = _two_images(tmp_path, ids=(1, 1))
     tri = [[2, 2, 20, 2, 20, 15]]
     coco = {
-        "images": [
-            {"id": 1, "file_name": "a.jpg", "height": 20, "width": 30},
-            {"id": 1, "file_name": "b.jpg", "height": 20, "width": 30},
-        ],
+        "images": images,
         "annotations": [
             {"id": 1, "image_id": 1, "category_id": 1, "segmentation": tri},
             {"id": 2, "image_id": 1, "category_id": 777, "segmentation": tri},
