@@ -315,9 +315,10 @@ class EvaluateWidget(DockHelpers, QWidget):
         self.table.resizeColumnsToContents()
 
     def _show_plots(self, summary: dict) -> None:
+        from sam_pets.eval.html import ReportFiles
         from sam_pets.eval.report import write_plots
 
-        figures = write_plots(summary, Path(self._figures.name))
+        figures = write_plots(summary, ReportFiles(self._figures.name))
         for lab, (name, caption) in zip(self.plot_labels, figures, strict=False):
             pix = QPixmap(str(Path(self._figures.name) / name))
             lab.setPixmap(pix.scaledToWidth(360))

@@ -62,9 +62,9 @@ def _csv(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
-def write_plots(summary: dict, out: Path | H.ReportFiles) -> list[tuple[str, str]]:
-    """Draw the report's plots from a summary into ``out``; returns (file name, caption)."""
-    at = out.path if isinstance(out, H.ReportFiles) else out.joinpath
+def write_plots(summary: dict, files: H.ReportFiles) -> list[tuple[str, str]]:
+    """Draw the report's plots from a summary into ``files``; returns (file name, caption)."""
+    at = files.path
     results, protocols = summary["results"], summary["config"]["protocols"]
     figs = []
     single = [p for p in protocols if p != "clicks"]
