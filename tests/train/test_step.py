@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
+from sam_pets.eval.metrics import iou
 from sam_pets.train.data import FeatureCache, open_dataset, sample_seed, to_batch
+from sam_pets.train.prompting import center_click_prompts
 from sam_pets.train.setup import set_train_modes
-from sam_pets.train.step import batch_loss
+from sam_pets.train.step import batch_loss, encode
 from sam_pets.train.trainer import Trainer
 from sam_pets.train.validate import validate
 
@@ -80,12 +83,40 @@ def test_disk_cache_round_trip(make_cfg, tmp_path):
     assert torch.equal(b1.masks[0], b2.masks[0])
 
 
+def _best_click_candidate_iou(model, items) -> float:
+    """Mean over objects of the best of the 3 candidates of a centre click (oracle choice)."""
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for x, masks, ignore in items:
+            p = center_click_prompts(masks.numpy())
+            dec = model.decode(
+                encode(model, x, False),
+                torch.from_numpy(p.points_xy),
+                torch.from_numpy(p.labels),
+                None,
+                True,
+            )
+            s = model.cfg.image_size
+            full = F.interpolate(dec.logits.float(), size=(s, s), mode="bilinear") > 0
+            cand = torch.stack([iou(full[:, j], masks, ignore) for j in range(full.shape[1])], 1)
+            out += cand.max(1).values.tolist()
+    return sum(out) / len(out)
+
+
 @pytest.mark.slow
-def test_overfit_batch_is_segmented_by_box_and_click(make_cfg):
-    """200 steps on 4 images: the prompts are followed (IoU > 0.9 for box and click)."""
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_overfit_batch_is_segmented_by_box_and_click(make_cfg, seed):
+    """300 steps on 4 images with new prompts every step: box and click prompts are followed.
+
+    A box is unambiguous: its mask must reach IoU 0.9. A centre click on a pet is not: the
+    right mask must be among its 3 candidates (IoU 0.9), and the IoU head, which learns more
+    slowly (weight 1 against the focal term's 20), must pick well enough for 0.75.
+    """
     cfg = make_cfg(
+        seed=seed,
         batch_size=4,
-        lr=3e-3,
+        lr=1e-3,  # 3e-3 drives the sigmoid IoU head to 0 while the masks are still bad
         grad_clip=1.0,
         weight_decay=0.0,
         correction_rounds=2,
@@ -97,9 +128,12 @@ def test_overfit_batch_is_segmented_by_box_and_click(make_cfg):
     items = [(batch.images[i : i + 1], batch.masks[i], batch.ignore[i]) for i in range(4)]
     assert validate(tr.model, items)["val_miou"] < 0.6
     set_train_modes(tr.model, cfg)
-    for _ in range(200):
+    for step in range(300):
+        # New prompts every step, as every epoch of a real run draws them anew.
+        batch.seeds = [sample_seed(cfg.seed, step, k) for k in range(4)]
         tr.optimizer.zero_grad()
         batch_loss(tr.model, batch, cfg, backward=torch.Tensor.backward)
         tr.rt.clip_and_step(tr.optimizer, tr.params, cfg.grad_clip)
     val = validate(tr.model, items)
-    assert val["val_iou_box"] > 0.9 and val["val_iou_click"] > 0.9, val
+    assert val["val_iou_box"] > 0.9 and val["val_iou_click"] > 0.75, val
+    assert _best_click_candidate_iou(tr.model, items) > 0.9
