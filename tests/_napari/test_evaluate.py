@@ -110,3 +110,37 @@ def test_an_unreadable_item_is_skipped_with_a_warning(dock, dataset, qtbot, tmp_
     assert widget.result is not None and widget.result.n_images == 2
     assert any("cat_a" in w and "missing" in w for w in warnings)
     assert "1 unreadable, skipped" in widget.status.text()
+
+
+def test_plots_are_drawn_in_the_worker(dock, dataset, qtbot, monkeypatch):
+    import threading
+
+    from sam_pets.eval import report
+
+    _, widget = dock
+    threads = []
+    draw = report.write_plots
+
+    def spy(*args):
+        threads.append(threading.current_thread() is threading.main_thread())
+        return draw(*args)
+
+    monkeypatch.setattr(report, "write_plots", spy)
+    widget.model_combo.setCurrentText("random weights: test")
+    widget.dataset_edit.setText(str(dataset))
+    for p, check in widget.protocol_checks.items():
+        check.setChecked(p == "box")
+    _run(qtbot, widget)
+    assert widget.result is not None and threads == [False]  # matplotlib: not on the GUI
+    assert not widget.plot_labels[0].pixmap().isNull()
+
+
+def test_closing_the_dock_stops_the_evaluation(dock, dataset, qtbot):
+    viewer, widget = dock
+    widget.model_combo.setCurrentText("random weights: test")
+    widget.dataset_edit.setText(str(dataset))
+    widget.run()
+    worker = widget.worker
+    viewer.window.remove_dock_widget(widget)  # what the dock's close button does
+    assert worker.abort_requested
+    qtbot.waitUntil(lambda: not worker.is_running, timeout=30000)

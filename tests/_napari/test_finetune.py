@@ -154,3 +154,119 @@ def test_auto_finetune_after_n_commits(docks, qtbot, monkeypatch):
     assert not started
     annotator.committed.emit(2)
     assert started == [True]
+
+
+def _start_and_train(dock, qtbot, steps=400, n=2):
+    dock.steps_spin.setValue(steps)
+    dock.start_button.click()
+    seen = _records(dock)
+    qtbot.waitUntil(lambda: sum(r.message == "train" for r in seen) >= n, timeout=60000)
+    return seen
+
+
+def test_closing_the_dock_stops_the_run_and_the_auto_loop(docks, qtbot, monkeypatch):
+    viewer, annotator, dock = docks
+    dock.auto_spin.setValue(1)
+    _start_and_train(dock, qtbot)
+    job, worker = dock.job, dock.worker
+    viewer.window.remove_dock_widget(dock)  # what the dock's close button does
+    qtbot.waitUntil(lambda: not worker.is_running, timeout=10000)
+    assert job.stop_requested and (job.folder / "run" / "last.pt").is_file()
+    started = []
+    monkeypatch.setattr(dock, "start", lambda: started.append(True))
+    annotator.committed.emit(7)  # the closed dock no longer starts runs
+    assert not started
+
+
+def test_quitting_the_worker_keeps_the_last_finished_step(docks, qtbot):
+    from sam_pets.train.finetune import FinetuneJob, can_resume
+
+    viewer, annotator, dock = docks
+    seen = _start_and_train(dock, qtbot)
+    folder = dock.folder
+    dock.worker.quit()  # what napari does to running workers when the viewer closes
+    qtbot.waitUntil(lambda: not dock.running, timeout=10000)
+    assert can_resume(folder) and (folder / "run" / "last.pt").is_file()
+    stopped = max(r.step for r in seen if r.message == "train")
+    job = FinetuneJob.resume(folder, steps=stopped + 1)
+    dock._launch(job, None, resumed=True)
+    seen = _records(dock)
+    qtbot.waitUntil(lambda: not dock.running, timeout=60000)
+    assert [r.step for r in seen if r.message == "train"] == [stopped + 1]
+
+
+def test_a_runtime_error_in_training_is_reported(docks, qtbot, monkeypatch):
+    from sam_pets._napari import _finetune
+    from sam_pets.train.trainer import Trainer
+
+    viewer, annotator, dock = docks
+    errors = []
+    monkeypatch.setattr(_finetune, "show_error", errors.append)
+
+    def out_of_memory(*args, **kwargs):
+        raise RuntimeError("CUDA out of memory")  # torch raises RuntimeError subclasses
+
+    monkeypatch.setattr(Trainer, "train_step", out_of_memory)
+    dock.steps_spin.setValue(5)
+    dock.start_button.click()
+    qtbot.waitUntil(lambda: not dock.running, timeout=30000)
+    assert errors and "out of memory" in errors[-1]
+    assert "failed" in dock.status.text() and dock.start_button.isEnabled()
+
+
+def test_resume_is_offered_only_for_a_resumable_run(docks, qtbot, monkeypatch, tmp_path):
+    from sam_pets._napari import _finetune
+
+    viewer, annotator, dock = docks
+    errors = []
+    monkeypatch.setattr(_finetune, "show_error", errors.append)
+    dock.session_check.setChecked(False)
+    dock.dataset_dir.setText(str(tmp_path / "missing"))
+    dock.start_button.click()
+    assert not dock.running and "not found" in errors[-1]
+    (tmp_path / "empty").mkdir()  # a folder, but no dataset in it: fails in the worker
+    dock.dataset_dir.setText(str(tmp_path / "empty"))
+    dock.start_button.click()
+    qtbot.waitUntil(lambda: not dock.running, timeout=30000)
+    assert "failed" in dock.status.text() and errors
+    assert not dock.resume_button.isEnabled() and dock.folder is None
+
+
+def test_auto_finetune_counts_an_annotator_opened_later(make_napari_viewer, qtbot, monkeypatch):
+    from sam_pets.model import build_model
+    from sam_pets.predict import ImagePredictor
+
+    viewer = make_napari_viewer()
+    _, dock = viewer.window.add_plugin_dock_widget("sam-pets", "Fine-tune")
+    dock.auto_spin.setValue(2)
+    started = []
+    monkeypatch.setattr(dock, "start", lambda: started.append(True))
+    _, annotator = viewer.window.add_plugin_dock_widget("sam-pets", "Annotator")
+    viewer.add_image(np.zeros((64, 80, 3), np.uint8), name="photo", rgb=True)
+    annotator.set_predictor(ImagePredictor(build_model("test", seed=0), device="cpu"))
+    qtbot.waitUntil(lambda: annotator._ready_key is not None, timeout=30000)
+    annotator.committed.emit(1)
+    annotator.committed.emit(2)
+    assert started == [True]
+
+
+def test_use_new_model_twice_keeps_the_previous_model(docks, qtbot):
+    from pathlib import Path
+
+    from sam_pets.model import build_model
+    from sam_pets.train.finetune import FinetuneResult
+
+    viewer, annotator, dock = docks
+    old, new = annotator.predictor.model, build_model("test", seed=5)
+    dock.result = FinetuneResult(Path("."), "done", 1, Path("best.pt"), None, None, new)
+    dock.use_button.setEnabled(True)
+    dock.use_button.click()
+    deadline = time.monotonic() + 30
+    while annotator.predictor.model is not new and time.monotonic() < deadline:
+        time.sleep(0.01)  # the swap ran on the compute thread; the GUI has not heard yet
+    dock.use_button.click()  # a double click
+    qtbot.waitUntil(dock.back_button.isEnabled, timeout=30000)
+    assert annotator.predictor.model is new
+    dock.back_button.click()
+    qtbot.waitUntil(dock.use_button.isEnabled, timeout=30000)
+    assert annotator.predictor.model is old and dock.previous_model is old

@@ -102,6 +102,22 @@ def evaluate_job(
     return (yield from iter_evaluate(models, dataset, cfg))
 
 
+def _evaluate_with_plots(
+    choices: list, dataset: str, cfg: EvalConfig, device: str, figures: str
+) -> Generator[Progress, None, tuple[EvalResult, list[tuple[str, str]]]]:
+    """:func:`evaluate_job`, then its plots drawn into ``figures`` (in the worker).
+
+    Returns:
+        The result and the plots as (file name in ``figures``, caption).
+    """
+    from sam_pets.eval.html import ReportFiles
+    from sam_pets.eval.report import write_plots
+
+    result = yield from evaluate_job(choices, dataset, cfg, device)
+    # matplotlib holds the GIL for hundreds of ms a figure: never on the GUI thread
+    return result, write_plots(result.summary(), ReportFiles(figures))
+
+
 class EvaluateWidget(DockHelpers, QWidget):
     """Dock widget: evaluate a model on a dataset folder; table, plots, worst cases."""
 
@@ -235,11 +251,12 @@ class EvaluateWidget(DockHelpers, QWidget):
         if self.compare_combo.currentText() != NO_COMPARE:
             choices.append(self._resolve(self.compare_combo.currentText()))
         self.worker = job_worker(
-            evaluate_job,
+            _evaluate_with_plots,
             choices,
             dataset,
             self.config(),
             self.device_combo.currentText(),
+            self._figures.name,
             _progress={"desc": "Evaluating", "total": 0},
         )
         self.worker.yielded.connect(self._alive(self._on_progress))
@@ -270,11 +287,12 @@ class EvaluateWidget(DockHelpers, QWidget):
         metrics = " ".join(f"{k}={v:.3f}" for k, v in rec.metrics.items() if isinstance(v, float))
         self.status.setText(f"{rec.message} {metrics}".strip())
 
-    def _on_result(self, result: EvalResult) -> None:
+    def _on_result(self, out: tuple[EvalResult, list[tuple[str, str]]]) -> None:
+        result, figures = out
         self.result = result
         summary = result.summary()
         self._fill_table(summary)
-        self._show_plots(summary)
+        self._show_plots(figures)
         self.worst_button.setEnabled(result.config.grid_protocol is not None)
         self.save_button.setEnabled(True)
         skipped = len(summary.get("skipped") or ())
@@ -314,11 +332,7 @@ class EvaluateWidget(DockHelpers, QWidget):
                 self.table.setItem(i, j, QTableWidgetItem(text))
         self.table.resizeColumnsToContents()
 
-    def _show_plots(self, summary: dict) -> None:
-        from sam_pets.eval.html import ReportFiles
-        from sam_pets.eval.report import write_plots
-
-        figures = write_plots(summary, ReportFiles(self._figures.name))
+    def _show_plots(self, figures: list[tuple[str, str]]) -> None:
         for lab, (name, caption) in zip(self.plot_labels, figures, strict=False):
             pix = QPixmap(str(Path(self._figures.name) / name))
             lab.setPixmap(pix.scaledToWidth(360))
@@ -384,9 +398,13 @@ class EvaluateWidget(DockHelpers, QWidget):
 
     def _on_destroyed(self, *args) -> None:
         self._dead = True
+        self._on_undocked()
+        self._figures.cleanup()
+
+    def _on_undocked(self) -> None:
+        """The dock was closed: stop the evaluation."""
         if self.worker is not None:
             self.worker.quit()
-        self._figures.cleanup()
 
 
 def _spin(lo: int, hi: int, value: int, tip: str) -> QSpinBox:

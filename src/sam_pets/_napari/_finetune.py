@@ -43,6 +43,7 @@ from sam_pets.train.finetune import (
     PRESETS,
     AnnotatedImage,
     FinetuneJob,
+    can_resume,
     default_root,
     new_job_folder,
 )
@@ -74,6 +75,10 @@ class FinetuneWidget(DockHelpers, QWidget):
         self._build_ui()
         self._apply_preset()
         self.destroyed.connect(self._on_destroyed)
+        # an Annotator opened (or reopened) after this dock adds its prompt layers before its
+        # first commit: that is when "Auto after N commits" starts counting its commits
+        self.viewer.layers.events.inserted.connect(self._watch_commits)
+        self._watch_commits()
 
     # --- layout -------------------------------------------------------------------------------
     def _build_ui(self) -> None:
@@ -233,6 +238,9 @@ class FinetuneWidget(DockHelpers, QWidget):
         if not items and dataset is None:
             show_warning("sam-pets: nothing to train on yet: commit objects or pick a dataset")
             return
+        if dataset is not None and not Path(dataset).is_dir():
+            show_error(f"sam-pets: dataset folder not found: {dataset}")
+            return
         self._watch_commits()
         predictor = annotator.predictor
         try:
@@ -350,6 +358,8 @@ class FinetuneWidget(DockHelpers, QWidget):
         show_info(f"sam-pets: fine-tuning finished ({result.checkpoint})")
 
     def _on_error(self, error: Exception) -> None:
+        if self.folder is not None and not can_resume(self.folder):
+            self.folder = None  # failed before its first saved step: nothing to resume
         self.status.setText(f"failed: {error}")
         show_error(f"sam-pets: fine-tuning failed: {error}")
 
@@ -362,8 +372,17 @@ class FinetuneWidget(DockHelpers, QWidget):
 
     def _on_destroyed(self, *args) -> None:
         self._dead = True
+        self._on_undocked()
+
+    def _on_undocked(self) -> None:
+        """The dock was closed: stop the run (its last finished step is kept) and the auto loop."""
         if self.job is not None:
             self.job.stop()
+        try:
+            self.viewer.layers.events.inserted.disconnect(self._watch_commits)
+        except (RuntimeError, TypeError, ValueError):
+            pass
+        self._unwatch()
 
     # --- model swap ---------------------------------------------------------------------------
     def use_new_model(self) -> None:
@@ -385,15 +404,24 @@ class FinetuneWidget(DockHelpers, QWidget):
             show_warning("sam-pets: the Annotator has no model to replace")
             return
         predictor = annotator.predictor
+        state = self.previous_model, self.use_button.isEnabled(), self.back_button.isEnabled()
         if keep_previous:
             self.previous_model = predictor.model
+        self.use_button.setEnabled(False)  # a second click would take the new model as
+        self.back_button.setEnabled(False)  # the previous one once this swap has run
         worker = model_worker(predictor.set_model, model)
         worker.returned.connect(
             self._alive(lambda _: self._swapped(annotator, predictor, keep_previous))
         )
-        worker.errored.connect(lambda e: show_error(f"sam-pets: model swap failed: {e}"))
+        worker.errored.connect(self._alive(lambda e: self._swap_failed(e, state)))
         self.swap_worker = worker
         start_on_compute_thread(worker)
+
+    def _swap_failed(self, error: Exception, state: tuple) -> None:
+        self.previous_model = state[0]
+        self.use_button.setEnabled(state[1])
+        self.back_button.setEnabled(state[2])
+        show_error(f"sam-pets: model swap failed: {error}")
 
     def _swapped(self, annotator, predictor, new: bool) -> None:
         annotator.set_predictor(predictor)
@@ -404,12 +432,21 @@ class FinetuneWidget(DockHelpers, QWidget):
         )
 
     # --- automatic loop -----------------------------------------------------------------------
-    def _watch_commits(self) -> None:
+    def _watch_commits(self, event=None) -> None:
         annotator = annotator_for(self.viewer)
         if annotator is None or annotator is self._watched:
             return
+        self._unwatch()
         annotator.committed.connect(self._on_commit)
         self._watched = annotator
+
+    def _unwatch(self) -> None:
+        if self._watched is not None:
+            try:
+                self._watched.committed.disconnect(self._on_commit)
+            except (RuntimeError, TypeError):
+                pass  # that Annotator is gone
+            self._watched = None
 
     def _on_commit(self, _label: int) -> None:
         n = self.auto_spin.value()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from qtpy.QtCore import QEvent
 from qtpy.QtWidgets import QFileDialog, QHBoxLayout, QLineEdit, QPushButton, QVBoxLayout, QWidget
 
 
@@ -9,6 +10,23 @@ class DockHelpers:
     """Mixin for dock widgets; the dock sets ``_dead = True`` when it is destroyed."""
 
     _dead = False
+    _docked = False
+
+    def event(self, ev) -> bool:
+        """Call :meth:`_on_undocked` when napari closes the dock (the widget loses its parent).
+
+        napari's close button takes the widget out of its dock and drops it: the widget is not
+        destroyed then (``destroyed`` may never come), so a job it started would go on unseen.
+        """
+        if ev.type() == QEvent.Type.ParentChange:
+            if self.parent() is not None:
+                self._docked = True
+            elif self._docked and not self._dead:
+                self._on_undocked()
+        return super().event(ev)
+
+    def _on_undocked(self) -> None:
+        """The dock was closed: stop what it started (subclasses)."""
 
     def _alive(self, fn):
         """Wrap a worker callback so it does nothing once the dock has been closed.

@@ -5,12 +5,22 @@ thread, so its OpenMP team stays warm from click to click and no second team com
 (see :mod:`sam_pets.predict.threads`).  Fine-tuning runs beside it on a background thread (one
 core, lower priority), so clicks keep their speed while it trains.  Other long jobs
 (evaluation) run on napari's thread pool and free their team when they end.
+
+Two habits of superqt's generator workers are corrected for the long jobs
+(:func:`job_worker`, :func:`background_worker`): ``quit()`` (napari's own when the viewer
+closes, or ours when the app quits) stops at the next yield but never closes the generator,
+so its cleanup (a training run saving its last finished step) would not run; and a
+``RuntimeError`` raised by the job (any torch error, e.g. out of memory) becomes a warning with
+neither ``errored`` nor ``finished`` emitted, so the dock would wait for the job forever.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
+
 from napari.qt.threading import create_worker
-from qtpy.QtCore import QCoreApplication, QThreadPool
+from qtpy.QtCore import QCoreApplication, Qt, QThreadPool
 
 from sam_pets.predict.threads import in_background, release_cpu_threads, releasing_cpu_threads
 
@@ -79,11 +89,45 @@ def free_compute_team() -> None:
     start_on_compute_thread(model_worker(release_cpu_threads))
 
 
+class JobError(Exception):
+    """A job's ``RuntimeError``, raised again as a type that superqt reports through ``errored``."""
+
+
+def _reporting_errors(func):
+    """Wrap a generator function so that a RuntimeError it raises is a :class:`JobError`."""
+
+    @functools.wraps(func)
+    def run(*args, **kwargs):
+        try:
+            return (yield from func(*args, **kwargs))
+        except RuntimeError as e:
+            raise JobError(str(e)) from e
+
+    return run
+
+
+def _long_job_worker(func, args, kwargs):
+    """A worker for ``func``; a generator is closed in the worker's thread when it is quit."""
+    if not inspect.isgeneratorfunction(func):
+        return create_worker(func, *args, _ignore_errors=True, **kwargs)
+    options = {k: v for k, v in kwargs.items() if k.startswith("_")}  # create_worker's own
+    gen = _reporting_errors(func)(*args, **{k: v for k, v in kwargs.items() if k not in options})
+
+    @functools.wraps(func)
+    def job():
+        return (yield from gen)
+
+    worker = create_worker(job, _ignore_errors=True, **options)
+    # emitted by the worker's thread when it stops for a quit(): close there, at once
+    worker.aborted.connect(gen.close, Qt.ConnectionType.DirectConnection)
+    return worker
+
+
 def job_worker(func, *args, **kwargs):
     """A napari worker (errors only to our handlers) whose OpenMP team is freed at its end."""
-    return create_worker(releasing_cpu_threads(func), *args, _ignore_errors=True, **kwargs)
+    return _long_job_worker(releasing_cpu_threads(func), args, kwargs)
 
 
 def background_worker(func, *args, **kwargs):
     """A napari worker that computes on one core at lower priority (start it in background)."""
-    return create_worker(in_background(func), *args, _ignore_errors=True, **kwargs)
+    return _long_job_worker(in_background(func), args, kwargs)

@@ -138,6 +138,12 @@ class AnnotatedImage:
     ignore: np.ndarray | None = None
 
 
+def can_resume(folder: str | os.PathLike) -> bool:
+    """True if ``folder`` holds a job that saved a finished step to continue from."""
+    folder = Path(folder)
+    return (folder / JOB_FILE).is_file() and (folder / "run" / "state.pt").is_file()
+
+
 def split_names(names: Sequence[str], val_fraction: float, seed: int = 0) -> set[str]:
     """The held-out names: a seeded ``val_fraction`` of ``names``.
 
