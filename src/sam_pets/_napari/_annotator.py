@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from napari.layers import Image, Labels
 from napari.utils.notifications import show_error, show_info, show_warning
-from qtpy.QtCore import QEvent, QTimer, Signal
+from qtpy.QtCore import QTimer, Signal
 from qtpy.QtWidgets import QWidget
 
 from sam_pets._napari import _layers as L
@@ -87,7 +87,6 @@ class AnnotatorWidget(AnnotatorLayout, PromptingMixin, TargetsMixin, DockHelpers
         self._image_id = None  # the image the prompts and the preview belong to
         self._adding_layers = False
         self._dead = False
-        self._docked = False
         self.destroyed.connect(self._on_destroyed)
         self.last_worker = None
         self._build_ui()
@@ -101,20 +100,11 @@ class AnnotatorWidget(AnnotatorLayout, PromptingMixin, TargetsMixin, DockHelpers
         for key, (name, _) in KEYS.items():
             self.viewer.bind_key(key, _key_handler(name), overwrite=True)
 
-    def event(self, ev) -> bool:
-        # napari closes a dock by taking the widget out of it (parent None) and dropping it:
-        # the Annotator then shuts down (its keys stop, its prompt layers go)
-        if ev.type() == QEvent.ParentChange:
-            if self.parent() is not None:
-                self._docked = True
-            elif self._docked and not self._dead:
-                self._shutdown()
-        return super().event(ev)
+    def _on_undocked(self) -> None:
+        """The dock was closed: stop serving the viewer and remove the prompt layers.
 
-    def _shutdown(self) -> None:
-        """Stop serving the viewer: keys, layer events; remove the prompt and preview layers.
-
-        Committed objects stay in their Labels layers.
+        Keys and layer events stop; the prompt and preview layers go. Committed objects stay
+        in their Labels layers.
         """
         self._on_destroyed()
         for layer in (self.points, self.boxes, self.preview):
