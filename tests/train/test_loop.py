@@ -132,6 +132,67 @@ def test_failure_before_the_first_step_removes_the_new_run(make_cfg, monkeypatch
     assert fit(cfg).status == "done"
 
 
+@pytest.mark.parametrize("what", ["loss", "grad"])
+def test_a_diverging_run_stops_and_keeps_the_last_finite_step(
+    make_cfg, tmp_path, monkeypatch, what
+):
+    """A NaN loss once went on to NaN weights in last.pt/best.pt and a "done" status."""
+    from sam_pets.train import trainer as trainer_mod
+    from sam_pets.train.step import NonFiniteLoss
+
+    kw = dict(steps=3, val_every=1)
+    ref = fit(make_cfg(out=str(tmp_path / "a"), **kw))
+    real, calls = trainer_mod.batch_loss, []
+
+    def diverging(model, *a, **k):
+        bl = real(model, *a, **k)
+        calls.append(1)
+        if len(calls) == 2:  # step 2
+            if what == "loss":
+                bl.loss = float("nan")
+            else:
+                next(p for p in model.parameters() if p.grad is not None).grad[0] = torch.inf
+        return bl
+
+    monkeypatch.setattr(trainer_mod, "batch_loss", diverging)
+    cfg = make_cfg(out=str(tmp_path / "b"), **kw)
+    name = "the loss is nan" if what == "loss" else "the gradient norm is"
+    with pytest.raises(NonFiniteLoss, match=f"{name}.* at step 2; .*hold step 1"):
+        fit(cfg)
+    run = tmp_path / "b"
+    assert read_checkpoint(run / "last.pt").metadata["train"]["step"] == 1
+    assert max(_losses(run)) == 1
+    last = load_model(run / "last.pt").state_dict()
+    assert all(torch.isfinite(v).all() for v in last.values())
+    monkeypatch.undo()  # the saved state is exactly that of step 1: resuming is exact
+    res = fit(cfg, resume=True)
+    assert res.step == 3 and _losses(run) == _losses(tmp_path / "a")
+    for (k, va), vb in zip(
+        ref.model.state_dict().items(), res.model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(va, vb), k
+
+
+def test_divergence_at_the_first_step_leaves_no_run(make_cfg, monkeypatch):
+    from pathlib import Path
+
+    from sam_pets.train import trainer as trainer_mod
+    from sam_pets.train.step import NonFiniteLoss
+
+    real = trainer_mod.batch_loss
+
+    def nan_loss(*a, **k):
+        bl = real(*a, **k)
+        bl.loss = float("inf")
+        return bl
+
+    monkeypatch.setattr(trainer_mod, "batch_loss", nan_loss)
+    cfg = make_cfg(steps=2)
+    with pytest.raises(NonFiniteLoss, match="the loss is inf at step 1; .*nothing was kept"):
+        fit(cfg)
+    assert not Path(cfg.out).exists()
+
+
 def test_frozen_parts_stay_bit_identical(make_cfg):
     cfg = make_cfg(steps=2, freeze=("image_encoder", "prompt_encoder"))
     res = fit(cfg)

@@ -9,6 +9,10 @@ the generator (napari's worker ``quit()``) also saves. Either way ``last.pt`` an
 ``state.pt`` are written atomically before the generator ends, so ``--resume`` continues
 exactly where the run stopped.
 
+A step whose loss (or gradient norm) is NaN or infinite is not taken: the run stops with
+:class:`~sam_pets.train.step.NonFiniteLoss` after saving the last finished step, so a
+diverged run never writes NaN weights into ``last.pt`` / ``best.pt``.
+
 A dataset item that cannot be read is left out when the run starts, before the first step:
 one ``"skipped"`` record per such item carries a notice naming it and the reason, and
 :attr:`FitResult.skipped` lists them (train and val splits). The run trains on the rest.
@@ -28,7 +32,7 @@ from sam_pets.progress import Progress, run_job
 from sam_pets.train import distributed as ddp
 from sam_pets.train.config import TrainConfig
 from sam_pets.train.plots import write_curves
-from sam_pets.train.step import StepInterrupted
+from sam_pets.train.step import NonFiniteLoss, StepInterrupted
 from sam_pets.train.trainer import Trainer
 
 
@@ -111,6 +115,8 @@ def iter_fit(
             except StepInterrupted:  # cancelled inside a long step: it is not counted
                 status = "cancelled"
                 break
+            except NonFiniteLoss as e:  # diverged: keep the last finished step, say so
+                raise _diverged(tr, e, last_val) from None
             rec = _train_record(tr, m, timer)
             if tr.step % cfg.log_every == 0 or tr.step == tr.total_steps:
                 tr.run.log(rec)
@@ -152,6 +158,17 @@ def iter_fit(
         last_val,
         tr.model,
         tuple(tr.skipped),
+    )
+
+
+def _diverged(tr: Trainer, err: NonFiniteLoss, last_val: dict | None) -> NonFiniteLoss:
+    """Save the last finished step (if any) and word the error for the user."""
+    kept, again = "nothing was kept", "run it again with a lower --lr"
+    if tr.step > 0:
+        tr.save(last_val)
+        kept, again = f"last.pt and state.pt hold step {tr.step}", again + " and --overwrite"
+    return NonFiniteLoss(
+        f"{tr.run.path}: {err} at step {tr.step + 1}; training stopped ({kept}); {again}"
     )
 
 

@@ -38,7 +38,7 @@ from sam_pets.train.setup import (
     set_train_modes,
     trainable_parameters,
 )
-from sam_pets.train.step import TERMS, Batch, StepInterrupted, batch_loss
+from sam_pets.train.step import TERMS, Batch, NonFiniteLoss, StepInterrupted, batch_loss
 from sam_pets.train.validate import validate
 
 
@@ -187,11 +187,16 @@ class Trainer:
         abandons the step between two decoder rounds: gradients are dropped and the random
         state is put back, so the weights, optimiser and data position stay those of the last
         finished step (what is saved and resumed), and :class:`StepInterrupted` is raised.
+
+        Raises:
+            NonFiniteLoss: the loss (mean over ranks) or, in fp32/bf16, the gradient norm is
+                NaN or infinite. The step is dropped the same way, so the state stays that
+                of the last finished step.
         """
         cfg = self.cfg
         t0 = time.perf_counter()
         interruptible = stop is not None and self.dist.world == 1
-        rng0 = rng_state() if interruptible else None
+        rng0 = rng_state()
         lr = self.schedule.apply(self.optimizer, self.step)
         self.optimizer.zero_grad(set_to_none=True)
         sums, n_obj = dict.fromkeys(("loss", *TERMS), 0.0), 0
@@ -210,18 +215,22 @@ class Trainer:
                 for k in TERMS:
                     sums[k] += bl.terms[k] / cfg.grad_accum
                 n_obj += bl.num_objects
-        except StepInterrupted:
+            metrics = ddp.all_reduce_mean(sums, self.rt.device)
+            _check_finite("the loss", metrics["loss"])
+            ddp.average_gradients(self.params)
+            gnorm = self.rt.unscale_and_clip(self.optimizer, self.params, cfg.grad_clip)
+            if not self.rt.skips_non_finite():
+                _check_finite("the gradient norm", gnorm)
+        except (StepInterrupted, NonFiniteLoss):
             self.optimizer.zero_grad(set_to_none=True)
             set_rng_state(rng0)
             raise
-        ddp.average_gradients(self.params)
-        gnorm = self.rt.clip_and_step(self.optimizer, self.params, cfg.grad_clip)
+        self.rt.step(self.optimizer)
         self.rt.synchronize()
         self.step += 1
         self._committed = (self.epoch, self.batch_idx)
         images = cfg.batch_size * cfg.grad_accum * self.dist.world
         self.images_seen += images
-        metrics = ddp.all_reduce_mean(sums, self.rt.device)
         metrics.update(
             lr=lr, grad_norm=gnorm, objects=n_obj, step_time=time.perf_counter() - t0, images=images
         )
@@ -325,6 +334,11 @@ class Trainer:
         if best:
             self.run.save_model(self.model, "best.pt", meta)
         self.run.save_state(self.state_dict())
+
+
+def _check_finite(what: str, value: float) -> None:
+    if not math.isfinite(value):
+        raise NonFiniteLoss(f"{what} is {value}")
 
 
 def _sub(directory: str | None, name: str) -> str | None:
