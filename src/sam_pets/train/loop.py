@@ -7,7 +7,8 @@ first yields ``"caching train features"`` / ``"caching val features"`` records (
 (``threading.Event`` or :meth:`TrainJob.stop`) is honoured after the current step; closing
 the generator (napari's worker ``quit()``) also saves. Either way ``last.pt`` and
 ``state.pt`` are written atomically before the generator ends, so ``--resume`` continues
-exactly where the run stopped.
+exactly where the run stopped. Resuming a run that already reached its steps changes nothing
+(a ``"finished"`` record says so); asking it for fewer steps than it did is an error.
 
 A step whose loss (or gradient norm) is NaN or infinite is not taken: the run stops with
 :class:`~sam_pets.train.step.NonFiniteLoss` after saving the last finished step, so a
@@ -104,7 +105,13 @@ def iter_fit(
             notice = f"skipped item {issue.source!r}: {issue.reason}"
             yield Progress(tr.step, tr.total_steps, "skipped", notice=notice)
         yield Progress(tr.step, tr.total_steps, "start", {"epoch": tr.epoch, "reused": seeded})
-        yield from _fill_caches(tr, stop)
+        finished = tr.step >= tr.total_steps  # a resumed run that had already ended
+        if finished:
+            last_val = _last_validation(tr.run.records())
+            notice = f"{tr.run.path} already finished ({tr.step} steps); nothing to do"
+            yield Progress(tr.step, tr.total_steps, "finished", notice=notice)
+        if not finished:
+            yield from _fill_caches(tr, stop)
         if stop.is_set():  # cancelled while caching
             status = "cancelled"
         batches = tr.micro_batches()
@@ -131,7 +138,7 @@ def iter_fit(
             if ddp.broadcast_flag(stop.is_set(), tr.rt.device):
                 status = "cancelled"
                 break
-        if status == "done":
+        if status == "done" and not finished:
             last_val = (yield from _validate_and_save(tr)) or last_val
         else:
             tr.save(last_val)
@@ -159,6 +166,14 @@ def iter_fit(
         tr.model,
         tuple(tr.skipped),
     )
+
+
+def _last_validation(records: list[dict]) -> dict | None:
+    """The metrics of the last validation in ``metrics.jsonl`` (None if there was none)."""
+    vals = [r for r in records if "val_miou" in r]
+    if not vals:
+        return None
+    return {k: v for k, v in vals[-1].items() if k not in ("step", "epoch", "best")}
 
 
 def _diverged(tr: Trainer, err: NonFiniteLoss, last_val: dict | None) -> NonFiniteLoss:

@@ -67,17 +67,30 @@ class Trainer:
         seed_everything(cfg.seed)
         self._build_model()
         self._build_data()
-        # only now, with weights, optimiser and data known to be usable: a run that cannot
-        # start leaves no config.yaml behind to block the retry
+        state = self._read_state() if resume else None
+        # only now, with weights, optimiser, data (and the state to resume) known to be
+        # usable: a run that cannot start leaves no config.yaml behind to block the retry,
+        # and a refused resume leaves the run's saved config as it was
         self.run.create(cfg, resume)
         ddp.barrier()
         self.step, self.epoch, self.batch_idx = 0, 0, 0
         self._committed = (0, 0)  # data position after the last completed step
         self.best_miou, self.best_step, self.bad_vals = -math.inf, -1, 0
         self.images_seen = 0
-        if resume:
-            self.load_state_dict(self.run.load_state())
+        if state is not None:
+            self.load_state_dict(state)
             self.run.truncate_log(self.step)
+
+    def _read_state(self) -> dict:
+        """The saved resume state; refuses a step count below the steps already done."""
+        state = self.run.load_state()
+        done = int(state.get("step", 0))
+        if done > self.total_steps:
+            raise ValueError(
+                f"{self.run.path}: the run already did {done} steps, more than the "
+                f"{self.total_steps} asked for; give --steps or --epochs beyond that to extend it"
+            )
+        return state
 
     def _build_model(self) -> None:
         cfg = self.cfg
