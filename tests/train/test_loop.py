@@ -105,6 +105,38 @@ def test_cancel_inside_a_step_drops_it_and_resume_is_exact(make_cfg, tmp_path, m
         assert torch.equal(va, vb), k
 
 
+def _records(run_dir):
+    timing = {"images_per_s", "eta_s", "step_time"}
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    return [{k: v for k, v in json.loads(x).items() if k not in timing} for x in lines]
+
+
+@pytest.mark.parametrize("at", [2, 4])
+def test_ctrl_c_inside_a_validation_then_resume_is_exact(make_cfg, tmp_path, monkeypatch, at):
+    """A resumed run once skipped the validation that Ctrl-C cut short (and its best.pt)."""
+    from sam_pets.train.trainer import Trainer
+
+    kw = dict(steps=4, val_every=2)
+    ref = fit(make_cfg(out=str(tmp_path / "a"), **kw))
+    validate = Trainer.validate
+
+    def interrupted(self):
+        if self.step == at:
+            raise KeyboardInterrupt
+        return validate(self)
+
+    monkeypatch.setattr(Trainer, "validate", interrupted)
+    cfg = make_cfg(out=str(tmp_path / "b"), **kw)
+    with pytest.raises(KeyboardInterrupt):
+        fit(cfg)
+    monkeypatch.undo()
+    res = fit(cfg, resume=True)
+    assert _records(tmp_path / "b") == _records(tmp_path / "a")
+    assert (res.step, res.best_step, res.best_val_miou) == (4, ref.best_step, ref.best_val_miou)
+    best_a, best_b = (read_checkpoint(tmp_path / r / "best.pt").image_state for r in "ab")
+    assert all(torch.equal(v, best_b[k]) for k, v in best_a.items())
+
+
 def test_closing_the_generator_saves_last(make_cfg):
     cfg = make_cfg(steps=5)
     gen = iter_fit(cfg)

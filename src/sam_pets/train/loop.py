@@ -105,15 +105,20 @@ def iter_fit(
             notice = f"skipped item {issue.source!r}: {issue.reason}"
             yield Progress(tr.step, tr.total_steps, "skipped", notice=notice)
         yield Progress(tr.step, tr.total_steps, "start", {"epoch": tr.epoch, "reused": seeded})
-        finished = tr.step >= tr.total_steps  # a resumed run that had already ended
+        # a resumed run stopped inside a validation does it first, as the run would have
+        due = 0 < tr.step and tr.val_step < tr.step and _validation_due(tr)
+        finished = tr.step >= tr.total_steps and not due  # a resumed run that had ended
         if finished:
             last_val = _last_validation(tr.run.records())
             notice = f"{tr.run.path} already finished ({tr.step} steps); nothing to do"
             yield Progress(tr.step, tr.total_steps, "finished", notice=notice)
-        if not finished:
+        else:
             yield from _fill_caches(tr, stop)
         if stop.is_set():  # cancelled while caching
             status = "cancelled"
+        elif due and tr.step < tr.total_steps:
+            last_val = yield from _validate_and_save(tr)
+            status = "early_stop" if tr.early_stop else status
         batches = tr.micro_batches()
         timer = _Rate()
         while tr.step < tr.total_steps and status == "done":
@@ -140,7 +145,7 @@ def iter_fit(
                 break
         if status == "done" and not finished:
             last_val = (yield from _validate_and_save(tr)) or last_val
-        else:
+        elif not finished:
             tr.save(last_val)
     except (GeneratorExit, KeyboardInterrupt):
         tr.save(last_val)  # closed or interrupted: keep the state of the last finished step
@@ -166,6 +171,12 @@ def iter_fit(
         tr.model,
         tuple(tr.skipped),
     )
+
+
+def _validation_due(tr: Trainer) -> bool:
+    """True when the loop validates after the current step (every ``val_every``, the end)."""
+    every = tr.cfg.val_every
+    return tr.step >= tr.total_steps or bool(every and tr.step % every == 0)
 
 
 def _last_validation(records: list[dict]) -> dict | None:
@@ -216,6 +227,7 @@ def _validate_and_save(tr: Trainer) -> Generator[Progress, None, dict | None]:
         rec = {"step": tr.step, "epoch": tr.epoch, **val, "best": best}
         tr.run.log(rec)
         yield Progress(tr.step, tr.total_steps, "val", rec)
+    tr.val_step = tr.step
     tr.save(val, best=best)
     if tr.dist.is_main:
         write_curves(tr.run.records(), tr.run.path)

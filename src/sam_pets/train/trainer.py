@@ -77,6 +77,7 @@ class Trainer:
         self._committed = (0, 0)  # data position after the last completed step
         self.best_miou, self.best_step, self.bad_vals = -math.inf, -1, 0
         self.images_seen = 0
+        self.val_step = -1  # step of the last finished validation (and save) round
         if state is not None:
             self.load_state_dict(state)
             self.run.truncate_log(self.step)
@@ -307,6 +308,7 @@ class Trainer:
             "best_step": self.best_step,
             "bad_vals": self.bad_vals,
             "images_seen": self.images_seen,
+            "val_step": self.val_step,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -327,6 +329,7 @@ class Trainer:
         ):
             setattr(self, k, state[k])
         self._committed = (self.epoch, self.batch_idx)
+        self.val_step = int(state.get("val_step", self.step))  # older states: validated
 
     def metadata(self, val: dict | None = None) -> dict:
         """Training metadata stored in checkpoints (under ``sam_pets.train``)."""
