@@ -281,3 +281,35 @@ def test_bad_config_files_and_values(tmp_path, capsys):
     assert main(["train", "ds", "--out", str(tmp_path / "r"), *FAST, "--steps", "-3"]) == 2
     assert "steps must be >= 1, got -3" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_resume_of_a_finished_run_extends_or_says_so(dataset, tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", str(dataset), "--out", str(run), *FAST, "--steps", "2"]) == 0
+    capsys.readouterr()
+    log, config = (run / "metrics.jsonl").read_bytes(), (run / "config.yaml").read_bytes()
+    # nothing left to do: once validated again and logged the same validation twice
+    assert main(["train", "--resume", str(run), "--quiet"]) == 0
+    out = capsys.readouterr()
+    assert json.loads(out.out.splitlines()[-1])["step"] == 2
+    assert "already finished (2 steps)" in out.err
+    assert (run / "metrics.jsonl").read_bytes() == log
+    # fewer steps than done: once "done" at step 2 with config.yaml rewritten to steps: 1
+    assert main(["train", "--resume", str(run), "--steps", "1", "--quiet"]) == 2
+    assert "already did 2 steps, more than the 1 asked for" in capsys.readouterr().err
+    assert (run / "config.yaml").read_bytes() == config
+    # --epochs on a run saved with --steps: once ignored (the saved steps won)
+    assert main(["train", "--resume", str(run), "--epochs", "1", "--quiet"]) == 0
+    n_train = len((dataset / "train_list.txt").read_text().split())
+    assert _summary(capsys)["step"] == n_train // 2 > 2
+
+
+def test_a_run_resumes_from_another_working_folder(dataset, tmp_path, capsys, monkeypatch):
+    """config.yaml once kept DATASET as typed (relative): --resume elsewhere failed."""
+    monkeypatch.chdir(dataset.parent)
+    run = tmp_path / "run"
+    assert main(["train", dataset.name, "--out", str(run), *FAST, "--steps", "1"]) == 0
+    capsys.readouterr()
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--resume", "run", "--steps", "2", "--quiet"]) == 0
+    assert _summary(capsys)["step"] == 2

@@ -273,3 +273,14 @@ def test_shipped_builtin_model(monkeypatch):
     assert {v.dtype for v in ckpt.image_state.values() if v.is_floating_point()} == {torch.float16}
     model = hub.resolve_model("pets")
     assert all(p.dtype == torch.float32 for p in model.parameters())
+
+
+def test_a_folder_is_named_as_one(tmp_path):
+    """A run folder once gave "no such checkpoint file"; it names the run's best.pt now."""
+    run = tmp_path / "run"
+    run.mkdir()
+    with pytest.raises(hub.ModelNotFoundError, match="run is a folder, not a checkpoint file$"):
+        hub.resolve_checkpoint(run)
+    (run / "best.pt").write_bytes(b"")
+    with pytest.raises(hub.ModelNotFoundError, match=r"training run\? give .*run/best.pt\)"):
+        hub.resolve_checkpoint(run)

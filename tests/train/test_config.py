@@ -82,8 +82,26 @@ def test_config_file_reads_exponent_numbers(tmp_path):
         (dict(lr=0.0), "lr must be > 0"),
         (dict(val_every=-1), "val_every must be >= 0"),
         (dict(correction_rounds=-2), "correction_rounds must be >= 0"),
+        (dict(prob_box=1.5), "prob_box must be in \\[0, 1\\]"),
+        (dict(prob_click_from_gt=-0.1), "prob_click_from_gt must be in"),
     ],
 )
 def test_out_of_range_values(bad, match):
     with pytest.raises(ValueError, match=match):
+        _cfg(**bad)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(lr=float("inf")),  # once trained a NaN model and reported "done"
+        dict(weight_decay=float("nan")),
+        dict(grad_clip=float("inf")),
+        dict(betas=(0.9, float("nan"))),
+        dict(lora_rank=2, lora_alpha=float("-inf")),
+    ],
+)
+def test_non_finite_numbers_are_refused(bad):
+    (name,) = (k for k in bad if k != "lora_rank")
+    with pytest.raises(ValueError, match=f"{name} must be a finite number"):
         _cfg(**bad)

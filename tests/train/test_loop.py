@@ -105,6 +105,38 @@ def test_cancel_inside_a_step_drops_it_and_resume_is_exact(make_cfg, tmp_path, m
         assert torch.equal(va, vb), k
 
 
+def _records(run_dir):
+    timing = {"images_per_s", "eta_s", "step_time"}
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    return [{k: v for k, v in json.loads(x).items() if k not in timing} for x in lines]
+
+
+@pytest.mark.parametrize("at", [2, 4])
+def test_ctrl_c_inside_a_validation_then_resume_is_exact(make_cfg, tmp_path, monkeypatch, at):
+    """A resumed run once skipped the validation that Ctrl-C cut short (and its best.pt)."""
+    from sam_pets.train.trainer import Trainer
+
+    kw = dict(steps=4, val_every=2)
+    ref = fit(make_cfg(out=str(tmp_path / "a"), **kw))
+    validate = Trainer.validate
+
+    def interrupted(self):
+        if self.step == at:
+            raise KeyboardInterrupt
+        return validate(self)
+
+    monkeypatch.setattr(Trainer, "validate", interrupted)
+    cfg = make_cfg(out=str(tmp_path / "b"), **kw)
+    with pytest.raises(KeyboardInterrupt):
+        fit(cfg)
+    monkeypatch.undo()
+    res = fit(cfg, resume=True)
+    assert _records(tmp_path / "b") == _records(tmp_path / "a")
+    assert (res.step, res.best_step, res.best_val_miou) == (4, ref.best_step, ref.best_val_miou)
+    best_a, best_b = (read_checkpoint(tmp_path / r / "best.pt").image_state for r in "ab")
+    assert all(torch.equal(v, best_b[k]) for k, v in best_a.items())
+
+
 def test_closing_the_generator_saves_last(make_cfg):
     cfg = make_cfg(steps=5)
     gen = iter_fit(cfg)
@@ -130,6 +162,67 @@ def test_failure_before_the_first_step_removes_the_new_run(make_cfg, monkeypatch
     assert not Path(cfg.out).exists()  # nothing blocks running the same command again
     monkeypatch.undo()
     assert fit(cfg).status == "done"
+
+
+@pytest.mark.parametrize("what", ["loss", "grad"])
+def test_a_diverging_run_stops_and_keeps_the_last_finite_step(
+    make_cfg, tmp_path, monkeypatch, what
+):
+    """A NaN loss once went on to NaN weights in last.pt/best.pt and a "done" status."""
+    from sam_pets.train import trainer as trainer_mod
+    from sam_pets.train.step import NonFiniteLoss
+
+    kw = dict(steps=3, val_every=1)
+    ref = fit(make_cfg(out=str(tmp_path / "a"), **kw))
+    real, calls = trainer_mod.batch_loss, []
+
+    def diverging(model, *a, **k):
+        bl = real(model, *a, **k)
+        calls.append(1)
+        if len(calls) == 2:  # step 2
+            if what == "loss":
+                bl.loss = float("nan")
+            else:
+                next(p for p in model.parameters() if p.grad is not None).grad[0] = torch.inf
+        return bl
+
+    monkeypatch.setattr(trainer_mod, "batch_loss", diverging)
+    cfg = make_cfg(out=str(tmp_path / "b"), **kw)
+    name = "the loss is nan" if what == "loss" else "the gradient norm is"
+    with pytest.raises(NonFiniteLoss, match=f"{name}.* at step 2; .*hold step 1"):
+        fit(cfg)
+    run = tmp_path / "b"
+    assert read_checkpoint(run / "last.pt").metadata["train"]["step"] == 1
+    assert max(_losses(run)) == 1
+    last = load_model(run / "last.pt").state_dict()
+    assert all(torch.isfinite(v).all() for v in last.values())
+    monkeypatch.undo()  # the saved state is exactly that of step 1: resuming is exact
+    res = fit(cfg, resume=True)
+    assert res.step == 3 and _losses(run) == _losses(tmp_path / "a")
+    for (k, va), vb in zip(
+        ref.model.state_dict().items(), res.model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(va, vb), k
+
+
+def test_divergence_at_the_first_step_leaves_no_run(make_cfg, monkeypatch):
+    from pathlib import Path
+
+    from sam_pets.train import trainer as trainer_mod
+    from sam_pets.train.step import NonFiniteLoss
+
+    real = trainer_mod.batch_loss
+
+    def nan_loss(*a, **k):
+        bl = real(*a, **k)
+        bl.loss = float("inf")
+        return bl
+
+    monkeypatch.setattr(trainer_mod, "batch_loss", nan_loss)
+    cfg = make_cfg(steps=2)
+    with pytest.raises(NonFiniteLoss, match="the loss is inf at step 1; .*nothing was kept"):
+        fit(cfg)
+    assert not Path(cfg.out).exists()
 
 
 def test_frozen_parts_stay_bit_identical(make_cfg):

@@ -89,3 +89,18 @@ def test_bad_resume_state_is_one_clear_error(tmp_path, content):
         state.write_bytes(pickle.dumps({"model": print}, protocol=2))  # a global: not weights
     with pytest.raises(CheckpointError, match="state.pt"):
         run.load_state()
+
+
+def test_a_file_or_a_folder_that_is_not_a_run_is_never_replaced(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("mine")
+    with pytest.raises(NotADirectoryError, match="afile exists and is not a folder"):
+        RunDir(afile).check(resume=False, overwrite=True)
+    # the user's own best.pt beside their notes: --overwrite once deleted it as "a run"
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "best.pt").write_text("my model")
+    for overwrite in (False, True):
+        with pytest.raises(FileExistsError, match="holds best.pt but no sam-pets run"):
+            RunDir(mine).check(resume=False, overwrite=overwrite)
+    assert (mine / "best.pt").read_text() == "my model"

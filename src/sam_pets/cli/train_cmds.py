@@ -184,6 +184,8 @@ def build_config(args) -> tuple[object, bool]:
         extend = {k: flags[k] for k in ("steps", "epochs") if k in flags}
         if "steps" in extend:
             extend["epochs"] = None
+        if "epochs" in flags:
+            extend["steps"] = None  # else the saved step count would win over --epochs
         return cfg.replace(out=str(args.resume), **extend), True
     base = read_config_file(args.config_file) if args.config_file else {}
     base.update(flags)
@@ -204,6 +206,9 @@ def build_config(args) -> tuple[object, bool]:
         base["checkpoint"] = "pets"  # fine-tuning starts from the built-in model
     if base.get("checkpoint"):
         base["checkpoint"] = str(_resolve_checkpoint(base["checkpoint"]))
+    for key in ("dataset", "cache_dir"):  # the saved config must work from any folder
+        if isinstance(base.get(key), str) and base[key]:
+            base[key] = os.path.abspath(base[key])
     return TrainConfig.from_dict(base), False
 
 

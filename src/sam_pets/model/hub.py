@@ -195,6 +195,10 @@ def resolve_checkpoint(name_or_path: str | os.PathLike) -> Path:
             )
         return path
     path = Path(spec).expanduser()
+    if path.is_dir():
+        inside = [n for n in ("best.pt", "last.pt") if (path / n).is_file()]
+        hint = f" (a training run? give {path / inside[0]})" if inside else ""
+        raise ModelNotFoundError(f"{spec} is a folder, not a checkpoint file{hint}")
     if not path.is_file():
         raise ModelNotFoundError(
             f"{spec}: no such checkpoint file, and not a model name "

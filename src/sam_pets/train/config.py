@@ -7,6 +7,7 @@ Unknown keys are an error (a typo must not silently fall back to a default). The
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -152,8 +153,12 @@ class TrainConfig:
         for name in _NON_NEGATIVE:
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        _check_finite(self)
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        for name in ("prob_box", "prob_mask_prompt", "prob_click_from_gt"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.cached_embeddings and not self.encoder_frozen:
             raise ValueError(
                 "cached_embeddings needs a frozen image encoder "
@@ -239,6 +244,15 @@ def check_types(d: dict) -> None:
         if not ok:
             what += " or null" if optional else ""
             raise ValueError(f"{key} must be {what}, got {value!r}")
+
+
+def _check_finite(cfg: TrainConfig) -> None:
+    """Refuse NaN and infinity in every number field (``--lr inf`` trains a NaN model)."""
+    for f in fields(cfg):
+        value = getattr(cfg, f.name)
+        values = value if isinstance(value, tuple) else (value,)
+        if any(_is_number(v) and not math.isfinite(v) for v in values):
+            raise ValueError(f"{f.name} must be a finite number, got {value!r}")
 
 
 def _is_number(v) -> bool:

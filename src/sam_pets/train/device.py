@@ -58,15 +58,26 @@ class Runtime:
 
     def clip_and_step(self, optimizer: torch.optim.Optimizer, params, max_norm: float) -> float:
         """Unscale (fp16), clip the global grad norm, step; return the pre-clip norm."""
+        norm = self.unscale_and_clip(optimizer, params, max_norm)
+        self.step(optimizer)
+        return norm
+
+    def unscale_and_clip(self, optimizer: torch.optim.Optimizer, params, max_norm: float) -> float:
+        """Unscale the gradients (fp16) and clip their global norm; return the pre-clip norm."""
         self.scaler.unscale_(optimizer)
         if max_norm > 0:
-            norm = torch.nn.utils.clip_grad_norm_(params, max_norm)
-        else:
-            grads = [p.grad.norm() for p in params if p.grad is not None]
-            norm = torch.stack(grads).norm() if grads else torch.zeros(())
+            return float(torch.nn.utils.clip_grad_norm_(params, max_norm))
+        grads = [p.grad.norm() for p in params if p.grad is not None]
+        return float(torch.stack(grads).norm()) if grads else 0.0
+
+    def step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Optimiser step (the fp16 scaler skips it when a gradient is not finite)."""
         self.scaler.step(optimizer)
         self.scaler.update()
-        return float(norm)
+
+    def skips_non_finite(self) -> bool:
+        """True when the gradient scaler handles non-finite gradients itself (fp16)."""
+        return self.scaler.is_enabled()
 
     def synchronize(self) -> None:
         """Wait for queued device work (for honest timings)."""

@@ -7,7 +7,12 @@ first yields ``"caching train features"`` / ``"caching val features"`` records (
 (``threading.Event`` or :meth:`TrainJob.stop`) is honoured after the current step; closing
 the generator (napari's worker ``quit()``) also saves. Either way ``last.pt`` and
 ``state.pt`` are written atomically before the generator ends, so ``--resume`` continues
-exactly where the run stopped.
+exactly where the run stopped. Resuming a run that already reached its steps changes nothing
+(a ``"finished"`` record says so); asking it for fewer steps than it did is an error.
+
+A step whose loss (or gradient norm) is NaN or infinite is not taken: the run stops with
+:class:`~sam_pets.train.step.NonFiniteLoss` after saving the last finished step, so a
+diverged run never writes NaN weights into ``last.pt`` / ``best.pt``.
 
 A dataset item that cannot be read is left out when the run starts, before the first step:
 one ``"skipped"`` record per such item carries a notice naming it and the reason, and
@@ -28,7 +33,7 @@ from sam_pets.progress import Progress, run_job
 from sam_pets.train import distributed as ddp
 from sam_pets.train.config import TrainConfig
 from sam_pets.train.plots import write_curves
-from sam_pets.train.step import StepInterrupted
+from sam_pets.train.step import NonFiniteLoss, StepInterrupted
 from sam_pets.train.trainer import Trainer
 
 
@@ -100,9 +105,20 @@ def iter_fit(
             notice = f"skipped item {issue.source!r}: {issue.reason}"
             yield Progress(tr.step, tr.total_steps, "skipped", notice=notice)
         yield Progress(tr.step, tr.total_steps, "start", {"epoch": tr.epoch, "reused": seeded})
-        yield from _fill_caches(tr, stop)
+        # a resumed run stopped inside a validation does it first, as the run would have
+        due = 0 < tr.step and tr.val_step < tr.step and _validation_due(tr)
+        finished = tr.step >= tr.total_steps and not due  # a resumed run that had ended
+        if finished:
+            last_val = _last_validation(tr.run.records())
+            notice = f"{tr.run.path} already finished ({tr.step} steps); nothing to do"
+            yield Progress(tr.step, tr.total_steps, "finished", notice=notice)
+        else:
+            yield from _fill_caches(tr, stop)
         if stop.is_set():  # cancelled while caching
             status = "cancelled"
+        elif due and tr.step < tr.total_steps:
+            last_val = yield from _validate_and_save(tr)
+            status = "early_stop" if tr.early_stop else status
         batches = tr.micro_batches()
         timer = _Rate()
         while tr.step < tr.total_steps and status == "done":
@@ -111,6 +127,8 @@ def iter_fit(
             except StepInterrupted:  # cancelled inside a long step: it is not counted
                 status = "cancelled"
                 break
+            except NonFiniteLoss as e:  # diverged: keep the last finished step, say so
+                raise _diverged(tr, e, last_val) from None
             rec = _train_record(tr, m, timer)
             if tr.step % cfg.log_every == 0 or tr.step == tr.total_steps:
                 tr.run.log(rec)
@@ -125,9 +143,9 @@ def iter_fit(
             if ddp.broadcast_flag(stop.is_set(), tr.rt.device):
                 status = "cancelled"
                 break
-        if status == "done":
+        if status == "done" and not finished:
             last_val = (yield from _validate_and_save(tr)) or last_val
-        else:
+        elif not finished:
             tr.save(last_val)
     except (GeneratorExit, KeyboardInterrupt):
         tr.save(last_val)  # closed or interrupted: keep the state of the last finished step
@@ -152,6 +170,31 @@ def iter_fit(
         last_val,
         tr.model,
         tuple(tr.skipped),
+    )
+
+
+def _validation_due(tr: Trainer) -> bool:
+    """True when the loop validates after the current step (every ``val_every``, the end)."""
+    every = tr.cfg.val_every
+    return tr.step >= tr.total_steps or bool(every and tr.step % every == 0)
+
+
+def _last_validation(records: list[dict]) -> dict | None:
+    """The metrics of the last validation in ``metrics.jsonl`` (None if there was none)."""
+    vals = [r for r in records if "val_miou" in r]
+    if not vals:
+        return None
+    return {k: v for k, v in vals[-1].items() if k not in ("step", "epoch", "best")}
+
+
+def _diverged(tr: Trainer, err: NonFiniteLoss, last_val: dict | None) -> NonFiniteLoss:
+    """Save the last finished step (if any) and word the error for the user."""
+    kept, again = "nothing was kept", "run it again with a lower --lr"
+    if tr.step > 0:
+        tr.save(last_val)
+        kept, again = f"last.pt and state.pt hold step {tr.step}", again + " and --overwrite"
+    return NonFiniteLoss(
+        f"{tr.run.path}: {err} at step {tr.step + 1}; training stopped ({kept}); {again}"
     )
 
 
@@ -184,6 +227,7 @@ def _validate_and_save(tr: Trainer) -> Generator[Progress, None, dict | None]:
         rec = {"step": tr.step, "epoch": tr.epoch, **val, "best": best}
         tr.run.log(rec)
         yield Progress(tr.step, tr.total_steps, "val", rec)
+    tr.val_step = tr.step
     tr.save(val, best=best)
     if tr.dist.is_main:
         write_curves(tr.run.records(), tr.run.path)

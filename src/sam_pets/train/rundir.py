@@ -65,13 +65,23 @@ class RunDir:
         """Refuse to clobber an existing run; writes nothing.
 
         Raises:
-            FileExistsError: the folder holds a run and neither ``resume`` nor ``overwrite``.
+            FileExistsError: the folder holds a run and neither ``resume`` nor ``overwrite``;
+                or it holds files with a run's names but no ``config.yaml`` (not a run:
+                ``overwrite`` never deletes them).
+            NotADirectoryError: the path is a file.
             FileNotFoundError: ``resume`` without a saved state.
         """
+        if self.path.exists() and not self.path.is_dir():
+            raise NotADirectoryError(f"{self.path} exists and is not a folder")
         existing = [n for n in OWN_FILES if self.file(n).exists()]
         if resume:
             if not self.file("state.pt").exists():
                 raise FileNotFoundError(f"{self.path}: no state.pt to resume from")
+        elif existing and not self.file("config.yaml").exists():
+            raise FileExistsError(
+                f"{self.path} holds {', '.join(existing)} but no sam-pets run (no config.yaml); "
+                "choose a new or empty folder"
+            )
         elif existing and not overwrite:
             raise FileExistsError(
                 f"{self.path} already holds a run ({', '.join(existing)}); "

@@ -101,6 +101,13 @@ class StepInterrupted(Exception):
     """A stop request arrived inside a step; its partial gradients must be discarded."""
 
 
+class NonFiniteLoss(ValueError):
+    """The loss or the gradient norm of a step is NaN or infinite (the run diverged).
+
+    The step is not taken: the weights and optimiser stay those of the last finished step.
+    """
+
+
 def batch_loss(
     model: Sam2Image,
     batch: Batch,

@@ -38,7 +38,7 @@ from sam_pets.train.setup import (
     set_train_modes,
     trainable_parameters,
 )
-from sam_pets.train.step import TERMS, Batch, StepInterrupted, batch_loss
+from sam_pets.train.step import TERMS, Batch, NonFiniteLoss, StepInterrupted, batch_loss
 from sam_pets.train.validate import validate
 
 
@@ -67,17 +67,31 @@ class Trainer:
         seed_everything(cfg.seed)
         self._build_model()
         self._build_data()
-        # only now, with weights, optimiser and data known to be usable: a run that cannot
-        # start leaves no config.yaml behind to block the retry
+        state = self._read_state() if resume else None
+        # only now, with weights, optimiser, data (and the state to resume) known to be
+        # usable: a run that cannot start leaves no config.yaml behind to block the retry,
+        # and a refused resume leaves the run's saved config as it was
         self.run.create(cfg, resume)
         ddp.barrier()
         self.step, self.epoch, self.batch_idx = 0, 0, 0
         self._committed = (0, 0)  # data position after the last completed step
         self.best_miou, self.best_step, self.bad_vals = -math.inf, -1, 0
         self.images_seen = 0
-        if resume:
-            self.load_state_dict(self.run.load_state())
+        self.val_step = -1  # step of the last finished validation (and save) round
+        if state is not None:
+            self.load_state_dict(state)
             self.run.truncate_log(self.step)
+
+    def _read_state(self) -> dict:
+        """The saved resume state; refuses a step count below the steps already done."""
+        state = self.run.load_state()
+        done = int(state.get("step", 0))
+        if done > self.total_steps:
+            raise ValueError(
+                f"{self.run.path}: the run already did {done} steps, more than the "
+                f"{self.total_steps} asked for; give --steps or --epochs beyond that to extend it"
+            )
+        return state
 
     def _build_model(self) -> None:
         cfg = self.cfg
@@ -187,11 +201,16 @@ class Trainer:
         abandons the step between two decoder rounds: gradients are dropped and the random
         state is put back, so the weights, optimiser and data position stay those of the last
         finished step (what is saved and resumed), and :class:`StepInterrupted` is raised.
+
+        Raises:
+            NonFiniteLoss: the loss (mean over ranks) or, in fp32/bf16, the gradient norm is
+                NaN or infinite. The step is dropped the same way, so the state stays that
+                of the last finished step.
         """
         cfg = self.cfg
         t0 = time.perf_counter()
         interruptible = stop is not None and self.dist.world == 1
-        rng0 = rng_state() if interruptible else None
+        rng0 = rng_state()
         lr = self.schedule.apply(self.optimizer, self.step)
         self.optimizer.zero_grad(set_to_none=True)
         sums, n_obj = dict.fromkeys(("loss", *TERMS), 0.0), 0
@@ -210,18 +229,22 @@ class Trainer:
                 for k in TERMS:
                     sums[k] += bl.terms[k] / cfg.grad_accum
                 n_obj += bl.num_objects
-        except StepInterrupted:
+            metrics = ddp.all_reduce_mean(sums, self.rt.device)
+            _check_finite("the loss", metrics["loss"])
+            ddp.average_gradients(self.params)
+            gnorm = self.rt.unscale_and_clip(self.optimizer, self.params, cfg.grad_clip)
+            if not self.rt.skips_non_finite():
+                _check_finite("the gradient norm", gnorm)
+        except (StepInterrupted, NonFiniteLoss):
             self.optimizer.zero_grad(set_to_none=True)
             set_rng_state(rng0)
             raise
-        ddp.average_gradients(self.params)
-        gnorm = self.rt.clip_and_step(self.optimizer, self.params, cfg.grad_clip)
+        self.rt.step(self.optimizer)
         self.rt.synchronize()
         self.step += 1
         self._committed = (self.epoch, self.batch_idx)
         images = cfg.batch_size * cfg.grad_accum * self.dist.world
         self.images_seen += images
-        metrics = ddp.all_reduce_mean(sums, self.rt.device)
         metrics.update(
             lr=lr, grad_norm=gnorm, objects=n_obj, step_time=time.perf_counter() - t0, images=images
         )
@@ -285,6 +308,7 @@ class Trainer:
             "best_step": self.best_step,
             "bad_vals": self.bad_vals,
             "images_seen": self.images_seen,
+            "val_step": self.val_step,
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -305,6 +329,7 @@ class Trainer:
         ):
             setattr(self, k, state[k])
         self._committed = (self.epoch, self.batch_idx)
+        self.val_step = int(state.get("val_step", self.step))  # older states: validated
 
     def metadata(self, val: dict | None = None) -> dict:
         """Training metadata stored in checkpoints (under ``sam_pets.train``)."""
@@ -325,6 +350,11 @@ class Trainer:
         if best:
             self.run.save_model(self.model, "best.pt", meta)
         self.run.save_state(self.state_dict())
+
+
+def _check_finite(what: str, value: float) -> None:
+    if not math.isfinite(value):
+        raise NonFiniteLoss(f"{what} is {value}")
 
 
 def _sub(directory: str | None, name: str) -> str | None:
