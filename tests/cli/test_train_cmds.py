@@ -313,3 +313,36 @@ def test_a_run_resumes_from_another_working_folder(dataset, tmp_path, capsys, mo
     monkeypatch.chdir(tmp_path)
     assert main(["train", "--resume", "run", "--steps", "2", "--quiet"]) == 0
     assert _summary(capsys)["step"] == 2
+
+
+def test_ctrl_c_says_how_to_continue(dataset, tmp_path, capsys, monkeypatch):
+    from sam_pets.train.trainer import Trainer
+
+    step = Trainer.train_step
+
+    def interrupted(self, *a, **kw):
+        if self.step == 1:
+            raise KeyboardInterrupt
+        return step(self, *a, **kw)
+
+    monkeypatch.setattr(Trainer, "train_step", interrupted)
+    run = tmp_path / "run"
+    assert main(["train", str(dataset), "--out", str(run), *FAST, "--steps", "3"]) == 130
+    err = capsys.readouterr().err
+    assert f"--resume {run}" in err and "last.pt" in err
+    monkeypatch.undo()
+    assert main(["train", "--resume", str(run), "--quiet"]) == 0
+    assert _summary(capsys)["step"] == 3
+
+
+def test_ctrl_c_before_a_run_exists_is_the_plain_message(dataset, tmp_path, capsys, monkeypatch):
+    from sam_pets.train import trainer
+
+    def interrupted(*a, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(trainer.Trainer, "__init__", interrupted)
+    run = tmp_path / "run"
+    assert main(["train", str(dataset), "--out", str(run), *FAST, "--steps", "3"]) == 130
+    assert capsys.readouterr().err.strip() == "sam-pets train: interrupted"
+    assert not run.exists()

@@ -13,6 +13,8 @@ import argparse
 import io
 import json
 import os
+import sys
+from pathlib import Path
 
 from sam_pets.cli._args import device, positive_int
 
@@ -262,7 +264,18 @@ def cmd_train(args) -> int:
     is_main = int(os.environ.get("RANK", "0")) == 0
     job = iter_fit(cfg, resume=resume, overwrite=args.overwrite)
     quiet = None if is_main else io.StringIO()  # other ranks: no bar, no repeated notices
-    res = run_job(job, show=is_main and not args.quiet, stream=quiet)
+    try:
+        res = run_job(job, show=is_main and not args.quiet, stream=quiet)
+    except KeyboardInterrupt:
+        run = Path(cfg.out)
+        if not is_main or not (run / "state.pt").is_file():
+            raise  # nothing saved yet (or another rank says it): the plain message
+        print(
+            f"sam-pets train: interrupted; {run / 'last.pt'} and state.pt hold the last "
+            f"finished step; continue with: sam-pets train --resume {run}",
+            file=sys.stderr,
+        )
+        return 130
     if is_main:
         print(
             json.dumps(
