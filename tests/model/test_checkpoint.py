@@ -212,3 +212,13 @@ def test_torchscript_archive_is_refused_without_torch_warning(tmp_path):
         with pytest.raises(CheckpointError, match="scripted.pt"):
             read_checkpoint(path)
     assert [str(w.message) for w in caught if issubclass(w.category, UserWarning)] == []
+
+
+def test_a_resume_state_is_named_as_one(tmp_path):
+    """A run's state.pt (a LoRA run's holds LoRA keys) once failed on 'unexpected keys'."""
+    model = build_model("test")
+    path = tmp_path / "state.pt"
+    state = {"model": model.state_dict(), "optimizer": {"state": {}}, "step": 3}
+    torch.save(state, path)
+    with pytest.raises(CheckpointError, match="resume state, not a model.*best.pt"):
+        read_checkpoint(path)

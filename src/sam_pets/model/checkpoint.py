@@ -165,6 +165,12 @@ def read_checkpoint(path: str | os.PathLike, config: Sam2Config | None = None) -
         obj = torch_load_file(path)
         if not isinstance(obj, dict):
             raise CheckpointError(path, f"expected a dict of tensors, found {type(obj).__name__}")
+        if "optimizer" in obj and "step" in obj:
+            raise CheckpointError(
+                path,
+                "a training run's resume state, not a model: give the run's best.pt or "
+                "last.pt (or continue the run with train --resume)",
+            )
         if "model" in obj and isinstance(obj["model"], dict):
             raw = obj["model"]
             metadata = obj.get("sam_pets") or {}
