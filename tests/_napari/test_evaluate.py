@@ -29,7 +29,7 @@ def _run(qtbot, widget):
     qtbot.waitUntil(lambda: widget.run_button.isEnabled(), timeout=60000)
 
 
-def test_evaluate_random_model_then_open_worst(dock, dataset, qtbot, tmp_path):
+def test_evaluate_random_model_then_open_worst(dock, dataset, qtbot, tmp_path, monkeypatch):
     viewer, widget = dock
     assert widget.model_combo.currentText() == "pets (built-in)"
     widget.model_combo.setCurrentText("random weights: test")
@@ -52,7 +52,11 @@ def test_evaluate_random_model_then_open_worst(dock, dataset, qtbot, tmp_path):
     worker = widget.save_report(str(out))
     qtbot.waitUntil(lambda: (out / "index.html").exists(), timeout=30000)
     qtbot.waitUntil(lambda: worker.is_running is False, timeout=30000)
+    errors = []
+    monkeypatch.setattr("sam_pets._napari._evaluate.show_error", errors.append)
     assert widget.save_report(str(out)) is None  # never over an existing report
+    assert "already holds a report; choose another folder" in errors[0]
+    assert "--" not in errors[0]  # no command-line flags in a window
 
 
 @pytest.mark.parametrize("finder", [True, False], ids=["annotator_for", "dock_search"])

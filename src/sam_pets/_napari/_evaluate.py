@@ -380,7 +380,7 @@ class EvaluateWidget(DockHelpers, QWidget):
         if self.result is None:
             return None
         try:
-            check_report_dir(folder, overwrite=False)
+            check_report_dir(folder, overwrite=False, replace_hint="choose another folder")
         except ValueError as e:
             show_error(f"sam-pets: {e}")
             return None

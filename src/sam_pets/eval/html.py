@@ -23,20 +23,23 @@ text-align:right}th{background:#f3f3f3}td:first-child,th:first-child{text-align:
 img{max-width:100%;border:1px solid #ddd;margin:4px 0}.note{color:#555;font-size:90%}"""
 
 
-def check_report_dir(out: str | os.PathLike, overwrite: bool) -> Path:
+def check_report_dir(
+    out: str | os.PathLike, overwrite: bool, replace_hint: str = "use --overwrite to replace it"
+) -> Path:
     """Refuse an ``out`` that cannot take a new report; creates nothing.
 
     A missing or empty folder is fine. A folder with an earlier report of ours (one with a
     :data:`REPORT_MANIFEST`) needs ``overwrite``. Any other non-empty folder is refused,
     whatever ``overwrite`` says: it may hold the user's own files. Called before any work,
-    so a long run never ends in a refusal.
+    so a long run never ends in a refusal. ``replace_hint`` ends the message about an earlier
+    report (the command line's; a window says what its user can do).
 
     Raises:
         BadInputError: As above, or the folder's report manifest is unreadable.
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise BadInputError(f"--out {out} exists and is not a folder")
+        raise BadInputError(f"{out} exists and is not a folder")
     if not out.exists() or not any(out.iterdir()):
         return out
     if not (out / REPORT_MANIFEST).is_file():
@@ -46,7 +49,7 @@ def check_report_dir(out: str | os.PathLike, overwrite: bool) -> Path:
         )
     report_files(out)  # a broken manifest is an error now, not after the run
     if not overwrite:
-        raise BadInputError(f"{out} already holds a report; use --overwrite to replace it")
+        raise BadInputError(f"{out} already holds a report; {replace_hint}")
     return out
 
 
