@@ -148,3 +148,17 @@ def test_closing_the_dock_stops_the_evaluation(dock, dataset, qtbot):
     viewer.window.remove_dock_widget(widget)  # what the dock's close button does
     assert worker.abort_requested
     qtbot.waitUntil(lambda: not worker.is_running, timeout=30000)
+
+
+def test_a_cancelled_run_does_not_show_the_last_results(dock, dataset, qtbot):
+    _, widget = dock
+    widget.model_combo.setCurrentText("random weights: test")
+    widget.dataset_edit.setText(str(dataset))
+    _run(qtbot, widget)
+    assert widget.table.rowCount() > 0 and widget.save_button.isEnabled()
+    widget.run()
+    widget.cancel()
+    qtbot.waitUntil(lambda: widget.run_button.isEnabled(), timeout=60000)
+    assert widget.result is None and widget.table.rowCount() == 0
+    assert widget.plot_labels[0].pixmap() is None or widget.plot_labels[0].pixmap().isNull()
+    assert not widget.save_button.isEnabled() and widget.status.text() == "cancelled"

@@ -245,8 +245,10 @@ class EvaluateWidget(DockHelpers, QWidget):
         """Start the evaluation in a worker."""
         dataset = self.dataset_edit.text().strip()
         if not dataset or not Path(dataset).is_dir():
+            self.status.setText("dataset folder not found")
             show_error(f"sam-pets: dataset folder not found: {dataset!r}")
             return
+        self._clear_result()  # a cancelled or failed run must not show the last one's numbers
         choices = [self._resolve(self.model_combo.currentText())]
         if self.compare_combo.currentText() != NO_COMPARE:
             choices.append(self._resolve(self.compare_combo.currentText()))
@@ -268,6 +270,15 @@ class EvaluateWidget(DockHelpers, QWidget):
         self.status.setText("starting…")
         free_compute_team()
         self.worker.start()
+
+    def _clear_result(self) -> None:
+        self.result = None
+        self.table.setRowCount(0)
+        for lab in self.plot_labels:
+            lab.clear()
+            lab.setToolTip("")
+        self.worst_button.setEnabled(False)
+        self.save_button.setEnabled(False)
 
     def cancel(self) -> None:
         """Ask the worker to stop at its next image."""
