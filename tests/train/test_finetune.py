@@ -152,3 +152,20 @@ def test_refuses_a_used_folder_and_empty_input(annotated, tmp_path):
     assert (tmp_path / "used" / "mine.txt").read_text() == "keep me"
     with pytest.raises(ValueError, match="nothing to train on"):
         FinetuneJob(tmp_path / "new", base)
+
+
+@pytest.mark.parametrize("with_items", [False, True])
+def test_a_malformed_dataset_folder_is_named_before_any_work(annotated, tmp_path, with_items):
+    """A dataset folder alone once failed as 'no training images', after saving base.pt."""
+    bad = tmp_path / "exported"
+    bad.mkdir()
+    (bad / "dataset.json").write_text("{ not json")
+    job = FinetuneJob(
+        tmp_path / "run",
+        build_model("test", seed=0),
+        annotated[:2] if with_items else (),
+        dataset=bad,
+    )
+    with pytest.raises(ValueError, match="malformed .*dataset.json"):
+        run(job)
+    assert not (tmp_path / "run").exists() or not any((tmp_path / "run").iterdir())

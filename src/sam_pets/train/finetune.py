@@ -329,6 +329,8 @@ class FinetuneJob:
         folder = self.folder
         if folder.exists() and any(folder.iterdir()):
             raise FileExistsError(f"{folder}: not empty; fine-tune runs never overwrite data")
+        if self.dataset is not None:
+            canon.load_manifest(self.dataset)  # a malformed dataset.json: say so, before any work
         folder.mkdir(parents=True, exist_ok=True)
         data = self.dataset
         if self.items:
