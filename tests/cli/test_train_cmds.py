@@ -229,6 +229,7 @@ def saved_run(dataset, tmp_path):
         dataset=str(dataset), out=str(run.path), model_config="test", steps=1, val_split=""
     )
     run.prepare(cfg, resume=False, overwrite=False)
+    run.release()  # as a run that has ended
     return run
 
 

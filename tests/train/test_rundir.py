@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -104,3 +105,64 @@ def test_a_file_or_a_folder_that_is_not_a_run_is_never_replaced(tmp_path):
         with pytest.raises(FileExistsError, match="holds best.pt but no sam-pets run"):
             RunDir(mine).check(resume=False, overwrite=overwrite)
     assert (mine / "best.pt").read_text() == "my model"
+
+
+def _lock(run_path, pid):
+    import socket
+
+    (run_path / ".lock").write_text(json.dumps({"pid": pid, "host": socket.gethostname()}))
+
+
+def test_a_folder_a_live_run_writes_is_refused_even_with_overwrite(tmp_path):
+    """Two runs into one folder interleaved their files; --overwrite deleted a live run's."""
+    import subprocess
+    import sys
+
+    from sam_pets.train.rundir import RunInUseError
+
+    first = RunDir(tmp_path / "run")
+    first.prepare(_cfg(first.path), resume=False, overwrite=False)
+    first.log({"step": 1})
+    second = RunDir(tmp_path / "run")
+    with pytest.raises(RunInUseError, match="in use by another run in this process"):
+        second.check(resume=False, overwrite=True)
+    first.release()
+    assert not (first.path / ".lock").exists()
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        _lock(first.path, live.pid)
+        for resume in (True, False):
+            with pytest.raises(RunInUseError, match=f"in use by process {live.pid}"):
+                second.prepare(_cfg(second.path), resume=resume, overwrite=True)
+        assert second.records() == [{"step": 1}]  # nothing removed
+    finally:
+        live.kill()
+        live.wait()
+    # the process is gone: its lock is stale and taken over
+    second.prepare(_cfg(second.path), resume=False, overwrite=True)
+    assert second.records() == []
+    assert json.loads((second.path / ".lock").read_text())["pid"] != live.pid
+    second.release()
+
+
+def test_training_leaves_no_lock(make_cfg, monkeypatch):
+    """After a run ends, however it ends, the folder is free for the next command."""
+    from sam_pets.train.loop import fit
+    from sam_pets.train.trainer import Trainer
+
+    cfg = make_cfg(steps=2)
+    step = Trainer.train_step
+
+    def interrupted(self, *a, **kw):
+        assert (self.run.path / ".lock").exists()  # held while training
+        if self.step == 1:
+            raise KeyboardInterrupt
+        return step(self, *a, **kw)
+
+    monkeypatch.setattr(Trainer, "train_step", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        fit(cfg)
+    assert not (Path(cfg.out) / ".lock").exists()
+    monkeypatch.undo()
+    assert fit(cfg, resume=True).step == 2
+    assert not (Path(cfg.out) / ".lock").exists()

@@ -154,6 +154,8 @@ def iter_fit(
         if not resume and tr.step == 0:
             tr.run.discard()  # failed before the first step: let the same command run again
         raise
+    finally:
+        tr.run.release()
     # curves are redrawn at every validation; a stop request skips the final redraw (seconds
     # of plotting) so that cancelling is quick -- a resumed run draws them again
     if tr.dist.is_main and status != "cancelled":

@@ -9,6 +9,10 @@ Layout::
     RUN/best.pt         weights of the best validation mIoU (same format)
     RUN/state.pt        resume state: unmerged weights, optimiser, scheduler, scaler, RNG,
                         data position (plain tensors and numbers; loads with weights_only)
+    RUN/.lock           while a run trains in the folder: its process id and host
+
+The lock keeps a second run (a new one with ``--overwrite``, or a ``--resume``) out of a
+folder that a live run is writing; a lock left by a process that is gone is taken over.
 
 Every file is written atomically (temp file + rename), so an interrupted run never leaves
 a truncated checkpoint behind.
@@ -19,6 +23,10 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
+import socket
+import time
+import weakref
 from pathlib import Path
 
 import torch
@@ -37,6 +45,13 @@ OWN_FILES = (
     "best.pt",
     "state.pt",
 )
+LOCK = ".lock"
+_LOCK_GRACE_S = 10.0  # an unreadable lock younger than this is being written: in use
+_HELD: weakref.WeakValueDictionary = weakref.WeakValueDictionary()  # this process's locks
+
+
+class RunInUseError(FileExistsError):
+    """A live training run holds the folder."""
 
 
 class RunDir:
@@ -51,6 +66,7 @@ class RunDir:
         self.path = Path(path)
         self.write = write
         self._made_folder = False
+        self._locked = False
 
     def file(self, name: str) -> Path:
         """Path of a file in the run."""
@@ -70,9 +86,11 @@ class RunDir:
                 ``overwrite`` never deletes them).
             NotADirectoryError: the path is a file.
             FileNotFoundError: ``resume`` without a saved state.
+            RunInUseError: a live run holds the folder's lock.
         """
         if self.path.exists() and not self.path.is_dir():
             raise NotADirectoryError(f"{self.path} exists and is not a folder")
+        self._refuse_if_in_use()
         existing = [n for n in OWN_FILES if self.file(n).exists()]
         if resume:
             if not self.file("state.pt").exists():
@@ -98,6 +116,7 @@ class RunDir:
             return
         self._made_folder = not self.path.exists()
         self.path.mkdir(parents=True, exist_ok=True)
+        self._acquire()
         if not resume:
             for n in OWN_FILES:
                 self.file(n).unlink(missing_ok=True)
@@ -111,12 +130,75 @@ class RunDir:
         run (its files are an earlier run's work).
         """
         if not self.write or self.file("state.pt").exists():
+            self.release()
             return
+        self.release()
         for n in OWN_FILES:
             self.file(n).unlink(missing_ok=True)
         if self._made_folder:
             with contextlib.suppress(OSError):  # not empty: other files are there
                 self.path.rmdir()
+
+    def release(self) -> None:
+        """Remove this run's lock (the run has ended, however)."""
+        if self._locked:
+            self._locked = False
+            _HELD.pop(str(self.path.resolve()), None)
+            self.file(LOCK).unlink(missing_ok=True)
+
+    def _acquire(self) -> None:
+        if self._locked:
+            return
+        for _ in range(3):
+            try:
+                fd = os.open(self.file(LOCK), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                self._refuse_if_in_use()
+                self.file(LOCK).unlink(missing_ok=True)  # left by a process that is gone
+                continue
+            with os.fdopen(fd, "w") as f:
+                json.dump({"pid": os.getpid(), "host": socket.gethostname()}, f)
+            self._locked = True
+            _HELD[str(self.path.resolve())] = self
+            return
+        raise RunInUseError(f"{self.path}: could not take the run folder's lock ({LOCK})")
+
+    def _refuse_if_in_use(self) -> None:
+        holder = self._lock_holder()
+        if holder is not None:
+            raise RunInUseError(
+                f"{self.path} is in use by {holder}; wait for that run to end or stop it "
+                f"(if no run uses the folder, delete {self.file(LOCK)})"
+            )
+
+    def _lock_holder(self) -> str | None:
+        """Who holds the lock, if it is held by a live process; None when free or stale."""
+        lock = self.file(LOCK)
+        try:
+            info = json.loads(lock.read_text())
+            pid, host = int(info["pid"]), str(info["host"])
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError):  # being written, or garbage
+            try:
+                young = time.time() - lock.stat().st_mtime < _LOCK_GRACE_S
+            except FileNotFoundError:
+                return None
+            return "another run (starting)" if young else None
+        if host != socket.gethostname():
+            return f"process {pid} on {host}"
+        if pid == os.getpid():
+            held = _HELD.get(str(self.path.resolve()))
+            return "another run in this process" if held not in (None, self) else None
+        if os.name == "nt":  # os.kill would end the process there: take it as alive
+            return f"process {pid}"
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:  # alive, another user's
+            pass
+        return f"process {pid}"
 
     def read_config(self) -> TrainConfig:
         """The saved config of this run."""
