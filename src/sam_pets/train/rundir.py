@@ -129,10 +129,9 @@ class RunDir:
         now empty; the same command can then simply be run again. Never call it on a resumed
         run (its files are an earlier run's work).
         """
-        if not self.write or self.file("state.pt").exists():
-            self.release()
-            return
         self.release()
+        if not self.write or self.file("state.pt").exists():
+            return
         for n in OWN_FILES:
             self.file(n).unlink(missing_ok=True)
         if self._made_folder:
