@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import socket
 import tempfile
 from pathlib import Path
 
@@ -36,3 +37,20 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def process_alive(pid: int, host: str) -> bool:
+    """Whether process ``pid`` on ``host`` may still be running (True when it cannot be told).
+
+    A process on another host, or any other process on Windows (where ``os.kill`` would end
+    it), counts as alive; this process does too.
+    """
+    if host != socket.gethostname() or os.name == "nt" or pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        return True
+    return True

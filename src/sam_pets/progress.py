@@ -16,6 +16,14 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
+class Notice(UserWarning):
+    """A line for the user from core code that has no job records to put it in.
+
+    Raised with :func:`warnings.warn`: the CLI prints it as ``sam-pets CMD: note: ...``
+    and napari shows warnings as notifications.
+    """
+
+
 @dataclass(frozen=True)
 class Progress:
     """One progress update.

@@ -11,8 +11,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 
 from sam_pets import __version__
+from sam_pets.progress import Notice
 
 # Each module registers its subcommands with ``register(subparsers)`` and sets ``func``.
 _COMMAND_MODULES = (
@@ -62,6 +64,25 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", Notice)
+        warnings.showwarning = _notice_printer(args.command, warnings.showwarning)
+        return _run(args)
+
+
+def _notice_printer(command: str, other):
+    """A ``warnings.showwarning`` that prints a :class:`Notice` as one line on stderr."""
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, Notice):
+            print(f"sam-pets {command}: note: {message}", file=sys.stderr)
+        else:
+            other(message, category, filename, lineno, file, line)
+
+    return show
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args) or 0)
     except CliError as e:

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import torch
 
+from sam_pets._atomic import process_alive
 from sam_pets.model import Sam2Image, build_model, save_checkpoint
 from sam_pets.model.checkpoint import CheckpointError, atomic_write_bytes, torch_load_file
 from sam_pets.train.config import TrainConfig, dump_config, load_config
@@ -189,15 +190,7 @@ class RunDir:
         if pid == os.getpid():
             held = _HELD.get(str(self.path.resolve()))
             return "another run in this process" if held not in (None, self) else None
-        if os.name == "nt":  # os.kill would end the process there: take it as alive
-            return f"process {pid}"
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:  # alive, another user's
-            pass
-        return f"process {pid}"
+        return f"process {pid}" if process_alive(pid, host) else None
 
     def read_config(self) -> TrainConfig:
         """The saved config of this run."""
