@@ -119,8 +119,9 @@ def recover_leftovers(out: str | os.PathLike) -> list[str]:
     - ``.OUT.new-*`` whose builder is gone (its :data:`MARK` names a dead process on this
       host), and a :data:`MARK` left in OUT itself: removed.
 
-    Leftovers changed in the last :data:`QUIET_S` seconds, or built by a live process, a
-    process on another host or one that cannot be told, are left alone.
+    An ``.OUT.old-*`` beside OUT that changed in the last :data:`QUIET_S` seconds (a live
+    job may be moving it), and a dataset being built by a live process, a process on
+    another host or one that cannot be told, are left alone.
     """
     out = Path(out)
     if not out.parent.is_dir():
@@ -128,7 +129,7 @@ def recover_leftovers(out: str | os.PathLike) -> list[str]:
     notes = []
     stem = glob.escape(f".{out.name}")
     for old in sorted(out.parent.glob(f"{stem}.old-*")):
-        if old.is_dir() and not old.is_symlink() and not _recent(old):
+        if old.is_dir() and not old.is_symlink() and (_missing(out) or not _recent(old)):
             notes.append(_recover_old(old, out))
     for new in sorted(out.parent.glob(f"{stem}.new-*")):
         if new.is_dir() and not new.is_symlink() and _abandoned(new / MARK):
@@ -139,8 +140,13 @@ def recover_leftovers(out: str | os.PathLike) -> list[str]:
     return notes
 
 
+def _missing(out: Path) -> bool:
+    """OUT is absent or an empty folder (as between the two renames of a swap)."""
+    return not out.exists() or (out.is_dir() and not any(out.iterdir()))
+
+
 def _recover_old(old: Path, out: Path) -> str:
-    if not out.exists() or (out.is_dir() and not any(out.iterdir())):
+    if _missing(out):
         if out.exists():
             out.rmdir()
         os.rename(old, out)
@@ -173,10 +179,10 @@ def _recent(path: Path) -> bool:
 
 
 def _abandoned(mark: Path) -> bool:
-    """True when ``mark`` names a process on this host that is gone (and is not recent)."""
+    """True when ``mark`` names a process on this host that is gone."""
     try:
         info = json.loads(mark.read_text())
         pid, host = int(info["pid"]), str(info["host"])
     except (OSError, ValueError, KeyError, TypeError):
         return False  # no mark: not ours to judge (or being written)
-    return not process_alive(pid, host) and not _recent(mark)
+    return not process_alive(pid, host)
