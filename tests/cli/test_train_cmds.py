@@ -305,6 +305,18 @@ def test_resume_of_a_finished_run_extends_or_says_so(dataset, tmp_path, capsys):
     assert _summary(capsys)["step"] == n_train // 2 > 2
 
 
+def test_epochs_are_counted_from_one(dataset, tmp_path, capsys):
+    """``--epochs 2`` once ended with ``"epoch": 1`` in the summary (counted from 0)."""
+    run = tmp_path / "run"
+    assert main(["train", str(dataset), "--out", str(run), *FAST, "--epochs", "2"]) == 0
+    per_epoch = len((dataset / "train_list.txt").read_text().split()) // 2
+    summary = _summary(capsys)
+    assert (summary["step"], summary["epoch"]) == (2 * per_epoch, 2)
+    records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    steps = {r["step"]: r["epoch"] for r in records if "loss" in r}
+    assert steps[1] == steps[per_epoch] == 1 and steps[per_epoch + 1] == 2
+
+
 def test_a_run_resumes_from_another_working_folder(dataset, tmp_path, capsys, monkeypatch):
     """config.yaml once kept DATASET as typed (relative): --resume elsewhere failed."""
     monkeypatch.chdir(dataset.parent)

@@ -44,7 +44,7 @@ class FitResult:
     Attributes:
         run_dir: The run folder.
         step: Optimiser steps done.
-        epoch: Epoch of the data position.
+        epoch: The epoch of the last step's batch, counted from 1 (as in the records).
         status: "done", "early_stop" or "cancelled".
         best_val_miou: Best validation mIoU (None without validation).
         best_step: Step of ``best.pt`` (-1 without validation).
@@ -93,8 +93,8 @@ def iter_fit(
             running the encoder again.
 
     Yields:
-        Progress records: step, total steps and metrics (epoch, loss and its terms, lr,
-        grad_norm, images_per_s, eta_s; val_* after a validation).
+        Progress records: step, total steps and metrics (epoch, counted from 1; loss and
+        its terms, lr, grad_norm, images_per_s, eta_s; val_* after a validation).
     """
     tr = Trainer(cfg, resume=resume, overwrite=overwrite)
     stop = stop or threading.Event()
@@ -104,7 +104,7 @@ def iter_fit(
         for issue in tr.skipped:
             notice = f"skipped item {issue.source!r}: {issue.reason}"
             yield Progress(tr.step, tr.total_steps, "skipped", notice=notice)
-        yield Progress(tr.step, tr.total_steps, "start", {"epoch": tr.epoch, "reused": seeded})
+        yield Progress(tr.step, tr.total_steps, "start", {"epoch": tr.epoch + 1, "reused": seeded})
         # a resumed run stopped inside a validation does it first, as the run would have
         due = 0 < tr.step and tr.val_step < tr.step and _validation_due(tr)
         finished = tr.step >= tr.total_steps and not due  # a resumed run that had ended
@@ -165,7 +165,7 @@ def iter_fit(
     return FitResult(
         tr.run.path,
         tr.step,
-        tr.epoch,
+        tr.epoch + 1,
         status,
         best,
         tr.best_step,
@@ -226,7 +226,7 @@ def _validate_and_save(tr: Trainer) -> Generator[Progress, None, dict | None]:
     best = False
     if val is not None:
         best = tr.record_validation(val)
-        rec = {"step": tr.step, "epoch": tr.epoch, **val, "best": best}
+        rec = {"step": tr.step, "epoch": tr.epoch + 1, **val, "best": best}
         tr.run.log(rec)
         yield Progress(tr.step, tr.total_steps, "val", rec)
     tr.val_step = tr.step
@@ -255,7 +255,7 @@ def _train_record(tr: Trainer, m: dict, timer: _Rate) -> dict:
     remaining = tr.total_steps - tr.step
     rec = {
         "step": tr.step,
-        "epoch": tr.epoch,
+        "epoch": tr.epoch + 1,  # counted from 1 for people (tr.epoch seeds the data)
         **{k: m[k] for k in ("loss", "focal", "dice", "iou", "cls", "lr", "grad_norm", "objects")},
     }
     rec["images_per_s"] = m["images"] / max(dt, 1e-9)
