@@ -49,11 +49,14 @@ def test_evaluate_random_model_then_open_worst(dock, dataset, qtbot, tmp_path, m
     assert len(layers) == 6 and layers[0].name.startswith("worst 1: ")
     assert layers[2].data.shape == (32, 40)
     out = tmp_path / "report"
-    worker = widget.save_report(str(out))
-    qtbot.waitUntil(lambda: (out / "index.html").exists(), timeout=30000)
-    qtbot.waitUntil(lambda: worker.is_running is False, timeout=30000)
     errors = []
     monkeypatch.setattr("sam_pets._napari._evaluate.show_error", errors.append)
+    worker = widget.save_report(str(out))
+    # a second save into the same folder while the first writes: both passed the check once
+    assert widget.save_report(str(out) + "/") is None
+    assert errors.pop() == f"sam-pets: a report is still being written into {out}/"
+    qtbot.waitUntil(lambda: (out / "index.html").exists(), timeout=30000)
+    qtbot.waitUntil(lambda: worker.is_running is False, timeout=30000)
     assert widget.save_report(str(out)) is None  # never over an existing report
     assert "already holds a report; choose another folder" in errors[0]
     assert "--" not in errors[0]  # no command-line flags in a window

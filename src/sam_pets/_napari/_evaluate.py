@@ -128,6 +128,7 @@ class EvaluateWidget(DockHelpers, QWidget):
         self.result: EvalResult | None = None
         self._figures = tempfile.TemporaryDirectory(prefix="sam_pets_eval_")
         self._dead = False
+        self._saving: set[str] = set()  # report folders being written
         self._build_ui()
         self.refresh_models()
         self.destroyed.connect(self._on_destroyed)
@@ -390,14 +391,19 @@ class EvaluateWidget(DockHelpers, QWidget):
 
         if self.result is None:
             return None
+        key = str(Path(folder).resolve())
         try:
+            if key in self._saving:  # its files are not all there yet: the check would pass
+                raise ValueError(f"a report is still being written into {folder}")
             check_report_dir(folder, overwrite=False, replace_hint="choose another folder")
         except ValueError as e:
             show_error(f"sam-pets: {e}")
             return None
         worker = create_worker(write_eval_report, self.result, folder, _ignore_errors=True)
+        self._saving.add(key)
         worker.returned.connect(self._alive(lambda p: self.status.setText(f"report: {p}")))
         worker.errored.connect(self._alive(lambda e: show_error(f"sam-pets: report: {e}")))
+        worker.finished.connect(lambda: self._saving.discard(key))
         worker.start()
         return worker
 
