@@ -40,6 +40,18 @@ def test_tiff_2d_and_stack(tmp_path):
     assert read_label_image(tmp_path / "p.tiff").shape == (6, 7)
 
 
+@pytest.mark.parametrize("slices", [3, 4])
+def test_tiff_stack_of_three_or_four_slices_is_not_stored_as_colour(tmp_path, slices):
+    import tifffile
+
+    stack = np.zeros((slices, 6, 7), np.uint16)
+    stack[-1, 2:4, 2:5] = 300
+    write_label_image(tmp_path / "s.tif", stack)
+    with tifffile.TiffFile(tmp_path / "s.tif") as tif:
+        assert tif.pages[0].photometric == tifffile.PHOTOMETRIC.MINISBLACK  # was RGB(A)
+    assert np.array_equal(read_label_image(tmp_path / "s.tif"), stack)
+
+
 def test_bad_label_images(tmp_path):
     with pytest.raises(ValueError):
         write_label_image(tmp_path / "x.png", np.zeros((2, 2, 2), np.uint8))

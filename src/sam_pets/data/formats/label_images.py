@@ -166,7 +166,8 @@ def write_label_image(path: str | os.PathLike, labels: np.ndarray) -> None:
         if labels.ndim not in (2, 3):
             raise ValueError(f"a TIFF label image must be 2-D or 3-D, got shape {labels.shape}")
         buf = io.BytesIO()
-        tifffile.imwrite(buf, labels, compression="zlib")
+        # minisblack: a 3- or 4-slice stack is otherwise stored as RGB(A) planes
+        tifffile.imwrite(buf, labels, compression="zlib", photometric="minisblack")
         atomic_write_bytes(path, buf.getvalue())
     elif path.suffix.lower() == ".png":
         atomic_write_bytes(path, encode_label_png(labels))
