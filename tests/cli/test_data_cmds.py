@@ -228,3 +228,18 @@ def test_empty_coco_image_folder_is_one_error(tmp_path, capsys):
     ]
     assert "skipped" not in captured.out
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["export", "coco", "{missing}", "{tmp}/x.json", "-q"],
+        ["merge", "{tmp}/m", "{missing}"],
+        ["train", "{missing}", "--out", "{tmp}/run", "--config", "test", "--steps", "1", "--quiet"],
+    ],
+)
+def test_missing_dataset_folder_is_named_as_missing(tmp_path, capsys, argv):
+    missing = tmp_path / "nosuch"
+    assert main([a.format(missing=missing, tmp=tmp_path) for a in argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].endswith(f"dataset folder not found: {missing}"), err
