@@ -43,6 +43,7 @@ def test_info(ckpt, capsys):
     assert main(["info", str(ckpt)]) == 0
     out = capsys.readouterr().out
     assert "config:      test" in out and "format:      sam-pets" in out
+    assert "sam_pets_version: " in out  # a label longer than the column keeps a space
     assert main(["info", str(ckpt), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["parameters"]["total"] > 0 and info["image_keys"] == 227
