@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -32,6 +33,17 @@ def test_python_dash_m_entry_point():
         [sys.executable, "-m", "sam_pets", "--version"], capture_output=True, text=True, check=True
     )
     assert out.stdout.startswith("sam-pets ")
+
+
+def test_output_into_a_closed_pipe_is_no_error(tmp_path):
+    """``sam-pets download --list | head -1``: the reader leaving early is not an error."""
+    env = {**os.environ, "SAM_PETS_CACHE_DIR": str(tmp_path)}
+    cmd = [sys.executable, "-m", "sam_pets", "download", "--list"]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    p.stdout.close()  # before the command writes a byte
+    err = p.stderr.read().decode()
+    p.stderr.close()
+    assert p.wait(timeout=60) == 141 and err == ""
 
 
 @pytest.fixture(scope="module")
