@@ -5,8 +5,8 @@ Run under a virtual display (the README's picture comes from this):
     xvfb-run -a -s "-screen 0 1600x1000x24" python scripts/screenshot.py [--out docs/annotator.png]
 
 It opens the plugin's sample photo, docks the Annotator and the Fine-tune panel, loads the
-built-in ``pets`` model, draws a box around the cat, commits the object and then adds one
-click to start a second prediction preview, and saves the whole window.
+built-in ``pets`` model, draws a box around the cat, commits the object and saves the whole
+window.
 """
 
 from __future__ import annotations

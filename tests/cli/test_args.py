@@ -43,6 +43,21 @@ def test_bench_counts_must_be_positive(flag, value, capsys):
     assert f"argument {flag}: must be >= 1, got {value}" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "cmd, flag, value",
+    [
+        ("eval", "--limit", "0"),
+        ("eval", "--max-clicks", "0"),
+        ("robustness", "--limit", "-2"),
+    ],
+)
+def test_eval_counts_name_their_flag(cmd, flag, value, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([*_CMDS[cmd], flag, value])
+    assert e.value.code == 2
+    assert f"argument {flag}: must be >= 1, got {value}" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("text", ["nan,nan", "inf,5", "5,-inf"])
 def test_non_finite_points_are_refused(text, capsys):
     with pytest.raises(SystemExit):

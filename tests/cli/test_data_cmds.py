@@ -195,3 +195,51 @@ def test_export_coco_onto_a_folder_is_refused(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "lm is a folder" in err and "Traceback" not in err
     assert (folder / "JPEGImages").is_dir()
+
+
+def test_empty_image_folder_of_labels_is_one_error(tmp_path, capsys):
+    import numpy as np
+    from PIL import Image
+
+    (tmp_path / "im").mkdir()
+    (tmp_path / "lab").mkdir()
+    for name in ("a", "b", "c"):
+        Image.fromarray(np.ones((4, 5), np.uint8)).save(tmp_path / "lab" / f"{name}.png")
+    out = tmp_path / "out"
+    argv = ["convert", "labels", str(tmp_path / "im"), str(tmp_path / "lab"), str(out), "-q"]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.err.strip().splitlines() == [
+        f"sam-pets convert: error: no images in {tmp_path / 'im'}"
+    ]
+    assert "skipped" not in captured.out
+    assert not out.exists()
+
+
+def test_empty_coco_image_folder_is_one_error(tmp_path, capsys):
+    coco = data_path("coco_sample")
+    (tmp_path / "empty").mkdir()
+    out = tmp_path / "out"
+    argv = ["convert", "coco", str(coco / "annotations.json"), str(tmp_path / "empty"), str(out)]
+    assert main([*argv, "-q"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.strip().splitlines() == [
+        f"sam-pets convert: error: image folder is empty: {tmp_path / 'empty'}"
+    ]
+    assert "skipped" not in captured.out
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["export", "coco", "{missing}", "{tmp}/x.json", "-q"],
+        ["merge", "{tmp}/m", "{missing}"],
+        ["train", "{missing}", "--out", "{tmp}/run", "--config", "test", "--steps", "1", "--quiet"],
+    ],
+)
+def test_missing_dataset_folder_is_named_as_missing(tmp_path, capsys, argv):
+    missing = tmp_path / "nosuch"
+    assert main([a.format(missing=missing, tmp=tmp_path) for a in argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].endswith(f"dataset folder not found: {missing}"), err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -34,6 +35,17 @@ def test_python_dash_m_entry_point():
     assert out.stdout.startswith("sam-pets ")
 
 
+def test_output_into_a_closed_pipe_is_no_error(tmp_path):
+    """``sam-pets download --list | head -1``: the reader leaving early is not an error."""
+    env = {**os.environ, "SAM_PETS_CACHE_DIR": str(tmp_path)}
+    cmd = [sys.executable, "-m", "sam_pets", "download", "--list"]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    p.stdout.close()  # before the command writes a byte
+    err = p.stderr.read().decode()
+    p.stderr.close()
+    assert p.wait(timeout=60) == 141 and err == ""
+
+
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
     return save_checkpoint(build_model("test", seed=0), tmp_path_factory.mktemp("c") / "t.pt")
@@ -43,6 +55,7 @@ def test_info(ckpt, capsys):
     assert main(["info", str(ckpt)]) == 0
     out = capsys.readouterr().out
     assert "config:      test" in out and "format:      sam-pets" in out
+    assert "sam_pets_version: " in out  # a label longer than the column keeps a space
     assert main(["info", str(ckpt), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["parameters"]["total"] > 0 and info["image_keys"] == 227

@@ -359,3 +359,12 @@ def test_ctrl_c_before_a_run_exists_is_the_plain_message(dataset, tmp_path, caps
     assert main(["train", str(dataset), "--out", str(run), *FAST, "--steps", "3"]) == 130
     assert capsys.readouterr().err.strip() == "sam-pets train: interrupted"
     assert not run.exists()
+
+
+def test_help_names_every_file_of_a_run(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    for name in ("config.yaml", "metrics.jsonl", "loss.png", "val.png", "last.pt", "best.pt"):
+        assert name in out
+    assert "state.pt" in out  # what --resume continues from

@@ -159,6 +159,7 @@ def test_offline_gives_one_clear_message(cache, monkeypatch):
     msg = str(e.value)
     assert "unreachable" in msg and "offline" in msg
     assert "--checkpoint FILE" in msg and "Open checkpoint" in msg and "'pets'" in msg
+    assert "sam-pets info FILE" in msg  # info takes the file as its argument, not --checkpoint
     assert not cache.exists() or not list(cache.iterdir())
 
 

@@ -3,13 +3,15 @@
 Exit status: 0 when everything was done; 1 when the job finished but left items out
 (``convert`` with nothing converted; ``eval``, ``robustness``, ``train`` and ``export`` when
 they skipped unreadable items: each is named on its own line as it is skipped and again at the
-end); 2 for a user error (one line on stderr, nothing written); 130 when interrupted.
+end); 2 for a user error (one line on stderr, nothing written); 130 when interrupted; 141,
+silently, when stdout is a pipe whose reader has gone (``| head``).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import warnings
 
@@ -27,6 +29,7 @@ _COMMAND_MODULES = (
 
 
 SKIPPED_EXIT = 1
+PIPE_CLOSED_EXIT = 141  # 128 + SIGPIPE, what a shell reports for a writer killed by it
 
 
 class CliError(Exception):
@@ -84,7 +87,12 @@ def _notice_printer(command: str, other):
 
 def _run(args: argparse.Namespace) -> int:
     try:
-        return int(args.func(args) or 0)
+        status = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not after main returned
+        return status
+    except BrokenPipeError:  # the reader left early (`sam-pets download --list | head -1`)
+        _discard_stdout()
+        return PIPE_CLOSED_EXIT
     except CliError as e:
         print(f"sam-pets {args.command}: error: {e}", file=sys.stderr)
         return 2
@@ -98,6 +106,17 @@ def _run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         print(f"sam-pets {args.command}: interrupted", file=sys.stderr)
         return 130
+
+
+def _discard_stdout() -> None:
+    """Point stdout at os.devnull so that the interpreter's last flush does not fail again."""
+    try:
+        fd = sys.stdout.fileno()
+    except (OSError, ValueError):  # not a real file (a test's capture): nothing to flush later
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 def _os_error_text(e: OSError) -> str:

@@ -36,7 +36,7 @@ def register(sub) -> None:
     )
     p.add_argument(
         "--max-clicks",
-        type=int,
+        type=positive_int,
         default=20,
         metavar="K",
         help="correction clicks of the 'clicks' protocol (default 20)",
@@ -102,7 +102,7 @@ def _common(p) -> None:
         choices=("all", "train", "val", "train_tiny", "val_tiny"),
         help="which items (default all)",
     )
-    p.add_argument("--limit", type=int, metavar="N", help="only the first N items")
+    p.add_argument("--limit", type=positive_int, metavar="N", help="only the first N items")
     p.add_argument("--seed", type=int, default=0, help="seed of the random prompts/perturbations")
     p.add_argument(
         "--device", default="auto", type=device, help="auto (cuda > mps > cpu), cpu, cuda..."

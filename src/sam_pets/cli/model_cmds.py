@@ -162,7 +162,7 @@ def cmd_info(args) -> int:
         print(f"  {k:<22}{v}")
     print(f"dtypes:      {', '.join(info['dtypes'])}")
     for k, v in info["metadata"].items():
-        print(f"{k + ':':<13}{v}")
+        print(f"{k + ':':<12} {v}")
     return 0
 
 

@@ -80,6 +80,8 @@ def convert_coco(
     coco = coco_fmt.load_coco(annotations)
     if not Path(images_dir).is_dir():
         raise FileNotFoundError(f"image folder not found: {images_dir}")
+    if not any(not p.name.startswith(".") for p in Path(images_dir).iterdir()):
+        raise BadInputError(f"image folder is empty: {images_dir}")
     if not coco["images"]:
         raise BadInputError(f"{annotations}: no images listed")
     items, orphans = coco_fmt.group_images(coco)
@@ -191,6 +193,8 @@ def convert_label_images(
     )
     if not labels:
         raise BadInputError(f"no label images (.png, .tif) in {labels_dir}")
+    if not images:
+        raise BadInputError(f"no images in {images_dir}")
     tasks = [Task(str(p), p.stem, "", _label_image_loader(p, images.get(p.stem))) for p in labels]
     return (yield from run_conversion(tasks, out, cfg, sources=[images_dir, labels_dir]))
 

@@ -93,13 +93,25 @@ def torch_load_file(path: str | os.PathLike) -> object:
         raise CheckpointError(
             path,
             "refused to load: the file contains pickled Python objects other than tensors "
-            f"(weights_only=True); it may run code. Details: {str(e).splitlines()[0]}",
+            f"(weights_only=True); it may run code. Details: {_unpickling_detail(e)}",
         ) from None
     except Exception as e:  # torch.load raises many types for garbage input
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise CheckpointError(
             path, f"not a readable PyTorch checkpoint (truncated or corrupt?): {first}"
         ) from None
+
+
+def _unpickling_detail(error: Exception) -> str:
+    """The line of torch's weights-only refusal that names what it refused.
+
+    Its first lines are generic (and suggest ``weights_only=False``, which sam-pets never
+    uses); the specific line ("unsupported GLOBAL posix.system ...") comes after them.
+    """
+    generic = ("Weights only load failed", "Check the documentation", "Please file an issue")
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    specific = [line for line in lines if not line.startswith(generic)]
+    return (specific or lines or [type(error).__name__])[0]
 
 
 def _load_safetensors(path: Path) -> dict[str, torch.Tensor]:

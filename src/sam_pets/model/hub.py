@@ -354,8 +354,9 @@ def _offline_message(entry: OfficialCheckpoint, error: Exception) -> str:
     return (
         f"cannot download {entry.name}: {host} is unreachable ({reason}); are you offline? "
         f"The built-in '{BUILTIN}' model needs no download. To use a checkpoint file you "
-        "already have, pass it with --checkpoint FILE (sam-pets predict/info/train), or pick it "
-        f"with 'Open checkpoint…' in the annotator (the file is {entry.url()})"
+        "already have, pass it with --checkpoint FILE (sam-pets predict/train/eval; "
+        "sam-pets info FILE), or pick it with 'Open checkpoint…' in the annotator "
+        f"(the file is {entry.url()})"
     )
 
 

@@ -48,6 +48,8 @@ def load_manifest(root: str | os.PathLike) -> dict:
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
+        if not Path(root).exists():
+            raise BadInputError(f"dataset folder not found: {root}") from None
         raise BadInputError(f"not a sam-pets dataset (no {MANIFEST}): {root}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise BadInputError(f"malformed {path}: {e}") from None
