@@ -321,12 +321,6 @@ class FinetuneWidget(DockHelpers, QWidget):
         total = p.total or 0
         self.progress_bar.setMaximum(total)
         self.progress_bar.setValue(min(p.step, total))
-        if self._pbar is not None:
-            if self._pbar.total != total:
-                self._pbar.total = total
-            self._pbar.set_description(f"Fine-tuning: {p.message}")
-            self._pbar.n = min(p.step, total)
-            self._pbar.refresh()
         if p.message == "train":
             self.status.setText(
                 f"step {p.step}/{total}  loss {m['loss']:.3f}  "
@@ -341,6 +335,15 @@ class FinetuneWidget(DockHelpers, QWidget):
         else:
             self.status.setText(f"{p.message} {p.step}/{total}")
         self.plot.set_history(self.history)
+        pbar = self._pbar
+        if pbar is not None:
+            # last: the activity dock may process queued events while it repaints (the run
+            # can end and close the bar meanwhile): hold the bar, a closed one ignores updates
+            if pbar.total != total:
+                pbar.total = total
+            pbar.set_description(f"Fine-tuning: {p.message}")
+            pbar.n = min(p.step, total)
+            pbar.refresh()
 
     def _on_finished(self, result) -> None:
         self.plot.set_history(self.history)
