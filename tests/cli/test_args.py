@@ -58,6 +58,26 @@ def test_eval_counts_name_their_flag(cmd, flag, value, capsys):
     assert f"argument {flag}: must be >= 1, got {value}" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "flag, value, match",
+    [
+        ("--batch-size", "0", "must be >= 1, got 0"),
+        ("--grad-accum", "-1", "must be >= 1, got -1"),
+        ("--lr", "0", "must be a finite number > 0, got 0"),
+        ("--lr", "nan", "must be a finite number > 0, got nan"),
+        ("--val-every", "-1", "must be >= 0, got -1"),
+        ("--early-stop", "-2", "must be >= 0, got -2"),
+        ("--warmup-steps", "x", "expected an integer, got 'x'"),
+        ("--num-workers", "-1", "must be >= 0, got -1"),
+    ],
+)
+def test_train_values_name_their_flag(flag, value, match, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([*_CMDS["train"], flag, value])
+    assert e.value.code == 2
+    assert f"argument {flag}: {match}" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("text", ["nan,nan", "inf,5", "5,-inf"])
 def test_non_finite_points_are_refused(text, capsys):
     with pytest.raises(SystemExit):

@@ -155,10 +155,12 @@ def test_a_run_that_cannot_start_leaves_nothing_and_can_be_retried(dataset, tmp_
     junk.write_bytes(np.random.default_rng(0).bytes(1000))
     empty = tmp_path / "empty"
     empty.mkdir()
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("warmup_steps: -1\n")
     base = [*FAST, "--steps", "1"]
     for argv in (
         [str(dataset), *base[2:], "--checkpoint", str(junk)],
-        [str(dataset), *base, "--lr", "-1"],
+        [str(dataset), *base, "--config-file", str(bad)],
         [str(empty), *base],
         [str(dataset), *base, "--resolution", "100"],
     ):
@@ -170,7 +172,7 @@ def test_a_run_that_cannot_start_leaves_nothing_and_can_be_retried(dataset, tmp_
     kept = tmp_path / "kept"
     kept.mkdir()
     (kept / "notes.txt").write_text("mine")
-    assert main(["train", str(dataset), *base, "--lr", "-1", "--out", str(kept)]) == 2
+    assert main(["train", str(dataset), *base, "--config-file", str(bad), "--out", str(kept)]) == 2
     assert sorted(p.name for p in kept.iterdir()) == ["notes.txt"]
     capsys.readouterr()
     assert main(["train", str(dataset), *base, "--out", str(kept)]) == 0
@@ -279,8 +281,11 @@ def test_bad_config_files_and_values(tmp_path, capsys):
         bad.write_text(text)
         assert main(["train", "--config-file", str(bad), "--out", str(tmp_path / "r")]) == 2
         assert match in capsys.readouterr().err
-    assert main(["train", "ds", "--out", str(tmp_path / "r"), *FAST, "--steps", "-3"]) == 2
-    assert "steps must be >= 1, got -3" in capsys.readouterr().err
+    bad.write_text("steps: -3\n")
+    assert main(["train", "ds", "--config-file", str(bad), "--out", str(tmp_path / "r")]) == 2
+    assert "bad.yaml: steps must be >= 1, got -3" in capsys.readouterr().err
+    assert main(["train", "ds", "--out", str(tmp_path / "r"), *FAST]) == 2
+    assert "give --steps or --epochs" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
 
 

@@ -16,7 +16,7 @@ import os
 import sys
 from pathlib import Path
 
-from sam_pets.cli._args import device, positive_int
+from sam_pets.cli._args import device, non_negative_int, positive_float, positive_int
 
 
 def register(sub) -> None:
@@ -57,12 +57,16 @@ def register(sub) -> None:
         "are an error); flags given on the command line override them",
     )
     n = p.add_mutually_exclusive_group()
-    n.add_argument("--steps", type=int, help="optimiser steps")
-    n.add_argument("--epochs", type=int, help="passes over the training split")
-    p.add_argument("--batch-size", type=int, help="images per step and process (default 2)")
-    p.add_argument("--grad-accum", type=int, help="micro-batches per optimiser step")
-    p.add_argument("--resolution", type=int, metavar="PX", help="model input side in pixels")
-    p.add_argument("--lr", type=float, help="base learning rate (default 1e-5)")
+    n.add_argument("--steps", type=positive_int, help="optimiser steps")
+    n.add_argument("--epochs", type=positive_int, help="passes over the training split")
+    p.add_argument(
+        "--batch-size", type=positive_int, help="images per step and process (default 2)"
+    )
+    p.add_argument("--grad-accum", type=positive_int, help="micro-batches per optimiser step")
+    p.add_argument(
+        "--resolution", type=positive_int, metavar="PX", help="model input side in pixels"
+    )
+    p.add_argument("--lr", type=positive_float, help="base learning rate (default 1e-5)")
     p.add_argument(
         "--freeze",
         type=_parts,
@@ -71,10 +75,10 @@ def register(sub) -> None:
     )
     p.add_argument(
         "--lora",
-        type=int,
+        type=non_negative_int,
         dest="lora_rank",
         metavar="RANK",
-        help="train LoRA adapters of this rank only (merged into the saved weights)",
+        help="train LoRA adapters of this rank only (merged into the saved weights; 0: off)",
     )
     p.add_argument(
         "--cached-embeddings",
@@ -84,24 +88,36 @@ def register(sub) -> None:
         "(needs --freeze image_encoder)",
     )
     p.add_argument("--cache-dir", help="keep cached features on disk here (default: memory)")
-    p.add_argument("--val-every", type=int, metavar="N", help="validate every N steps")
-    p.add_argument("--val-items", type=int, metavar="N", help="validate on at most N items")
+    p.add_argument(
+        "--val-every",
+        type=non_negative_int,
+        metavar="N",
+        help="validate every N steps (0: only at the end)",
+    )
+    p.add_argument(
+        "--val-items",
+        type=non_negative_int,
+        metavar="N",
+        help="validate on at most N items (0: all)",
+    )
     p.add_argument(
         "--early-stop",
-        type=int,
+        type=non_negative_int,
         dest="early_stop_patience",
         metavar="N",
-        help="stop after N validations without a better mIoU",
+        help="stop after N validations without a better mIoU (0: never, the default)",
     )
     p.add_argument(
         "--schedule",
         choices=["cosine", "plateau", "constant"],
         help="lr schedule after the warmup (plateau: ReduceLROnPlateau on val mIoU)",
     )
-    p.add_argument("--warmup-steps", type=int, metavar="N", help="linear lr warmup steps")
+    p.add_argument(
+        "--warmup-steps", type=non_negative_int, metavar="N", help="linear lr warmup steps"
+    )
     p.add_argument(
         "--correction-rounds",
-        type=int,
+        type=non_negative_int,
         metavar="N",
         help="correction clicks per object and step (default 7)",
     )
@@ -119,7 +135,7 @@ def register(sub) -> None:
         help="auto = bf16 autocast on CUDA, fp32 elsewhere",
     )
     p.add_argument("--seed", type=int, help="seed of init, data order, augmentation and prompts")
-    p.add_argument("--num-workers", type=int, help="DataLoader worker processes")
+    p.add_argument("--num-workers", type=non_negative_int, help="DataLoader worker processes")
     p.add_argument(
         "--threads",
         type=positive_int,
@@ -205,6 +221,8 @@ def build_config(args) -> tuple[object, bool]:
     for key, flag in (("dataset", "DATASET"), ("out", "--out")):
         if not base.get(key):
             raise CliError(f"{flag} is required (or give it in --config-file)")
+    if base.get("steps") is None and base.get("epochs") is None:
+        raise CliError("give --steps or --epochs (or steps/epochs in --config-file)")
     if not base.get("checkpoint") and not base.get("model_config"):
         base["checkpoint"] = "pets"  # fine-tuning starts from the built-in model
     if base.get("checkpoint"):
@@ -212,7 +230,14 @@ def build_config(args) -> tuple[object, bool]:
     for key in ("dataset", "cache_dir"):  # the saved config must work from any folder
         if isinstance(base.get(key), str) and base[key]:
             base[key] = os.path.abspath(base[key])
-    return TrainConfig.from_dict(base), False
+    try:
+        return TrainConfig.from_dict(base), False
+    except ValueError as e:
+        # flags were checked at parse time: a bad value left is the config file's
+        key = str(e).split(" ", 1)[0]
+        if args.config_file and key in base and key not in flags:
+            raise CliError(f"{args.config_file}: {e}") from None
+        raise
 
 
 def _check_resume_args(args, flags: dict) -> None:
