@@ -61,6 +61,19 @@ def test_info(ckpt, capsys):
     assert info["parameters"]["total"] > 0 and info["image_keys"] == 227
 
 
+def test_info_keeps_nested_metadata_readable(capsys):
+    # the built-in model records how it was trained: nested records, a 51-key train config
+    assert main(["info", "pets"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert max(len(line) for line in lines) <= 130  # the parameter line is the longest
+    assert "built_from:" in lines and "  train:" in lines
+    assert any(line.startswith("    config:") and "keys: dataset=" in line for line in lines)
+    assert lines[-1] == "(shortened: --json prints all of it)"
+    assert main(["info", "pets", "--json"]) == 0
+    meta = json.loads(capsys.readouterr().out)["metadata"]
+    assert len(meta["built_from"]["train"]["config"]) > 40  # all of it
+
+
 def test_info_bad_file_is_one_clear_error(tmp_path, capsys):
     bad = tmp_path / "bad.pt"
     bad.write_text("nope")

@@ -161,9 +161,48 @@ def cmd_info(args) -> int:
     for k, v in info["keys_by_prefix"].items():
         print(f"  {k:<22}{v}")
     print(f"dtypes:      {', '.join(info['dtypes'])}")
-    for k, v in info["metadata"].items():
-        print(f"{k + ':':<12} {v}")
+    lines, cut = _meta_lines(info["metadata"])
+    print("\n".join(lines))
+    if cut:
+        print("(shortened: --json prints all of it)")
     return 0
+
+
+_META_WIDTH = 100  # longest metadata line printed as is
+
+
+def _meta_lines(meta: dict, indent: int = 0) -> tuple[list[str], bool]:
+    """Checkpoint metadata as readable lines: nested records indented, model configs by name.
+
+    Returns the lines and whether anything was left out or cut short.
+    """
+    lines, cut = [], False
+    for k, v in meta.items():
+        head = " " * indent + f"{k + ':':<{max(12 - indent, 0)}}"
+        if isinstance(v, dict) and k == "config" and "name" in v:
+            v = f"{v['name']} (model config)"
+            cut = True
+        elif isinstance(v, dict):
+            if indent >= 4:  # one line: its plain values, as many as fit
+                items = ", ".join(
+                    f"{a}={b}" for a, b in v.items() if not isinstance(b, dict | list | tuple)
+                )
+                line = f"{head} {len(v)} keys: {items}"
+                if len(line) > _META_WIDTH:
+                    line = line[: _META_WIDTH - 3] + "..."
+                lines.append(line)
+                cut = True
+                continue
+            lines.append(head.rstrip())
+            sub, sub_cut = _meta_lines(v, indent + 2)
+            lines += sub
+            cut = cut or sub_cut
+            continue
+        line = f"{head} {v}"
+        if len(line) > _META_WIDTH:
+            line, cut = line[: _META_WIDTH - 3] + "...", True
+        lines.append(line)
+    return lines, cut
 
 
 def cmd_predict(args) -> int:
