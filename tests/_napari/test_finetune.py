@@ -214,6 +214,32 @@ def test_a_runtime_error_in_training_is_reported(docks, qtbot, monkeypatch):
     assert "failed" in dock.status.text() and dock.start_button.isEnabled()
 
 
+def test_a_run_ending_while_its_progress_bar_repaints(docks, monkeypatch):
+    # napari's activity-dock bar processes pending Qt events while it repaints: the run's
+    # errored and finished handlers can run inside a progress handler (seen once in CI)
+    from napari.utils import progress
+
+    from sam_pets._napari import _finetune
+    from sam_pets.progress import Progress
+
+    viewer, annotator, dock = docks
+    monkeypatch.setattr(_finetune, "show_error", lambda msg: None)
+    dock._pbar = progress(total=0, desc="Fine-tuning")
+    real = progress.set_description
+
+    def repaint(self, desc):
+        real(self, desc)
+        if dock._pbar is not None:  # the error arrives during the repaint
+            dock._on_error(RuntimeError("CUDA out of memory"))
+            dock._on_worker_done()
+
+    monkeypatch.setattr(progress, "set_description", repaint)
+    rec = Progress(3, 10, "train", {"loss": 0.5, "images_per_s": 2.0, "eta_s": 1.0})
+    dock._on_progress(rec)  # no AttributeError on the closed bar
+    assert dock._pbar is None
+    assert dock.status.text() == "failed: CUDA out of memory"  # not overwritten by the step
+
+
 def test_resume_is_offered_only_for_a_resumable_run(docks, qtbot, monkeypatch, tmp_path):
     from sam_pets._napari import _finetune
 

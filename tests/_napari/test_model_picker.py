@@ -87,6 +87,9 @@ def test_official_checkpoint_is_downloaded_in_the_worker(widget, qtbot, server, 
     assert (env / "cache" / "checkpoints" / f"{NAME}.pt").is_file()
     assert any(s.startswith(f"downloading {NAME}") and "MB" in s for s in statuses)
     assert widget.predictor.model.cfg.name == "test"
+    qtbot.wait(50)
+    # the last word is the loaded model's, not a download record handled late
+    assert widget.model_status.text().startswith("test on cpu"), statuses[-3:]
 
 
 @pytest.mark.gui

@@ -19,7 +19,7 @@ from qtpy.QtWidgets import QWidget
 from sam_pets._napari import _layers as L
 from sam_pets._napari._annotator_ui import KEYS, KEYS_DOC, AnnotatorLayout
 from sam_pets._napari._export import export_items, export_job
-from sam_pets._napari._models import load_predictor_job, show_progress
+from sam_pets._napari._models import advance_pbar, load_predictor_job, progress_text
 from sam_pets._napari._prompting import PromptingMixin
 from sam_pets._napari._session import LabelOverflow, PromptSession
 from sam_pets._napari._targets import TargetsMixin, layer_id
@@ -144,9 +144,10 @@ class AnnotatorWidget(AnnotatorLayout, PromptingMixin, TargetsMixin, DockHelpers
         self._start(worker)
 
     def _on_load_progress(self, worker, rec) -> None:
-        self.model_status.setText(show_progress(worker, rec))
+        self.model_status.setText(progress_text(rec))
         if "warning" in rec.metrics:
             show_warning(f"sam-pets: {rec.metrics['warning']}")
+        advance_pbar(worker, rec)  # last: it may run the load's end handlers
 
     def _on_load_failed(self, choice: str, error: Exception) -> None:
         self._fail(f"Could not load {choice}", error)

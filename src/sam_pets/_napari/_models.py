@@ -113,17 +113,26 @@ def load_choice(choice: str):
     return run_job(load_choice_job(choice), show=False)
 
 
-def show_progress(worker, rec: Progress) -> str:
-    """Mirror a job's Progress on the worker's napari progress bar; return a status line."""
+def progress_text(rec: Progress) -> str:
+    """A status line for a loading job's Progress record (e.g. a download's MB)."""
+    mb = rec.metrics.get("MB")
+    detail = (
+        f" {mb:.1f}/{rec.total / 1e6:.1f} MB" if mb is not None and rec.fraction is not None else ""
+    )
+    return rec.message + detail
+
+
+def advance_pbar(worker, rec: Progress) -> None:
+    """Mirror a job's Progress on the worker's napari progress bar.
+
+    Call it last in a handler: napari's bar processes pending Qt events while it repaints,
+    so the job's finished/errored handlers may run inside this call.
+    """
     pbar = getattr(worker, "pbar", None)
     if pbar is not None and rec.total:
         if pbar.total != rec.total // 1000:
             pbar.total = rec.total // 1000  # kB: a Qt progress bar holds 32-bit ints
         pbar.update(rec.step // 1000 - pbar.n)
-    frac = rec.fraction
-    mb = rec.metrics.get("MB")
-    detail = f" {mb:.1f}/{rec.total / 1e6:.1f} MB" if mb is not None and frac is not None else ""
-    return rec.message + detail
 
 
 def available_devices() -> list[str]:
