@@ -720,3 +720,28 @@ def test_a_stack_after_clearing_every_layer(annotator, qtbot, pet_image, monkeyp
         and target.data.sum() == (target.data[1, 1].sum())
     )
     assert not errors
+
+
+def test_a_prediction_for_the_previous_image_is_not_shown(annotator, qtbot, pet_image, monkeypatch):
+    """A click's mask that arrives after the user opened another image is dropped (else 'n'
+    would commit the old image's object into the new image's labels)."""
+    viewer, widget = annotator
+    predict, set_image = widget.predictor.predict, widget.predictor.set_image
+    predicting, embedding = threading.Event(), threading.Event()
+    monkeypatch.setattr(
+        widget.predictor, "predict", lambda *a, **k: predicting.wait(10) and predict(*a, **k)
+    )
+    widget.points.add(np.array([[190.0, 250.0]]))
+    assert widget._busy
+    monkeypatch.setattr(
+        widget.predictor, "set_image", lambda img: embedding.wait(10) and set_image(img)
+    )
+    viewer.add_image(pet_image[::-1].copy(), name="other", rgb=True)  # same size
+    predicting.set()  # the old click's prediction ends while "other" is being embedded
+    qtbot.waitUntil(lambda: not widget._busy, timeout=10000)
+    qtbot.wait(50)
+    assert widget.session.candidates is None and not widget.preview.data.any()
+    assert widget.commit() == 0
+    assert not widget.target_layer().data.any()
+    embedding.set()
+    qtbot.waitUntil(lambda: widget._ready_key is not None, timeout=30000)
