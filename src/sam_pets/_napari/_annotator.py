@@ -24,7 +24,7 @@ from sam_pets._napari._prompting import PromptingMixin
 from sam_pets._napari._session import LabelOverflow, PromptSession
 from sam_pets._napari._targets import TargetsMixin, layer_id
 from sam_pets._napari._widgets import DockHelpers
-from sam_pets._napari._workers import model_worker, start_on_compute_thread
+from sam_pets._napari._workers import model_worker, start_in_order, start_on_compute_thread
 
 _LIVE: weakref.WeakSet = weakref.WeakSet()
 
@@ -446,7 +446,13 @@ class AnnotatorWidget(AnnotatorLayout, PromptingMixin, TargetsMixin, DockHelpers
             else [(self._image_layer(), self.target_layer())]
         )
         pairs = [(i, t) for i, t in pairs if i is not None and t is not None]
-        items = [it for i, t in pairs for it in export_items(i, t)]
+        # the labels as they are now: objects committed while the export waits or runs
+        # belong to the next export
+        items = [
+            (name, pixels, np.array(labels), source)
+            for i, t in pairs
+            for name, pixels, labels, source in export_items(i, t)
+        ]
         if not items:
             show_warning("sam-pets: no annotated image to export")
             return
@@ -459,7 +465,8 @@ class AnnotatorWidget(AnnotatorLayout, PromptingMixin, TargetsMixin, DockHelpers
         )
         worker.returned.connect(self._alive(self._on_exported))
         worker.errored.connect(self._alive(lambda e: self._fail("Export failed", e)))
-        self._start(worker, compute=False)
+        self.last_worker = worker
+        start_in_order(worker)
 
     def _on_exported(self, report: list[str]) -> None:
         self.export_status.setText("\n".join(report))
@@ -467,13 +474,10 @@ class AnnotatorWidget(AnnotatorLayout, PromptingMixin, TargetsMixin, DockHelpers
         (show_warning if skipped else show_info)("sam-pets: " + "; ".join(skipped or report))
 
     # --- plumbing ------------------------------------------------------------------------------
-    def _start(self, worker, compute: bool = True) -> None:
-        """Start a worker: model work on the compute thread, the rest on napari's pool."""
+    def _start(self, worker) -> None:
+        """Start a model job on the compute thread."""
         self.last_worker = worker
-        if compute:
-            start_on_compute_thread(worker)
-        else:
-            worker.start()
+        start_on_compute_thread(worker)
 
     def _fail(self, what: str, error: Exception) -> None:
         show_error(f"sam-pets: {what}: {error}")
