@@ -791,3 +791,18 @@ def test_an_export_writes_the_labels_of_its_click(annotator, qtbot, tmp_path):
     with qtbot.waitSignal(export.finished, timeout=60000):
         hold.set()
     assert widget.export_status.text() == "added pet (1 objects)"
+
+
+def test_loading_a_model_again_retries_a_failed_embedding(annotator, qtbot, pet_image, monkeypatch):
+    viewer, widget = annotator
+    errors = _record(monkeypatch, "show_error")
+    grey = pet_image.mean(-1).astype(np.float32)
+    grey[0, 0] = np.nan
+    layer = viewer.add_image(grey, name="nan")
+    qtbot.waitUntil(lambda: bool(errors), timeout=30000)
+    assert "Could not embed nan" in errors[0] and widget._ready_key is None
+    layer.data = np.nan_to_num(grey)
+    widget.set_predictor(widget.predictor)  # as Load model does
+    qtbot.waitUntil(lambda: widget._ready_key == widget._key(), timeout=30000)
+    widget.points.add(np.array([[190.0, 250.0]]))
+    _wait_prediction(qtbot, widget)

@@ -162,7 +162,7 @@ class AnnotatorWidget(AnnotatorLayout, PromptingMixin, TargetsMixin, DockHelpers
     def _on_model_loaded(self, predictor) -> None:
         self.predictor = predictor
         self._show_model()
-        self._ready_key = None
+        self._ready_key = self._embedding_key = None  # an embedding under way is the old model's
         self._embed_current()
 
     def set_predictor(self, predictor) -> None:
@@ -213,8 +213,13 @@ class AnnotatorWidget(AnnotatorLayout, PromptingMixin, TargetsMixin, DockHelpers
         )
         worker.returned.connect(self._alive(lambda _r, k=key, p=predictor: self._on_embedded(k, p)))
         name = image.name
-        worker.errored.connect(self._alive(lambda e: self._fail(f"Could not embed {name}", e)))
+        worker.errored.connect(self._alive(lambda e, k=key: self._on_embed_failed(k, name, e)))
         self._start(worker)
+
+    def _on_embed_failed(self, key, name: str, error: Exception) -> None:
+        if key == self._embedding_key:
+            self._embedding_key = None  # a later model load or image switch tries again
+        self._fail(f"Could not embed {name}", error)
 
     def _on_embedded(self, key, predictor) -> None:
         if predictor is not self.predictor or key != self._embedding_key:
