@@ -165,6 +165,13 @@ class AnnotatorWidget(AnnotatorLayout, PromptingMixin, TargetsMixin, DockHelpers
         self._ready_key = self._embedding_key = None  # an embedding under way is the old model's
         self._embed_current()
 
+    def model_swapping(self) -> None:
+        """The predictor's model is being swapped on the compute thread: predict nothing.
+
+        A prediction would meet a predictor without an image; :meth:`set_predictor` follows.
+        """
+        self._ready_key = self._embedding_key = None
+
     def set_predictor(self, predictor) -> None:
         """Use an existing predictor (hot-swap after fine-tuning, tests)."""
         self._on_model_loaded(predictor)
