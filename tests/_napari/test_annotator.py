@@ -720,3 +720,89 @@ def test_a_stack_after_clearing_every_layer(annotator, qtbot, pet_image, monkeyp
         and target.data.sum() == (target.data[1, 1].sum())
     )
     assert not errors
+
+
+def test_a_prediction_for_the_previous_image_is_not_shown(annotator, qtbot, pet_image, monkeypatch):
+    """A click's mask that arrives after the user opened another image is dropped (else 'n'
+    would commit the old image's object into the new image's labels)."""
+    viewer, widget = annotator
+    predict, set_image = widget.predictor.predict, widget.predictor.set_image
+    predicting, embedding = threading.Event(), threading.Event()
+    monkeypatch.setattr(
+        widget.predictor, "predict", lambda *a, **k: predicting.wait(10) and predict(*a, **k)
+    )
+    widget.points.add(np.array([[190.0, 250.0]]))
+    assert widget._busy
+    monkeypatch.setattr(
+        widget.predictor, "set_image", lambda img: embedding.wait(10) and set_image(img)
+    )
+    viewer.add_image(pet_image[::-1].copy(), name="other", rgb=True)  # same size
+    predicting.set()  # the old click's prediction ends while "other" is being embedded
+    qtbot.waitUntil(lambda: not widget._busy, timeout=10000)
+    qtbot.wait(50)
+    assert widget.session.candidates is None and not widget.preview.data.any()
+    assert widget.commit() == 0
+    assert not widget.target_layer().data.any()
+    embedding.set()
+    qtbot.waitUntil(lambda: widget._ready_key is not None, timeout=30000)
+
+
+def test_exports_clicked_in_a_row_run_one_at_a_time(annotator, qtbot, pet_image, tmp_path):
+    """Several Export clicks before the first ends: every image stays in the manifest (two
+    exports at once each rewrote the manifest, dropping the other's items for good)."""
+    import json
+
+    viewer, widget = annotator
+    for i in range(3):
+        if i:
+            previous = widget._ready_key
+            viewer.add_image(np.roll(pet_image, 40 * i, axis=1), name=f"img{i}", rgb=True)
+            qtbot.waitUntil(lambda p=previous: widget._ready_key not in (None, p), timeout=30000)
+        widget.points.add(np.array([[190.0, 250.0]]))
+        _wait_prediction(qtbot, widget)
+        assert widget.commit()
+    widget.export_dir.setText(str(tmp_path / "ds"))
+    reports = []
+    for k in range(6):
+        widget.export(all_images=bool(k % 2))
+        widget.last_worker.returned.connect(reports.append)
+    qtbot.waitUntil(lambda: len(reports) == 6, timeout=60000)
+    assert not [line for r in reports for line in r if "skipped" in line]
+    manifest = json.loads((tmp_path / "ds" / "dataset.json").read_text())
+    assert sorted(r["name"] for r in manifest["items"]) == ["img1", "img2", "pet"]
+
+
+def test_an_export_writes_the_labels_of_its_click(annotator, qtbot, tmp_path):
+    """An object committed while an export waits for the one before it is not exported."""
+    from sam_pets._napari._workers import model_worker, start_in_order
+
+    viewer, widget = annotator
+    widget.points.add(np.array([[190.0, 250.0]]))
+    _wait_prediction(qtbot, widget)
+    assert widget.commit()
+    widget.export_dir.setText(str(tmp_path / "ds"))
+    hold = threading.Event()
+    start_in_order(model_worker(hold.wait, 30))  # the export waits behind this job
+    widget.export()
+    export = widget.last_worker
+    widget.points.add(np.array([[60.0, 60.0]]))
+    _wait_prediction(qtbot, widget)
+    assert widget.commit() == 2
+    with qtbot.waitSignal(export.finished, timeout=60000):
+        hold.set()
+    assert widget.export_status.text() == "added pet (1 objects)"
+
+
+def test_loading_a_model_again_retries_a_failed_embedding(annotator, qtbot, pet_image, monkeypatch):
+    viewer, widget = annotator
+    errors = _record(monkeypatch, "show_error")
+    grey = pet_image.mean(-1).astype(np.float32)
+    grey[0, 0] = np.nan
+    layer = viewer.add_image(grey, name="nan")
+    qtbot.waitUntil(lambda: bool(errors), timeout=30000)
+    assert "Could not embed nan" in errors[0] and widget._ready_key is None
+    layer.data = np.nan_to_num(grey)
+    widget.set_predictor(widget.predictor)  # as Load model does
+    qtbot.waitUntil(lambda: widget._ready_key == widget._key(), timeout=30000)
+    widget.points.add(np.array([[190.0, 250.0]]))
+    _wait_prediction(qtbot, widget)

@@ -165,3 +165,31 @@ def test_a_cancelled_run_does_not_show_the_last_results(dock, dataset, qtbot):
     assert widget.result is None and widget.table.rowCount() == 0
     assert widget.plot_labels[0].pixmap() is None or widget.plot_labels[0].pixmap().isNull()
     assert not widget.save_button.isEnabled() and widget.status.text() == "cancelled"
+
+
+def test_cancel_during_an_image_ends_as_cancelled(dock, dataset, qtbot, monkeypatch):
+    """The image under way when Cancel is pressed still reports; the status stays cancelled."""
+    import threading
+
+    from sam_pets._napari import _evaluate
+    from sam_pets.progress import Progress
+
+    _, widget = dock
+    image_done = threading.Event()
+
+    def evaluation(models, folder, cfg):
+        yield Progress(1, 10, "box")
+        image_done.wait(30)  # the image being evaluated when Cancel is pressed
+        yield Progress(2, 10, "box")
+
+    monkeypatch.setattr(_evaluate, "iter_evaluate", evaluation)
+    widget.model_combo.setCurrentText("random weights: test")
+    widget.dataset_edit.setText(str(dataset))
+    widget.run()
+    qtbot.waitUntil(lambda: widget.status.text() == "box", timeout=60000)
+    widget.cancel()
+    assert widget.status.text().startswith("cancelling") and not widget.cancel_button.isEnabled()
+    image_done.set()
+    qtbot.waitUntil(lambda: widget.run_button.isEnabled(), timeout=60000)
+    assert widget.status.text() == "cancelled"
+    assert widget.progress_bar.value() == 1

@@ -296,3 +296,27 @@ def test_use_new_model_twice_keeps_the_previous_model(docks, qtbot):
     dock.back_button.click()
     qtbot.waitUntil(dock.use_button.isEnabled, timeout=30000)
     assert annotator.predictor.model is old and dock.previous_model is old
+
+
+def test_a_click_during_a_model_swap_waits_for_the_new_model(docks, qtbot, monkeypatch):
+    """A click right after 'Use new model' (a new image encoder) is predicted once the image
+    is embedded again (it was 'Prediction failed: call set_image() before predict()')."""
+    from pathlib import Path
+
+    from sam_pets._napari import _annotator
+    from sam_pets.model import build_model
+    from sam_pets.train.finetune import FinetuneResult
+
+    viewer, annotator, dock = docks
+    errors = []
+    monkeypatch.setattr(_annotator, "show_error", errors.append)
+    new = build_model("test", seed=5)  # other image-encoder weights: the embedding is dropped
+    dock.result = FinetuneResult(Path("."), "done", 1, Path("best.pt"), None, None, new)
+    dock.use_button.setEnabled(True)
+    dock.use_button.click()
+    annotator.points.add(np.array([[100.0, 100.0]]))
+    qtbot.waitUntil(dock.back_button.isEnabled, timeout=30000)
+    qtbot.waitUntil(
+        lambda: not annotator._busy and annotator.session.candidates is not None, timeout=30000
+    )
+    assert errors == [] and annotator.predictor.model is new

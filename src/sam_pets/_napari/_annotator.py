@@ -24,7 +24,7 @@ from sam_pets._napari._prompting import PromptingMixin
 from sam_pets._napari._session import LabelOverflow, PromptSession
 from sam_pets._napari._targets import TargetsMixin, layer_id
 from sam_pets._napari._widgets import DockHelpers
-from sam_pets._napari._workers import model_worker, start_on_compute_thread
+from sam_pets._napari._workers import model_worker, start_in_order, start_on_compute_thread
 
 _LIVE: weakref.WeakSet = weakref.WeakSet()
 
@@ -162,8 +162,15 @@ class AnnotatorWidget(AnnotatorLayout, PromptingMixin, TargetsMixin, DockHelpers
     def _on_model_loaded(self, predictor) -> None:
         self.predictor = predictor
         self._show_model()
-        self._ready_key = None
+        self._ready_key = self._embedding_key = None  # an embedding under way is the old model's
         self._embed_current()
+
+    def model_swapping(self) -> None:
+        """The predictor's model is being swapped on the compute thread: predict nothing.
+
+        A prediction would meet a predictor without an image; :meth:`set_predictor` follows.
+        """
+        self._ready_key = self._embedding_key = None
 
     def set_predictor(self, predictor) -> None:
         """Use an existing predictor (hot-swap after fine-tuning, tests)."""
@@ -213,8 +220,13 @@ class AnnotatorWidget(AnnotatorLayout, PromptingMixin, TargetsMixin, DockHelpers
         )
         worker.returned.connect(self._alive(lambda _r, k=key, p=predictor: self._on_embedded(k, p)))
         name = image.name
-        worker.errored.connect(self._alive(lambda e: self._fail(f"Could not embed {name}", e)))
+        worker.errored.connect(self._alive(lambda e, k=key: self._on_embed_failed(k, name, e)))
         self._start(worker)
+
+    def _on_embed_failed(self, key, name: str, error: Exception) -> None:
+        if key == self._embedding_key:
+            self._embedding_key = None  # a later model load or image switch tries again
+        self._fail(f"Could not embed {name}", error)
 
     def _on_embedded(self, key, predictor) -> None:
         if predictor is not self.predictor or key != self._embedding_key:
@@ -446,7 +458,13 @@ class AnnotatorWidget(AnnotatorLayout, PromptingMixin, TargetsMixin, DockHelpers
             else [(self._image_layer(), self.target_layer())]
         )
         pairs = [(i, t) for i, t in pairs if i is not None and t is not None]
-        items = [it for i, t in pairs for it in export_items(i, t)]
+        # the labels as they are now: objects committed while the export waits or runs
+        # belong to the next export
+        items = [
+            (name, pixels, np.array(labels), source)
+            for i, t in pairs
+            for name, pixels, labels, source in export_items(i, t)
+        ]
         if not items:
             show_warning("sam-pets: no annotated image to export")
             return
@@ -459,7 +477,8 @@ class AnnotatorWidget(AnnotatorLayout, PromptingMixin, TargetsMixin, DockHelpers
         )
         worker.returned.connect(self._alive(self._on_exported))
         worker.errored.connect(self._alive(lambda e: self._fail("Export failed", e)))
-        self._start(worker, compute=False)
+        self.last_worker = worker
+        start_in_order(worker)
 
     def _on_exported(self, report: list[str]) -> None:
         self.export_status.setText("\n".join(report))
@@ -467,13 +486,10 @@ class AnnotatorWidget(AnnotatorLayout, PromptingMixin, TargetsMixin, DockHelpers
         (show_warning if skipped else show_info)("sam-pets: " + "; ".join(skipped or report))
 
     # --- plumbing ------------------------------------------------------------------------------
-    def _start(self, worker, compute: bool = True) -> None:
-        """Start a worker: model work on the compute thread, the rest on napari's pool."""
+    def _start(self, worker) -> None:
+        """Start a model job on the compute thread."""
         self.last_worker = worker
-        if compute:
-            start_on_compute_thread(worker)
-        else:
-            worker.start()
+        start_on_compute_thread(worker)
 
     def _fail(self, what: str, error: Exception) -> None:
         show_error(f"sam-pets: {what}: {error}")

@@ -125,6 +125,7 @@ class EvaluateWidget(DockHelpers, QWidget):
         super().__init__()
         self.viewer = napari_viewer
         self.worker = None
+        self._cancelled = False
         self.result: EvalResult | None = None
         self._figures = tempfile.TemporaryDirectory(prefix="sam_pets_eval_")
         self._dead = False
@@ -250,6 +251,7 @@ class EvaluateWidget(DockHelpers, QWidget):
             show_error(f"sam-pets: dataset folder not found: {dataset!r}")
             return
         self._clear_result()  # a cancelled or failed run must not show the last one's numbers
+        self._cancelled = False
         choices = [self._resolve(self.model_combo.currentText())]
         if self.compare_combo.currentText() != NO_COMPARE:
             choices.append(self._resolve(self.compare_combo.currentText()))
@@ -283,14 +285,18 @@ class EvaluateWidget(DockHelpers, QWidget):
 
     def cancel(self) -> None:
         """Ask the worker to stop at its next image."""
-        if self.worker is not None:
+        if self.worker is not None and not self.run_button.isEnabled():
             self.worker.quit()
-            self.status.setText("cancelled")
+            self._cancelled = True
+            self.cancel_button.setEnabled(False)
+            self.status.setText("cancelling (after the current image)…")
 
     def _resolve(self, choice: str):
         return annotator_predictor(self.viewer) if choice == ANNOTATOR_MODEL else choice
 
     def _on_progress(self, rec: Progress) -> None:
+        if self._cancelled:
+            return  # the image that was under way when Cancel was pressed
         if rec.notice:  # e.g. an unreadable item, skipped
             show_warning(f"sam-pets: {rec.notice}")
         if rec.total:
@@ -313,12 +319,15 @@ class EvaluateWidget(DockHelpers, QWidget):
         show_info(f"sam-pets: evaluated {result.n_images} images{note}")
 
     def _on_error(self, error: Exception) -> None:
+        self._cancelled = False  # the status says why it ended
         self.status.setText(f"failed: {error}")
         show_error(f"sam-pets: evaluation failed: {error}")
 
     def _on_finished(self) -> None:
         self.run_button.setEnabled(True)
         self.cancel_button.setEnabled(False)
+        if self._cancelled and self.result is None:
+            self.status.setText("cancelled")
 
     def _fill_table(self, summary: dict) -> None:
         rows = []

@@ -416,11 +416,14 @@ class FinetuneWidget(DockHelpers, QWidget):
         worker.returned.connect(
             self._alive(lambda _: self._swapped(annotator, predictor, keep_previous))
         )
-        worker.errored.connect(self._alive(lambda e: self._swap_failed(e, state)))
+        worker.errored.connect(self._alive(lambda e: self._swap_failed(e, state, annotator)))
         self.swap_worker = worker
+        annotator.model_swapping()  # clicks meanwhile wait for the new model's embedding
         start_on_compute_thread(worker)
 
-    def _swap_failed(self, error: Exception, state: tuple) -> None:
+    def _swap_failed(self, error: Exception, state: tuple, annotator) -> None:
+        if not annotator._dead:
+            annotator.set_predictor(annotator.predictor)  # ready again with the model it has
         self.previous_model = state[0]
         self.use_button.setEnabled(state[1])
         self.back_button.setEnabled(state[2])

@@ -146,8 +146,9 @@ class PromptingMixin:
         self._busy = True
         self._predicted_key = key
         request = dataclasses.replace(self.session)
+        ready = (self._ready_key, self.predictor)  # the image plane and model it is made for
         worker = model_worker(request.predict, self.predictor)
-        worker.returned.connect(self._alive(lambda _c, r=request: self._on_predicted(r)))
+        worker.returned.connect(self._alive(lambda _c, r=request: self._on_predicted(r, ready)))
         worker.errored.connect(self._alive(self._on_predict_failed))
         worker.finished.connect(self._alive(self._on_predict_finished))
         self._start(worker)
@@ -156,7 +157,9 @@ class PromptingMixin:
         self._predicted_key = None
         self._fail("Prediction failed", error)
 
-    def _on_predicted(self, request: PromptSession) -> None:
+    def _on_predicted(self, request: PromptSession, ready: tuple) -> None:
+        if ready[0] != self._ready_key or ready[1] is not self.predictor:
+            return  # the user moved to another image, plane or model meanwhile: not theirs
         self.session.candidates = request.candidates
         self.session._last = request._last
         self._show_preview()

@@ -65,6 +65,15 @@ def _start_on(pool: QThreadPool, worker) -> None:
     pool.start(worker)
 
 
+def start_in_order(worker) -> None:
+    """Start a worker on the one thread for dataset writes: one at a time, in click order.
+
+    Two exports at once would each read a dataset's manifest and write it back, the slower
+    one dropping the other's items.
+    """
+    _start_on(_pool("writes", 1, 30_000), worker)
+
+
 def start_on_compute_thread(worker) -> None:
     """Start a napari worker on the compute thread (queued behind the running model job)."""
     _start_on(compute_pool(), worker)
