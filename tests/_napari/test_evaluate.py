@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from qtpy.QtCore import QThreadPool
 
 from eval.conftest import synthetic_items, write_dataset
 
@@ -148,6 +149,9 @@ def test_closing_the_dock_stops_the_evaluation(dock, dataset, qtbot):
     widget.dataset_edit.setText(str(dataset))
     widget.run()
     worker = widget.worker
+    # on a thread of our own: napari's activity dock waits on Qt's global pool
+    qtbot.waitUntil(lambda: worker.is_running, timeout=30000)
+    assert QThreadPool.globalInstance().activeThreadCount() == 0
     viewer.window.remove_dock_widget(widget)  # what the dock's close button does
     assert worker.abort_requested
     qtbot.waitUntil(lambda: not worker.is_running, timeout=30000)

@@ -320,3 +320,23 @@ def test_a_click_during_a_model_swap_waits_for_the_new_model(docks, qtbot, monke
         lambda: not annotator._busy and annotator.session.candidates is not None, timeout=30000
     )
     assert errors == [] and annotator.predictor.model is new
+
+
+def test_closing_the_annotator_during_a_model_swap(docks, qtbot, monkeypatch):
+    # the swap's end must leave a closed Annotator alone (it started embedding for it)
+    from pathlib import Path
+
+    from sam_pets._napari import _finetune
+    from sam_pets.model import build_model
+    from sam_pets.train.finetune import FinetuneResult
+
+    viewer, annotator, dock = docks
+    monkeypatch.setattr(_finetune, "show_info", lambda msg: None)
+    predictor, new = annotator.predictor, build_model("test", seed=5)
+    dock.result = FinetuneResult(Path("."), "done", 1, Path("best.pt"), None, None, new)
+    dock.use_button.setEnabled(True)
+    dock.use_button.click()
+    viewer.window.remove_dock_widget(annotator)  # before the swap's end reaches the GUI
+    qtbot.waitUntil(dock.back_button.isEnabled, timeout=30000)
+    assert not dock._dead and predictor.model is new
+    assert annotator._embedding_key is None and annotator._ready_key is None

@@ -37,7 +37,7 @@ from qtpy.QtWidgets import (
 
 from sam_pets._napari._models import available_devices, load_choice_job, model_choices
 from sam_pets._napari._widgets import DockHelpers
-from sam_pets._napari._workers import free_compute_team, job_worker
+from sam_pets._napari._workers import free_compute_team, job_worker, start_in_order, start_job
 from sam_pets.eval.evaluate import EvalConfig, EvalResult, NamedModel, iter_evaluate
 from sam_pets.eval.protocols import PROTOCOLS
 from sam_pets.progress import Progress
@@ -272,7 +272,7 @@ class EvaluateWidget(DockHelpers, QWidget):
         self.cancel_button.setEnabled(True)
         self.status.setText("starting…")
         free_compute_team()
-        self.worker.start()
+        start_job(self.worker)
 
     def _clear_result(self) -> None:
         self.result = None
@@ -413,7 +413,7 @@ class EvaluateWidget(DockHelpers, QWidget):
         worker.returned.connect(self._alive(lambda p: self.status.setText(f"report: {p}")))
         worker.errored.connect(self._alive(lambda e: show_error(f"sam-pets: report: {e}")))
         worker.finished.connect(lambda: self._saving.discard(key))
-        worker.start()
+        start_in_order(worker)
         return worker
 
     # --- plumbing -----------------------------------------------------------------------------

@@ -430,7 +430,8 @@ class FinetuneWidget(DockHelpers, QWidget):
         show_error(f"sam-pets: model swap failed: {error}")
 
     def _swapped(self, annotator, predictor, new: bool) -> None:
-        annotator.set_predictor(predictor)
+        if not annotator._dead:  # its dock may have been closed during the swap
+            annotator.set_predictor(predictor)
         self.back_button.setEnabled(new)
         self.use_button.setEnabled(not new and self.result is not None)
         show_info(

@@ -74,6 +74,15 @@ def start_in_order(worker) -> None:
     _start_on(_pool("writes", 1, 30_000), worker)
 
 
+def start_job(worker) -> None:
+    """Start a long job (an evaluation) on a thread of its own, not on Qt's global pool.
+
+    napari's activity dock waits on Qt's global pool when it adds a progress bar; long jobs
+    holding its threads (two on a 2-core machine) could freeze the window.
+    """
+    _start_on(_pool("jobs", 1, 30_000), worker)
+
+
 def start_on_compute_thread(worker) -> None:
     """Start a napari worker on the compute thread (queued behind the running model job)."""
     _start_on(compute_pool(), worker)
