@@ -806,3 +806,34 @@ def test_loading_a_model_again_retries_a_failed_embedding(annotator, qtbot, pet_
     qtbot.waitUntil(lambda: widget._ready_key == widget._key(), timeout=30000)
     widget.points.add(np.array([[190.0, 250.0]]))
     _wait_prediction(qtbot, widget)
+
+
+def test_new_pixels_in_the_image_are_embedded_again(annotator, qtbot, pet_image):
+    from sam_pets.model import build_model
+    from sam_pets.predict import ImagePredictor
+
+    viewer, widget = annotator
+    widget.points.add(np.array([[190.0, 250.0]]))
+    _wait_prediction(qtbot, widget)
+    new = np.ascontiguousarray(pet_image[::-1, ::-1])  # e.g. a filter replaced the pixels
+    viewer.layers["pet"].data = new
+    assert widget._ready_key is None  # no click meets the old embedding meanwhile
+    qtbot.waitUntil(lambda: widget._ready_key is not None, timeout=30000)
+    _wait_prediction(qtbot, widget)
+    fresh = ImagePredictor(build_model("test", seed=0), device="cpu")
+    fresh.set_image(new)
+    expected = fresh.predict(np.array([[250.0, 190.0]]), np.array([1]))
+    np.testing.assert_array_equal(
+        np.sort(widget.session.candidates.scores), np.sort(expected.scores)
+    )
+    np.testing.assert_array_equal(widget.preview.data > 0, expected.masks[int(expected.best())])
+
+
+def test_moving_to_another_slice_clears_the_last_slices_preview(stack_annotator, qtbot):
+    viewer, widget = stack_annotator
+    _go_to(qtbot, viewer, widget, 0)  # napari opens a stack at its middle slice
+    widget.points.add(np.array([[0.0, 190.0, 250.0]]))
+    _wait_prediction(qtbot, widget)
+    assert widget.preview.data[0].any()
+    _go_to(qtbot, viewer, widget, 1)
+    assert not widget.preview.data.any()  # a 3D view would still show slice 0's preview

@@ -7,6 +7,7 @@ layout lives in :mod:`._annotator_ui`, prompt handling and prediction in :mod:`.
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from pathlib import Path
 
@@ -85,6 +86,7 @@ class AnnotatorWidget(AnnotatorLayout, PromptingMixin, TargetsMixin, DockHelpers
         self._annotated: dict[str, tuple[Image, Labels]] = {}  # by image id
         self._targets: dict[str, str] = {}  # image id -> id of its target Labels layer
         self._image_id = None  # the image the prompts and the preview belong to
+        self._pixels_of = None  # the image layer whose data changes are followed
         self._adding_layers = False
         self._dead = False
         self.destroyed.connect(self._on_destroyed)
@@ -115,6 +117,7 @@ class AnnotatorWidget(AnnotatorLayout, PromptingMixin, TargetsMixin, DockHelpers
 
     def _on_destroyed(self, *args) -> None:
         self._dead = True
+        self._watch_pixels(None)
         for emitter, slot in (
             (self.viewer.layers.events.inserted, self._refresh_layer_choices),
             (self.viewer.layers.events.removed, self._refresh_layer_choices),
@@ -199,7 +202,32 @@ class AnnotatorWidget(AnnotatorLayout, PromptingMixin, TargetsMixin, DockHelpers
             self.session.clear()
             self._remove_prompts(all_planes=True)
             self._show_target()
+        self._watch_pixels(image)
         self._embed_current()
+
+    def _watch_pixels(self, image: Image | None) -> None:
+        """Follow the current image's pixels: new data means a new embedding."""
+        image = _unwrap(image)  # napari hands plugins proxies, a new one per access
+        old = self._pixels_of
+        if old is image:
+            return
+        if old is not None:
+            with contextlib.suppress(RuntimeError, TypeError, ValueError):
+                old.events.data.disconnect(self._on_pixels_changed)
+        self._pixels_of = image
+        if image is not None:
+            image.events.data.connect(self._on_pixels_changed)
+
+    def _on_pixels_changed(self, event=None) -> None:
+        """The current image's data was replaced (e.g. by a filter): embed it again."""
+        image = self._image_layer()
+        if self._dead or image is None or self._pixels_of is not _unwrap(image):
+            return
+        self._ready_key = self._embedding_key = None  # a prediction under way is dropped
+        self.session.candidates = None
+        self._predicted_key = None
+        self._show_preview()
+        self._embed_current()  # the same pixels again come from the predictor's cache
 
     def _embed_current(self) -> None:
         image = self._image_layer()

@@ -9,6 +9,7 @@ from qtpy.QtCore import QTimer
 
 from sam_pets._napari import _layers as L
 from sam_pets._napari._session import PromptSession
+from sam_pets._napari._targets import layer_id
 from sam_pets._napari._workers import model_worker
 
 _CLICK_DISTANCE = 5  # canvas pixels; a press moved further is a drag, not a click (as napari)
@@ -19,6 +20,7 @@ class PromptingMixin:
     """Mixin of the Annotator: prompt layers' events, predict-ahead, coalesced predictions."""
 
     _thumbnail_timer: QTimer | None = None
+    _preview_plane: tuple | None = None  # (preview layer, plane) of a stack's shown preview
 
     def _on_points_mouse(self, layer, event):
         """Clicks in add mode, predicted from the press on.
@@ -179,6 +181,10 @@ class PromptingMixin:
         cands = self.session.candidates
         plane = self._plane(image) if image is not None else ()
         data = self.preview.data
+        shown = self._preview_plane
+        if shown is not None and shown[0] == layer_id(self.preview) and shown[1] != plane:
+            data[shown[1]] = 0  # the slice left behind (a 3D view shows every slice)
+        self._preview_plane = (layer_id(self.preview), plane) if plane else None
         view = data[plane] if plane else data
         if cands is not None:
             view[...] = cands.mask  # 1 on the mask, 0 elsewhere: one pass, also for big images
