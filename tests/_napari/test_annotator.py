@@ -638,20 +638,6 @@ def test_refine_on_a_stack(stack_annotator, qtbot):
     assert target.data[1].any() and not target.data[0].any() and not target.data[2].any()
 
 
-def test_leaving_the_slice_of_a_refine_ends_it(stack_annotator, qtbot):
-    viewer, widget = stack_annotator
-    _go_to(qtbot, viewer, widget, 1)
-    widget.points.add(np.array([[1.0, 190.0, 250.0]]))
-    _wait_prediction(qtbot, widget)
-    assert widget.commit() == 1
-    widget.target_layer().selected_label = 1
-    widget.refine()
-    assert len(widget.boxes.data) == 1
-    _go_to(qtbot, viewer, widget, 2)
-    # its box went with it: back on slice 1 it would have made a second object
-    assert len(widget.boxes.data) == 0 and widget.session.refining_label is None
-
-
 def test_closing_the_dock_shuts_it_down(annotator, qtbot):
     from sam_pets._napari._annotator import _key_handler, annotator_for
 

@@ -87,7 +87,6 @@ class AnnotatorWidget(AnnotatorLayout, PromptingMixin, TargetsMixin, DockHelpers
         self._targets: dict[str, str] = {}  # image id -> id of its target Labels layer
         self._image_id = None  # the image the prompts and the preview belong to
         self._pixels_of = None  # the image layer whose data changes are followed
-        self._refining_at = None  # (image id, plane) of the refine under way
         self._adding_layers = False
         self._dead = False
         self.destroyed.connect(self._on_destroyed)
@@ -270,13 +269,7 @@ class AnnotatorWidget(AnnotatorLayout, PromptingMixin, TargetsMixin, DockHelpers
         self.request_predict()
 
     def _on_step(self, event=None) -> None:
-        key = self._key()
-        if key != self._ready_key:
-            left = self._refining_at
-            if self.session.refining_label is not None and left and key and left[0] == key[0]:
-                # a refine ends with its plane: its box would come back as a new object's
-                self._remove_prompts(plane=left[1])
-            self._refining_at = None
+        if self._key() != self._ready_key:
             self.session.clear()
             self._show_preview()
             self._embed_current()
@@ -478,7 +471,6 @@ class AnnotatorWidget(AnnotatorLayout, PromptingMixin, TargetsMixin, DockHelpers
         state = (self.session.mask_prompt, self.session.refining_label, self.session.box_xyxy)
         self._remove_prompts()
         self.session.mask_prompt, self.session.refining_label, self.session.box_xyxy = state
-        self._refining_at = self._key()
         self.boxes.add_rectangles(corners)
 
     # --- export --------------------------------------------------------------------------------

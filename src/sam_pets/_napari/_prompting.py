@@ -81,14 +81,13 @@ class PromptingMixin:
         if not action.endswith("ing"):
             self.request_predict()
 
-    def _remove_prompts(self, all_planes: bool = False, plane: tuple | None = None) -> None:
-        """Remove the clicks and boxes on the current plane (or on ``plane``, or on every one).
+    def _remove_prompts(self, all_planes: bool = False) -> None:
+        """Remove the clicks and boxes on the current plane (or on every plane).
 
         Prompts on other planes of a stack are objects still being annotated there.
         """
         image = self._image_layer()
-        if plane is None:
-            plane = () if all_planes or image is None else self._plane(image)
+        plane = () if all_planes or image is None else self._plane(image)
         for layer in (self.points, self.boxes):
             if layer is None or layer not in self.viewer.layers or not len(layer.data):
                 continue
