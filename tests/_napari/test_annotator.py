@@ -837,3 +837,24 @@ def test_moving_to_another_slice_clears_the_last_slices_preview(stack_annotator,
     assert widget.preview.data[0].any()
     _go_to(qtbot, viewer, widget, 1)
     assert not widget.preview.data.any()  # a 3D view would still show slice 0's preview
+
+
+def test_refining_resumes_after_visiting_another_slice(stack_annotator, qtbot):
+    viewer, widget = stack_annotator
+    widget.points.add(np.array([[1.0, 190.0, 250.0]]))
+    _wait_prediction(qtbot, widget)
+    assert widget.commit() == 1
+    target = widget.target_layer()
+    target.selected_label = 1
+    widget.refine()
+    _wait_prediction(qtbot, widget)
+    _go_to(qtbot, viewer, widget, 2)
+    _go_to(qtbot, viewer, widget, 1)
+    _wait_prediction(qtbot, widget)
+    assert widget.session.refining_label == 1 and widget.session.mask_prompt is not None
+    assert widget.commit() == 1  # still written back under the refined id, not a new one
+    assert set(np.unique(target.data)) <= {0, 1}
+    # the refinement ended with its commit: a new object on that slice gets a new id
+    widget.points.add(np.array([[1.0, 20.0, 20.0]]))
+    _wait_prediction(qtbot, widget)
+    assert widget.session.refining_label is None and widget.session.mask_prompt is None

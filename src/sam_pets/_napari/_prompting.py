@@ -21,6 +21,7 @@ class PromptingMixin:
 
     _thumbnail_timer: QTimer | None = None
     _preview_plane: tuple | None = None  # (preview layer, plane) of a stack's shown preview
+    _refining: tuple | None = None  # (key, mask prompt, label) of the refinement under way
 
     def _on_points_mouse(self, layer, event):
         """Clicks in add mode, predicted from the press on.
@@ -88,6 +89,8 @@ class PromptingMixin:
         """
         image = self._image_layer()
         plane = () if all_planes or image is None else self._plane(image)
+        if self._refining is not None and (all_planes or self._refining[0] == self._key()):
+            self._refining = None  # its object was committed or discarded
         for layer in (self.points, self.boxes):
             if layer is None or layer not in self.viewer.layers or not len(layer.data):
                 continue
