@@ -858,3 +858,27 @@ def test_refining_resumes_after_visiting_another_slice(stack_annotator, qtbot):
     widget.points.add(np.array([[1.0, 20.0, 20.0]]))
     _wait_prediction(qtbot, widget)
     assert widget.session.refining_label is None and widget.session.mask_prompt is None
+
+
+def test_commit_during_a_prediction_writes_the_latest_prompts(annotator, qtbot):
+    viewer, widget = annotator
+    widget.points.add(np.array([[190.0, 250.0]]))
+    _wait_prediction(qtbot, widget)
+    first = widget.session.candidates.mask.copy()
+    shown = []
+    widget.previewed.connect(
+        lambda: (
+            widget.session.candidates is not None
+            and shown.append(widget.session.candidates.mask.copy())
+        )
+    )
+    widget.points.add(np.array([[120.0, 300.0]]))  # 'n' pressed before its mask came back
+    assert widget._busy
+    widget.commit()
+    widget.commit()  # pressed twice: still one object
+    qtbot.waitUntil(lambda: not widget._busy and len(widget.points.data) == 0, timeout=30000)
+    qtbot.wait(100)
+    both = shown[-1]  # the mask of both clicks
+    assert not np.array_equal(both, first)
+    np.testing.assert_array_equal(widget.target_layer().data, both.astype(np.uint16))
+    assert not widget.preview.data.any() and widget.session.candidates is None

@@ -349,6 +349,11 @@ class AnnotatorWidget(AnnotatorLayout, PromptingMixin, TargetsMixin, DockHelpers
     def commit(self) -> int:
         """Write the selected candidate into the target Labels layer under a new id."""
         image = self._image_layer()
+        if self._busy and image is not None:
+            # the mask shown is from before the latest prompt edit: commit the new one
+            self._commit_pending = self._key()
+            return 0
+        self._commit_pending = None
         if image is None or self.session.candidates is None:
             show_warning("sam-pets: nothing to commit (no prediction yet)")
             return 0

@@ -22,6 +22,7 @@ class PromptingMixin:
     _thumbnail_timer: QTimer | None = None
     _preview_plane: tuple | None = None  # (preview layer, plane) of a stack's shown preview
     _refining: tuple | None = None  # (key, mask prompt, label) of the refinement under way
+    _commit_pending: tuple | None = None  # key of a commit waiting for its prediction
 
     def _on_points_mouse(self, layer, event):
         """Clicks in add mode, predicted from the press on.
@@ -99,6 +100,7 @@ class PromptingMixin:
                 layer.selected_data = drop
                 layer.remove_selected()
         self.session.candidates = None
+        self._commit_pending = None  # the prompts a pending commit waited for are gone
         self._show_preview()
 
     # --- prediction ----------------------------------------------------------------------------
@@ -160,6 +162,7 @@ class PromptingMixin:
 
     def _on_predict_failed(self, error: Exception) -> None:
         self._predicted_key = None
+        self._commit_pending = None
         self._fail("Prediction failed", error)
 
     def _on_predicted(self, request: PromptSession, ready: tuple) -> None:
@@ -174,6 +177,10 @@ class PromptingMixin:
         if self._dirty:
             self._dirty = False
             self.request_predict()
+        if not self._busy and self._commit_pending is not None:
+            pending, self._commit_pending = self._commit_pending, None
+            if pending == self._key():  # not if the user moved to another image or slice
+                self.commit()
 
     def _show_preview(self) -> None:
         if self.preview is None or self.preview not in self.viewer.layers:
