@@ -837,3 +837,48 @@ def test_moving_to_another_slice_clears_the_last_slices_preview(stack_annotator,
     assert widget.preview.data[0].any()
     _go_to(qtbot, viewer, widget, 1)
     assert not widget.preview.data.any()  # a 3D view would still show slice 0's preview
+
+
+def test_refining_resumes_after_visiting_another_slice(stack_annotator, qtbot):
+    viewer, widget = stack_annotator
+    widget.points.add(np.array([[1.0, 190.0, 250.0]]))
+    _wait_prediction(qtbot, widget)
+    assert widget.commit() == 1
+    target = widget.target_layer()
+    target.selected_label = 1
+    widget.refine()
+    _wait_prediction(qtbot, widget)
+    _go_to(qtbot, viewer, widget, 2)
+    _go_to(qtbot, viewer, widget, 1)
+    _wait_prediction(qtbot, widget)
+    assert widget.session.refining_label == 1 and widget.session.mask_prompt is not None
+    assert widget.commit() == 1  # still written back under the refined id, not a new one
+    assert set(np.unique(target.data)) <= {0, 1}
+    # the refinement ended with its commit: a new object on that slice gets a new id
+    widget.points.add(np.array([[1.0, 20.0, 20.0]]))
+    _wait_prediction(qtbot, widget)
+    assert widget.session.refining_label is None and widget.session.mask_prompt is None
+
+
+def test_commit_during_a_prediction_writes_the_latest_prompts(annotator, qtbot):
+    viewer, widget = annotator
+    widget.points.add(np.array([[190.0, 250.0]]))
+    _wait_prediction(qtbot, widget)
+    first = widget.session.candidates.mask.copy()
+    shown = []
+    widget.previewed.connect(
+        lambda: (
+            widget.session.candidates is not None
+            and shown.append(widget.session.candidates.mask.copy())
+        )
+    )
+    widget.points.add(np.array([[120.0, 300.0]]))  # 'n' pressed before its mask came back
+    assert widget._busy
+    widget.commit()
+    widget.commit()  # pressed twice: still one object
+    qtbot.waitUntil(lambda: not widget._busy and len(widget.points.data) == 0, timeout=30000)
+    qtbot.wait(100)
+    both = shown[-1]  # the mask of both clicks
+    assert not np.array_equal(both, first)
+    np.testing.assert_array_equal(widget.target_layer().data, both.astype(np.uint16))
+    assert not widget.preview.data.any() and widget.session.candidates is None

@@ -271,6 +271,7 @@ class AnnotatorWidget(AnnotatorLayout, PromptingMixin, TargetsMixin, DockHelpers
     def _on_step(self, event=None) -> None:
         if self._key() != self._ready_key:
             self.session.clear()
+            self._restore_refine()
             self._show_preview()
             self._embed_current()
 
@@ -348,6 +349,11 @@ class AnnotatorWidget(AnnotatorLayout, PromptingMixin, TargetsMixin, DockHelpers
     def commit(self) -> int:
         """Write the selected candidate into the target Labels layer under a new id."""
         image = self._image_layer()
+        if self._busy and image is not None:
+            # the mask shown is from before the latest prompt edit: commit the new one
+            self._commit_pending = self._key()
+            return 0
+        self._commit_pending = None
         if image is None or self.session.candidates is None:
             show_warning("sam-pets: nothing to commit (no prediction yet)")
             return 0
@@ -471,7 +477,14 @@ class AnnotatorWidget(AnnotatorLayout, PromptingMixin, TargetsMixin, DockHelpers
         state = (self.session.mask_prompt, self.session.refining_label, self.session.box_xyxy)
         self._remove_prompts()
         self.session.mask_prompt, self.session.refining_label, self.session.box_xyxy = state
+        # kept with its plane: stepping to another slice and back resumes the refinement
+        self._refining = (self._key(), state[0], state[1])
         self.boxes.add_rectangles(corners)
+
+    def _restore_refine(self) -> None:
+        """Back on the plane of an unfinished refinement: its mask prompt and label again."""
+        if self._refining is not None and self._refining[0] == self._key():
+            _, self.session.mask_prompt, self.session.refining_label = self._refining
 
     # --- export --------------------------------------------------------------------------------
     def export(self, all_images: bool = False) -> None:

@@ -21,6 +21,8 @@ class PromptingMixin:
 
     _thumbnail_timer: QTimer | None = None
     _preview_plane: tuple | None = None  # (preview layer, plane) of a stack's shown preview
+    _refining: tuple | None = None  # (key, mask prompt, label) of the refinement under way
+    _commit_pending: tuple | None = None  # key of a commit waiting for its prediction
 
     def _on_points_mouse(self, layer, event):
         """Clicks in add mode, predicted from the press on.
@@ -88,6 +90,8 @@ class PromptingMixin:
         """
         image = self._image_layer()
         plane = () if all_planes or image is None else self._plane(image)
+        if self._refining is not None and (all_planes or self._refining[0] == self._key()):
+            self._refining = None  # its object was committed or discarded
         for layer in (self.points, self.boxes):
             if layer is None or layer not in self.viewer.layers or not len(layer.data):
                 continue
@@ -96,6 +100,7 @@ class PromptingMixin:
                 layer.selected_data = drop
                 layer.remove_selected()
         self.session.candidates = None
+        self._commit_pending = None  # the prompts a pending commit waited for are gone
         self._show_preview()
 
     # --- prediction ----------------------------------------------------------------------------
@@ -157,6 +162,7 @@ class PromptingMixin:
 
     def _on_predict_failed(self, error: Exception) -> None:
         self._predicted_key = None
+        self._commit_pending = None
         self._fail("Prediction failed", error)
 
     def _on_predicted(self, request: PromptSession, ready: tuple) -> None:
@@ -171,6 +177,10 @@ class PromptingMixin:
         if self._dirty:
             self._dirty = False
             self.request_predict()
+        if not self._busy and self._commit_pending is not None:
+            pending, self._commit_pending = self._commit_pending, None
+            if pending == self._key():  # not if the user moved to another image or slice
+                self.commit()
 
     def _show_preview(self) -> None:
         if self.preview is None or self.preview not in self.viewer.layers:
