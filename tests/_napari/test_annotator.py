@@ -486,10 +486,10 @@ def _click_and_predict(qtbot, widget, row=190.0, col=250.0):
 
 def _record(monkeypatch, name):
     """Collect the notifications ``name`` (e.g. show_warning) of the Annotator's modules."""
-    from sam_pets._napari import _annotator, _targets
+    from sam_pets._napari import _annotator, _export, _targets
 
     seen = []
-    for module in (_annotator, _targets):
+    for module in (_annotator, _export, _targets):
         if hasattr(module, name):
             monkeypatch.setattr(module, name, seen.append)
     return seen

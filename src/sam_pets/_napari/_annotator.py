@@ -19,13 +19,13 @@ from qtpy.QtWidgets import QWidget
 
 from sam_pets._napari import _layers as L
 from sam_pets._napari._annotator_ui import KEYS, KEYS_DOC, AnnotatorLayout
-from sam_pets._napari._export import export_items, export_job
+from sam_pets._napari._export import ExportMixin, export_items
 from sam_pets._napari._models import advance_pbar, load_predictor_job, progress_text
 from sam_pets._napari._prompting import PromptingMixin
 from sam_pets._napari._session import LabelOverflow, PromptSession
 from sam_pets._napari._targets import TargetsMixin, layer_id
 from sam_pets._napari._widgets import DockHelpers
-from sam_pets._napari._workers import model_worker, start_in_order, start_on_compute_thread
+from sam_pets._napari._workers import model_worker, start_on_compute_thread
 
 _LIVE: weakref.WeakSet = weakref.WeakSet()
 
@@ -59,7 +59,9 @@ def annotator_for(viewer) -> AnnotatorWidget | None:
     return None
 
 
-class AnnotatorWidget(AnnotatorLayout, PromptingMixin, TargetsMixin, DockHelpers, QWidget):
+class AnnotatorWidget(
+    AnnotatorLayout, PromptingMixin, TargetsMixin, ExportMixin, DockHelpers, QWidget
+):
     """Dock widget driving SAM 2 from point and box prompts.
 
     Signals:
@@ -392,7 +394,7 @@ class AnnotatorWidget(AnnotatorLayout, PromptingMixin, TargetsMixin, DockHelpers
         for image, target in self._annotated.values():
             if image in self.viewer.layers and target in self.viewer.layers:
                 for name, pixels, labels, source in export_items(image, target):
-                    items.append((name, np.array(pixels), np.array(labels), source))
+                    items.append((name, np.array(pixels), labels, source))  # labels: copies
         return items
 
     def cycle(self) -> None:
@@ -485,46 +487,6 @@ class AnnotatorWidget(AnnotatorLayout, PromptingMixin, TargetsMixin, DockHelpers
         """Back on the plane of an unfinished refinement: its mask prompt and label again."""
         if self._refining is not None and self._refining[0] == self._key():
             _, self.session.mask_prompt, self.session.refining_label = self._refining
-
-    # --- export --------------------------------------------------------------------------------
-    def export(self, all_images: bool = False) -> None:
-        """Export the current (or every annotated) image + labels to the dataset folder."""
-        folder = self.export_dir.text().strip()
-        if not folder:
-            show_warning("sam-pets: choose a dataset folder first")
-            return
-        pairs = (
-            list(self._annotated.values())
-            if all_images
-            else [(self._image_layer(), self.target_layer())]
-        )
-        pairs = [(i, t) for i, t in pairs if i is not None and t is not None]
-        # the labels as they are now: objects committed while the export waits or runs
-        # belong to the next export
-        items = [
-            (name, pixels, np.array(labels), source)
-            for i, t in pairs
-            for name, pixels, labels, source in export_items(i, t)
-        ]
-        if not items:
-            show_warning("sam-pets: no annotated image to export")
-            return
-        worker = model_worker(
-            export_job,
-            folder,
-            items,
-            self.coco_check.isChecked(),
-            _progress={"total": len(items), "desc": "Exporting"},
-        )
-        worker.returned.connect(self._alive(self._on_exported))
-        worker.errored.connect(self._alive(lambda e: self._fail("Export failed", e)))
-        self.last_worker = worker
-        start_in_order(worker)
-
-    def _on_exported(self, report: list[str]) -> None:
-        self.export_status.setText("\n".join(report))
-        skipped = [line for line in report if line.startswith("skipped")]
-        (show_warning if skipped else show_info)("sam-pets: " + "; ".join(skipped or report))
 
     # --- plumbing ------------------------------------------------------------------------------
     def _start(self, worker) -> None:

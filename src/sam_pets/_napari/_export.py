@@ -4,23 +4,30 @@ from __future__ import annotations
 
 import numpy as np
 from napari.layers import Image, Labels
+from napari.utils.notifications import show_info, show_warning
 
 from sam_pets._napari import _layers as L
+from sam_pets._napari._workers import model_worker, start_in_order
 
 
 def export_items(image: Image, target: Labels) -> list[tuple]:
-    """(name, pixels, labels, source) for every annotated plane of an image."""
+    """(name, pixels, labels, source) for every annotated plane of an image.
+
+    The labels are copies: objects committed while an export waits or runs belong to the next.
+    """
     shape = L.spatial_shape(image)
     source = str(image.source.path) if getattr(image.source, "path", None) else None
     data = np.asarray(target.data)
     if len(shape) == 2:
-        return [(image.name, L.plane_data(image, ()), data, source)] if data.any() else []
+        return [(image.name, L.plane_data(image, ()), data.copy(), source)] if data.any() else []
     items = []
     for plane in np.ndindex(*shape[:-2]):
         lab = data[plane]
         if lab.any():
             suffix = "_".join(f"{p:04d}" for p in plane)
-            items.append((f"{image.name}_z{suffix}", L.plane_data(image, plane), lab, source))
+            items.append(
+                (f"{image.name}_z{suffix}", L.plane_data(image, plane), lab.copy(), source)
+            )
     return items
 
 
@@ -46,3 +53,41 @@ def export_job(folder: str, items: list[tuple], coco: bool):
         except (ValueError, FileExistsError, OSError) as e:
             report.append(f"skipped {name}: {e}")
     return report
+
+
+class ExportMixin:
+    """Mixin of the Annotator: its Export section's actions."""
+
+    def export(self, all_images: bool = False) -> None:
+        """Export the current (or every annotated) image + labels to the dataset folder."""
+        folder = self.export_dir.text().strip()
+        if not folder:
+            show_warning("sam-pets: choose a dataset folder first")
+            return
+        pairs = (
+            list(self._annotated.values())
+            if all_images
+            else [(self._image_layer(), self.target_layer())]
+        )
+        items = [
+            it for i, t in pairs if i is not None and t is not None for it in export_items(i, t)
+        ]
+        if not items:
+            show_warning("sam-pets: no annotated image to export")
+            return
+        worker = model_worker(
+            export_job,
+            folder,
+            items,
+            self.coco_check.isChecked(),
+            _progress={"desc": "Exporting"},  # one call, no steps to count
+        )
+        worker.returned.connect(self._alive(self._on_exported))
+        worker.errored.connect(self._alive(lambda e: self._fail("Export failed", e)))
+        self.last_worker = worker
+        start_in_order(worker)
+
+    def _on_exported(self, report: list[str]) -> None:
+        self.export_status.setText("\n".join(report))
+        skipped = [line for line in report if line.startswith("skipped")]
+        (show_warning if skipped else show_info)("sam-pets: " + "; ".join(skipped or report))
