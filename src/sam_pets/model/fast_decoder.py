@@ -220,13 +220,18 @@ def _image_to_token(
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Image queries attend to the tokens: ``keys + out_proj(attention) = keys + A @ U``.
 
-    Returns that sum (B, L, D) with the attention weights A (B, L, hN) and the projected
-    values U (B, hN, D).  With ``inplace`` the sum is written into ``keys`` (which the caller
-    no longer needs).  ``extra`` = (P (B, L, r), R (B, r, D)) adds ``P @ R`` to the sum in
-    the same product (the mask prompt's low-rank part of the keys, see :func:`fast_decode`).
+    Returns that sum (B, L, D) with the attention weights, transposed: A^T (B, Nh, L), and
+    the projected values U (B, Nh, D); their Nh rows run over (token, head).  With ``inplace``
+    the sum is written into ``keys`` (which the caller no longer needs).  ``extra`` =
+    (P (B, L, r), R (B, r, D)) adds ``P @ R`` to the sum in the same product (the mask
+    prompt's low-rank part of the keys, see :func:`fast_decode`).
 
     ``q_img`` may be precomputed ``q_proj(x_img)`` (layer 0); otherwise ``q_proj`` is folded
     onto the keys: ``(W_q x + b_q) . k = x . (W_q^T k) + b_q . k``.
+
+    The scores are built as (token, head, image token): the softmax then runs over the few
+    tokens as its outer dimension, vectorised over the h*L others (softmax over a last
+    dimension of ~7 is some 20x slower on a CPU).
     """
     h = att.num_heads
     k = _heads(att.k_proj(k_tok), h)  # (B, h, N, c)
@@ -234,29 +239,28 @@ def _image_to_token(
     b, _, n, c = k.shape
     scale = 1.0 / math.sqrt(c)
     if q_img is not None:
-        # block-diagonal (h*c, h*N) matrix: head h's keys only see head h's query channels
-        kbd = k.new_zeros(b, h, c, h, n)
+        # block-diagonal (N*h, h*c) matrix: head h's keys only see head h's query channels
+        kbd = k.new_zeros(b, n, h, h, c)
         idx = torch.arange(h, device=k.device)
-        kbd[:, idx, :, idx, :] = k.transpose(-1, -2).transpose(0, 1)  # (h, B, c, N)
-        scores = torch.matmul(q_img, kbd.view(b, h * c, h * n) * scale)  # (B, L, hN)
-        l_ = scores.shape[1]
-        scores = scores.view(b, l_, h, n)
+        kbd[:, :, idx, idx, :] = k.transpose(1, 2) * scale  # (B, N, h, c)
+        scores = torch.matmul(kbd.view(b, n * h, h * c), q_img.transpose(1, 2))  # (B, Nh, L)
     else:
         wq = att.q_proj.weight.view(h, c, -1)  # (h, c, D)
-        kq = (torch.matmul(k, wq) * scale).reshape(b, h * n, -1)  # (B, hN, D)
-        bias = (k * att.q_proj.bias.view(1, h, 1, c)).sum(-1).reshape(b, 1, h * n) * scale
-        scores = torch.baddbmm(bias, x_img.expand(b, -1, -1), kq.transpose(1, 2))  # (B, L, hN)
-        l_ = scores.shape[1]
-        scores = scores.view(b, l_, h, n)
-    attn = torch.softmax(scores, dim=-1).reshape(b, l_, h * n)  # (B, L, hN)
+        kq = (torch.matmul(k, wq) * scale).transpose(1, 2).reshape(b, n * h, -1)  # (B, Nh, D)
+        bias = (k * att.q_proj.bias.view(1, h, 1, c)).sum(-1).transpose(1, 2) * scale
+        scores = torch.baddbmm(
+            bias.reshape(b, n * h, 1), kq, x_img.expand(b, -1, -1).transpose(1, 2)
+        )  # (B, Nh, L)
+    l_ = scores.shape[-1]
+    attn = torch.softmax(scores.view(b, n, h * l_), dim=1).view(b, n * h, l_)  # A^T
     wo = att.out_proj.weight.view(-1, h, c).permute(1, 2, 0)  # (h, c, D)
     # out_proj folded onto the values; its bias too: each head's weights sum to 1 over the
     # N tokens, so adding bias/h to every value adds the bias once to every image token
-    u = torch.matmul(v, wo) + att.out_proj.bias / h  # (B, h, N, D)
-    attn, u = attn.to(keys.dtype), u.reshape(b, h * n, -1).to(keys.dtype)
-    lhs, rhs = attn, u
+    u = (torch.matmul(v, wo) + att.out_proj.bias / h).transpose(1, 2)  # (B, N, h, D)
+    attn, u = attn.to(keys.dtype), u.reshape(b, n * h, -1).to(keys.dtype)
+    lhs, rhs = attn.transpose(1, 2), u
     if extra is not None:
-        lhs = torch.cat([extra[0].to(keys.dtype).expand(b, -1, -1), attn], dim=-1)
+        lhs = torch.cat([extra[0].to(keys.dtype).expand(b, -1, -1), lhs], dim=-1)
         rhs = torch.cat([extra[1].to(keys.dtype).expand(b, -1, -1), u], dim=1)
     if inplace:
         return keys.baddbmm_(lhs, rhs), attn, u  # (B, L, D)
@@ -313,7 +317,7 @@ def fast_decode(
         return torch.baddbmm(cached, p, rw, out=out)
 
     queries = tokens
-    fold = []  # per layer (A, U, mean, rstd) of the image-token update and its norm4
+    fold = []  # per layer (A^T, U, mean, rstd) of the image-token update and its norm4
     for i, layer in enumerate(layers):
         queries = layer.token_self_attention(queries, tokens)
         q = queries + tokens
@@ -390,24 +394,25 @@ def _fold_through_norms(
     """
     ws, sums, consts = chain
     dtype = const.dtype
-    scale = None  # product of the rstds of layer l and the layers after it
-    cols, rows = [], []
+    scale = None  # product of the rstds of layer l and the layers after it, (B, 1, L)
+    cols, rows = [], []  # cols: the factors' columns as rows, (B, k, L) each
     for w, colsum, bias_w, (a, u, mean, rstd) in reversed(
         list(zip(ws, sums, [*consts[:-1], None], fold, strict=True))
     ):
         if bias_w is not None:  # b_l^T W_{l+1} (norm4 bias), weighted by the rstds after l
             cols.append(scale)
             rows.append(bias_w.view(1, 1, -1).expand(u.shape[0], -1, -1))
-        scale = rstd if scale is None else rstd * scale  # (B, L, 1)
-        cols += [a * scale, -mean * scale]
+        rstd = rstd.transpose(1, 2)
+        scale = rstd if scale is None else rstd * scale
+        cols += [a * scale, -mean.transpose(1, 2) * scale]
         rows += [u @ w, colsum.view(1, 1, -1).expand(u.shape[0], -1, -1)]
     if lowrank is not None:
         p, r = lowrank
-        cols.append(p * scale)
+        cols.append(p.transpose(1, 2) * scale)
         rows.append((r @ ws[0].to(r.dtype)).expand(p.shape[0], -1, -1))
-    a_aug = torch.cat([c.to(dtype) for c in cols], dim=-1)  # (B, L, K)
+    a_aug = torch.cat([c.to(dtype) for c in cols], dim=1).transpose(1, 2)  # (B, L, K)
     u_aug = torch.cat([r.to(dtype) for r in rows], dim=1)  # (B, K, D)
-    y = torch.addcmul(const, base, scale.to(dtype))  # (B, L, K)
+    y = torch.addcmul(const, base, scale.transpose(1, 2).to(dtype))  # (B, L, K)
     return y, a_aug, u_aug
 
 
