@@ -284,6 +284,69 @@ def test_box_and_negative_point(annotator, qtbot):
     assert np.allclose(colors[0], expected)
 
 
+def _drag(qtbot, viewer, start, end, steps=4):
+    """A left-button drag on the canvas from ``start`` to ``end`` (canvas pixels).
+
+    The event loop runs between the moves, as between a real mouse's (napari applies a move
+    only after the previous one has been processed).
+    """
+    scene = viewer.window._qt_viewer.canvas._scene_canvas
+    press = last = scene.events.mouse_press(pos=start, modifiers=(), button=1)
+    for t in np.linspace(0, 1, steps + 1)[1:]:
+        pos = tuple(a + t * (b - a) for a, b in zip(start, end, strict=True))
+        last = scene.events.mouse_move(
+            pos=pos, modifiers=(), button=1, buttons=[1], press_event=press, last_event=last
+        )
+        qtbot.wait(20)
+    scene.events.mouse_release(pos=end, modifiers=(), button=1, press_event=press, last_event=last)
+
+
+def test_a_new_box_replaces_the_old_one(annotator, qtbot):
+    viewer, widget = annotator
+    canvas = viewer.window._qt_viewer.canvas
+    boxes = viewer.layers["sam-pets box"]  # the layer itself, as the layer list selects it
+    viewer.layers.selection.active = boxes
+    boxes.mode = "add_rectangle"  # napari's rectangle tool: the camera does not pan
+    w, h = canvas._scene_canvas.size
+    corners = []
+    for a, b in (((0.35, 0.35), (0.6, 0.6)), ((0.4, 0.3), (0.7, 0.65))):
+        start, end = (w * a[0], h * a[1]), (w * b[0], h * b[1])
+        corners.append([canvas._map_canvas2world(p, canvas.view)[-2:] for p in (start, end)])
+        _drag(qtbot, viewer, start, end)
+        qtbot.waitUntil(lambda: len(widget.boxes.data) == 1, timeout=5000)
+        _wait_prediction(qtbot, widget)
+        qtbot.waitUntil(lambda: not widget._busy, timeout=30000)
+    (box,) = widget.boxes.data
+    (r0, c0), (r1, c1) = corners[-1]
+    np.testing.assert_allclose(box.min(0), [min(r0, r1), min(c0, c1)], atol=1)
+    np.testing.assert_allclose(box.max(0), [max(r0, r1), max(c0, c1)], atol=1)
+    np.testing.assert_allclose(widget.session.box_xyxy, [c0, r0, c1, r1], atol=1)
+
+
+def _box3d(z, r0, c0, r1, c1):
+    """A rectangle on slice ``z`` as napari wants it in 3D: four corners."""
+    return np.array([[z, r0, c0], [z, r0, c1], [z, r1, c1], [z, r1, c0]], float)
+
+
+def test_boxes_on_other_slices_stay(stack_annotator, qtbot):
+    viewer, widget = stack_annotator
+    _go_to(qtbot, viewer, widget, 0)
+    widget.boxes.add_rectangles(_box3d(0, 40, 60, 340, 420))
+    _wait_prediction(qtbot, widget)
+    before = np.array(widget.boxes.edge_color[0])
+    _go_to(qtbot, viewer, widget, 1)
+    widget.boxes.add_rectangles(_box3d(1, 50, 70, 300, 400))
+    widget.boxes.add_rectangles(_box3d(1, 60, 80, 310, 410))
+    qtbot.waitUntil(lambda: len(widget.boxes.data) == 2, timeout=5000)
+    first, second = widget.boxes.data
+    assert np.all(first[:, 0] == 0) and np.all(second[:, 0] == 1)
+    assert second[:, 1].min() == 60.0  # the newer box of slice 1
+    _wait_prediction(qtbot, widget)
+    qtbot.waitUntil(lambda: not widget._busy, timeout=30000)
+    # slice 0's box keeps the colour of its own prediction
+    np.testing.assert_allclose(widget.boxes.edge_color[0], before)
+
+
 def test_auto_polarity(annotator, qtbot):
     viewer, widget = annotator
     widget.auto_check.setChecked(True)

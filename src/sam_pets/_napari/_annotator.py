@@ -334,7 +334,7 @@ class AnnotatorWidget(
             self._drop_layer(self.boxes)
         if self.boxes is None or self.boxes not in self.viewer.layers:
             self.boxes = self.viewer.add_layer(L.make_boxes(image))
-            self.boxes.events.data.connect(self._on_prompts_changed)
+            self.boxes.events.data.connect(self._on_boxes_changed)
         if self.preview is not None and not (
             self.preview.data.shape == shape and L.same_frame(self.preview, image)
         ):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from napari.layers import Image, Labels, Points, Shapes
+from napari.utils.colormaps.standardize_color import transform_color
 
 from sam_pets.predict.transforms import yx_to_xy
 
@@ -167,7 +168,16 @@ def color_points(points: Points) -> None:
         points.face_color = colors
 
 
-def color_boxes(shapes: Shapes, has_object: bool) -> None:
-    """Green boxes when the object-score head sees an object, red otherwise."""
-    if len(shapes.data):
-        shapes.edge_color = BOX_OBJECT if has_object else BOX_NO_OBJECT
+def color_boxes(shapes: Shapes, has_object: bool, plane: tuple[int, ...] = ()) -> None:
+    """Colour the boxes on ``plane``: green when the object-score head sees an object, red if not.
+
+    Boxes on other planes of a stack keep the colour of their own last prediction.
+    """
+    if not len(shapes.data):
+        return
+    colors = np.array(shapes.edge_color, float)
+    new = colors.copy()
+    here = [i for i, d in enumerate(prompt_coords(shapes)) if on_plane(d, plane).all()]
+    new[here] = transform_color(BOX_OBJECT if has_object else BOX_NO_OBJECT)[0]
+    if not np.allclose(new, colors):  # setting colours redraws the layer
+        shapes.edge_color = new

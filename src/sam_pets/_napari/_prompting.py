@@ -83,6 +83,31 @@ class PromptingMixin:
         if not action.endswith("ing"):
             self.request_predict()
 
+    def _on_boxes_changed(self, event=None) -> None:
+        if str(getattr(event, "action", "") or "") == "added":
+            # once napari is done with the event (a box drawn with the mouse is reported as
+            # added at the release)
+            QTimer.singleShot(0, self._alive(self._keep_newest_box))
+        self._on_prompts_changed(event)
+
+    def _keep_newest_box(self) -> None:
+        """One box per object: a box added on a plane replaces the older boxes there."""
+        layer = self.boxes
+        if layer is None or layer not in self.viewer.layers or len(layer.data) < 2:
+            return
+        shapes = L.prompt_coords(layer)
+        ndim = shapes[-1].shape[1]
+        plane = tuple(int(round(v)) for v in shapes[-1][0, : ndim - 2])
+        kinds = list(layer.shape_type)
+        drop = {
+            i
+            for i, d in enumerate(shapes[:-1])
+            if kinds[i] == "rectangle" and L.on_plane(d, plane).all()
+        }
+        if drop:
+            layer.selected_data = drop
+            layer.remove_selected()
+
     def _remove_prompts(self, all_planes: bool = False) -> None:
         """Remove the clicks and boxes on the current plane (or on every plane).
 
@@ -204,7 +229,7 @@ class PromptingMixin:
             seen = "object" if cands.object_score > 0 else "no object"
             self.candidate_label.setText(f"candidates (IoU): {scores}; model sees {seen}")
             if self.boxes is not None:
-                L.color_boxes(self.boxes, cands.object_score > 0)
+                L.color_boxes(self.boxes, cands.object_score > 0, plane)
         else:
             view[...] = 0
             self.candidate_label.setText("no prediction")
