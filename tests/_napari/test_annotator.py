@@ -158,7 +158,7 @@ def test_quitting_waits_for_model_jobs(annotator, qtbot):
         _time.sleep(0.3)
         started.append(2)
 
-    _workers.start_on_compute_thread(_workers.model_worker(slow))
+    _workers.start_on_compute_thread(_workers.function_worker(slow))
     qtbot.waitUntil(lambda: bool(started), timeout=5000)
     _workers._await_workers()
     assert started == [1, 2]  # it returned only after the job had finished
@@ -172,7 +172,7 @@ def test_free_compute_team_releases_on_the_compute_thread(annotator, qtbot, monk
 
     compute, released = [], []
     _workers.start_on_compute_thread(
-        _workers.model_worker(lambda: compute.append(threading.get_ident()))
+        _workers.function_worker(lambda: compute.append(threading.get_ident()))
     )
     qtbot.waitUntil(lambda: bool(compute), timeout=5000)
     monkeypatch.setattr(
@@ -837,7 +837,7 @@ def test_exports_clicked_in_a_row_run_one_at_a_time(annotator, qtbot, pet_image,
 
 def test_an_export_writes_the_labels_of_its_click(annotator, qtbot, tmp_path):
     """An object committed while an export waits for the one before it is not exported."""
-    from sam_pets._napari._workers import model_worker, start_in_order
+    from sam_pets._napari._workers import function_worker, start_in_order
 
     viewer, widget = annotator
     widget.points.add(np.array([[190.0, 250.0]]))
@@ -845,7 +845,7 @@ def test_an_export_writes_the_labels_of_its_click(annotator, qtbot, tmp_path):
     assert widget.commit()
     widget.export_dir.setText(str(tmp_path / "ds"))
     hold = threading.Event()
-    start_in_order(model_worker(hold.wait, 30))  # the export waits behind this job
+    start_in_order(function_worker(hold.wait, 30))  # the export waits behind this job
     widget.export()
     export = widget.last_worker
     widget.points.add(np.array([[60.0, 60.0]]))

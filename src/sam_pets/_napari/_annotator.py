@@ -25,7 +25,7 @@ from sam_pets._napari._prompting import PromptingMixin
 from sam_pets._napari._session import LabelOverflow, PromptSession
 from sam_pets._napari._targets import TargetsMixin, layer_id
 from sam_pets._napari._widgets import DockHelpers
-from sam_pets._napari._workers import model_worker, start_on_compute_thread
+from sam_pets._napari._workers import function_worker, start_on_compute_thread
 
 _LIVE: weakref.WeakSet = weakref.WeakSet()
 
@@ -136,7 +136,7 @@ class AnnotatorWidget(
         self.model_status.setText(f"loading {Path(choice).name}…")
         self.load_button.setEnabled(False)
 
-        worker = model_worker(  # downloads an official checkpoint first if needed
+        worker = function_worker(  # downloads an official checkpoint first if needed
             load_predictor_job,
             choice,
             device,
@@ -243,7 +243,7 @@ class AnnotatorWidget(
         self._embedding_key = key
         self._ready_key = None
         predictor = self.predictor
-        worker = model_worker(
+        worker = function_worker(
             predictor.set_image,
             pixels,
             _progress={"desc": f"Embedding {image.name}", "total": 0},
@@ -407,7 +407,7 @@ class AnnotatorWidget(
             self._show_preview()
             return
         # upsampling a candidate takes ~15 ms on a 12 MP photo: not on the GUI thread
-        worker = model_worker(cands.candidate, k)
+        worker = function_worker(cands.candidate, k)
         worker.returned.connect(self._alive(lambda _m, c=cands: self._on_candidate_made(c)))
         worker.errored.connect(self._alive(lambda e: self._fail("Showing a candidate failed", e)))
         self._start(worker)

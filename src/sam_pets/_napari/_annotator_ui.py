@@ -16,6 +16,7 @@ from qtpy.QtWidgets import (
 )
 
 from sam_pets._napari._models import available_devices, model_choices
+from sam_pets._napari._widgets import weak_slot
 
 KEYS = {
     "n": ("commit", "commit the object (new label id, prompts cleared)"),
@@ -63,13 +64,13 @@ class AnnotatorLayout:
         box = QGroupBox("Annotate")
         form = QFormLayout(box)
         self.image_combo = QComboBox()
-        self.image_combo.currentIndexChanged.connect(lambda _: self._on_image_changed())
+        self.image_combo.currentIndexChanged.connect(weak_slot(self, "_on_image_changed"))
         self.labels_combo = QComboBox()
         self.labels_combo.setToolTip(
             "Committed objects of the current image go here; each image gets its own "
             "'<image> labels' layer unless you pick one that fits it"
         )
-        self.labels_combo.activated.connect(lambda _: self._on_target_chosen())
+        self.labels_combo.activated.connect(weak_slot(self, "_on_target_chosen"))
         self.overwrite_check = QCheckBox("new objects may overwrite others")
         self.auto_check = QCheckBox("auto polarity")
         self.auto_check.setToolTip(AUTO_RULE)
@@ -103,9 +104,9 @@ class AnnotatorLayout:
         form.addRow(self.coco_check)
         buttons = QHBoxLayout()
         one = QPushButton("Export image")
-        one.clicked.connect(lambda: self.export(all_images=False))
+        one.clicked.connect(weak_slot(self, "export", all_images=False))
         every = QPushButton("Export all annotated")
-        every.clicked.connect(lambda: self.export(all_images=True))
+        every.clicked.connect(weak_slot(self, "export", all_images=True))
         buttons.addWidget(one)
         buttons.addWidget(every)
         form.addRow(buttons)

@@ -14,7 +14,6 @@ from collections.abc import Generator
 from pathlib import Path
 
 import numpy as np
-from napari.qt.threading import create_worker
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtGui import QPixmap
 from qtpy.QtWidgets import (
@@ -37,7 +36,13 @@ from qtpy.QtWidgets import (
 
 from sam_pets._napari._models import available_devices, load_choice_job, model_choices
 from sam_pets._napari._widgets import DockHelpers
-from sam_pets._napari._workers import free_compute_team, job_worker, start_in_order, start_job
+from sam_pets._napari._workers import (
+    free_compute_team,
+    function_worker,
+    job_worker,
+    start_in_order,
+    start_job,
+)
 from sam_pets.eval.evaluate import EvalConfig, EvalResult, NamedModel, iter_evaluate
 from sam_pets.eval.protocols import PROTOCOLS
 from sam_pets.progress import Progress
@@ -408,7 +413,7 @@ class EvaluateWidget(DockHelpers, QWidget):
         except ValueError as e:
             show_error(f"sam-pets: {e}")
             return None
-        worker = create_worker(write_eval_report, self.result, folder, _ignore_errors=True)
+        worker = function_worker(write_eval_report, self.result, folder)
         self._saving.add(key)
         worker.returned.connect(self._alive(lambda p: self.status.setText(f"report: {p}")))
         worker.errored.connect(self._alive(lambda e: show_error(f"sam-pets: report: {e}")))

@@ -7,7 +7,7 @@ from napari.layers import Image, Labels
 from napari.utils.notifications import show_info, show_warning
 
 from sam_pets._napari import _layers as L
-from sam_pets._napari._workers import model_worker, start_in_order
+from sam_pets._napari._workers import function_worker, start_in_order
 
 
 def export_items(image: Image, target: Labels) -> list[tuple]:
@@ -75,7 +75,7 @@ class ExportMixin:
         if not items:
             show_warning("sam-pets: no annotated image to export")
             return
-        worker = model_worker(
+        worker = function_worker(
             export_job,
             folder,
             items,

@@ -35,7 +35,7 @@ from sam_pets._napari._finetune_view import CurvesView, fmt_time, scores_table
 from sam_pets._napari._widgets import DockHelpers
 from sam_pets._napari._workers import (
     background_worker,
-    model_worker,
+    function_worker,
     start_in_background,
     start_on_compute_thread,
 )
@@ -412,7 +412,7 @@ class FinetuneWidget(DockHelpers, QWidget):
             self.previous_model = predictor.model
         self.use_button.setEnabled(False)  # a second click would take the new model as
         self.back_button.setEnabled(False)  # the previous one once this swap has run
-        worker = model_worker(predictor.set_model, model)
+        worker = function_worker(predictor.set_model, model)
         worker.returned.connect(
             self._alive(lambda _: self._swapped(annotator, predictor, keep_previous))
         )

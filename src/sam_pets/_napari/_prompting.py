@@ -10,7 +10,7 @@ from qtpy.QtCore import QTimer
 from sam_pets._napari import _layers as L
 from sam_pets._napari._session import PromptSession
 from sam_pets._napari._targets import layer_id
-from sam_pets._napari._workers import model_worker
+from sam_pets._napari._workers import function_worker
 
 _CLICK_DISTANCE = 5  # canvas pixels; a press moved further is a drag, not a click (as napari)
 _THUMBNAIL_DELAY_MS = 300  # the preview layer's thumbnail is redrawn once clicks pause this long
@@ -179,7 +179,7 @@ class PromptingMixin:
         self._predicted_key = key
         request = dataclasses.replace(self.session)
         ready = (self._ready_key, self.predictor)  # the image plane and model it is made for
-        worker = model_worker(request.predict, self.predictor)
+        worker = function_worker(request.predict, self.predictor)
         worker.returned.connect(self._alive(lambda _c, r=request: self._on_predicted(r, ready)))
         worker.errored.connect(self._alive(self._on_predict_failed))
         worker.finished.connect(self._alive(self._on_predict_finished))

@@ -2,8 +2,27 @@
 
 from __future__ import annotations
 
+import weakref
+
 from qtpy.QtCore import QEvent
 from qtpy.QtWidgets import QFileDialog, QHBoxLayout, QLineEdit, QPushButton, QVBoxLayout, QWidget
+
+
+def weak_slot(owner, method: str, *args, **kwargs):
+    """A slot calling ``owner.method(*args, **kwargs)`` that does not keep ``owner`` alive.
+
+    Qt holds a connected lambda for as long as its sender lives, and the sender (a button of
+    the dock) lives as long as the dock: a lambda that captures the dock keeps it, its viewer
+    and every layer of it alive after the viewer has closed.  Signal arguments are dropped.
+    """
+    ref = weakref.ref(owner)
+
+    def slot(*_):
+        obj = ref()
+        if obj is not None:
+            getattr(obj, method)(*args, **kwargs)
+
+    return slot
 
 
 class DockHelpers:
@@ -59,7 +78,7 @@ class DockHelpers:
         row = QHBoxLayout()
         button = QPushButton("…")
         button.setToolTip(title)
-        button.clicked.connect(lambda: self._pick_folder(edit, title))
+        button.clicked.connect(weak_slot(self, "_pick_folder", edit, title))
         row.addWidget(edit)
         row.addWidget(button)
         return row

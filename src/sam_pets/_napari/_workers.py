@@ -16,17 +16,18 @@ neither ``errored`` nor ``finished`` emitted, so the dock would wait for the job
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 
 from napari.qt.threading import create_worker
-from qtpy.QtCore import QCoreApplication, Qt, QThreadPool
+from qtpy.QtCore import QCoreApplication, Qt, QThreadPool, QTimer
 
 from sam_pets.predict.threads import in_background, release_cpu_threads, releasing_cpu_threads
 
 _IDLE_EXPIRY_MS = 5 * 60 * 1000  # the compute thread (and its team) ends after 5 idle minutes
 _pools: dict[str, QThreadPool] = {}
-_running: set = set()  # workers started here, kept alive until they finish
+_running: dict[int, object] = {}  # workers started here (by id), kept alive until they finish
 
 
 def _pool(name: str, threads: int, expiry_ms: int) -> QThreadPool:
@@ -42,7 +43,7 @@ def _pool(name: str, threads: int, expiry_ms: int) -> QThreadPool:
 
 def _await_workers(msecs: int = 10_000) -> None:
     """Ask running jobs to stop (generators stop at their next step) and wait for them."""
-    for worker in list(_running):
+    for worker in list(_running.values()):
         worker.quit()
     for pool in _pools.values():
         pool.waitForDone(msecs)
@@ -60,9 +61,56 @@ def background_pool() -> QThreadPool:
 
 def _start_on(pool: QThreadPool, worker) -> None:
     release_cpu_threads()  # the GUI thread's own team, if it ever ran a torch kernel
-    _running.add(worker)
-    worker.finished.connect(lambda: _running.discard(worker))
+    key = id(worker)
+    _running[key] = worker
+    # (no slot here may hold the worker: see _let_go)
+    worker.finished.connect(lambda: _let_go(key))
     pool.start(worker)
+
+
+_SIGNALS = ("started", "returned", "errored", "warned", "yielded", "paused", "resumed", "aborted")
+
+
+def _let_go(key: int) -> None:
+    """A worker has finished: forget it, and drop every slot of its signals once they are done.
+
+    Qt holds a connected slot for as long as the sender lives, and napari keeps each worker
+    (its window's task list) until the window goes: the slots (a dock's callbacks, holding the
+    dock, its viewer and every layer) would make a cycle through Qt that Python's collector
+    cannot see, and a closed viewer would never be freed.
+    """
+    worker = _running.pop(key, None)
+    if worker is not None:
+        QTimer.singleShot(0, functools.partial(_disconnect_all, worker))
+
+
+def _disconnect_all(worker) -> None:
+    for name in (*_SIGNALS, "finished"):
+        signal = getattr(worker, name, None)
+        if signal is not None:
+            with contextlib.suppress(TypeError, RuntimeError):  # nothing connected, or gone
+                signal.disconnect()
+
+
+def _released(func, args: tuple, kwargs: dict):
+    """``func(*args, **kwargs)`` as a function of no arguments that lets go of them when run.
+
+    A worker keeps the function it ran and its arguments, and napari keeps the worker: a
+    click's prediction would keep its masks (12 MB each on a 12 MP photo), a load its model.
+    """
+    box = [(func, args, kwargs)]
+
+    def run():
+        f, a, k = box.pop()
+        return f(*a, **k)
+
+    def run_generator():  # napari makes a generator worker (progress, yielded) of this
+        f, a, k = box.pop()
+        return (yield from f(*a, **k))
+
+    job = run_generator if inspect.isgeneratorfunction(func) else run
+    job.__name__ = job.__qualname__ = getattr(func, "__name__", "job")
+    return job
 
 
 def start_in_order(worker) -> None:
@@ -93,9 +141,12 @@ def start_in_background(worker) -> None:
     _start_on(background_pool(), worker)
 
 
-def model_worker(func, *args, _progress=None):
-    """A napari worker for model work (start it with :func:`start_on_compute_thread`)."""
-    return create_worker(func, *args, _progress=_progress, _ignore_errors=True)
+def function_worker(func, *args, _progress=None):
+    """A napari worker for one call (model work: start it with :func:`start_on_compute_thread`).
+
+    Errors go to the worker's ``errored`` handlers only.
+    """
+    return create_worker(_released(func, args, {}), _progress=_progress, _ignore_errors=True)
 
 
 def free_compute_team() -> None:
@@ -104,7 +155,7 @@ def free_compute_team() -> None:
     An idle team in another thread slows a 2-thread job by ~20 % (SAM 2.1 tiny embedding:
     3.45 vs 2.89 s); the next click builds the team again.
     """
-    start_on_compute_thread(model_worker(release_cpu_threads))
+    start_on_compute_thread(function_worker(release_cpu_threads))
 
 
 class JobError(Exception):
@@ -126,9 +177,10 @@ def _reporting_errors(func):
 
 def _long_job_worker(func, args, kwargs):
     """A worker for ``func``; a generator is closed in the worker's thread when it is quit."""
-    if not inspect.isgeneratorfunction(func):
-        return create_worker(func, *args, _ignore_errors=True, **kwargs)
     options = {k: v for k, v in kwargs.items() if k.startswith("_")}  # create_worker's own
+    if not inspect.isgeneratorfunction(func):
+        call = {k: v for k, v in kwargs.items() if k not in options}
+        return create_worker(_released(func, args, call), _ignore_errors=True, **options)
     gen = _reporting_errors(func)(*args, **{k: v for k, v in kwargs.items() if k not in options})
 
     @functools.wraps(func)
