@@ -68,15 +68,17 @@ def test_clicks_do_not_pile_up_predictions(make_napari_viewer, qtbot, pet_image)
     assert len(alive) <= 2  # the shown one (and the request it came from)
 
 
-def test_a_closed_viewer_with_the_annotator_is_freed(qtbot, pet_image):
+def test_a_closed_viewer_with_the_docks_is_freed(qtbot, pet_image):
     import napari
 
     viewer = napari.Viewer(show=False)
     viewer.add_image(pet_image, name="pet", rgb=True)
     widget = _predict_once(qtbot, viewer)
     refs = [weakref.ref(viewer), weakref.ref(widget), weakref.ref(widget.predictor)]
+    for name in ("Fine-tune", "Evaluate"):
+        refs.append(weakref.ref(viewer.window.add_plugin_dock_widget("sam-pets", name)[1]))
     del widget
     viewer.close()
     del viewer
     _settle()
-    assert [r() is None for r in refs] == [True, True, True]
+    assert [r() is None for r in refs] == [True] * 5

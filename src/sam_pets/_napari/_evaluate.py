@@ -35,7 +35,7 @@ from qtpy.QtWidgets import (
 )
 
 from sam_pets._napari._models import available_devices, load_choice_job, model_choices
-from sam_pets._napari._widgets import DockHelpers
+from sam_pets._napari._widgets import DockHelpers, weak_slot
 from sam_pets._napari._workers import (
     free_compute_team,
     function_worker,
@@ -215,7 +215,7 @@ class EvaluateWidget(DockHelpers, QWidget):
         self.worst_spin = _spin(1, 50, 5, "how many worst cases to open")
         self.worst_button = QPushButton("Open worst cases as layers")
         self.worst_button.setEnabled(False)
-        self.worst_button.clicked.connect(lambda: self.open_worst(self.worst_spin.value()))
+        self.worst_button.clicked.connect(weak_slot(self, "open_worst"))
         row.addWidget(self.worst_spin)
         row.addWidget(self.worst_button)
         lay.addLayout(row)
@@ -364,11 +364,16 @@ class EvaluateWidget(DockHelpers, QWidget):
             lab.setPixmap(pix.scaledToWidth(360))
             lab.setToolTip(caption)
 
-    def open_worst(self, n: int = 5) -> list:
-        """Add the ``n`` worst objects (first model, grid protocol) as layers; returns them."""
+    def open_worst(self, n: int | None = None) -> list:
+        """Add the ``n`` worst objects (first model, grid protocol) as layers; returns them.
+
+        ``n`` defaults to the dock's "worst cases" number.
+        """
         from sam_pets.data.formats import sam2_folder as canon
         from sam_pets.eval.items import load_item
 
+        if n is None:
+            n = self.worst_spin.value()
         res = self.result
         if res is None or res.config.grid_protocol is None:
             return []

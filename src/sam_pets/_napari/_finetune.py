@@ -32,7 +32,7 @@ from qtpy.QtWidgets import (
 
 from sam_pets._napari._annotator import annotator_for
 from sam_pets._napari._finetune_view import CurvesView, fmt_time, scores_table
-from sam_pets._napari._widgets import DockHelpers
+from sam_pets._napari._widgets import DockHelpers, weak_slot
 from sam_pets._napari._workers import (
     background_worker,
     function_worker,
@@ -111,7 +111,7 @@ class FinetuneWidget(DockHelpers, QWidget):
         self.preset_combo = QComboBox()
         for key, preset in PRESETS.items():
             self.preset_combo.addItem(preset.title, key)
-        self.preset_combo.currentIndexChanged.connect(lambda _: self._apply_preset())
+        self.preset_combo.currentIndexChanged.connect(weak_slot(self, "_apply_preset"))
         self.steps_spin = QSpinBox()
         self.steps_spin.setRange(1, 1_000_000)
         self.lr_spin = QDoubleSpinBox()
@@ -135,7 +135,7 @@ class FinetuneWidget(DockHelpers, QWidget):
         self.auto_spin.setRange(0, 1000)
         self.auto_spin.setSpecialValueText("off")
         self.auto_spin.setToolTip("Start a fine-tune automatically after this many commits")
-        self.auto_spin.valueChanged.connect(lambda _: self._watch_commits())
+        self.auto_spin.valueChanged.connect(weak_slot(self, "_watch_commits"))
         form.addRow("Preset", self.preset_combo)
         form.addRow("Steps", self.steps_spin)
         form.addRow("Learning rate", self.lr_spin)
