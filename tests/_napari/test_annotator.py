@@ -224,6 +224,59 @@ def test_canvas_click_predicts_from_the_press(annotator, qtbot):
     assert np.allclose(widget.session.points_xy[0], widget.points.data[0, ::-1], atol=1e-3)
 
 
+def test_deleting_a_point_with_the_delete_key_predicts_again(annotator, qtbot):
+    from qtpy.QtCore import Qt
+
+    viewer, widget = annotator
+    pos = _canvas_pos(viewer)
+    for p in (pos, (pos[0] + 30, pos[1] + 10)):
+        _press(viewer, p)
+        _release(viewer, p)
+        qtbot.waitUntil(lambda: not widget._busy, timeout=30000)
+    assert len(widget.session.points_xy) == 2
+    points = viewer.layers["sam-pets prompts"]  # the layer itself, as the layer list holds it
+    viewer.layers.selection.active = points
+    points.mode = "select"
+    points.selected_data = {1}
+    canvas = viewer.window._qt_viewer.canvas.native
+    qtbot.keyClick(canvas, Qt.Key.Key_Delete)
+    qtbot.waitUntil(lambda: len(points.data) == 1, timeout=5000)
+    qtbot.waitUntil(lambda: len(widget.session.points_xy) == 1, timeout=5000)
+    _wait_prediction(qtbot, widget)
+    qtbot.waitUntil(lambda: not widget._busy, timeout=30000)
+    # the preview is what the one remaining click gives on its own
+    xy = points.data[:, ::-1].astype(np.float32)
+    alone = widget.predictor.predict(xy, np.array([1]), multimask=True)
+    np.testing.assert_array_equal(widget.preview.data, alone.masks[np.argmax(alone.scores)])
+
+
+def test_dragging_a_point_in_select_mode_predicts_again(annotator, qtbot):
+    viewer, widget = annotator
+    pos = _canvas_pos(viewer)
+    _press(viewer, pos)
+    _release(viewer, pos)
+    _wait_prediction(qtbot, widget)
+    qtbot.waitUntil(lambda: not widget._busy, timeout=30000)
+    before = widget.session.candidates
+    points = viewer.layers["sam-pets prompts"]
+    viewer.layers.selection.active = points
+    points.mode = "select"
+    target = (pos[0] + 40, pos[1] + 25)
+    _drag(qtbot, viewer, pos, target)
+    canvas = viewer.window._qt_viewer.canvas
+    row, col = canvas._map_canvas2world(target, canvas.view)[-2:]
+    np.testing.assert_allclose(points.data[0], [row, col], atol=1.0)
+    qtbot.waitUntil(
+        lambda: np.allclose(widget.session.points_xy[0], [col, row], atol=1.0), timeout=5000
+    )
+    qtbot.waitUntil(
+        lambda: not widget._busy and widget.session.candidates is not before, timeout=30000
+    )
+    xy = points.data[:, ::-1].astype(np.float32)
+    alone = widget.predictor.predict(xy, np.array([1]), multimask=True)
+    np.testing.assert_array_equal(widget.preview.data, alone.masks[np.argmax(alone.scores)])
+
+
 def test_right_click_and_shift_click_add_one_negative_point(annotator, qtbot):
     viewer, widget = annotator
     pos = _canvas_pos(viewer)
