@@ -277,6 +277,23 @@ def test_dragging_a_point_in_select_mode_predicts_again(annotator, qtbot):
     np.testing.assert_array_equal(widget.preview.data, alone.masks[np.argmax(alone.scores)])
 
 
+def test_a_click_beside_the_image_is_not_a_prompt(annotator, qtbot):
+    viewer, widget = annotator
+    widget.points.add(np.array([[190.0, 250.0]]))
+    _wait_prediction(qtbot, widget)
+    qtbot.waitUntil(lambda: not widget._busy, timeout=30000)
+    shown = widget.session.candidates
+    widget.points.add(np.array([[-30.0, 250.0]]))  # above the photo
+    qtbot.waitUntil(lambda: len(widget.points.data) == 1, timeout=5000)
+    qtbot.wait(50)
+    assert not widget._busy and widget.session.candidates is shown
+    assert len(widget.session.points_xy) == 1
+    # the pixel rows at the photo's edges still count
+    widget.points.add(np.array([[374.4, 10.0]]))
+    qtbot.waitUntil(lambda: len(widget.session.points_xy) == 2, timeout=5000)
+    assert len(widget.points.data) == 2
+
+
 def test_right_click_and_shift_click_add_one_negative_point(annotator, qtbot):
     viewer, widget = annotator
     pos = _canvas_pos(viewer)

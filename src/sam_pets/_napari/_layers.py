@@ -136,11 +136,24 @@ def prompt_coords(layer: Points | Shapes) -> list[np.ndarray]:
     return [np.asarray(d, float) for d in layer.data]
 
 
-def read_points(points: Points, plane: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """Clicks on ``plane`` as (N, 2) (x, y) and labels (N,)."""
+def inside(coords: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Rows of (N, nd) layer coordinates over an image of spatial ``shape`` (its last 2 axes).
+
+    napari puts pixel centres at integers: the image spans -0.5 .. size - 0.5 on each axis.
+    """
+    yx = coords[:, -2:]
+    return (yx >= -0.5).all(axis=1) & (yx <= np.asarray(shape[-2:], float) - 0.5).all(axis=1)
+
+
+def read_points(
+    points: Points, plane: tuple[int, ...], shape: tuple[int, ...] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Clicks on ``plane`` (and over an image of ``shape``) as (N, 2) (x, y) and labels (N,)."""
     data = np.asarray(points.data, float)
     labels = np.asarray(points.features["label"], int) if len(data) else np.zeros(0, int)
     keep = on_plane(data, plane)
+    if shape is not None and len(data):
+        keep &= inside(data, shape)
     return yx_to_xy(data[keep][:, -2:]), labels[keep]
 
 

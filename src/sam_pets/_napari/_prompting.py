@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+from napari.utils.notifications import show_info
 from qtpy.QtCore import QTimer
 
 from sam_pets._napari import _layers as L
@@ -66,6 +67,9 @@ class PromptingMixin:
         action = str(getattr(event, "action", "") or "")
         if action.endswith("ing"):
             return
+        if action == "added" and self._outside_points().any():
+            # not a prompt (a mask cannot reach it): taken out once napari is done adding it
+            QTimer.singleShot(0, self._alive(self._drop_outside_points))
         if action == "added" and self.auto_check.isChecked() and len(self.points.data):
             xy, _ = L.read_points(self.points, ())
             pressed, self._pressed = self._pressed, None
@@ -77,6 +81,23 @@ class PromptingMixin:
             feats.loc[feats.index[-1], "label"] = label
         L.color_points(self.points)
         self._on_prompts_changed(event)
+
+    def _outside_points(self) -> np.ndarray:
+        """Which clicks lie beside the current image (none without an image)."""
+        image = self._image_layer()
+        data = np.asarray(self.points.data, float)
+        if image is None or not len(data):
+            return np.zeros(len(data), bool)
+        return ~L.inside(data, L.spatial_shape(image))
+
+    def _drop_outside_points(self) -> None:
+        if self.points is None or self.points not in self.viewer.layers:
+            return
+        outside = self._outside_points()
+        if outside.any():
+            self.points.selected_data = set(np.flatnonzero(outside).tolist())
+            self.points.remove_selected()
+            show_info("sam-pets: a click beside the image is not a prompt")
 
     def _on_prompts_changed(self, event=None) -> None:
         action = str(getattr(event, "action", "") or "")
@@ -132,7 +153,8 @@ class PromptingMixin:
     def _read_prompts(self) -> None:
         image = self._image_layer()
         plane = self._plane(image)
-        xy, labels = L.read_points(self.points, plane)
+        shape = None if image is None else L.spatial_shape(image)
+        xy, labels = L.read_points(self.points, plane, shape)
         self.session.set_prompts(xy, labels, L.read_box(self.boxes, plane))
 
     def _can_predict(self) -> bool:
@@ -154,10 +176,11 @@ class PromptingMixin:
         if image is None or not self._can_predict():
             return
         plane = self._plane(image)
-        if not L.on_plane(coords[None], plane).all():
+        shape = L.spatial_shape(image)
+        if not (L.on_plane(coords[None], plane) & L.inside(coords[None], shape)).all():
             return
         xy_new = L.yx_to_xy(coords[None, -2:])
-        xy, labels = L.read_points(self.points, plane)
+        xy, labels = L.read_points(self.points, plane, shape)
         self.session.set_prompts(
             np.vstack([xy, xy_new]), np.append(labels, label), L.read_box(self.boxes, plane)
         )
