@@ -753,15 +753,21 @@ def test_commit_on_a_slice_keeps_other_slices_prompts(stack_annotator, qtbot):
     assert widget.target_layer().data[2].any() and not widget.target_layer().data[0].any()
 
 
-def test_refine_on_a_stack(stack_annotator, qtbot):
-    viewer, widget = stack_annotator
-    _go_to(qtbot, viewer, widget, 1)
+def _commit_and_refine_on_slice_1(qtbot, widget):
+    """Commit one object on slice 1 of the stack and start refining it; returns the target."""
     widget.points.add(np.array([[1.0, 190.0, 250.0]]))
     _wait_prediction(qtbot, widget)
     assert widget.commit() == 1
     target = widget.target_layer()
     target.selected_label = 1
     widget.refine()
+    return target
+
+
+def test_refine_on_a_stack(stack_annotator, qtbot):
+    viewer, widget = stack_annotator
+    _go_to(qtbot, viewer, widget, 1)
+    target = _commit_and_refine_on_slice_1(qtbot, widget)
     assert widget.session.refining_label == 1
     (box,) = widget.boxes.data
     assert box.shape == (4, 3) and np.all(box[:, 0] == 1)
@@ -974,12 +980,7 @@ def test_moving_to_another_slice_clears_the_last_slices_preview(stack_annotator,
 
 def test_refining_resumes_after_visiting_another_slice(stack_annotator, qtbot):
     viewer, widget = stack_annotator
-    widget.points.add(np.array([[1.0, 190.0, 250.0]]))
-    _wait_prediction(qtbot, widget)
-    assert widget.commit() == 1
-    target = widget.target_layer()
-    target.selected_label = 1
-    widget.refine()
+    target = _commit_and_refine_on_slice_1(qtbot, widget)
     _wait_prediction(qtbot, widget)
     _go_to(qtbot, viewer, widget, 2)
     _go_to(qtbot, viewer, widget, 1)

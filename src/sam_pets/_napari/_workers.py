@@ -68,7 +68,8 @@ def _start_on(pool: QThreadPool, worker) -> None:
     pool.start(worker)
 
 
-_SIGNALS = ("started", "returned", "errored", "warned", "yielded", "paused", "resumed", "aborted")
+# a worker's signals (superqt; a function worker has no yielded, paused, resumed, aborted)
+_SIGNALS = "started returned errored warned yielded paused resumed aborted finished".split()
 
 
 def _let_go(key: int) -> None:
@@ -85,7 +86,7 @@ def _let_go(key: int) -> None:
 
 
 def _disconnect_all(worker) -> None:
-    for name in (*_SIGNALS, "finished"):
+    for name in _SIGNALS:
         signal = getattr(worker, name, None)
         if signal is not None:
             with contextlib.suppress(TypeError, RuntimeError):  # nothing connected, or gone
