@@ -167,8 +167,20 @@ class AnnotatorWidget(
     def _on_model_loaded(self, predictor) -> None:
         self.predictor = predictor
         self._show_model()
+        self.zoom_check.blockSignals(True)
+        self.zoom_check.setChecked(bool(predictor.zoom))
+        self.zoom_check.blockSignals(False)
+        self.zoom_check.setEnabled(True)
         self._ready_key = self._embedding_key = None  # an embedding under way is the old model's
         self._embed_current()
+
+    def _on_zoom_toggled(self, on: bool) -> None:
+        """Zoom in (or not) from the next prediction on; the current prompts again now."""
+        if self.predictor is None:
+            return
+        self.predictor.zoom = bool(on)
+        self._predicted_key = None
+        self.request_predict()
 
     def model_swapping(self) -> None:
         """The predictor's model is being swapped on the compute thread: predict nothing.

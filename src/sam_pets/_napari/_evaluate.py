@@ -76,8 +76,16 @@ def annotator_predictor(viewer):
     return getattr(widget, "predictor", None) if widget is not None else None
 
 
+# Zoom menu entries -> the ``zoom`` argument of :func:`evaluate_job`.
+ZOOM_CHOICES = {"model default": None, "on": True, "off": False}
+
+
 def evaluate_job(
-    choices: list, dataset: str, cfg: EvalConfig, device: str = "auto"
+    choices: list,
+    dataset: str,
+    cfg: EvalConfig,
+    device: str = "auto",
+    zoom: bool | None = None,
 ) -> Generator[Progress, None, EvalResult]:
     """Load the models, then evaluate (the worker's generator).
 
@@ -86,29 +94,42 @@ def evaluate_job(
         dataset: Canonical dataset folder.
         cfg: What to evaluate.
         device: Device for models loaded here.
+        zoom: Zoom-in prediction on or off; None: the model's default, or the annotator's
+            setting for its predictor.
     """
     from sam_pets.predict import ImagePredictor
+    from sam_pets.predict.zoom import default_for
 
     models = []
     for i, choice in enumerate(choices):
         if isinstance(choice, str):
             model = yield from load_choice_job(choice)
-            predictor = ImagePredictor(model, device=device, cache_size=2)
+            z = default_for(model) if zoom is None else zoom
+            predictor = ImagePredictor(model, device=device, cache_size=2, zoom=z)
             label = Path(choice).stem if Path(choice).is_file() else choice
         else:  # share the weights, not the predictor: the annotator keeps its embedding
+            z = choice.zoom if zoom is None else zoom
             predictor = ImagePredictor(
-                choice.model, device=choice.device, precision=choice.precision, cache_size=2
+                choice.model,
+                device=choice.device,
+                precision=choice.precision,
+                cache_size=2,
+                zoom=z,
             )
             label = "annotator"
         label = label if label not in [m.label for m in models] else f"{label} ({i + 1})"
-        models.append(
-            NamedModel(label, predictor, {"source": label, "config": predictor.model.cfg.name})
-        )
+        info = {"source": label, "config": predictor.model.cfg.name, "zoom": predictor.zoom}
+        models.append(NamedModel(label, predictor, info))
     return (yield from iter_evaluate(models, dataset, cfg))
 
 
 def _evaluate_with_plots(
-    choices: list, dataset: str, cfg: EvalConfig, device: str, figures: str
+    choices: list,
+    dataset: str,
+    cfg: EvalConfig,
+    device: str,
+    figures: str,
+    zoom: bool | None = None,
 ) -> Generator[Progress, None, tuple[EvalResult, list[tuple[str, str]]]]:
     """:func:`evaluate_job`, then its plots drawn into ``figures`` (in the worker).
 
@@ -118,7 +139,7 @@ def _evaluate_with_plots(
     from sam_pets.eval.html import ReportFiles
     from sam_pets.eval.report import write_plots
 
-    result = yield from evaluate_job(choices, dataset, cfg, device)
+    result = yield from evaluate_job(choices, dataset, cfg, device, zoom)
     # matplotlib holds the GIL for hundreds of ms a figure: never on the GUI thread
     return result, write_plots(result.summary(), ReportFiles(figures))
 
@@ -163,6 +184,13 @@ class EvaluateWidget(DockHelpers, QWidget):
         self.device_combo = QComboBox()
         self.device_combo.addItems(available_devices())
         form.addRow("Device", self.device_combo)
+        self.zoom_combo = QComboBox()
+        self.zoom_combo.addItems(list(ZOOM_CHOICES))
+        self.zoom_combo.setToolTip(
+            "Zoom-in prediction (a second pass in a crop around the box or the first mask): "
+            "the model's default (the Annotator's setting for its model), on or off"
+        )
+        form.addRow("Zoom in", self.zoom_combo)
         return box
 
     def _protocol_box(self) -> QGroupBox:
@@ -267,6 +295,7 @@ class EvaluateWidget(DockHelpers, QWidget):
             self.config(),
             self.device_combo.currentText(),
             self._figures.name,
+            ZOOM_CHOICES[self.zoom_combo.currentText()],
             _progress={"desc": "Evaluating", "total": 0},
         )
         self.worker.yielded.connect(self._alive(self._on_progress))

@@ -257,6 +257,7 @@ class FinetuneWidget(DockHelpers, QWidget):
                 self.preset,
                 self.overrides(),
                 val_fraction=self.val_spin.value() / 100,
+                zoom=predictor.zoom,
             )
         except (ValueError, OSError) as e:
             show_error(f"sam-pets: cannot start fine-tuning: {e}")

@@ -98,12 +98,17 @@ def load_choice_job(choice: str) -> Generator[Progress, None, object]:
 
 
 def load_predictor_job(choice: str, device: str) -> Generator[Progress, None, object]:
-    """:func:`load_choice_job`, then an ImagePredictor on ``device`` (the loading worker)."""
+    """:func:`load_choice_job`, then an ImagePredictor on ``device`` (the loading worker).
+
+    The predictor zooms in on objects when that pays for the model by default
+    (:func:`sam_pets.predict.zoom.default_for`); the Annotator's check box changes it.
+    """
     from sam_pets.predict import ImagePredictor
+    from sam_pets.predict.zoom import default_for
 
     model = yield from load_choice_job(choice)
     try:
-        return ImagePredictor(model, device=device)
+        return ImagePredictor(model, device=device, zoom=default_for(model))
     except RuntimeError as e:  # see load_choice_job
         raise ValueError(f"cannot use device {device}: {e}") from e
 

@@ -27,6 +27,8 @@ class Candidates:
         object_score: Object-presence logit (> 0: the model sees an object).
         source: ``source(k)`` makes candidate k's mask.
         index: The selected candidate.
+        window: The image region the logits cover when the prediction zoomed in (None:
+            the whole plane).
     """
 
     scores: np.ndarray
@@ -34,6 +36,7 @@ class Candidates:
     object_score: float
     source: Callable[[int], np.ndarray]
     index: int = 0
+    window: tuple[int, int, int, int] | None = None
     _made: dict = field(default_factory=dict, repr=False)
 
     def made(self, k: int) -> bool:
@@ -117,6 +120,7 @@ class PromptSession:
             self.candidates, self._last = None, None
             return None
         mask_in = self._mask_input()
+        window = None if mask_in is None or self.mask_prompt is not None else self.candidates.window
         single_click = len(self.points_xy) == 1 and self.box_xyxy is None and mask_in is None
         pred = predictor.predict(
             self.points_xy if len(self.points_xy) else None,
@@ -125,6 +129,7 @@ class PromptSession:
             mask_in,
             multimask=single_click,
             lazy_masks=True,
+            **({} if window is None else {"mask_window": window}),
         )
         order = np.argsort(-pred.scores) if single_click else np.arange(len(pred.scores))
         self.candidates = Candidates(
@@ -132,6 +137,7 @@ class PromptSession:
             pred.low_res_logits[order],
             float(pred.object_scores),
             lambda k: pred.mask(int(order[k])),
+            window=getattr(pred, "window", None),
         )
         self.candidates.candidate(0)  # the shown one, made here (off the GUI thread)
         self._last = (self.points_xy.copy(), self.labels.copy(), self._box_key())

@@ -50,6 +50,36 @@ def positive_float(text: str) -> float:
     return value
 
 
+def add_zoom_arg(p: argparse.ArgumentParser) -> None:
+    """``--zoom/--no-zoom`` (default None: :func:`sam_pets.predict.zoom.default_for`)."""
+    p.add_argument(
+        "--zoom",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="zoom in on the object: predict again in a crop around the box or the first "
+        "mask (default: on for models with an input under 1024 px, such as the built-in "
+        "pets model; off for Meta's)",
+    )
+
+
+def zoom_choice(args, model) -> bool:
+    """The zoom setting of parsed ``args`` for ``model`` (its default when not given)."""
+    from sam_pets.predict.zoom import default_for
+
+    return default_for(model) if args.zoom is None else bool(args.zoom)
+
+
+def probability(text: str) -> float:
+    """A number in [0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {text}")
+    return value
+
+
 def finite_floats(text: str, n: int, what: str) -> list[float]:
     """``n`` comma-separated finite numbers (no nan or inf)."""
     parts = text.replace(" ", "").split(",")

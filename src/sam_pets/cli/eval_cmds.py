@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sam_pets.cli._args import device, positive_int
+from sam_pets.cli._args import add_zoom_arg, device, positive_int, zoom_choice
 from sam_pets.eval.perturb import PERTURBATIONS
 from sam_pets.eval.protocols import PROTOCOLS
 
@@ -114,6 +114,7 @@ def _common(p) -> None:
         help="auto = bf16 autocast on CUDA, fp32 elsewhere",
     )
     p.add_argument("--threads", type=positive_int, metavar="N", help="torch CPU threads")
+    add_zoom_arg(p)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -141,10 +142,14 @@ def resolve_model(spec: str | None = None, config: str | None = None):
     return model, {"source": spec, "config": model.cfg.name}
 
 
-def _predictor(args, model):
+def _predictor(args, model, info: dict):
+    """The predictor of a model; ``info`` gets whether it zooms."""
     from sam_pets.predict import ImagePredictor
 
-    return ImagePredictor(model, device=args.device, precision=args.precision, cache_size=2)
+    zoom = info["zoom"] = zoom_choice(args, model)
+    return ImagePredictor(
+        model, device=args.device, precision=args.precision, cache_size=2, zoom=zoom
+    )
 
 
 def _prepare(args) -> None:
@@ -191,7 +196,7 @@ def cmd_eval(args) -> int:
     models, taken = [], set()
     for spec, config in specs:
         model, info = resolve_model(spec, config)
-        models.append(NamedModel(_label(info, taken), _predictor(args, model), info))
+        models.append(NamedModel(_label(info, taken), _predictor(args, model, info), info))
     res = run_job(iter_evaluate(models, args.dataset, cfg), show=not args.quiet)
     index = write_eval_report(res, clear_report_dir(args.out))
     summary = res.summary()
@@ -233,7 +238,7 @@ def cmd_robustness(args) -> int:
     )
     _prepare(args)
     model, info = resolve_model(args.model, args.config)
-    job = iter_robustness(_predictor(args, model), args.dataset, cfg, info)
+    job = iter_robustness(_predictor(args, model, info), args.dataset, cfg, info)
     res = run_job(job, show=not args.quiet)
     index = write_robustness_report(res, clear_report_dir(args.out))
     summary = res.summary()

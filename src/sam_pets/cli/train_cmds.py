@@ -16,7 +16,13 @@ import os
 import sys
 from pathlib import Path
 
-from sam_pets.cli._args import device, non_negative_int, positive_float, positive_int
+from sam_pets.cli._args import (
+    device,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    probability,
+)
 
 
 def register(sub) -> None:
@@ -128,6 +134,14 @@ def register(sub) -> None:
         const=False,
         help="no flip/scale/colour augmentation",
     )
+    p.add_argument(
+        "--object-crop",
+        type=probability,
+        dest="object_crop_prob",
+        metavar="P",
+        help="share of training images first cropped around one object with a random margin "
+        "(trains for zoom-in prediction; default 0)",
+    )
     p.add_argument("--device", type=device, help="auto (default), cpu, cuda, cuda:1 ...")
     p.add_argument(
         "--precision",
@@ -173,6 +187,7 @@ _FLAG_KEYS = (
     "warmup_steps",
     "correction_rounds",
     "augment",
+    "object_crop_prob",
     "device",
     "precision",
     "seed",

@@ -7,9 +7,13 @@ touches the image only. Evaluation uses no augmentation (``augment=None``).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+import torch
+from torchvision import tv_tensors
 from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as F
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,11 @@ class AugmentConfig:
         saturation: See ``brightness``.
         hue: Hue jitter in [0, 0.5].
         resize: Final square side in pixels (None keeps the size; SAM 2 trains at 1024).
+        object_crop_prob: Probability that a sample is cropped around one of its objects
+            before the other transforms (what a zoom-in predictor sees; 0 disables).
+        object_crop_margin: Range of the margin added on each side of the object's box, as
+            a fraction of the box side; each side draws its own, so the object also shifts
+            and the crop's aspect changes. The crop is clipped to the image.
     """
 
     hflip_prob: float = 0.5
@@ -38,6 +47,58 @@ class AugmentConfig:
     saturation: float = 0.2
     hue: float = 0.02
     resize: int | None = None
+    object_crop_prob: float = 0.0
+    object_crop_margin: tuple[float, float] = (0.0, 0.5)
+
+
+def object_crop_window(
+    box_xyxy: torch.Tensor, size_hw: tuple[int, int], margins: torch.Tensor
+) -> tuple[int, int, int, int]:
+    """Crop window ``(top, left, height, width)`` around a box, clipped to the image.
+
+    Args:
+        box_xyxy: (4,) box with inclusive pixel indices.
+        size_hw: (H, W) of the image.
+        margins: (4,) margins left, top, right, bottom as fractions of the box width/height.
+    """
+    h, w = size_hw
+    x0, y0, x1, y1 = (float(v) for v in box_xyxy)
+    bw, bh = x1 - x0 + 1.0, y1 - y0 + 1.0
+    left = max(0, int(math.floor(x0 - float(margins[0]) * bw)))
+    top = max(0, int(math.floor(y0 - float(margins[1]) * bh)))
+    right = min(w, int(math.ceil(x1 + 1.0 + float(margins[2]) * bw)))
+    bottom = min(h, int(math.ceil(y1 + 1.0 + float(margins[3]) * bh)))
+    return top, left, max(1, bottom - top), max(1, right - left)
+
+
+class RandomObjectCrop(v2.Transform):
+    """With probability ``p``, crop image, masks and boxes around one random object's box.
+
+    The box is read from the ``BoundingBoxes`` input (XYXY pixel edges, as v2 keeps them);
+    each side gets a margin drawn from ``margin`` (fraction of the box side). Samples with
+    no object are left alone. Randomness comes from torch's global generator, like the other
+    v2 transforms.
+    """
+
+    def __init__(self, p: float, margin: tuple[float, float]) -> None:
+        super().__init__()
+        self.p, self.margin = float(p), (float(margin[0]), float(margin[1]))
+
+    def forward(self, *inputs):
+        """Crop every tv_tensor of ``inputs`` (image, masks, boxes) to the same window."""
+        flat = inputs if len(inputs) > 1 else inputs[0]
+        boxes = [t for t in flat if isinstance(t, tv_tensors.BoundingBoxes)]
+        if not boxes or not len(boxes[0]) or torch.rand(()) >= self.p:
+            return flat
+        b = boxes[0]
+        k = int(torch.randint(len(b), ()))
+        lo, hi = self.margin
+        margins = lo + (hi - lo) * torch.rand(4)
+        edge = b[k].as_subclass(torch.Tensor) - torch.tensor([0.0, 0.0, 1.0, 1.0])
+        top, left, ch, cw = object_crop_window(edge, tuple(b.canvas_size), margins)
+        return tuple(
+            F.crop(t, top, left, ch, cw) if isinstance(t, tv_tensors.TVTensor) else t for t in flat
+        )
 
 
 def build_transform(cfg: AugmentConfig | None) -> v2.Transform | None:
@@ -48,6 +109,10 @@ def build_transform(cfg: AugmentConfig | None) -> v2.Transform | None:
     if cfg is None:
         return None
     steps: list[v2.Transform] = []
+    if cfg.object_crop_prob > 0:
+        steps.append(RandomObjectCrop(cfg.object_crop_prob, cfg.object_crop_margin))
+    if cfg.resize:  # first: the other transforms then work on S x S pixels, not the photo's
+        steps.append(v2.Resize((cfg.resize, cfg.resize), antialias=True))
     if cfg.hflip_prob > 0:
         steps.append(v2.RandomHorizontalFlip(cfg.hflip_prob))
     if cfg.vflip_prob > 0:
@@ -69,7 +134,5 @@ def build_transform(cfg: AugmentConfig | None) -> v2.Transform | None:
                 cfg.hue or None,
             )
         )
-    if cfg.resize:
-        steps.append(v2.Resize((cfg.resize, cfg.resize), antialias=True))
     steps.append(v2.ClampBoundingBoxes())
     return v2.Compose(steps)

@@ -61,8 +61,7 @@ def simulate_clicks(
     box = tight_box(gt) if first == "box" else None
     points: list[np.ndarray] = [] if box is not None else [interior_point(gt)]
     labels: list[int] = [] if box is not None else [1]
-    pred = _predict(predictor, points, labels, box, None, multimask=True)
-    mask, logits = pred
+    mask, logits, window = _predict(predictor, points, labels, box, None, None, multimask=True)
     ious = [float(iou(mask, gt, ign))]
     while len(ious) < max_clicks:
         click = correction_click(mask, gt, ignore=ign, mode="center")
@@ -71,22 +70,28 @@ def simulate_clicks(
             continue
         points.append(click.point_xy)
         labels.append(click.label)
-        mask, logits = _predict(predictor, points, labels, box, logits, multimask=False)
+        mask, logits, window = _predict(
+            predictor, points, labels, box, logits, window, multimask=False
+        )
         ious.append(float(iou(mask, gt, ign)))
     return ious
 
 
-def _predict(predictor, points, labels, box, logits, multimask: bool):
-    """Best mask (H, W) bool and its low-res logits (1, s, s)."""
+def _predict(predictor, points, labels, box, logits, window, multimask: bool):
+    """Best mask (H, W) bool, its low-res logits (1, s, s) and the window they cover.
+
+    ``window`` is the region ``logits`` cover (a zooming predictor's crop; None: the image).
+    """
     pts = np.asarray(points, dtype=np.float32).reshape(-1, 2) if points else None
     lab = np.asarray(labels, dtype=np.int32) if points else None
     # one positive click is ambiguous: pick among 3 candidates; a box or several clicks are not
     multi = multimask and box is None and len(points) == 1
+    extra = {} if window is None else {"mask_window": window}
     pred = predictor.predict(
-        points_xy=pts, labels=lab, box_xyxy=box, mask_logits=logits, multimask=multi
+        points_xy=pts, labels=lab, box_xyxy=box, mask_logits=logits, multimask=multi, **extra
     )
     best = pred.best()
-    return pred.masks[best], pred.low_res_logits[best][None]
+    return pred.masks[best], pred.low_res_logits[best][None], getattr(pred, "window", None)
 
 
 def clicks_to_iou(ious: list[float] | np.ndarray, threshold: float, cap: int = 20) -> int:

@@ -14,9 +14,11 @@ import torch
 import torch.nn.functional as F
 
 from sam_pets.model.sam2 import ImageFeatures, Sam2Image
+from sam_pets.predict import zoom
 from sam_pets.predict.cache import FeatureCache, encoder_fingerprint, image_key
 from sam_pets.predict.device import autocast, resolve_precision, select_device
 from sam_pets.predict.transforms import coords_orig_to_input, preprocess, upsample_masks
+from sam_pets.predict.zoom import Window
 
 
 @dataclass
@@ -31,6 +33,10 @@ class Prediction:
         low_res_logits: Logits (M, s, s) or (K, M, s, s), clamped to [-32, 32]; feed one
             of them back as ``mask_logits`` to refine.
         object_scores: Object-presence logit, () or (K,); > 0 means "there is an object".
+        window: The image region ``(x0, y0, x1, y1)`` (pixels, exclusive ends) that
+            ``low_res_logits`` cover when the prediction was zoomed in, or None for the whole
+            image; pass it back as ``mask_window`` with those logits. With K prompt sets
+            zoomed, a list of K windows.
     """
 
     masks: np.ndarray | None
@@ -39,6 +45,7 @@ class Prediction:
     object_scores: np.ndarray
     _logits: torch.Tensor | None = field(default=None, repr=False, compare=False)
     _size: tuple[int, int] | None = field(default=None, repr=False, compare=False)
+    window: Window | list[Window | None] | None = None
 
     def best(self) -> int:
         """Index of the candidate with the highest predicted IoU (single prompt set)."""
@@ -55,7 +62,10 @@ class Prediction:
             return self.masks[i]
         if self._logits is None or self._size is None:
             raise ValueError("this prediction holds neither masks nor logits")
-        return upsample_masks(self._logits[i : i + 1], self._size)[0]
+        if self.window is None:
+            return upsample_masks(self._logits[i : i + 1], self._size)[0]
+        part = upsample_masks(self._logits[i : i + 1], zoom.window_hw(self.window))[0]
+        return zoom.paste(part, self.window, self._size)
 
 
 class ImagePredictor:
@@ -68,6 +78,9 @@ class ImagePredictor:
         cache_size: Number of image embeddings kept in memory.
         cache_dir: Optional folder for an on-disk embedding cache.
         fast: Use the inference-only fast decoder (same results up to float rounding).
+        zoom: Zoom in on the object by default (see :meth:`predict`); ``predict(zoom=...)``
+            decides per call.
+        zoom_margin: Margin of a zoom crop on each side, as a fraction of the object's side.
     """
 
     def __init__(
@@ -78,16 +91,26 @@ class ImagePredictor:
         cache_size: int = 8,
         cache_dir: str | None = None,
         fast: bool = True,
+        zoom: bool = False,
+        zoom_margin: float = zoom.DEFAULT_MARGIN,
     ) -> None:
+        if not (np.isfinite(zoom_margin) and zoom_margin >= 0):
+            raise ValueError(f"zoom_margin must be a finite number >= 0, got {zoom_margin}")
         self.device = select_device(device)
         self.precision = resolve_precision(precision, self.device)
         self.model = model.to(self.device).eval()
         self.cache = FeatureCache(cache_size, cache_dir)
         self._model_id = self._encoder_id(self.model)
         self.fast = fast
+        self.zoom = bool(zoom)
+        self.zoom_margin = float(zoom_margin)
+        self.crop_cache = FeatureCache(cache_size, cache_dir)
         self._features: ImageFeatures | None = None
         self._prepared = None
         self._orig_hw: tuple[int, int] | None = None
+        self._image: np.ndarray | None = None  # the image zoom crops read
+        self._image_key: str | None = None
+        self._crop_prepared: tuple[str, object] | None = None  # (cache key, prepared crop)
         self._lock = threading.RLock()
 
     @property
@@ -125,9 +148,24 @@ class ImagePredictor:
                 return
             self._model_id = new_id
             self.cache.clear()
+            self.crop_cache.clear()
+            self._crop_prepared = None
             self._features = None
             self._prepared = None
             self._orig_hw = None
+            self._image = self._image_key = None
+
+    def clear_cache(self) -> None:
+        """Forget every cached embedding in memory, of images and of crops."""
+        with self._lock:
+            self.cache.clear()
+            self.clear_crops()
+
+    def clear_crops(self) -> None:
+        """Forget the cached crop embeddings in memory."""
+        with self._lock:
+            self.crop_cache.clear()
+            self._crop_prepared = None
 
     def cached_features(self, image: np.ndarray) -> ImageFeatures | None:
         """Features of ``image`` for the current model if already computed, else None."""
@@ -150,6 +188,7 @@ class ImagePredictor:
                 feats = self.embed(image)
                 self.cache.put(key, feats)
             self._use(feats, image.shape[:2])
+            self._image, self._image_key = image, key
             return self._features
 
     def _use(self, feats: ImageFeatures, orig_hw) -> None:
@@ -168,10 +207,28 @@ class ImagePredictor:
             feats = self.model.encode_image(self.model.normalize(x))
         return ImageFeatures(*(t.float() for t in feats.tensors()))
 
-    def set_features(self, features: ImageFeatures, orig_hw: tuple[int, int]) -> None:
-        """Use precomputed features (e.g. from a cache of the caller's own)."""
+    def set_features(
+        self,
+        features: ImageFeatures,
+        orig_hw: tuple[int, int],
+        image: np.ndarray | None = None,
+    ) -> None:
+        """Use precomputed features (e.g. from a cache of the caller's own).
+
+        Zoomed predictions crop ``image`` (the picture the features were computed from);
+        without it, :meth:`predict` with zoom raises.
+        """
         with self._lock:
             self._use(features, orig_hw)
+            if image is not None:
+                image = np.asarray(image)
+                if tuple(image.shape[:2]) != tuple(orig_hw):
+                    raise ValueError(
+                        f"image is {image.shape[:2]}, but the features are of a {orig_hw} image"
+                    )
+                self._image, self._image_key = image, image_key(image) + "|" + self._model_id
+            else:
+                self._image = self._image_key = None
 
     def reset_image(self) -> None:
         """Forget the current image (the cache keeps its features)."""
@@ -179,6 +236,7 @@ class ImagePredictor:
             self._features = None
             self._prepared = None
             self._orig_hw = None
+            self._image = self._image_key = None
 
     @torch.inference_mode()
     def predict(
@@ -190,6 +248,8 @@ class ImagePredictor:
         multimask: bool = True,
         return_logits: bool = False,
         lazy_masks: bool = False,
+        zoom: bool | None = None,
+        mask_window: Window | None = None,
     ) -> Prediction:
         """Predict masks for the current image.
 
@@ -202,6 +262,18 @@ class ImagePredictor:
             return_logits: Return float logits at full size instead of boolean masks.
             lazy_masks: Leave ``masks`` as ``None`` and upsample a candidate only when
                 :meth:`Prediction.mask` asks for it (single prompt set only).
+            zoom: Zoom in on the object (None: the predictor's ``zoom`` setting). With a box,
+                the crop around the box (plus ``zoom_margin``) is embedded and predicted on
+                alone. With clicks only, the first click is answered on the whole image and
+                then again in a crop around that mask; later clicks (given the earlier
+                ``mask_logits`` and their ``mask_window``) work in a crop around the current
+                mask, re-chosen when the mask reaches its edge or a positive click falls
+                outside it. Negative clicks outside the crop are left out; the mask prompt
+                is carried into the crop's frame. A zoomed click prediction has one
+                candidate. Masks always come back at the image's size; ``window`` of the
+                result says which region its low-res logits cover.
+            mask_window: The window ``mask_logits`` cover (``Prediction.window`` of the
+                prediction they came from); None for the whole image.
 
         Points and boxes outside the image are allowed (SAM encodes any position, and an
         interactive caller may click beside the image); front ends that want them refused,
@@ -216,30 +288,213 @@ class ImagePredictor:
         with self._lock:
             if self._features is None or self._orig_hw is None:
                 raise RuntimeError("call set_image() before predict()")
-            hw = self._orig_hw
-            pts, lab, batched = self._prompt_tensors(points_xy, labels, box_xyxy)
-            mask_in = self._mask_tensor(mask_logits, pts.shape[0] if pts is not None else 1)
-            with autocast(self.device, self.precision):
-                if self._prepared is not None:
-                    out = self.model.decode_prepared(self._prepared, pts, lab, mask_in, multimask)
-                else:
-                    out = self.model.decode(self._features, pts, lab, mask_in, multimask)
-            logits = out.logits.float()
+            if zoom is None:
+                zoom = self.zoom
+            if not zoom:
+                if mask_window is not None and not zoom_is_full(mask_window, self._orig_hw):
+                    mask_logits = self._carry(mask_logits, mask_window, None)
+                return self._predict_in(
+                    None,
+                    points_xy,
+                    labels,
+                    box_xyxy,
+                    mask_logits,
+                    multimask,
+                    return_logits,
+                    lazy_masks,
+                )
+            if self._image is None:
+                raise RuntimeError(
+                    "zoom crops the image: call set_image(), or set_features(..., image=)"
+                )
+            pts, lab, _ = self._prompt_tensors(points_xy, labels, box_xyxy)  # validates shapes
+            k = pts.shape[0] if pts is not None else 1
+            if k == 1:
+                return self._predict_zoomed(
+                    points_xy,
+                    labels,
+                    box_xyxy,
+                    mask_logits,
+                    mask_window,
+                    multimask,
+                    return_logits,
+                    lazy_masks,
+                )
             if lazy_masks:
-                if batched or return_logits:
-                    raise ValueError("lazy_masks=True takes a single prompt set and boolean masks")
-                masks = None
-            elif return_logits:
-                full = F.interpolate(logits, hw, mode="bilinear", align_corners=False)
-                masks = full.cpu().numpy()
-            else:
-                masks = upsample_masks(logits, hw)
-            res = Prediction(
-                masks,
-                out.iou.float().cpu().numpy(),
-                logits.clamp(-32.0, 32.0).cpu().numpy(),
-                out.object_score.float()[:, 0].cpu().numpy(),
+                raise ValueError("lazy_masks=True takes a single prompt set and boolean masks")
+            parts = [
+                self._predict_zoomed(
+                    *_prompt_set(points_xy, labels, box_xyxy, mask_logits, mask_window, i),
+                    multimask,
+                    return_logits,
+                    False,
+                )
+                for i in range(k)
+            ]
+            return Prediction(
+                np.stack([p.masks for p in parts]),
+                np.stack([p.scores for p in parts]),
+                np.stack([p.low_res_logits for p in parts]),
+                np.stack([p.object_scores for p in parts]),
+                window=[p.window for p in parts],
             )
+
+    # -- zoom -------------------------------------------------------------------------------
+    def _predict_zoomed(
+        self,
+        points_xy,
+        labels,
+        box_xyxy,
+        mask_logits,
+        mask_window,
+        multimask,
+        return_logits,
+        lazy_masks,
+    ) -> Prediction:
+        """One prompt set, zoomed (see :meth:`predict`)."""
+        hw, margin = self._orig_hw, self.zoom_margin
+        pts = None if points_xy is None else np.asarray(points_xy, np.float32).reshape(-1, 2)
+        lab = None if labels is None else np.asarray(labels).reshape(-1)
+        positive = pts[lab == 1] if pts is not None else np.zeros((0, 2), np.float32)
+        if mask_logits is not None:
+            mask_logits = np.asarray(mask_logits, np.float32).reshape(
+                1, 1, *np.shape(mask_logits)[-2:]
+            )
+        if box_xyxy is not None:
+            box = np.asarray(box_xyxy, np.float32).reshape(4)
+            window = zoom.window_around(_union(box, positive), hw, margin)
+            mask_in = self._carry(mask_logits, mask_window, window)
+            return self._predict_in(
+                window, pts, lab, box, mask_in, multimask, return_logits, lazy_masks
+            )
+        if pts is None:  # a mask prompt alone: predict where it is
+            window = mask_window
+            return self._predict_in(
+                window, None, None, None, mask_logits, multimask, return_logits, lazy_masks
+            )
+        if mask_logits is None:  # first pass: find the object on the whole image
+            first = self._predict_in(None, pts, lab, None, None, multimask, False, True)
+            best = first.best()
+            prev, prev_window = first.low_res_logits[best][None, None], None
+            mask_window = None
+        else:
+            prev, prev_window = mask_logits, mask_window
+        window = self._click_window(prev, prev_window, mask_window, positive)
+        if window is None and mask_logits is None:  # nothing found: the whole-image answer
+            return self._predict_in(
+                None, pts, lab, None, None, multimask, return_logits, lazy_masks
+            )
+        keep = zoom.inside(pts, window) if window is not None else np.ones(len(pts), bool)
+        mask_in = self._carry(prev, prev_window, window)
+        return self._predict_in(
+            window, pts[keep], lab[keep], None, mask_in, False, return_logits, lazy_masks
+        )
+
+    def _click_window(self, prev, prev_window, mask_window, positive) -> Window | None:
+        """The crop for a click pass (None: the whole image).
+
+        The previous window is kept while the mask and the positive clicks stay clear of its
+        inner edges; otherwise a new one is chosen around them.
+        """
+        hw = self._orig_hw
+        full = (0, 0, hw[1], hw[0])
+        box = zoom.logits_box(prev[0, 0], prev_window or full)
+        region = _union(box, positive)
+        if region is None:
+            return None
+        if mask_window is not None and not zoom_is_full(mask_window, hw):
+            held = zoom.inside(positive, mask_window).all()
+            if held and not zoom.touches_inner_edge(region, mask_window, hw):
+                return tuple(int(v) for v in mask_window)
+        window = zoom.window_around(region, hw, self.zoom_margin)
+        return None if zoom_is_full(window, hw) else window
+
+    def _carry(self, mask_logits, src: Window | None, dst: Window | None):
+        """Low-res logits covering ``src`` resampled to cover ``dst`` (None: whole image)."""
+        if mask_logits is None:
+            return None
+        hw = self._orig_hw
+        full = (0, 0, hw[1], hw[0])
+        src, dst = tuple(src or full), tuple(dst or full)
+        if src == dst:
+            return mask_logits
+        t = torch.as_tensor(np.asarray(mask_logits, np.float32))
+        return zoom.resample_logits(t, src, dst).numpy()
+
+    def crop_features(self, window: Window) -> tuple[ImageFeatures, object]:
+        """Features (and the fast decoder's prepared state) of a crop of the current image.
+
+        Cached like image embeddings, keyed by the image, the window and the model.
+        """
+        key = f"{self._image_key}|crop{tuple(int(v) for v in window)}"
+        if self._crop_prepared is not None and self._crop_prepared[0] == key:
+            return self._crop_prepared[1]
+        feats = self.crop_cache.get(key)
+        if feats is None:
+            feats = self.embed(zoom.crop(self._image, window))
+            self.crop_cache.put(key, feats)
+        feats = feats.to(self.device)
+        prepared = None
+        if self.fast:
+            with autocast(self.device, self.precision):
+                prepared = self.model.prepare(feats)
+        self._crop_prepared = (key, (feats, prepared))
+        return feats, prepared
+
+    # -- decoding ---------------------------------------------------------------------------
+    def _predict_in(
+        self,
+        window: Window | None,
+        points_xy,
+        labels,
+        box_xyxy,
+        mask_logits,
+        multimask: bool,
+        return_logits: bool,
+        lazy_masks: bool,
+    ) -> Prediction:
+        """Decode on the whole image (``window`` None) or on a crop, masks at image size."""
+        hw = self._orig_hw
+        if window is not None and zoom_is_full(window, hw):
+            window = None
+        if window is None:
+            feats, prepared, frame = self._features, self._prepared, hw
+        else:
+            (feats, prepared), frame = self.crop_features(window), zoom.window_hw(window)
+            if points_xy is not None:
+                points_xy = zoom.points_into(points_xy, window)
+            if box_xyxy is not None:
+                box_xyxy = zoom.box_into(box_xyxy, window)
+            if points_xy is not None and not len(points_xy):
+                points_xy = labels = None
+        pts, lab, batched = self._prompt_tensors(points_xy, labels, box_xyxy, frame)
+        mask_in = self._mask_tensor(mask_logits, pts.shape[0] if pts is not None else 1)
+        with autocast(self.device, self.precision):
+            if prepared is not None:
+                out = self.model.decode_prepared(prepared, pts, lab, mask_in, multimask)
+            else:
+                out = self.model.decode(feats, pts, lab, mask_in, multimask)
+        logits = out.logits.float()
+        if lazy_masks:
+            if batched or return_logits:
+                raise ValueError("lazy_masks=True takes a single prompt set and boolean masks")
+            masks = None
+        elif return_logits:
+            full = F.interpolate(logits, frame, mode="bilinear", align_corners=False)
+            masks = full.cpu().numpy()
+            if window is not None:
+                masks = zoom.paste(masks, window, hw, fill=np.float32(-32.0))
+        else:
+            masks = upsample_masks(logits, frame)
+            if window is not None:
+                masks = zoom.paste(masks, window, hw)
+        res = Prediction(
+            masks,
+            out.iou.float().cpu().numpy(),
+            logits.clamp(-32.0, 32.0).cpu().numpy(),
+            out.object_score.float()[:, 0].cpu().numpy(),
+            window=window,
+        )
         if not batched:
             res = Prediction(
                 None if masks is None else res.masks[0],
@@ -248,12 +503,16 @@ class ImagePredictor:
                 res.object_scores[0],
                 logits[0] if masks is None else None,
                 hw if masks is None else None,
+                window=window,
             )
         return res
 
-    def _prompt_tensors(self, points_xy, labels, box_xyxy):
-        """Build (K, N, 2) input-frame coords and (K, N) labels; boxes first as labels 2/3."""
-        dev, hw, size = self.device, self._orig_hw, self.image_size
+    def _prompt_tensors(self, points_xy, labels, box_xyxy, frame_hw=None):
+        """Build (K, N, 2) input-frame coords and (K, N) labels; boxes first as labels 2/3.
+
+        ``frame_hw`` is the size of the frame the coordinates are in (the image by default).
+        """
+        dev, hw, size = self.device, frame_hw or self._orig_hw, self.image_size
         batched = False
         pts = lab = None
         if points_xy is not None:
@@ -300,6 +559,38 @@ class ImagePredictor:
         while m.ndim < 4:
             m = m[None]
         return m.expand(k, -1, -1, -1) if m.shape[0] == 1 and k > 1 else m
+
+
+def zoom_is_full(window: Window | None, size_hw: tuple[int, int]) -> bool:
+    """True when ``window`` is None or the whole image."""
+    return zoom.is_full(window, size_hw)
+
+
+def _union(box: np.ndarray | None, points_xy: np.ndarray) -> np.ndarray | None:
+    """Inclusive box around a box (or None) and (N, 2) points; None when both are empty."""
+    parts = [] if box is None else [np.asarray(box, np.float32).reshape(2, 2)]
+    if len(points_xy):
+        parts.append(np.asarray(points_xy, np.float32).reshape(-1, 2))
+    if not parts:
+        return None
+    p = np.concatenate(parts)
+    return np.concatenate([p.min(0), p.max(0)])
+
+
+def _prompt_set(points_xy, labels, box_xyxy, mask_logits, mask_window, i: int):
+    """Prompt set ``i`` of batched prompts (arguments of ``_predict_zoomed``)."""
+    pts = lab = box = mask = None
+    if points_xy is not None:
+        p, lb = np.asarray(points_xy), np.asarray(labels)
+        pts, lab = (p[i], lb[i]) if p.ndim == 3 else (p, lb)
+    if box_xyxy is not None:
+        b = np.asarray(box_xyxy).reshape(-1, 4)
+        box = b[i] if len(b) > 1 else b[0]
+    if mask_logits is not None:
+        m = np.asarray(mask_logits)
+        mask = m[i] if m.ndim == 4 and m.shape[0] > 1 else m
+    win = mask_window[i] if isinstance(mask_window, list) else mask_window
+    return pts, lab, box, mask, win
 
 
 def _finite(coords, name: str) -> np.ndarray:

@@ -57,6 +57,10 @@ class TrainConfig:
             encoder; disables augmentation).
         cache_dir: Keep the cached features on disk here (None: in memory).
         augment: Flip/scale/colour augmentation of the training images.
+        object_crop_prob: Probability that a training image is first cropped around one of
+            its objects, with a random margin per side (the views a zoom-in predictor sees);
+            the rest are whole images. Needs ``augment``.
+        object_crop_margin: Range of that margin, as a fraction of the object's box side.
         balanced: Class-balanced sampling (inverse breed/species frequency).
         max_objects: Objects per image per step (a random subset when there are more).
         prob_box: Probability that an image's objects get a (jittered) box prompt, else
@@ -113,6 +117,8 @@ class TrainConfig:
     cached_embeddings: bool = False
     cache_dir: str | None = None
     augment: bool = True
+    object_crop_prob: float = 0.0
+    object_crop_margin: tuple[float, float] = (0.0, 0.5)
     balanced: bool = True
     max_objects: int = 8
     prob_box: float = 0.5
@@ -156,7 +162,10 @@ class TrainConfig:
         _check_finite(self)
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
-        for name in ("prob_box", "prob_mask_prompt", "prob_click_from_gt"):
+        lo, hi = self.object_crop_margin
+        if not 0 <= lo <= hi:
+            raise ValueError(f"object_crop_margin must be 0 <= low <= high, got {(lo, hi)}")
+        for name in ("prob_box", "prob_mask_prompt", "prob_click_from_gt", "object_crop_prob"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.cached_embeddings and not self.encoder_frozen:

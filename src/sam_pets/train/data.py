@@ -34,14 +34,25 @@ PLAIN = dict(
 )
 
 
-def open_dataset(root: str, split: str, size: int, augment: bool) -> CanonicalDataset:
+def open_dataset(
+    root: str,
+    split: str,
+    size: int,
+    augment: bool,
+    object_crop_prob: float = 0.0,
+    object_crop_margin: tuple[float, float] = (0.0, 0.5),
+) -> CanonicalDataset:
     """A canonical dataset split whose samples come out at S x S (augmented or not).
+
+    With ``augment``, ``object_crop_prob`` of the samples are first cropped around one of
+    their objects (see :class:`~sam_pets.data.augment.RandomObjectCrop`).
 
     Every item is read once here; those that cannot be read are left out before training
     starts and listed in the dataset's ``skipped`` (see
     :class:`~sam_pets.data.dataset.CanonicalDataset`).
     """
-    aug = AugmentConfig(resize=size) if augment else AugmentConfig(resize=size, **PLAIN)
+    crop = dict(object_crop_prob=object_crop_prob, object_crop_margin=tuple(object_crop_margin))
+    aug = AugmentConfig(resize=size, **crop) if augment else AugmentConfig(resize=size, **PLAIN)
     return CanonicalDataset(root, DatasetConfig(split=split, augment=aug), check=True)
 
 

@@ -248,6 +248,8 @@ class FinetuneJob:
         val_fraction: Share of the annotated images held out (at least one of two or more).
         max_clicks: Click budget of the clicks-to-90 % score.
         seed: Seed of the split and of training.
+        zoom: Score the held-out images with zoom-in prediction on or off (None: each
+            model's default, as the annotator's).
     """
 
     def __init__(
@@ -261,6 +263,7 @@ class FinetuneJob:
         val_fraction: float = 0.2,
         max_clicks: int = 20,
         seed: int = 0,
+        zoom: bool | None = None,
     ) -> None:
         if preset not in PRESETS:
             raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
@@ -273,6 +276,7 @@ class FinetuneJob:
         self.preset = preset
         self.overrides = dict(overrides or {})
         self.val_fraction, self.max_clicks, self.seed = val_fraction, max_clicks, seed
+        self.zoom = zoom
         self._stop = threading.Event()
         self._resume = False
         self._before: HeldOutScores | None = None
@@ -298,6 +302,7 @@ class FinetuneJob:
             overrides=info.get("overrides"),
             max_clicks=info.get("max_clicks", 20),
             seed=info.get("seed", 0),
+            zoom=info.get("zoom"),
         )
         job._resume = True
         job._steps = steps
@@ -376,7 +381,12 @@ class FinetuneJob:
         if self._stop.is_set():
             return {}
         gen = iter_compare(
-            models, data, features=feats, max_clicks=self.max_clicks, stop=self._stop
+            models,
+            data,
+            features=feats,
+            max_clicks=self.max_clicks,
+            stop=self._stop,
+            zoom=self.zoom,
         )
         label = "before" if "after" not in models else "after"
         while True:
@@ -395,6 +405,7 @@ class FinetuneJob:
             "dataset": str(data),
             "seed": self.seed,
             "max_clicks": self.max_clicks,
+            "zoom": self.zoom,
             "base_model": self.base_model.cfg.name,
             "before": dataclasses.asdict(self._before) if self._before else None,
             "updated": time.strftime("%Y-%m-%dT%H:%M:%S"),

@@ -55,16 +55,20 @@ def iter_compare(
     max_clicks: int = 20,
     device: str = "cpu",
     stop: threading.Event | None = None,
+    zoom: bool | None = None,
 ) -> Generator[Progress, None, dict[str, HeldOutScores]]:
     """Score each model on a split with box, one-click and click-to-90 % protocols.
 
     Each image is embedded once per distinct image encoder (models sharing an encoder, as
     before and after a decoder-only fine-tune, share the embedding); ``features`` from the
     annotator are used for the first model when given. Items that cannot be read are left
-    out (a progress notice names each) and not counted in ``images``.
+    out (a progress notice names each) and not counted in ``images``. ``zoom`` scores with
+    zoom-in prediction on or off (None: each model's default,
+    :func:`sam_pets.predict.zoom.default_for`).
     """
     from sam_pets.predict import ImagePredictor
     from sam_pets.predict.cache import encoder_fingerprint
+    from sam_pets.predict.zoom import default_for
 
     stop = stop or threading.Event()
     held_out = True
@@ -73,7 +77,13 @@ def iter_compare(
     except ValueError:  # no held-out split: score on what there is
         names, held_out = item_names(dataset, "all"), False
     preds = {
-        k: ImagePredictor(m, device=device, precision="fp32", cache_size=1)
+        k: ImagePredictor(
+            m,
+            device=device,
+            precision="fp32",
+            cache_size=1,
+            zoom=default_for(m) if zoom is None else zoom,
+        )
         for k, m in models.items()
     }
     enc = {k: encoder_fingerprint(m) for k, m in models.items()}
@@ -93,9 +103,9 @@ def iter_compare(
             hw = item.image.shape[:2]
             given = features.get(item.name) if features and k == first else None
             if enc[k] in done:
-                p.set_features(done[enc[k]], hw)
+                p.set_features(done[enc[k]], hw, item.image)
             elif given is not None:
-                p.set_features(given, hw)
+                p.set_features(given, hw, item.image)
                 done[enc[k]] = given
             else:
                 done[enc[k]] = p.set_image(item.image)

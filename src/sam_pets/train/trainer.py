@@ -106,7 +106,14 @@ class Trainer:
     def _build_data(self) -> None:
         cfg, size = self.cfg, self.model.cfg.image_size
         cached = cfg.cached_embeddings
-        self.train_ds = open_dataset(cfg.dataset, cfg.train_split, size, cfg.augment and not cached)
+        self.train_ds = open_dataset(
+            cfg.dataset,
+            cfg.train_split,
+            size,
+            cfg.augment and not cached,
+            cfg.object_crop_prob,
+            cfg.object_crop_margin,
+        )
         self.skipped: list[FileIssue] = list(self.train_ds.skipped)
         if self.skipped and not len(self.train_ds):
             raise no_readable_items(cfg.dataset, self.skipped)
