@@ -142,6 +142,22 @@ def register(sub) -> None:
         help="share of training images first cropped around one object with a random margin "
         "(trains for zoom-in prediction; default 0)",
     )
+    p.add_argument(
+        "--copy-paste",
+        type=probability,
+        dest="copy_paste_prob",
+        metavar="P",
+        help="share of training images whose objects are pasted onto another background "
+        "(a strip of another item beside its objects, or a --background image; default 0)",
+    )
+    p.add_argument(
+        "--background",
+        action="append",
+        dest="copy_paste_backgrounds",
+        metavar="DIR",
+        help="folder of images without the objects, used as copy-paste backgrounds "
+        "(repeatable)",
+    )
     p.add_argument("--device", type=device, help="auto (default), cpu, cuda, cuda:1 ...")
     p.add_argument(
         "--precision",
@@ -188,6 +204,8 @@ _FLAG_KEYS = (
     "correction_rounds",
     "augment",
     "object_crop_prob",
+    "copy_paste_prob",
+    "copy_paste_backgrounds",
     "device",
     "precision",
     "seed",
@@ -212,6 +230,10 @@ def build_config(args) -> tuple[object, bool]:
     from sam_pets.train.rundir import RunDir
 
     flags = {k: getattr(args, k) for k in _FLAG_KEYS if getattr(args, k) is not None}
+    if "copy_paste_backgrounds" in flags:  # the run's config must work from any folder
+        flags["copy_paste_backgrounds"] = [
+            str(Path(d).resolve()) for d in flags["copy_paste_backgrounds"]
+        ]
     if args.resume:
         _check_resume_args(args, flags)
         cfg = RunDir(args.resume).read_config()

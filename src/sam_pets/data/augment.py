@@ -36,6 +36,8 @@ class AugmentConfig:
         object_crop_margin: Range of the margin added on each side of the object's box, as
             a fraction of the box side; each side draws its own, so the object also shifts
             and the crop's aspect changes. The crop is clipped to the image.
+        copy_paste_prob: Probability that a sample's objects are first pasted onto another
+            background (see :mod:`sam_pets.data.copy_paste`; datasets that have backgrounds).
     """
 
     hflip_prob: float = 0.5
@@ -49,6 +51,7 @@ class AugmentConfig:
     resize: int | None = None
     object_crop_prob: float = 0.0
     object_crop_margin: tuple[float, float] = (0.0, 0.5)
+    copy_paste_prob: float = 0.0
 
 
 def object_crop_window(

@@ -34,9 +34,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy import ndimage
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 
+from sam_pets.data import copy_paste
 from sam_pets.data.augment import AugmentConfig, build_transform
 from sam_pets.data.errors import BadItemError
 from sam_pets.data.formats import sam2_folder as canon
@@ -145,6 +147,8 @@ class CanonicalDataset(_SampleMixin, Dataset):
         cfg: DatasetConfig = DatasetConfig(),
         check: bool = False,
         workers: int = 0,
+        max_side: int | None = None,
+        backgrounds: Sequence[np.ndarray] = (),
     ) -> None:
         """Read the manifest and the split list (and with ``check``, every item once).
 
@@ -153,16 +157,27 @@ class CanonicalDataset(_SampleMixin, Dataset):
             cfg: Split, border policy and augmentation.
             check: Read every item now and leave out (into :attr:`skipped`) those that cannot
                 be read; otherwise no image is opened here.
-            workers: Threads for the check (0: ``min(4, cpu count)``).
+            workers: Threads for the check and :meth:`preload` (0: ``min(4, cpu count)``).
+            max_side: Shrink items whose longer side exceeds this many pixels as they are
+                read (image antialiased; a mask pixel is the object's when half of its area
+                is, ignored when any of it is), before augmentation: a training sample at
+                S x S needs no 12 MP photo. None keeps the files' size.
+            backgrounds: Extra backgrounds for copy-paste augmentation (RGB uint8 images;
+                ``cfg.augment.copy_paste_prob``), used half of the time; the other half,
+                and always without them, a strip of another item beside its objects.
         """
         self.root = Path(root)
         self.cfg = cfg
+        self.max_side = max_side
+        self.backgrounds = list(backgrounds)
+        self.workers = workers or min(4, os.cpu_count() or 1)
+        self._memory: dict[int, tuple] = {}
         records = canon.items_by_name(canon.load_manifest(self.root))
         names = sorted(records) if cfg.split == "all" else canon.read_list(self.root, cfg.split)
         self.records = [records[n] for n in names if n in records]
         self.skipped: tuple[FileIssue, ...] = ()
         if check:
-            self._drop_unreadable(workers or min(4, os.cpu_count() or 1))
+            self._drop_unreadable(self.workers)
         self._init_transform()
 
     def _drop_unreadable(self, workers: int) -> None:
@@ -197,6 +212,8 @@ class CanonicalDataset(_SampleMixin, Dataset):
         h = hashlib.blake2b(digest_size=16)
         cfg = DatasetConfig(border=self.cfg.border, augment=self.cfg.augment)
         h.update(repr(cfg).encode())
+        if self.max_side:
+            h.update(f"|max_side={self.max_side}".encode())
         layout = {
             "objects": [[o["id"], bool(o.get("iscrowd"))] for o in rec["objects"]],
             "ignore": bool(rec.get("ignore")),
@@ -210,12 +227,76 @@ class CanonicalDataset(_SampleMixin, Dataset):
             h.update(data)
         return h.hexdigest()
 
+    def preload(self, budget_mb: float) -> int:
+        """Decode (and shrink, see ``max_side``) items into memory, up to ``budget_mb``.
+
+        Later reads of those items cost no file access nor decoding; DataLoader workers
+        started afterwards share them. Items that cannot be read are left to
+        ``__getitem__`` (which names them). Returns the number of items kept.
+        """
+        budget = budget_mb * 2**20
+        used = sum(_nbytes(v) for v in self._memory.values())
+        todo = [i for i in range(len(self.records)) if i not in self._memory]
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            for start in range(0, len(todo), 64):
+                if used >= budget:
+                    break
+                chunk = todo[start : start + 64]
+                for i, arrays in zip(chunk, pool.map(self._try_read, chunk), strict=True):
+                    if arrays is not None and used + _nbytes(arrays) <= budget:
+                        self._memory[i] = arrays
+                        used += _nbytes(arrays)
+        return len(self._memory)
+
+    def _try_read(self, index: int) -> tuple | None:
+        try:
+            return self._read(index)
+        except BadItemError:
+            return None
+
+    def _read(self, index: int) -> tuple:
+        """(image, masks, ignore) of item ``index``, shrunk to ``max_side``."""
+        if index in self._memory:
+            return self._memory[index]
+        ann = canon.read_annotation(self.root, self.records[index])
+        ignore = ann.ignore if ann.ignore is not None else np.zeros(ann.size_hw, bool)
+        return _shrink(ann.image, ann.masks, ignore, self.max_side)
+
     def __getitem__(self, index: int) -> dict:
         """The sample of item ``index``; raises BadItemError if it cannot be read."""
         rec = self.records[index]
-        ann = canon.read_annotation(self.root, rec)
+        image, masks, ignore = self._read(index)
+        aug = self.cfg.augment
+        if aug is not None and aug.copy_paste_prob > 0 and torch.rand(()) < aug.copy_paste_prob:
+            image = self._copy_paste(index, image, masks, ignore)
         meta = {"name": rec["name"], "species": rec.get("species"), "breed": rec.get("breed")}
-        return self._make_sample(ann.image, ann.masks, ann.ignore, rec["objects"], meta)
+        return self._make_sample(image, masks, ignore, rec["objects"], meta)
+
+    def _copy_paste(self, index: int, image, masks, ignore) -> np.ndarray:
+        """``image``'s objects on a background drawn with torch's RNG.
+
+        The objects keep the first pixels of their ignored band (fur at a pet's edge);
+        the rest of the band takes the background, so no halo of the old one is left.
+        """
+        core = masks.any(0) if len(masks) else np.zeros_like(ignore)
+        alpha = core | (ignore & ndimage.binary_dilation(core, iterations=2))
+        background = None
+        if len(self.records) > 1 and (not self.backgrounds or torch.rand(()) < 0.5):
+            other = int(torch.randint(len(self.records) - 1, ()))
+            other += other >= index
+            try:
+                o_img, o_masks, o_ign = self._read(other)
+            except BadItemError:
+                o_img = None
+            if o_img is not None:
+                o_obj = o_ign | (o_masks.any(0) if len(o_masks) else np.zeros_like(o_ign))
+                background = copy_paste.free_strip(o_img, o_obj)
+        if background is None and self.backgrounds:
+            background = self.backgrounds[int(torch.randint(len(self.backgrounds), ()))]
+        if background is None:
+            return image
+        h, w = alpha.shape
+        return copy_paste.paste(image, alpha, copy_paste.random_crop(background, w / h))
 
 
 class AnnotationDataset(_SampleMixin, Dataset):
@@ -245,6 +326,30 @@ class AnnotationDataset(_SampleMixin, Dataset):
         objects = [{"id": o.id, "iscrowd": o.iscrowd} for o in ann.objects]
         meta = {"name": ann.name, "species": ann.species, "breed": ann.breed}
         return self._make_sample(rgb, ann.masks.astype(bool), ignore.astype(bool), objects, meta)
+
+
+def _nbytes(arrays: tuple) -> int:
+    return sum(a.nbytes for a in arrays)
+
+
+def _shrink(image: np.ndarray, masks: np.ndarray, ignore: np.ndarray, max_side: int | None):
+    """Image, masks and ignore region scaled so the longer side is at most ``max_side``."""
+    h, w = image.shape[:2]
+    if not max_side or max(h, w) <= max_side:
+        return image, masks, ignore
+    scale = max_side / max(h, w)
+    size = [max(1, round(h * scale)), max(1, round(w * scale))]
+    import torch.nn.functional as F
+    from torchvision.transforms.v2 import functional as TF
+
+    img = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
+    img = TF.resize(img, size, antialias=True).permute(1, 2, 0).contiguous().numpy()
+    m = torch.from_numpy(np.ascontiguousarray(masks)).float()[None]  # (1, K, H, W)
+    m = F.interpolate(m, size=size, mode="area")[0] >= 0.5 if len(masks) else None
+    small = m.numpy() if m is not None else np.zeros((0, *size), bool)
+    ign = torch.from_numpy(np.ascontiguousarray(ignore)).float()[None, None]
+    ign = (F.interpolate(ign, size=size, mode="area")[0, 0] > 0).numpy()
+    return img, small, ign
 
 
 def collate_samples(batch: list[dict]) -> list[dict]:

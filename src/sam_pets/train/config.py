@@ -61,6 +61,14 @@ class TrainConfig:
             its objects, with a random margin per side (the views a zoom-in predictor sees);
             the rest are whole images. Needs ``augment``.
         object_crop_margin: Range of that margin, as a fraction of the object's box side.
+        copy_paste_prob: Probability that a training image's objects are pasted onto another
+            background first (a strip of another item beside its objects, or an image from
+            ``copy_paste_backgrounds``). Needs ``augment``.
+        copy_paste_backgrounds: Folders of images without the objects of interest, used
+            as copy-paste backgrounds half of the time.
+        preload_mb: Keep up to this many MB of decoded training images in memory (shrunk
+            to twice the model input side), so that steps neither read nor decode files
+            (0: read every sample from disk).
         balanced: Class-balanced sampling (inverse breed/species frequency).
         max_objects: Objects per image per step (a random subset when there are more).
         prob_box: Probability that an image's objects get a (jittered) box prompt, else
@@ -119,6 +127,9 @@ class TrainConfig:
     augment: bool = True
     object_crop_prob: float = 0.0
     object_crop_margin: tuple[float, float] = (0.0, 0.5)
+    copy_paste_prob: float = 0.0
+    copy_paste_backgrounds: tuple[str, ...] = ()
+    preload_mb: int = 2048
     balanced: bool = True
     max_objects: int = 8
     prob_box: float = 0.5
@@ -165,7 +176,13 @@ class TrainConfig:
         lo, hi = self.object_crop_margin
         if not 0 <= lo <= hi:
             raise ValueError(f"object_crop_margin must be 0 <= low <= high, got {(lo, hi)}")
-        for name in ("prob_box", "prob_mask_prompt", "prob_click_from_gt", "object_crop_prob"):
+        for name in (
+            "prob_box",
+            "prob_mask_prompt",
+            "prob_click_from_gt",
+            "object_crop_prob",
+            "copy_paste_prob",
+        ):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.cached_embeddings and not self.encoder_frozen:
@@ -217,6 +234,7 @@ _NON_NEGATIVE = (
     "num_workers",
     "save_every",
     "num_pos_clicks",
+    "preload_mb",
 )
 
 # Field type (as written in the annotations) -> (accepted Python types, name in messages).

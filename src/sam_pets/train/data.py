@@ -17,6 +17,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from sam_pets.data.augment import AugmentConfig
+from sam_pets.data.copy_paste import load_backgrounds
 from sam_pets.data.dataset import CanonicalDataset, DatasetConfig
 from sam_pets.model import ImageFeatures, Sam2Image
 from sam_pets.model.checkpoint import atomic_write_bytes
@@ -41,19 +42,39 @@ def open_dataset(
     augment: bool,
     object_crop_prob: float = 0.0,
     object_crop_margin: tuple[float, float] = (0.0, 0.5),
+    copy_paste_prob: float = 0.0,
+    copy_paste_backgrounds: tuple[str, ...] = (),
 ) -> CanonicalDataset:
     """A canonical dataset split whose samples come out at S x S (augmented or not).
 
     With ``augment``, ``object_crop_prob`` of the samples are first cropped around one of
-    their objects (see :class:`~sam_pets.data.augment.RandomObjectCrop`).
+    their objects (see :class:`~sam_pets.data.augment.RandomObjectCrop`), and
+    ``copy_paste_prob`` have their objects pasted onto another background (a strip of
+    another item, or an image of the ``copy_paste_backgrounds`` folders).
 
     Every item is read once here; those that cannot be read are left out before training
     starts and listed in the dataset's ``skipped`` (see
     :class:`~sam_pets.data.dataset.CanonicalDataset`).
     """
-    crop = dict(object_crop_prob=object_crop_prob, object_crop_margin=tuple(object_crop_margin))
-    aug = AugmentConfig(resize=size, **crop) if augment else AugmentConfig(resize=size, **PLAIN)
-    return CanonicalDataset(root, DatasetConfig(split=split, augment=aug), check=True)
+    extra = dict(
+        object_crop_prob=object_crop_prob,
+        object_crop_margin=tuple(object_crop_margin),
+        copy_paste_prob=copy_paste_prob,
+    )
+    aug = AugmentConfig(resize=size, **extra) if augment else AugmentConfig(resize=size, **PLAIN)
+    # samples are made at S x S: items larger than 2 S (room for object crops) are shrunk
+    backgrounds = (
+        load_backgrounds(copy_paste_backgrounds, 2 * size)
+        if augment and copy_paste_prob > 0
+        else []
+    )
+    return CanonicalDataset(
+        root,
+        DatasetConfig(split=split, augment=aug),
+        check=True,
+        max_side=2 * size,
+        backgrounds=backgrounds,
+    )
 
 
 def sample_seed(seed: int, epoch: int, position: int) -> int:

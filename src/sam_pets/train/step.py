@@ -145,18 +145,13 @@ def batch_loss(
         leaves = ImageFeatures(*(t.detach().requires_grad_() for t in feats.tensors()))
     totals = dict.fromkeys(("total", *TERMS), 0.0)
     norm = scale / n_obj
-    for i, masks in enumerate(batch.masks):
-        if len(masks):
-            rng = np.random.default_rng(batch.seeds[i])
-            for step in _image_rounds(
-                model, leaves.index(i), masks, batch.ignore[i], cfg, rng, autocast
-            ):
-                if backward is not None:
-                    backward(step.total * norm)
-                for k in totals:
-                    totals[k] += float(getattr(step, k).detach())
-                if stop is not None and stop():
-                    raise StepInterrupted
+    for step in _batch_rounds(model, leaves, batch, cfg, autocast):
+        if backward is not None:
+            backward(step.total * norm)
+        for k in totals:
+            totals[k] += float(getattr(step, k).detach())
+        if stop is not None and stop():
+            raise StepInterrupted
     if enc_grad and any(t.grad is not None for t in leaves.tensors()):
         pairs = [
             (f, leaf.grad)
@@ -176,9 +171,29 @@ def _targets(masks: torch.Tensor, ignore: torch.Tensor, cfg: TrainConfig, low: i
     return gt, keep
 
 
-def _image_rounds(model, feats, masks, ignore, cfg, rng, autocast):
-    """Yield the :class:`StepLoss` of each round for the K objects of one image."""
-    s_in, s_low = model.cfg.image_size, model.cfg.mask_size
+@dataclass
+class _Object:
+    """The objects of one image during the rounds of a step (its own prompts and state)."""
+
+    image: int
+    rng: np.random.Generator
+    gt_np: np.ndarray  # (K, S, S) bool
+    ign_np: np.ndarray  # (S, S) bool
+    gt: torch.Tensor  # (K, 1, s', s') float targets at the loss resolution
+    keep: torch.Tensor  # (K, 1, s', s') float
+    points: torch.Tensor  # (K, N, 2) model-input pixels
+    labels: torch.Tensor  # (K, N)
+    multimask: bool  # first round: one click per object asks for 3 candidates
+    mask_in: torch.Tensor | None  # (K, 1, s, s) mask prompt
+
+    @property
+    def count(self) -> int:
+        return len(self.gt_np)
+
+
+def _start(model, i: int, masks, ignore, cfg: TrainConfig, rng) -> _Object:
+    """First prompts (and optional GT mask prompt) of image ``i``'s objects."""
+    s_low = model.cfg.mask_size
     dev = masks.device
     if len(masks) > cfg.max_objects:
         masks = masks[torch.from_numpy(np.sort(rng.choice(len(masks), cfg.max_objects, False)))]
@@ -190,26 +205,70 @@ def _image_rounds(model, feats, masks, ignore, cfg, rng, autocast):
     if cfg.prob_mask_prompt > 0 and rng.random() < cfg.prob_mask_prompt:
         low = F.interpolate(masks[:, None].float(), size=(s_low, s_low), mode="area")
         mask_in = (low - 0.5) * 20.0  # (K, 1, s, s) logits of the GT mask
+    return _Object(i, rng, gt_np, ign_np, gt, keep, pts, labels, first.multimask, mask_in)
+
+
+def _batch_rounds(model, feats: ImageFeatures, batch: Batch, cfg: TrainConfig, autocast):
+    """Yield the :class:`StepLoss` of each round, for the objects of all images at once.
+
+    Each image keeps its own generator (seeded by its sample seed) and draws its prompts in
+    the same order as when it is trained alone; per round, the objects of all images whose
+    prompts have the same shape and output mode go through the decoder as one batch (with
+    their images' features), so a batch of B one-pet images costs 1-2 decoder calls per
+    round instead of B.
+    """
+    s_in = model.cfg.image_size
+    objs = [
+        _start(model, i, m, batch.ignore[i], cfg, np.random.default_rng(batch.seeds[i]))
+        for i, m in enumerate(batch.masks)
+        if len(m)
+    ]
     w = loss_weights(cfg)
     for r in range(cfg.correction_rounds + 1):
-        with autocast():
-            out = model.decode(feats, pts, labels, mask_in, first.multimask and r == 0)
-        logits = out.logits.float()  # (K, M, s, s)
-        full = F.interpolate(logits, size=(s_in, s_in), mode="bilinear", align_corners=False)
-        yield sam_loss(
-            full if cfg.loss_resolution == "input" else logits,
-            out.iou,
-            out.object_score,
-            gt,
-            keep,
-            w,
-        )
-        if r == cfg.correction_rounds:
-            return
-        best = out.iou.argmax(dim=1) if logits.shape[1] > 1 else torch.zeros_like(out.iou[:, 0])
-        rows = torch.arange(len(logits), device=dev)
-        pred = (full[rows, best.long()] > 0).cpu().numpy()  # (K, S, S)
-        cp, cl = correction_clicks(pred, gt_np, ign_np, rng, cfg.prob_click_from_gt)
-        pts = torch.cat([pts, torch.from_numpy(cp).to(dev)], dim=1)  # (K, N + 1, 2)
-        labels = torch.cat([labels, torch.from_numpy(cl).to(dev)], dim=1)  # (K, N + 1)
-        mask_in = logits[rows, best.long()][:, None].detach()  # (K, 1, s, s)
+        groups: dict[tuple, list[_Object]] = {}
+        for o in objs:
+            key = (o.points.shape[1], o.multimask and r == 0, o.mask_in is None)
+            groups.setdefault(key, []).append(o)
+        for (_, multimask, no_mask), group in groups.items():
+            rows = torch.cat([torch.full((o.count,), o.image, dtype=torch.long) for o in group]).to(
+                feats.image_embed.device
+            )
+            g_feats = ImageFeatures(*(t.index_select(0, rows) for t in feats.tensors()))
+            mask_in = None if no_mask else torch.cat([o.mask_in for o in group])
+            with autocast():
+                out = model.decode(
+                    g_feats,
+                    torch.cat([o.points for o in group]),
+                    torch.cat([o.labels for o in group]),
+                    mask_in,
+                    multimask,
+                )
+            logits = out.logits.float()  # (K, M, s, s)
+            full = F.interpolate(logits, size=(s_in, s_in), mode="bilinear", align_corners=False)
+            yield sam_loss(
+                full if cfg.loss_resolution == "input" else logits,
+                out.iou,
+                out.object_score,
+                torch.cat([o.gt for o in group]),
+                torch.cat([o.keep for o in group]),
+                w,
+            )
+            if r < cfg.correction_rounds:
+                _next_clicks(group, logits, full, out.iou, cfg)
+
+
+def _next_clicks(group: list[_Object], logits, full, iou, cfg: TrainConfig) -> None:
+    """Add each object's correction click and feed its selected logits back (in place)."""
+    dev = logits.device
+    best = iou.argmax(dim=1) if logits.shape[1] > 1 else torch.zeros_like(iou[:, 0])
+    rows = torch.arange(len(logits), device=dev)
+    pred_all = (full[rows, best.long()] > 0).cpu().numpy()  # (K, S, S)
+    chosen = logits[rows, best.long()][:, None].detach()  # (K, 1, s, s)
+    at = 0
+    for o in group:
+        sl = slice(at, at + o.count)
+        at += o.count
+        cp, cl = correction_clicks(pred_all[sl], o.gt_np, o.ign_np, o.rng, cfg.prob_click_from_gt)
+        o.points = torch.cat([o.points, torch.from_numpy(cp).to(dev)], dim=1)  # (K, N + 1, 2)
+        o.labels = torch.cat([o.labels, torch.from_numpy(cl).to(dev)], dim=1)  # (K, N + 1)
+        o.mask_in = chosen[sl]

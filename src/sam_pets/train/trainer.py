@@ -113,7 +113,11 @@ class Trainer:
             cfg.augment and not cached,
             cfg.object_crop_prob,
             cfg.object_crop_margin,
+            cfg.copy_paste_prob,
+            cfg.copy_paste_backgrounds,
         )
+        if cfg.preload_mb and not cached:
+            self.train_ds.preload(cfg.preload_mb)
         self.skipped: list[FileIssue] = list(self.train_ds.skipped)
         if self.skipped and not len(self.train_ds):
             raise no_readable_items(cfg.dataset, self.skipped)
