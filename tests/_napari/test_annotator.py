@@ -1016,3 +1016,73 @@ def test_commit_during_a_prediction_writes_the_latest_prompts(annotator, qtbot):
     assert not np.array_equal(both, first)
     np.testing.assert_array_equal(widget.target_layer().data, both.astype(np.uint16))
     assert not widget.preview.data.any() and widget.session.candidates is None
+
+
+@pytest.fixture
+def zoom_annotator(make_napari_viewer, qtbot, pet_image, tmp_path, monkeypatch):
+    """The Annotator with the built-in model, which zooms in on objects by default."""
+    from sam_pets.model import resolve_model
+    from sam_pets.predict import ImagePredictor
+    from sam_pets.predict.zoom import default_for
+
+    monkeypatch.setenv("SAM_PETS_CONFIG_DIR", str(tmp_path / "config"))
+    model = resolve_model("pets")
+    viewer = make_napari_viewer()
+    viewer.add_image(pet_image, name="pet", rgb=True)
+    _, widget = viewer.window.add_plugin_dock_widget("sam-pets", "Annotator")
+    assert not widget.zoom_check.isEnabled()  # no model yet
+    widget.set_predictor(ImagePredictor(model, device="cpu", zoom=default_for(model)))
+    qtbot.waitUntil(lambda: widget._ready_key is not None, timeout=30000)
+    yield viewer, widget
+    qtbot.waitUntil(lambda: not widget._busy, timeout=30000)
+
+
+def test_zoom_check_box_follows_the_model_and_drives_the_predictions(zoom_annotator, qtbot):
+    viewer, widget = zoom_annotator
+    p = widget.predictor
+    assert widget.zoom_check.isEnabled() and widget.zoom_check.isChecked() and p.zoom
+    box = np.array([60.0, 40.0, 420.0, 340.0], np.float32)  # (x0, y0, x1, y1)
+    widget.boxes.add_rectangles(np.array([[box[1], box[0]], [box[3], box[2]]]))
+    _wait_prediction(qtbot, widget)
+    zoomed = p.predict(box_xyxy=box, multimask=False)
+    assert zoomed.window is not None
+    assert widget.session.candidates.window == zoomed.window
+    np.testing.assert_array_equal(widget.preview.data > 0, zoomed.masks[0])
+    # clicks inside the box: after the first, each carries the crop's logits and window
+    widget.add_point(np.array([300.0, 400.0]), label=0)  # (row, col)
+    qtbot.waitUntil(lambda: len(widget.session.labels) == 1 and not widget._busy, timeout=30000)
+    first = widget.session.candidates
+    np.testing.assert_array_equal(
+        widget.preview.data > 0,
+        p.predict(np.array([[400.0, 300.0]]), np.array([0]), box, multimask=False).masks[0],
+    )
+    widget.add_point(np.array([80.0, 380.0]), label=0)
+    qtbot.waitUntil(lambda: len(widget.session.labels) == 2 and not widget._busy, timeout=30000)
+    assert widget.session.candidates is not first
+    again = p.predict(
+        np.array([[400.0, 300.0], [380.0, 80.0]]),
+        np.array([0, 0]),
+        box,
+        first.logits[first.index][None],
+        multimask=False,
+        mask_window=first.window,
+    )
+    assert first.window is not None
+    np.testing.assert_array_equal(widget.preview.data > 0, again.masks[0])
+    # off: the same prompts again, on the whole image
+    widget.zoom_check.setChecked(False)
+    assert not p.zoom
+    qtbot.waitUntil(
+        lambda: (
+            not widget._busy
+            and widget.session.candidates is not None
+            and widget.session.candidates.window is None
+        ),
+        timeout=30000,
+    )
+    plain = p.predict(
+        np.array([[400.0, 300.0], [380.0, 80.0]]), np.array([0, 0]), box, multimask=False
+    )
+    np.testing.assert_array_equal(widget.preview.data > 0, plain.masks[0])
+    assert widget.commit() == 1
+    np.testing.assert_array_equal(widget.target_layer().data == 1, plain.masks[0])

@@ -276,3 +276,24 @@ def test_mask_image_mismatch(tmp_path, capsys):
         == 2
     )
     assert "differs from image size" in capsys.readouterr().err
+
+
+def test_eval_and_robustness_score_with_and_without_zoom(dataset, tmp_path, capsys):
+    base = ["--model", "pets", "--limit", "1", "--quiet"]
+    runs = {}
+    for flag in ("--zoom", "--no-zoom", None):
+        out = tmp_path / f"rep{flag}"
+        argv = ["eval", str(dataset), *base, "--prompt", "box", "--prompt", "clicks"]
+        argv += ["--max-clicks", "3", "--out", str(out)] + ([flag] if flag else [])
+        assert main(argv) == 0
+        runs[flag] = _last_json(capsys)["results"]["pets"]
+        info = json.loads((out / "metrics.json").read_text())["models"]["pets"]
+        assert info["zoom"] is (flag != "--no-zoom")  # the built-in model zooms by default
+    assert runs["--zoom"] == runs[None]
+    assert runs["--zoom"]["box"]["miou"] != runs["--no-zoom"]["box"]["miou"]
+    out = tmp_path / "rob"
+    argv = ["robustness", str(dataset), *base, "--levels", "2", "--perturbation", "occlusion"]
+    assert main([*argv, "--out", str(out), "--no-zoom"]) == 0
+    plain = _last_json(capsys)["mean_dice"]["occlusion"]
+    assert main([*argv, "--out", str(out), "--zoom", "--overwrite"]) == 0
+    assert _last_json(capsys)["mean_dice"]["occlusion"] != plain

@@ -229,3 +229,30 @@ def test_checkpoint_with_unknown_keys_is_refused(ckpt, tmp_path, capsys):
     assert main(["info", str(extra)]) == 2
     err = capsys.readouterr().err
     assert "extra.pt: 1 unexpected keys" in err and "'foo.bar'" in err
+
+
+def test_predict_zooms_in_by_default_with_the_builtin_model(tmp_path, capsys):
+    from PIL import Image
+
+    from sam_pets.samples import sample_path
+
+    masks = {}
+    for flag in ("--zoom", "--no-zoom", None):
+        out = tmp_path / f"m{flag}.png"
+        argv = ["predict", str(sample_path()), "--box", "120,40,380,340", "--out", str(out)]
+        assert main(argv + ([flag] if flag else [])) == 0
+        assert json.loads(capsys.readouterr().out)["zoom"] is (flag != "--no-zoom")
+        masks[flag] = np.asarray(Image.open(out))
+        assert masks[flag].shape == (375, 500)
+    assert np.array_equal(masks[None], masks["--zoom"])
+    assert not np.array_equal(masks["--zoom"], masks["--no-zoom"])
+
+
+def test_bench_times_the_zoomed_first_mask(capsys):
+    argv = ["bench", "--config", "test", "--device", "cpu", "--repeats", "1", "--clicks", "2"]
+    assert main(argv) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["zoom"] is True and rec["first_box_ms"] > 0 and rec["zoom_click_ms"] > 0
+    assert main([*argv, "--no-zoom"]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert rec["zoom"] is False and "zoom_click_ms" not in rec and rec["first_box_ms"] > 0

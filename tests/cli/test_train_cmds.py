@@ -373,3 +373,28 @@ def test_help_names_every_file_of_a_run(capsys):
     for name in ("config.yaml", "metrics.jsonl", "loss.png", "val.png", "last.pt", "best.pt"):
         assert name in out
     assert "state.pt" in out  # what --resume continues from
+
+
+def test_object_crops_and_copy_paste_flags(dataset, tmp_path, capsys, monkeypatch):
+    import yaml
+    from PIL import Image
+
+    bg = tmp_path / "backgrounds"
+    bg.mkdir()
+    Image.fromarray(np.full((60, 90, 3), 30, np.uint8)).save(bg / "wall.png")
+    monkeypatch.chdir(tmp_path)  # a relative folder is kept as an absolute one
+    out = tmp_path / "r"
+    argv = ["train", str(dataset), "--steps", "1", "--out", str(out), *FAST]
+    argv += ["--object-crop", "0.7", "--copy-paste", "0.5", "--background", "backgrounds"]
+    assert main(argv) == 0
+    assert _summary(capsys)["status"] == "done"
+    cfg = yaml.safe_load((out / "config.yaml").read_text())
+    assert cfg["object_crop_prob"] == 0.7 and cfg["copy_paste_prob"] == 0.5
+    assert cfg["copy_paste_backgrounds"] == [str(bg)]
+    for flag, value in (("--object-crop", "1.5"), ("--copy-paste", "-0.1")):
+        with pytest.raises(SystemExit):
+            main(["train", str(dataset), "--steps", "1", flag, value, *FAST])
+        assert f"argument {flag}: must be in [0, 1]" in capsys.readouterr().err
+    missing = ["train", str(dataset), "--steps", "1", "--out", str(tmp_path / "r2"), *FAST]
+    assert main([*missing, "--copy-paste", "0.5", "--background", "nowhere"]) == 2
+    assert "background folder not found" in capsys.readouterr().err

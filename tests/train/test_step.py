@@ -137,3 +137,54 @@ def test_overfit_batch_is_segmented_by_box_and_click(make_cfg, seed):
     val = validate(tr.model, items)
     assert val["val_iou_box"] > 0.9 and val["val_iou_click"] > 0.75, val
     assert _best_click_candidate_iou(tr.model, items) > 0.9
+
+
+def test_a_batch_is_the_sum_of_its_images(test_model):
+    """Objects of all images are decoded together, yet each image is trained as if alone:
+    its own prompts (own seed), its own loss terms; the batch's gradient is their sum."""
+    from sam_pets.train.config import TrainConfig
+    from sam_pets.train.step import Batch
+
+    model = test_model
+    s = model.cfg.image_size
+    g = torch.Generator().manual_seed(0)
+    masks = []
+    for k in (1, 2, 0, 3):  # images with several objects and one with none
+        m = torch.zeros(k, s, s, dtype=torch.bool)
+        for j in range(k):
+            y, x = (int(v) for v in torch.randint(10, s - 40, (2,), generator=g))
+            m[j, y : y + 30, x : x + 25] = True
+        masks.append(m)
+    ignore = torch.zeros(4, s, s, dtype=torch.bool)
+    ignore[:, :4] = True
+    images = torch.rand(4, 3, s, s, generator=g)
+    seeds = [11, 12, 13, 14]
+    for prob_box, prob_mask in ((0.5, 0.0), (0.5, 0.5), (1.0, 0.0), (0.0, 0.0)):
+        cfg = TrainConfig(
+            dataset="-",
+            out="-",
+            model_config="test",
+            steps=1,
+            correction_rounds=2,
+            prob_box=prob_box,
+            prob_mask_prompt=prob_mask,
+        )
+        model.zero_grad()
+        whole = batch_loss(
+            model, Batch(masks, ignore, seeds, images), cfg, backward=torch.Tensor.backward
+        )
+        grads = _grads(model.parameters())
+        model.zero_grad()
+        total, n = 0.0, 0
+        for i in range(4):
+            one = Batch([masks[i]], ignore[i : i + 1], [seeds[i]], images[i : i + 1])
+            part = batch_loss(
+                model, one, cfg, backward=lambda t, k=one.num_objects: (t * k).backward()
+            )
+            total += part.loss * part.num_objects
+            n += part.num_objects
+        assert whole.num_objects == n == 6
+        assert whole.loss == pytest.approx(total / n, rel=1e-5)
+        for a, b in zip(grads, _grads(model.parameters()), strict=True):
+            torch.testing.assert_close(a * n, b, rtol=1e-4, atol=1e-5)
+    model.zero_grad(set_to_none=True)

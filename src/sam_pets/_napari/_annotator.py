@@ -174,11 +174,11 @@ class AnnotatorWidget(
         self._ready_key = self._embedding_key = None  # an embedding under way is the old model's
         self._embed_current()
 
-    def _on_zoom_toggled(self, on: bool) -> None:
+    def _on_zoom_toggled(self) -> None:
         """Zoom in (or not) from the next prediction on; the current prompts again now."""
         if self.predictor is None:
             return
-        self.predictor.zoom = bool(on)
+        self.predictor.zoom = self.zoom_check.isChecked()
         self._predicted_key = None
         self.request_predict()
 

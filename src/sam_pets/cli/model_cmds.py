@@ -250,6 +250,7 @@ def cmd_predict(args) -> int:
                 "area": int(mask.sum()),
                 "height": int(mask.shape[0]),
                 "width": int(mask.shape[1]),
+                "zoom": predictor.zoom,
             }
         )
     )
