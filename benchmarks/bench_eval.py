@@ -49,6 +49,12 @@ def parse_args() -> argparse.Namespace:
     )
     ap.add_argument("--max-clicks", type=int, default=20)
     ap.add_argument(
+        "--zoom",
+        choices=("both", "on", "off"),
+        default="both",
+        help="score each model with zoom-in prediction, without, or both side by side",
+    )
+    ap.add_argument(
         "--robustness-limit",
         type=int,
         default=40,
@@ -97,13 +103,15 @@ def main() -> None:
             show=False,
         )
         specs = [(args.model, args.config)] + ([(args.compare, None)] if args.compare else [])
+        zooms = {"both": (False, True), "on": (True,), "off": (False,)}[args.zoom]
         models = []
-        for spec, config in specs:
+        for n, (spec, config) in enumerate(specs):
             model, info = resolve_model(spec, config)
-            label = info["source"] if len(specs) == 1 else ("A", "B")[len(models)]
-            models.append(
-                NamedModel(label, ImagePredictor(model, device=args.device, cache_size=2), info)
-            )
+            label = info["source"] if len(specs) == 1 else ("A", "B")[n]
+            for zoom in zooms:
+                predictor = ImagePredictor(model, device=args.device, cache_size=2, zoom=zoom)
+                name = f"{label} +zoom" if zoom and len(zooms) > 1 else label
+                models.append(NamedModel(name, predictor, {**info, "zoom": zoom}))
         cfg = EvalConfig(max_clicks=args.max_clicks, limit=args.limit, split=args.split)
         t = time.perf_counter()
         res = run_job(iter_evaluate(models, ds, cfg))
@@ -115,7 +123,8 @@ def main() -> None:
                 prompt=args.prompt, levels=args.levels, limit=args.robustness_limit
             )
             t = time.perf_counter()
-            rob = run_job(iter_robustness(models[0].predictor, ds, rcfg, models[0].info))
+            # the robustness study uses the last model (with zoom when it is scored)
+            rob = run_job(iter_robustness(models[-1].predictor, ds, rcfg, models[-1].info))
             rob_s = time.perf_counter() - t
             write_robustness_report(
                 rob, clear_report_dir(args.reports / "robustness", ROBUSTNESS_FILES)
@@ -164,7 +173,10 @@ def snippet(args, res, eval_s: float, rob, rob_s: float, filled_box: float) -> s
         f"split `{args.split}` (val fraction {args.val_fraction}, seed 0): "
         f"{s['n_images']} images, {s['n_objects']} objects; trimap border ignored",
         "- Models: "
-        + "; ".join(f"{m} = `{i['source']}` ({i['config']})" for m, i in s["models"].items()),
+        + "; ".join(
+            f"{m} = `{i['source']}` ({i['config']}{', zoom-in' if i.get('zoom') else ''})"
+            for m, i in s["models"].items()
+        ),
         f"- Wall time: evaluation {eval_s:.0f} s ({eval_s / max(s['n_images'], 1):.2f} s per "
         "image, all protocols" + (" and models" if len(s["models"]) > 1 else "") + "; "
         "embedding "
@@ -210,7 +222,7 @@ def snippet(args, res, eval_s: float, rob, rob_s: float, filled_box: float) -> s
             "",
             f"Robustness: mean Dice, {rob.config.prompt} prompt, first "
             f"{rs['n_images']} images ({rs['n_objects']} objects), model "
-            f"{next(iter(s['models']))}; columns are the levels in order.",
+            f"{list(s['models'])[-1]}; columns are the levels in order.",
             "",
             "| perturbation | " + " | ".join(f"L{i}" for i in range(n)) + " |",
             "| --- |" + " --- |" * n,

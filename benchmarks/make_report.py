@@ -9,6 +9,7 @@ ORDER = [
     "predictor",
     "predictor_gpu",
     "annotator",
+    "zoom",
     "convert",
     "train",
     "finetune",
