@@ -12,6 +12,7 @@ ORDER = [
     "zoom",
     "convert",
     "train",
+    "train_recipe",
     "finetune",
     "predict_during_finetune",
     "eval",
