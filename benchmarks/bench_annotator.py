@@ -184,6 +184,7 @@ def main() -> None:
         default=["off", "on"],
         help="time the clicks without and/or with zoom-in prediction",
     )
+    ap.add_argument("--snippet", default="annotator", help="results/NAME.md to write")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
 
@@ -205,7 +206,8 @@ def main() -> None:
                     print(rows[-1], flush=True)
     text = "\n".join(
         [
-            "## Annotator click-to-preview latency, CPU",
+            "## Annotator click-to-preview latency, CPU"
+            + ("" if args.snippet == "annotator" else f" ({args.snippet.replace('_', ' ')})"),
             "",
             f"- Machine: {machine()}",
             f"- Command: `xvfb-run -a {command()}`",
@@ -243,7 +245,7 @@ def main() -> None:
     )
     print(text)
     if not args.no_write:
-        write_snippet("annotator", text)
+        write_snippet(args.snippet, text)
 
 
 if __name__ == "__main__":

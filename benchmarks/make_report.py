@@ -9,6 +9,7 @@ ORDER = [
     "predictor",
     "predictor_gpu",
     "annotator",
+    "annotator_zoom",
     "zoom",
     "convert",
     "train",

@@ -3,6 +3,7 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from sam_pets.data.augment import (
+    NO_JITTER,
     AugmentConfig,
     RandomObjectCrop,
     build_transform,
@@ -25,15 +26,7 @@ def test_steps_follow_the_config():
     ]
     crop = build_transform(AugmentConfig(resize=64, object_crop_prob=0.5)).transforms
     assert [type(t).__name__ for t in crop][:2] == ["RandomObjectCrop", "Resize"]
-    bare = AugmentConfig(
-        hflip_prob=0,
-        scale_range=(1.0, 1.0),
-        translate=0,
-        brightness=0,
-        contrast=0,
-        saturation=0,
-        hue=0,
-    )
+    bare = AugmentConfig(**NO_JITTER)
     assert [type(t).__name__ for t in build_transform(bare).transforms] == ["ClampBoundingBoxes"]
 
 
@@ -56,17 +49,6 @@ def test_flip_moves_everything_together():
     assert out_img[0, :, 5].eq(255).all() and out_mask[0, :, 5].all()
     assert out_boxes.tolist() == [[5, 0, 6, 4]]
     assert isinstance(build_transform(cfg), v2.Compose)
-
-
-PLAIN = dict(
-    hflip_prob=0.0,
-    scale_range=(1.0, 1.0),
-    translate=0,
-    brightness=0,
-    contrast=0,
-    saturation=0,
-    hue=0,
-)
 
 
 def _scene(h=60, w=80):
@@ -127,7 +109,7 @@ def test_object_crop_probability_zero_and_no_objects_leave_the_sample():
 
 def test_object_crop_then_resize_gives_the_model_size():
     torch.manual_seed(1)
-    cfg = AugmentConfig(resize=32, object_crop_prob=1.0, **PLAIN)
+    cfg = AugmentConfig(resize=32, object_crop_prob=1.0, **NO_JITTER)
     image, masks, ignore, boxes = build_transform(cfg)(*_scene())
     assert image.shape == (3, 32, 32) and masks.shape == (2, 32, 32)
     # the crop is around an object: it covers a good share of the frame

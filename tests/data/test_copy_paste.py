@@ -9,18 +9,8 @@ from PIL import Image
 from scipy import ndimage
 
 from sam_pets.data import copy_paste as cp
-from sam_pets.data.augment import AugmentConfig
+from sam_pets.data.augment import NO_JITTER, AugmentConfig
 from sam_pets.data.dataset import CanonicalDataset, DatasetConfig
-
-PLAIN = dict(
-    hflip_prob=0.0,
-    scale_range=(1.0, 1.0),
-    translate=0,
-    brightness=0,
-    contrast=0,
-    saturation=0,
-    hue=0,
-)
 
 
 def test_paste_keeps_the_objects_and_replaces_the_rest():
@@ -73,7 +63,7 @@ def test_load_backgrounds(tmp_path):
 
 
 def _dataset(root, prob, backgrounds=(), **kw):
-    aug = AugmentConfig(resize=None, copy_paste_prob=prob, **PLAIN)
+    aug = AugmentConfig(resize=None, copy_paste_prob=prob, **NO_JITTER)
     return CanonicalDataset(
         root, DatasetConfig(split="all", augment=aug), backgrounds=backgrounds, **kw
     )

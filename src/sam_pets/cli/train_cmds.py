@@ -155,8 +155,7 @@ def register(sub) -> None:
         action="append",
         dest="copy_paste_backgrounds",
         metavar="DIR",
-        help="folder of images without the objects, used as copy-paste backgrounds "
-        "(repeatable)",
+        help="folder of images without the objects, used as copy-paste backgrounds (repeatable)",
     )
     p.add_argument("--device", type=device, help="auto (default), cpu, cuda, cuda:1 ...")
     p.add_argument(

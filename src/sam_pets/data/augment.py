@@ -54,6 +54,19 @@ class AugmentConfig:
     copy_paste_prob: float = 0.0
 
 
+# Settings that turn every jitter off: ``AugmentConfig(**NO_JITTER)`` changes nothing but what
+# it is asked for (a resize, object crops...).
+NO_JITTER = dict(
+    hflip_prob=0.0,
+    scale_range=(1.0, 1.0),
+    translate=0.0,
+    brightness=0.0,
+    contrast=0.0,
+    saturation=0.0,
+    hue=0.0,
+)
+
+
 def object_crop_window(
     box_xyxy: torch.Tensor, size_hw: tuple[int, int], margins: torch.Tensor
 ) -> tuple[int, int, int, int]:

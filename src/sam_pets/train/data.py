@@ -16,23 +16,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from sam_pets.data.augment import AugmentConfig
+from sam_pets.data.augment import NO_JITTER, AugmentConfig
 from sam_pets.data.copy_paste import load_backgrounds
 from sam_pets.data.dataset import CanonicalDataset, DatasetConfig
 from sam_pets.model import ImageFeatures, Sam2Image
 from sam_pets.model.checkpoint import atomic_write_bytes
 from sam_pets.predict.cache import encoder_fingerprint
 from sam_pets.train.step import Batch, encode
-
-PLAIN = dict(
-    hflip_prob=0.0,
-    scale_range=(1.0, 1.0),
-    translate=0.0,
-    brightness=0.0,
-    contrast=0.0,
-    saturation=0.0,
-    hue=0.0,
-)
 
 
 def open_dataset(
@@ -61,7 +51,9 @@ def open_dataset(
         object_crop_margin=tuple(object_crop_margin),
         copy_paste_prob=copy_paste_prob,
     )
-    aug = AugmentConfig(resize=size, **extra) if augment else AugmentConfig(resize=size, **PLAIN)
+    aug = (
+        AugmentConfig(resize=size, **extra) if augment else AugmentConfig(resize=size, **NO_JITTER)
+    )
     # samples are made at S x S: items larger than 2 S (room for object crops) are shrunk
     backgrounds = (
         load_backgrounds(copy_paste_backgrounds, 2 * size)
