@@ -311,3 +311,23 @@ def test_default_zoom_follows_the_input_size(pets_model, test_model):
 
     assert Z.default_for(pets_model)
     assert not Z.default_for(build_model("sam2.1_hiera_tiny", seed=0))
+
+
+def test_a_decoder_swap_keeps_crop_embeddings_but_not_their_decoder_state(zp, pets_model):
+    import copy
+
+    before = zp.predict(box_xyxy=BOX, multimask=False)
+    misses = zp.crop_cache.misses
+    tuned = copy.deepcopy(pets_model)
+    with torch.no_grad():
+        for p in tuned.sam_mask_decoder.transformer.parameters():
+            p.mul_(0.5)
+    zp.set_model(tuned)  # same image encoder: the embeddings stay valid
+    after = zp.predict(box_xyxy=BOX, multimask=False)
+    assert zp.crop_cache.misses == misses  # the crop came from the cache
+    fresh = ImagePredictor(tuned, device="cpu", precision="fp32", zoom=True)
+    fresh.set_image(zp._image)
+    np.testing.assert_allclose(
+        after.low_res_logits, fresh.predict(box_xyxy=BOX, multimask=False).low_res_logits, atol=1e-4
+    )
+    assert not np.allclose(after.low_res_logits, before.low_res_logits)

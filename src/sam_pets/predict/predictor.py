@@ -142,6 +142,7 @@ class ImagePredictor:
         new_id = self._encoder_id(model)
         with self._lock:
             self.model = model
+            self._crop_prepared = None  # prepared with the old decoder's weights
             if new_id == self._model_id:
                 if self._features is not None:
                     self._use(self._features, self._orig_hw)
