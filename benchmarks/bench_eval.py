@@ -85,9 +85,9 @@ def main() -> None:
     from sam_pets.data.convert import ConvertConfig, convert_oxford_pets
     from sam_pets.eval.evaluate import EvalConfig, NamedModel, iter_evaluate
     from sam_pets.eval.html import clear_report_dir
-    from sam_pets.eval.report import EVAL_FILES, write_eval_report
+    from sam_pets.eval.report import write_eval_report
     from sam_pets.eval.robustness import RobustnessConfig, iter_robustness
-    from sam_pets.eval.robustness_report import ROBUSTNESS_FILES, write_robustness_report
+    from sam_pets.eval.robustness_report import write_robustness_report
     from sam_pets.predict import ImagePredictor
     from sam_pets.progress import run_job
 
@@ -116,7 +116,7 @@ def main() -> None:
         t = time.perf_counter()
         res = run_job(iter_evaluate(models, ds, cfg))
         eval_s = time.perf_counter() - t
-        write_eval_report(res, clear_report_dir(args.reports / "eval", EVAL_FILES))
+        write_eval_report(res, clear_report_dir(args.reports / "eval"))
         rob, rob_s = None, 0.0
         if args.robustness_limit:
             rcfg = RobustnessConfig(
@@ -126,9 +126,7 @@ def main() -> None:
             # the robustness study uses the last model (with zoom when it is scored)
             rob = run_job(iter_robustness(models[-1].predictor, ds, rcfg, models[-1].info))
             rob_s = time.perf_counter() - t
-            write_robustness_report(
-                rob, clear_report_dir(args.reports / "robustness", ROBUSTNESS_FILES)
-            )
+            write_robustness_report(rob, clear_report_dir(args.reports / "robustness"))
         text = snippet(args, res, eval_s, rob, rob_s, filled_box_miou(ds, args.split, args.limit))
         print(text)
         print(

@@ -5,7 +5,7 @@ Run under a virtual display (the README's picture comes from this):
     xvfb-run -a -s "-screen 0 1600x1000x24" python scripts/screenshot.py [--out docs/annotator.png]
 
 It opens the plugin's sample photo, docks the Annotator and the Fine-tune panel, loads the
-built-in ``pets`` model, draws a box around the cat, commits the object and saves the whole
+built-in ``pets`` model, draws a box around the cat (the whole cat: a zoomed box frames what it encloses), commits the object and saves the whole
 window.
 """
 
@@ -55,8 +55,8 @@ def main() -> None:
     else:
         annotator.set_predictor(ImagePredictor(resolve_model(args.model), device="cpu"))
     spin(lambda: annotator.predictor is not None and annotator._ready_key is not None)
-    # the cat in the sample photo: a box around it (napari rectangles are (row, col) corners)
-    annotator.boxes.add_rectangles(np.array([[40.0, 60.0], [370.0, 470.0]]))
+    # a box around the whole cat of the sample photo (napari rectangles: (row, col) corners)
+    annotator.boxes.add_rectangles(np.array([[5.0, 0.0], [374.0, 470.0]]))
     spin(lambda: annotator.session.candidates is not None and not annotator._busy)
     annotator.commit()
     spin(lambda: not annotator._busy)
