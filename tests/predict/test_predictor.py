@@ -78,9 +78,11 @@ def test_decoder_only_swap_keeps_embeddings(predictor, pet_image, monkeypatch):
     click = (np.array([[250.0, 180.0]]), np.array([1]))
     a = predictor.predict(*click).low_res_logits
     tuned = copy.deepcopy(predictor.model)
-    with torch.no_grad():
-        for p in tuned.sam_mask_decoder.parameters():
-            p.add_(0.05 * torch.randn_like(p))
+    with torch.no_grad():  # a decoder fine-tune on cached embeddings: conv_s0/s1 stay
+        for name, p in tuned.sam_mask_decoder.named_parameters():
+            if not name.startswith(("conv_s0", "conv_s1")):
+                p.add_(0.05 * torch.randn_like(p))
+    embed = predictor.embed
     monkeypatch.setattr(predictor, "embed", lambda img: pytest.fail("encoder ran"))
     predictor.set_model(tuned)
     assert predictor.is_image_set  # the current image is still ready
@@ -88,6 +90,13 @@ def test_decoder_only_swap_keeps_embeddings(predictor, pet_image, monkeypatch):
     assert not np.allclose(a, b)
     predictor.set_image(pet_image)  # from the cache
     assert predictor.cached_features(pet_image) is not None
+    # the high-res skips of the features pass through conv_s0: changing it changes them
+    changed = copy.deepcopy(tuned)
+    with torch.no_grad():
+        changed.sam_mask_decoder.conv_s0.weight.mul_(0.5)
+    monkeypatch.setattr(predictor, "embed", embed)
+    predictor.set_model(changed)
+    assert not predictor.is_image_set and predictor.cached_features(pet_image) is None
 
 
 def test_prompts_and_batches(predictor, pet_image):
