@@ -5,7 +5,8 @@ Run under a virtual display (the README's picture comes from this):
     xvfb-run -a -s "-screen 0 1600x1000x24" python scripts/screenshot.py [--out docs/annotator.png]
 
 It opens the plugin's sample photo, docks the Annotator and the Fine-tune panel, loads the
-built-in ``pets`` model, draws a box around the cat (the whole cat: a zoomed box frames what it encloses), commits the object and saves the whole
+built-in ``pets`` model, draws a box around the whole cat (a zoomed box frames what it
+encloses), commits the object and saves the whole
 window.
 """
 
