@@ -34,9 +34,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from scipy import ndimage
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
+from torchvision.transforms.v2 import functional as TF
 
 from sam_pets.data import copy_paste
 from sam_pets.data.augment import AugmentConfig, build_transform
@@ -339,9 +341,6 @@ def _shrink(image: np.ndarray, masks: np.ndarray, ignore: np.ndarray, max_side: 
         return image, masks, ignore
     scale = max_side / max(h, w)
     size = [max(1, round(h * scale)), max(1, round(w * scale))]
-    import torch.nn.functional as F
-    from torchvision.transforms.v2 import functional as TF
-
     img = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)
     img = TF.resize(img, size, antialias=True).permute(1, 2, 0).contiguous().numpy()
     m = torch.from_numpy(np.ascontiguousarray(masks)).float()[None]  # (1, K, H, W)

@@ -150,7 +150,6 @@ class ImagePredictor:
             self._model_id = new_id
             self.cache.clear()
             self.crop_cache.clear()
-            self._crop_prepared = None
             self._features = None
             self._prepared = None
             self._orig_hw = None
@@ -219,17 +218,16 @@ class ImagePredictor:
         Zoomed predictions crop ``image`` (the picture the features were computed from);
         without it, :meth:`predict` with zoom raises.
         """
+        if image is not None:
+            image = np.asarray(image)
+            if tuple(image.shape[:2]) != tuple(orig_hw):
+                raise ValueError(
+                    f"image is {image.shape[:2]}, but the features are of a {orig_hw} image"
+                )
         with self._lock:
             self._use(features, orig_hw)
-            if image is not None:
-                image = np.asarray(image)
-                if tuple(image.shape[:2]) != tuple(orig_hw):
-                    raise ValueError(
-                        f"image is {image.shape[:2]}, but the features are of a {orig_hw} image"
-                    )
-                self._image, self._image_key = image, image_key(image) + "|" + self._model_id
-            else:
-                self._image = self._image_key = None
+            self._image = image
+            self._image_key = None if image is None else image_key(image) + "|" + self._model_id
 
     def reset_image(self) -> None:
         """Forget the current image (the cache keeps its features)."""
