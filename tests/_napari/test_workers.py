@@ -57,7 +57,7 @@ def _predict_once(qtbot, viewer):
 
 
 def test_clicks_do_not_pile_up_predictions(make_napari_viewer, qtbot, pet_image):
-    from sam_pets._napari._session import Candidates
+    from sam_pets.predict.session import Candidates
 
     viewer = make_napari_viewer()
     viewer.add_image(pet_image, name="pet", rgb=True)

@@ -106,3 +106,14 @@ def test_correction_click_random_is_in_error_region(pet):
         assert (missed | extra)[y, x] and click.label == int(missed[y, x])
     with pytest.raises(ValueError):
         prompts.correction_click(pred, mask, mode="nope")
+
+
+def test_boundary_distance_on_the_bounding_box_equals_the_whole_image_transform():
+    rng = np.random.default_rng(3)
+    for _ in range(100):
+        m = np.zeros((int(rng.integers(1, 50)), int(rng.integers(1, 50))), bool)
+        for _ in range(int(rng.integers(0, 4))):
+            y, x = rng.integers(0, m.shape[0]), rng.integers(0, m.shape[1])
+            m[y : y + rng.integers(1, 25), x : x + rng.integers(1, 25)] = True
+        full = ndimage.distance_transform_edt(np.pad(m, 1))[1:-1, 1:-1]
+        np.testing.assert_array_equal(prompts.boundary_distance(m), full)

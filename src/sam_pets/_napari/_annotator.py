@@ -22,10 +22,10 @@ from sam_pets._napari._annotator_ui import KEYS, KEYS_DOC, AnnotatorLayout
 from sam_pets._napari._export import ExportMixin, export_items
 from sam_pets._napari._models import advance_pbar, load_predictor_job, progress_text
 from sam_pets._napari._prompting import PromptingMixin
-from sam_pets._napari._session import LabelOverflow, PromptSession
 from sam_pets._napari._targets import TargetsMixin, layer_id
 from sam_pets._napari._widgets import DockHelpers
 from sam_pets._napari._workers import function_worker, start_on_compute_thread
+from sam_pets.predict.session import LabelOverflow, PromptSession
 
 _LIVE: weakref.WeakSet = weakref.WeakSet()
 

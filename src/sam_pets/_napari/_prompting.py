@@ -9,9 +9,9 @@ from napari.utils.notifications import show_info
 from qtpy.QtCore import QTimer
 
 from sam_pets._napari import _layers as L
-from sam_pets._napari._session import PromptSession
 from sam_pets._napari._targets import layer_id
 from sam_pets._napari._workers import function_worker
+from sam_pets.predict.session import PromptSession
 
 _CLICK_DISTANCE = 5  # canvas pixels; a press moved further is a drag, not a click (as napari)
 _THUMBNAIL_DELAY_MS = 300  # the preview layer's thumbnail is redrawn once clicks pause this long

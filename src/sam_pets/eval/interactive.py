@@ -28,6 +28,8 @@ def simulate_clicks(
     ignore: np.ndarray | None = None,
     max_clicks: int = 20,
     first: str = "center",
+    until: float | None = None,
+    min_clicks: int = 1,
 ) -> list[float]:
     """Run the correction-click protocol on the predictor's current image.
 
@@ -42,10 +44,16 @@ def simulate_clicks(
         max_clicks: Number of clicks k (>= 1). With ``first="box"`` the box counts as the
             first interaction, so ``max_clicks - 1`` correction clicks follow it.
         first: "center" (positive click at the most interior pixel) or "box" (tight box).
+        until: Stop early once the IoU reaches this value after at least ``min_clicks``
+            interactions (None: always ``max_clicks``). NoC at any target up to ``until``
+            and the IoU after the first ``min_clicks`` interactions are the same as
+            without it; it only saves the clicks nobody reads.
+        min_clicks: See ``until``.
 
     Returns:
-        IoU in [0, 1] after each interaction, ``max_clicks`` floats. When the prediction
-        is already perfect, no error is left to click and the last IoU is repeated.
+        IoU in [0, 1] after each interaction, ``max_clicks`` floats (fewer when ``until``
+        stopped it). When the prediction is already perfect, no error is left to click and
+        the last IoU is repeated.
 
     Raises:
         ValueError: Bad ``first`` / ``max_clicks``, or an empty ``gt_mask``.
@@ -64,6 +72,8 @@ def simulate_clicks(
     mask, logits, window = _predict(predictor, points, labels, box, None, None, multimask=True)
     ious = [float(iou(mask, gt, ign))]
     while len(ious) < max_clicks:
+        if until is not None and len(ious) >= min_clicks and ious[-1] >= until:
+            break
         click = correction_click(mask, gt, ignore=ign, mode="center")
         if click is None:
             ious.append(ious[-1])

@@ -250,6 +250,8 @@ class FinetuneJob:
         seed: Seed of the split and of training.
         zoom: Score the held-out images with zoom-in prediction on or off (None: each
             model's default, as the annotator's).
+        score: Score the start model and the result on the held-out images (False: train
+            only; ``before`` and ``after`` of the result are None).
     """
 
     def __init__(
@@ -264,6 +266,7 @@ class FinetuneJob:
         max_clicks: int = 20,
         seed: int = 0,
         zoom: bool | None = None,
+        score: bool = True,
     ) -> None:
         if preset not in PRESETS:
             raise ValueError(f"unknown preset {preset!r}; choose from {sorted(PRESETS)}")
@@ -277,6 +280,7 @@ class FinetuneJob:
         self.overrides = dict(overrides or {})
         self.val_fraction, self.max_clicks, self.seed = val_fraction, max_clicks, seed
         self.zoom = zoom
+        self.score = score
         self._stop = threading.Event()
         self._resume = False
         self._before: HeldOutScores | None = None
@@ -363,7 +367,7 @@ class FinetuneJob:
         else:
             data, cfg = yield from self._prepare()
         feats = {it.name: it.features for it in self.items if it.features is not None}
-        if self._before is None:
+        if self._before is None and self.score:
             scores = yield from self._score({"before": self.base_model}, data, feats)
             self._before = scores.get("before")
             self._save_info(data, cfg)
@@ -372,8 +376,10 @@ class FinetuneJob:
         if fit.status == "cancelled":
             return FinetuneResult(self.folder, fit.status, fit.step, ckpt, self._before, None)
         model = load_model(ckpt)
-        scores = yield from self._score({"after": model, "before": self.base_model}, data, feats)
-        after = scores.get("after")
+        after = None
+        if self.score:
+            models = {"after": model, "before": self.base_model}
+            after = (yield from self._score(models, data, feats)).get("after")
         self._save_info(data, cfg, after=after, status=fit.status, checkpoint=ckpt)
         return FinetuneResult(self.folder, fit.status, fit.step, ckpt, self._before, after, model)
 

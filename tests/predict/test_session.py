@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sam_pets._napari._session import PromptSession
+from sam_pets.predict.session import PromptSession
 
 
 class CountingPredictor:
