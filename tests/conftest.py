@@ -30,15 +30,20 @@ def load_rgb(path: Path) -> np.ndarray:
 
 @pytest.fixture(scope="session")
 def pet_image() -> np.ndarray:
-    """A real 500x375 Oxford-IIIT Pet photo (RGB uint8)."""
-    return load_rgb(shared_path("data", "oxford_pets_dev", "images", "Bengal_63.jpg"))
+    """A real 500x375 Oxford-IIIT Pet photo (RGB uint8): the sample sam-pets ships."""
+    from sam_pets.samples import sample_path
+
+    return load_rgb(sample_path("Bengal_63.jpg"))
 
 
 @pytest.fixture(scope="session")
 def pet_trimap() -> np.ndarray:
+    """The trimap of :func:`pet_image` (1 pet, 2 background, 3 border), shipped with it."""
     from PIL import Image
 
-    with Image.open(shared_path("data", "oxford_pets_dev", "trimaps", "Bengal_63.png")) as im:
+    from sam_pets.samples import trimap_path
+
+    with Image.open(trimap_path("Bengal_63.jpg")) as im:
         return np.asarray(im)
 
 
@@ -83,3 +88,11 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
     setattr(item, f"rep_{rep.when}", rep)
+
+
+@pytest.fixture(autouse=True)
+def _user_folders(tmp_path_factory, monkeypatch):
+    """Per-user data and settings go to a temporary folder: no test writes to the home."""
+    base = tmp_path_factory.mktemp("user")
+    monkeypatch.setenv("SAM_PETS_DATA_DIR", str(base / "data"))
+    monkeypatch.setenv("SAM_PETS_CONFIG_DIR", str(base / "config"))

@@ -67,6 +67,7 @@ def test_wheel_ships_manifest_and_entry_point(tmp_path):
         names = z.namelist()
         assert z.read("sam_pets/napari.yaml").decode() == (REPO / "napari.yaml").read_text()
         assert "sam_pets/samples/Bengal_63.jpg" in names
+        assert "sam_pets/samples/Bengal_63_trimap.png" in names
         ep = next(n for n in names if n.endswith("entry_points.txt"))
         text = z.read(ep).decode()
     assert "[napari.manifest]" in text and "sam-pets = sam_pets:napari.yaml" in text

@@ -64,14 +64,6 @@ def test_registry_urls_and_hashes():
     assert hub.model_names()[0] == "pets"
 
 
-def test_cache_dir_order(tmp_path, monkeypatch):
-    monkeypatch.delenv("SAM_PETS_CACHE_DIR", raising=False)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert hub.cache_dir() == tmp_path / "xdg" / "sam-pets"
-    monkeypatch.setenv("SAM_PETS_CACHE_DIR", str(tmp_path / "mine"))
-    assert hub.cache_dir() == tmp_path / "mine"
-
-
 def test_good_download_is_verified_and_cached(server, cache):
     res, records = _download()
     assert res.path == cache / f"{NAME}.pt" and res.verified and res.fetched

@@ -8,6 +8,7 @@ layout lives in :mod:`._annotator_ui`, prompt handling and prediction in :mod:`.
 from __future__ import annotations
 
 import contextlib
+import time
 import weakref
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from qtpy.QtWidgets import QWidget
 from sam_pets._napari import _layers as L
 from sam_pets._napari._annotator_ui import KEYS, KEYS_DOC, AnnotatorLayout
 from sam_pets._napari._export import ExportMixin, export_items
+from sam_pets._napari._journal import JournalError, SessionJournal
 from sam_pets._napari._models import advance_pbar, load_predictor_job, progress_text
 from sam_pets._napari._prompting import PromptingMixin
 from sam_pets._napari._targets import TargetsMixin, layer_id
@@ -93,6 +95,9 @@ class AnnotatorWidget(
         self._dead = False
         self.destroyed.connect(self._on_destroyed)
         self.last_worker = None
+        self._journal_error = None  # set by the journal's writer thread, shown on the next commit
+        self.journal = SessionJournal(on_error=lambda msg: setattr(self, "_journal_error", msg))
+        self._offered = None  # (image layer id, plane, journal record) the restore button offers
         self._build_ui()
         self._bind_keys()
         self.viewer.layers.events.inserted.connect(self._refresh_layer_choices)
@@ -217,6 +222,7 @@ class AnnotatorWidget(
             self._remove_prompts(all_planes=True)
             self._show_target()
         self._watch_pixels(image)
+        self._offer_restore()
         self._embed_current()
 
     def _watch_pixels(self, image: Image | None) -> None:
@@ -283,6 +289,7 @@ class AnnotatorWidget(
         self.request_predict()
 
     def _on_step(self, event=None) -> None:
+        self._offer_restore()
         if self._key() != self._ready_key:
             self.session.clear()
             self._restore_refine()
@@ -374,6 +381,7 @@ class AnnotatorWidget(
         target = self._ensure_target(image)  # a new one if the user deleted it
         plane, overwrite = self._plane(image), self.overwrite_check.isChecked()
         owner = layer_id(target)
+        meta = self._object_meta()
         try:
             label = self.session.commit(target.data, plane, overwrite, owner)
         except LabelOverflow:  # more objects than the layer's dtype holds: widen it and retry
@@ -393,9 +401,71 @@ class AnnotatorWidget(
             return 0
         target.refresh()
         self._annotated[layer_id(image)] = (image, target)
+        self._journal_commit(image, target, plane, label, meta)
         self._remove_prompts()
         self.committed.emit(label)
         return label
+
+    def _object_meta(self) -> dict:
+        """How the object being committed was made: prompts, model, zoom (for the journal)."""
+        s, p = self.session, self.predictor
+        return {
+            "prompts": {
+                "points": s.points_xy.tolist(),
+                "labels": s.labels.tolist(),
+                "box": None if s.box_xyxy is None else s.box_xyxy.tolist(),
+            },
+            "refined": bool(s.refining_label),
+            "model": None if p is None else p.model.cfg.name,
+            "zoom": None if p is None else bool(p.zoom),
+        }
+
+    def _journal_commit(self, image, target, plane, label: int | None, meta=None) -> None:
+        """Journal the plane after a commit (``label``) or an undo (``label`` None)."""
+        if self._journal_error:
+            show_warning(f"sam-pets: {self._journal_error}")
+            self._journal_error = None
+        if label is None:
+            self.journal.changed(image, target, plane)
+        else:
+            self.journal.committed(image, target, plane, label, meta or {})
+
+    def _offer_restore(self) -> None:
+        """Show the restore button when the journal holds objects this plane does not show."""
+        image = self._image_layer()
+        self._offered = None
+        rec = None
+        if image is not None:
+            plane = self._plane(image)
+            try:
+                rec = self.journal.pending(image, self.target_layer(), plane)
+            except JournalError as e:
+                show_warning(f"sam-pets: {e}")
+            if rec is not None:
+                self._offered = (layer_id(image), plane, rec)
+        self.restore_button.setVisible(rec is not None)
+        if rec is not None:
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(rec.updated))
+            self.restore_button.setText(f"Restore {rec.n_objects} objects saved {when}")
+
+    def restore_session(self) -> int:
+        """Put the journaled objects of the current plane back in its target layer.
+
+        Returns the number of objects restored (0 when there is nothing to restore).
+        """
+        image = self._image_layer()
+        offered = self._offered
+        if image is None or offered is None or offered[:2] != (layer_id(image), self._plane(image)):
+            self._offer_restore()
+            return 0
+        _, plane, rec = offered
+        target = self._ensure_target(image)
+        self.journal.restore(image, target, plane, rec)
+        self._annotated[layer_id(image)] = (image, target)
+        self._offered = None
+        self.restore_button.setVisible(False)
+        show_info(f"sam-pets: restored {rec.n_objects} objects of {image.name!r}")
+        return rec.n_objects
 
     def annotated_items(self) -> list[tuple]:
         """Copies of every annotated plane: (name, pixels, labels, source).
@@ -463,12 +533,16 @@ class AnnotatorWidget(
             self.session.drop_last()
             show_warning("sam-pets: the layer of the last commit was deleted; nothing undone")
             return
+        plane = self.session.last_plane
         try:
             self.session.undo(layer.data)
         except ValueError as e:
             show_warning(f"sam-pets: cannot undo in {layer.name!r}: {e}")
             return
         layer.refresh()
+        image = next((i for i, t in self._annotated.values() if t is layer), None)
+        if image is not None and image in self.viewer.layers:
+            self._journal_commit(image, layer, plane, None)
 
     def refine(self) -> None:
         """Correct the selected label: its mask becomes the prompt; commit writes it back."""

@@ -85,12 +85,20 @@ class AnnotatorLayout:
         self.auto_check.setToolTip(AUTO_RULE)
         self.polarity_label = QLabel()
         self.candidate_label = QLabel("no prediction")
+        self.restore_button = QPushButton("Restore")
+        self.restore_button.setToolTip(
+            "Objects committed to this image in an earlier session (saved as they were "
+            "committed, so a crash loses none) that its labels layer does not show"
+        )
+        self.restore_button.clicked.connect(weak_slot(self, "restore_session"))
+        self.restore_button.setVisible(False)
         form.addRow("Image", self.image_combo)
         form.addRow("Labels", self.labels_combo)
         form.addRow(self.overwrite_check)
         form.addRow(self.auto_check)
         form.addRow(self.polarity_label)
         form.addRow(self.candidate_label)
+        form.addRow(self.restore_button)
         self._show_polarity()
         return box
 

@@ -31,9 +31,13 @@ def export_items(image: Image, target: Labels) -> list[tuple]:
     return items
 
 
-def export_job(folder: str, items: list[tuple], coco: bool):
-    """Export ``items`` one by one; returns one line per item (``skipped …`` for a refusal)."""
+def export_job(folder: str, items: list[tuple], coco: bool, exported: list | None = None):
+    """Export ``items`` one by one; returns one line per item (``skipped …`` for a refusal).
+
+    ``exported`` (if given) receives ``(journal key, labels)`` of each item written.
+    """
     from sam_pets.data.export import NameTaken, export_annotation
+    from sam_pets.data.journal import image_key
 
     report = []
     for i, (name, pixels, labels, source) in enumerate(items):
@@ -45,6 +49,8 @@ def export_job(folder: str, items: list[tuple], coco: bool):
             n = len(res.record.get("objects", []))
             verb = "replaced" if res.replaced else "added"
             report.append(f"{verb} {res.name} ({n} objects)")
+            if exported is not None:
+                exported.append((image_key(pixels), labels))
         except NameTaken as e:
             report.append(
                 f"skipped {name}: the dataset already has {e.name!r} from another image "
@@ -75,19 +81,22 @@ class ExportMixin:
         if not items:
             show_warning("sam-pets: no annotated image to export")
             return
+        done: list = []
         worker = function_worker(
             export_job,
             folder,
             items,
             self.coco_check.isChecked(),
+            done,
             _progress={"desc": "Exporting"},  # one call, no steps to count
         )
-        worker.returned.connect(self._alive(self._on_exported))
+        worker.returned.connect(self._alive(lambda report: self._on_exported(report, done)))
         worker.errored.connect(self._alive(lambda e: self._fail("Export failed", e)))
         self.last_worker = worker
         start_in_order(worker)
 
-    def _on_exported(self, report: list[str]) -> None:
+    def _on_exported(self, report: list[str], exported=()) -> None:
+        self.journal.exported(exported)  # saved in the dataset: the journal has done its job
         self.export_status.setText("\n".join(report))
         skipped = [line for line in report if line.startswith("skipped")]
         (show_warning if skipped else show_info)("sam-pets: " + "; ".join(skipped or report))

@@ -9,27 +9,18 @@ that yields :class:`~sam_pets.progress.Progress` records, so a download shows it
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Generator
 from pathlib import Path
 
 from sam_pets.model import hub
 from sam_pets.model.checkpoint import atomic_write_bytes
+from sam_pets.paths import config_dir
 from sam_pets.progress import Progress, run_job
 
 BUILTIN_LABEL = "pets (built-in)"
 OFFICIAL_TAG = " (Meta SAM "
 RANDOM_PREFIX = "random weights: "
 MAX_RECENT = 8
-
-
-def config_dir() -> Path:
-    """Per-user settings folder (``$SAM_PETS_CONFIG_DIR`` or ``$XDG_CONFIG_HOME/sam-pets``)."""
-    env = os.environ.get("SAM_PETS_CONFIG_DIR")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "sam-pets"
 
 
 def recent_checkpoints() -> list[str]:

@@ -60,6 +60,7 @@ def cmd_download(args) -> int:
 
 def _list(as_json: bool) -> int:
     from sam_pets.model import hub
+    from sam_pets.paths import cache_dir
 
     builtin = hub.builtin_path()
     rows = [
@@ -86,7 +87,7 @@ def _list(as_json: bool) -> int:
     if as_json:
         print(json.dumps(rows, indent=2))
         return 0
-    print(f"cache: {hub.cache_dir()}")
+    print(f"cache: {cache_dir()}")
     for r in rows:
         if r["name"] == hub.BUILTIN:
             state = "built in" if r["cached"] else "MISSING (incomplete install)"

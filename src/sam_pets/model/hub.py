@@ -28,6 +28,7 @@ from sam_pets.model.build import build_model
 from sam_pets.model.checkpoint import CheckpointError, load_model, read_checkpoint
 from sam_pets.model.config import ALIASES
 from sam_pets.model.sam2 import Sam2Image
+from sam_pets.paths import cache_dir
 from sam_pets.progress import Progress
 
 try:
@@ -39,7 +40,6 @@ BUILTIN = "pets"
 RANDOM_PREFIX = "random:"
 BASE_URL = "https://dl.fbaipublicfiles.com/segment_anything_2"
 URL_ENV = "SAM_PETS_DOWNLOAD_URL"  # base-URL override (mirrors, tests)
-CACHE_ENV = "SAM_PETS_CACHE_DIR"
 BUILTIN_ENV = "SAM_PETS_BUILTIN_MODEL"  # path override of the built-in weights file
 TIMEOUT_S = 30.0
 CHUNK_BYTES = 1 << 20
@@ -128,15 +128,6 @@ def official(name: str) -> OfficialCheckpoint | None:
 def model_names() -> list[str]:
     """Every model name :func:`resolve_model` accepts besides paths: built-in first."""
     return [BUILTIN, *OFFICIAL]
-
-
-def cache_dir() -> Path:
-    """Per-user cache: ``$SAM_PETS_CACHE_DIR``, else ``$XDG_CACHE_HOME/sam-pets``, else ~/.cache."""
-    env = os.environ.get(CACHE_ENV)
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "sam-pets"
 
 
 def cached_path(name: str) -> Path:

@@ -233,6 +233,11 @@ class PromptSession:
         """``owner`` of the commit :meth:`undo` would undo (None without one)."""
         return self._history[-1].owner if self._history else None
 
+    @property
+    def last_plane(self) -> tuple:
+        """``plane`` of the commit :meth:`undo` would undo (``()`` without one)."""
+        return self._history[-1].plane if self._history else ()
+
     def drop_last(self) -> None:
         """Forget the last commit without undoing it (its label array is gone)."""
         if self._history:

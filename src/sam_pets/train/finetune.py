@@ -39,6 +39,7 @@ from sam_pets.data.fsutil import atomic_write_text
 from sam_pets.eval.items import iter_items
 from sam_pets.model import ImageFeatures, Sam2Image
 from sam_pets.model.checkpoint import load_model, save_checkpoint
+from sam_pets.paths import data_dir
 from sam_pets.progress import Progress
 from sam_pets.train.config import TrainConfig, load_config
 from sam_pets.train.heldout import HeldOutScores, iter_compare
@@ -94,14 +95,9 @@ PRESETS: dict[str, Preset] = {
 def default_root() -> Path:
     """Where fine-tune runs go unless the user picks a folder.
 
-    ``$SAM_PETS_DATA_DIR/finetune``, else ``$XDG_DATA_HOME/sam-pets/finetune``, else
-    ``~/.local/share/sam-pets/finetune`` (never the package folder or the working directory).
+    ``finetune`` in the per-user data folder (:func:`sam_pets.paths.data_dir`).
     """
-    env = os.environ.get("SAM_PETS_DATA_DIR")
-    if env:
-        return Path(env) / "finetune"
-    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
-    return Path(base) / "sam-pets" / "finetune"
+    return data_dir() / "finetune"
 
 
 def new_job_folder(root: str | os.PathLike, preset: str, model_name: str) -> Path:
