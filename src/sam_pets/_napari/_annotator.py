@@ -223,7 +223,14 @@ class AnnotatorWidget(
             self._show_target()
         self._watch_pixels(image)
         self._offer_restore()
+        self._suggest_export_dir(image)
         self._embed_current()
+
+    def _suggest_export_dir(self, image) -> None:
+        """An item opened from a dataset folder is exported back there unless told otherwise."""
+        opened = {} if image is None else image.metadata.get("sam_pets", {})
+        if opened.get("kind") == "dataset" and not self.export_dir.text().strip():
+            self.export_dir.setText(opened["path"])
 
     def _watch_pixels(self, image: Image | None) -> None:
         """Follow the current image's pixels: new data means a new embedding."""
@@ -468,15 +475,15 @@ class AnnotatorWidget(
         return rec.n_objects
 
     def annotated_items(self) -> list[tuple]:
-        """Copies of every annotated plane: (name, pixels, labels, source).
+        """Copies of every annotated plane: (name, pixels, labels, metadata).
 
         A snapshot taken on the GUI thread, so later edits never reach a running job.
         """
         items = []
         for image, target in self._annotated.values():
             if image in self.viewer.layers and target in self.viewer.layers:
-                for name, pixels, labels, source in export_items(image, target):
-                    items.append((name, np.array(pixels), labels, source))  # labels: copies
+                for name, pixels, labels, meta in export_items(image, target):
+                    items.append((name, np.array(pixels), labels, meta))  # labels: copies
         return items
 
     def cycle(self) -> None:

@@ -11,22 +11,29 @@ from sam_pets._napari._workers import function_worker, start_in_order
 
 
 def export_items(image: Image, target: Labels) -> list[tuple]:
-    """(name, pixels, labels, source) for every annotated plane of an image.
+    """(name, pixels, labels, metadata) for every annotated plane of an image.
 
     The labels are copies: objects committed while an export waits or runs belong to the next.
+    The metadata has the image's ``source`` file; for an item opened from a dataset or COCO
+    file (see ``_reader``), also what its re-export keeps (species, breed, categories,
+    ignore region, split).
     """
     shape = L.spatial_shape(image)
     source = str(image.source.path) if getattr(image.source, "path", None) else None
     data = np.asarray(target.data)
+    meta = {"source": source} if source else {}
     if len(shape) == 2:
-        return [(image.name, L.plane_data(image, ()), data.copy(), source)] if data.any() else []
+        opened = image.metadata.get("sam_pets", {})
+        if opened.get("item") == image.name:
+            meta.update(opened.get("export", {}))
+        return [(image.name, L.plane_data(image, ()), data.copy(), meta)] if data.any() else []
     items = []
     for plane in np.ndindex(*shape[:-2]):
         lab = data[plane]
         if lab.any():
             suffix = "_".join(f"{p:04d}" for p in plane)
             items.append(
-                (f"{image.name}_z{suffix}", L.plane_data(image, plane), lab.copy(), source)
+                (f"{image.name}_z{suffix}", L.plane_data(image, plane), lab.copy(), dict(meta))
             )
     return items
 
@@ -40,8 +47,7 @@ def export_job(folder: str, items: list[tuple], coco: bool, exported: list | Non
     from sam_pets.data.journal import image_key
 
     report = []
-    for i, (name, pixels, labels, source) in enumerate(items):
-        meta = {"source": source} if source else {}
+    for i, (name, pixels, labels, meta) in enumerate(items):
         try:
             res = export_annotation(
                 folder, pixels, labels, name, meta, write_coco=coco and i == len(items) - 1
@@ -70,11 +76,11 @@ class ExportMixin:
         if not folder:
             show_warning("sam-pets: choose a dataset folder first")
             return
-        pairs = (
-            list(self._annotated.values())
-            if all_images
-            else [(self._image_layer(), self.target_layer())]
-        )
+        image = self._image_layer()
+        # the current image's target: its own, else its "<image> labels" layer (an item
+        # opened from a dataset before any model was loaded)
+        target = self._ensure_target(image) if image is not None else None
+        pairs = list(self._annotated.values()) if all_images else [(image, target)]
         items = [
             it for i, t in pairs if i is not None and t is not None for it in export_items(i, t)
         ]

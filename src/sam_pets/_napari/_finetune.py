@@ -232,7 +232,8 @@ class FinetuneWidget(DockHelpers, QWidget):
         items = []
         if self.session_check.isChecked():
             items = [
-                AnnotatedImage(n, px, lab, src) for n, px, lab, src in annotator.annotated_items()
+                AnnotatedImage(n, px, lab, meta.get("source"), ignore=meta.get("ignore"))
+                for n, px, lab, meta in annotator.annotated_items()
             ]
         dataset = self.dataset_dir.text().strip() or None
         if not items and dataset is None:
