@@ -96,3 +96,6 @@ def _user_folders(tmp_path_factory, monkeypatch):
     base = tmp_path_factory.mktemp("user")
     monkeypatch.setenv("SAM_PETS_DATA_DIR", str(base / "data"))
     monkeypatch.setenv("SAM_PETS_CONFIG_DIR", str(base / "config"))
+    # the Annotator loads the built-in model when it opens; the tests that are not about
+    # that set their own predictor (tests/_napari/test_model_picker.py turns it back on)
+    monkeypatch.setenv("SAM_PETS_AUTOLOAD", "0")

@@ -104,3 +104,57 @@ def test_download_failure_is_a_notification(widget, qtbot, env, monkeypatch):
     qtbot.waitUntil(lambda: bool(errors), timeout=30000)
     assert "unreachable" in errors[0] and "--checkpoint FILE" in errors[0]
     assert widget.predictor is None
+
+
+@pytest.mark.gui
+def test_opening_the_dock_loads_the_default_then_the_last_model(
+    make_napari_viewer, qtbot, env, monkeypatch
+):
+    monkeypatch.setenv("SAM_PETS_AUTOLOAD", "1")
+    assert _models.default_choice() == _models.BUILTIN_LABEL
+    viewer = make_napari_viewer()
+    viewer.add_image(np.random.default_rng(0).integers(0, 255, (96, 128), np.uint8), name="img")
+    _, w = viewer.window.add_plugin_dock_widget("sam-pets", "Annotator")
+    # no click: the built-in model loads and the image is embedded, ready for the first click
+    qtbot.waitUntil(lambda: w._ready_key is not None, timeout=60000)
+    assert w.predictor is not None and w.model_combo.currentText() == _models.BUILTIN_LABEL
+    # another model chosen by hand becomes the next dock's default
+    _pick(w, hub.RANDOM_PREFIX + "cpu_small")
+    w.load_model()
+    qtbot.waitUntil(lambda: w.predictor.model.cfg.name == "cpu_small", timeout=60000)
+    qtbot.waitUntil(lambda: w.load_button.isEnabled() and not w._busy, timeout=30000)
+    assert _models.default_choice() == _models.RANDOM_PREFIX + "cpu_small"
+    viewer2 = make_napari_viewer()
+    viewer2.add_image(np.zeros((64, 64), np.uint8), name="img2")
+    _, w2 = viewer2.window.add_plugin_dock_widget("sam-pets", "Annotator")
+    qtbot.waitUntil(lambda: w2.predictor is not None, timeout=60000)
+    assert w2.predictor.model.cfg.name == "cpu_small"
+    qtbot.waitUntil(lambda: w2.load_button.isEnabled() and not w2._busy, timeout=30000)
+
+
+@pytest.mark.gui
+def test_a_model_set_while_the_first_one_loads_wins(make_napari_viewer, qtbot, env, monkeypatch):
+    from sam_pets.model import build_model
+    from sam_pets.predict import ImagePredictor
+
+    monkeypatch.setenv("SAM_PETS_AUTOLOAD", "1")
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((64, 64), np.uint8), name="img")
+    _, w = viewer.window.add_plugin_dock_widget("sam-pets", "Annotator")
+    mine = ImagePredictor(build_model("test", seed=5), device="cpu")
+    w.set_predictor(mine)  # before the first-use load has returned
+    qtbot.waitUntil(lambda: w.load_button.isEnabled() and not w._busy, timeout=60000)
+    assert w.predictor is mine
+
+
+def test_an_unusable_last_model_falls_back_to_the_builtin(env, tmp_path):
+    gone = tmp_path / "gone.pt"
+    gone.write_bytes(b"x")
+    _models.remember_choice(str(gone))
+    assert _models.default_choice() == str(gone)
+    gone.unlink()
+    assert _models.default_choice() == _models.BUILTIN_LABEL
+    _models.remember_choice(_models.official_label(NAME))  # not cached: no download at open
+    assert _models.default_choice() == _models.BUILTIN_LABEL
+    (tmp_path / "config" / "last_model.json").write_text("{broken")
+    assert _models.default_choice() == _models.BUILTIN_LABEL

@@ -8,6 +8,7 @@ layout lives in :mod:`._annotator_ui`, prompt handling and prediction in :mod:`.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 import weakref
 from pathlib import Path
@@ -22,7 +23,13 @@ from sam_pets._napari import _layers as L
 from sam_pets._napari._annotator_ui import KEYS, KEYS_DOC, AnnotatorLayout
 from sam_pets._napari._export import ExportMixin, export_items
 from sam_pets._napari._journal import JournalError, SessionJournal
-from sam_pets._napari._models import advance_pbar, load_predictor_job, progress_text
+from sam_pets._napari._models import (
+    advance_pbar,
+    default_choice,
+    load_predictor_job,
+    progress_text,
+    remember_choice,
+)
 from sam_pets._napari._prompting import PromptingMixin
 from sam_pets._napari._targets import TargetsMixin, layer_id
 from sam_pets._napari._widgets import DockHelpers
@@ -98,12 +105,15 @@ class AnnotatorWidget(
         self._journal_error = None  # set by the journal's writer thread, shown on the next commit
         self.journal = SessionJournal(on_error=lambda msg: setattr(self, "_journal_error", msg))
         self._offered = None  # (image layer id, plane, journal record) the restore button offers
+        self._load_seq = 0  # loads started; a load's result is used only if it is the latest
         self._build_ui()
         self._bind_keys()
         self.viewer.layers.events.inserted.connect(self._refresh_layer_choices)
         self.viewer.layers.events.removed.connect(self._refresh_layer_choices)
         self.viewer.dims.events.current_step.connect(self._on_step)
         self._refresh_layer_choices()
+        if os.environ.get("SAM_PETS_AUTOLOAD", "1") != "0":
+            QTimer.singleShot(0, self._alive(self._autoload))
 
     def _bind_keys(self) -> None:
         for key, (name, _) in KEYS.items():
@@ -135,11 +145,26 @@ class AnnotatorWidget(
             except (RuntimeError, TypeError, ValueError):
                 pass
 
+    def _autoload(self) -> None:
+        """First use: load the default (or last used) model without waiting for a click.
+
+        ``$SAM_PETS_AUTOLOAD=0`` turns it off. A model chosen or set meanwhile wins.
+        """
+        if self._dead or self.predictor is not None or self._load_seq:
+            return
+        choice = default_choice()
+        if self.model_combo.findText(choice) < 0:
+            self.model_combo.insertItem(0, choice)
+        self.model_combo.setCurrentText(choice)
+        self.load_model()
+
     def load_model(self) -> None:
         """Load the chosen model in a worker; then embed the current image."""
         choice, device = self.model_combo.currentText(), self.device_combo.currentText()
         self.model_status.setText(f"loading {Path(choice).name}…")
         self.load_button.setEnabled(False)
+        self._load_seq += 1
+        seq = self._load_seq
 
         worker = function_worker(  # downloads an official checkpoint first if needed
             load_predictor_job,
@@ -148,7 +173,7 @@ class AnnotatorWidget(
             _progress={"desc": "Loading SAM 2 model", "total": 0},
         )
         worker.yielded.connect(self._alive(lambda rec: self._on_load_progress(worker, rec)))
-        worker.returned.connect(self._alive(self._on_model_loaded))
+        worker.returned.connect(self._alive(lambda p: self._on_loaded(seq, choice, p)))
         worker.errored.connect(self._alive(lambda e: self._on_load_failed(choice, e)))
         worker.finished.connect(self._alive(lambda: self.load_button.setEnabled(True)))
         self._start(worker)
@@ -168,6 +193,12 @@ class AnnotatorWidget(
         self.model_status.setText(
             "no model loaded" if p is None else f"{p.model.cfg.name} on {p.device} ({p.precision})"
         )
+
+    def _on_loaded(self, seq: int, choice: str, predictor) -> None:
+        if seq != self._load_seq:  # another model was chosen or set meanwhile
+            return
+        remember_choice(choice)
+        self._on_model_loaded(predictor)
 
     def _on_model_loaded(self, predictor) -> None:
         self.predictor = predictor
@@ -196,6 +227,7 @@ class AnnotatorWidget(
 
     def set_predictor(self, predictor) -> None:
         """Use an existing predictor (hot-swap after fine-tuning, tests)."""
+        self._load_seq += 1  # a load under way (e.g. the first-use one) is dropped
         self._on_model_loaded(predictor)
 
     def _image_layer(self) -> Image | None:

@@ -40,6 +40,31 @@ def remember_checkpoint(path: str) -> None:
     atomic_write_bytes(config_dir() / "recent.json", json.dumps(items[:MAX_RECENT]).encode())
 
 
+def remember_choice(choice: str) -> None:
+    """Remember the picker entry of the model just loaded (opening the dock loads it again)."""
+    atomic_write_bytes(config_dir() / "last_model.json", json.dumps({"choice": choice}).encode())
+
+
+def default_choice() -> str:
+    """The entry a new dock loads: the last one loaded if it loads offline, else the built-in.
+
+    An official checkpoint counts only once cached and a file only while it exists, so
+    opening the dock never starts a download.
+    """
+    try:
+        choice = json.loads((config_dir() / "last_model.json").read_text())["choice"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return BUILTIN_LABEL
+    if not isinstance(choice, str):
+        return BUILTIN_LABEL
+    spec = choice_spec(choice)
+    if spec in hub.OFFICIAL:
+        return official_label(spec) if hub.is_cached(spec) else BUILTIN_LABEL
+    if choice == BUILTIN_LABEL or choice.startswith(RANDOM_PREFIX) or Path(spec).is_file():
+        return choice
+    return BUILTIN_LABEL
+
+
 def official_label(name: str) -> str:
     """Picker entry of an official checkpoint: its name, release and cache state."""
     entry = hub.OFFICIAL[name]
