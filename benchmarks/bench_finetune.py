@@ -49,11 +49,11 @@ def main() -> None:
     args = parse_args()
     import torch
 
+    from sam_pets.eval.heldout import iter_compare
     from sam_pets.eval.items import item_names, iter_items
     from sam_pets.model.hub import resolve_model
     from sam_pets.progress import run_job
     from sam_pets.train.finetune import AnnotatedImage, FinetuneJob, write_snapshot
-    from sam_pets.train.heldout import iter_compare
 
     torch.set_num_threads(args.threads)
     base = resolve_model(args.model)

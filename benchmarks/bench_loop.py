@@ -1,6 +1,6 @@
 """Does the annotate -> fine-tune -> annotate loop pay on a domain the model never saw?
 
-A simulated person (sam_pets.eval.loop: the Annotator's prompt logic, first click at the
+A simulated person (sam_pets.train.simulate: the Annotator's prompt logic, first click at the
 most interior pixel or the tight box, then correction clicks at the centre of the largest
 error until 85 % IoU or 20 clicks, then the object is finished by hand) annotates the
 photos of an annotation pool one by one. After K = 5, 10 and 20 photos the annotations so
@@ -162,8 +162,8 @@ def load_domain(args, tmp: Path):
 
 
 def write_test_set(items, folder: Path) -> None:
-    from sam_pets.eval.loop import annotated_image
     from sam_pets.train.finetune import write_snapshot
+    from sam_pets.train.simulate import annotated_image
 
     write_snapshot([annotated_image(it) for it in items], folder, val_fraction=0)
 
@@ -264,9 +264,9 @@ def main(argv=None) -> dict:
     import torch
 
     from sam_pets.cli.eval_cmds import resolve_model
-    from sam_pets.eval.loop import SimulatedUser, iter_loop
     from sam_pets.progress import run_job
     from sam_pets.train.finetune import PRESETS
+    from sam_pets.train.simulate import SimulatedUser, iter_loop
 
     torch.set_num_threads(args.threads)
     changes = preset_overrides(args.set)

@@ -1,4 +1,4 @@
-"""Atomic file writes shared by every layer (stdlib only)."""
+"""Atomic file writes (the one home of them, used by every layer; stdlib only)."""
 
 from __future__ import annotations
 
@@ -37,6 +37,11 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Atomic UTF-8 text write (see :func:`atomic_write_bytes`)."""
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def process_alive(pid: int, host: str) -> bool:

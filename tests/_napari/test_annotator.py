@@ -27,14 +27,14 @@ def annotator(make_napari_viewer, qtbot, pet_image, predictor, tmp_path, monkeyp
     viewer.add_image(pet_image, name="pet", rgb=True)
     _, widget = viewer.window.add_plugin_dock_widget("sam-pets", "Annotator")
     widget.set_predictor(predictor)
-    qtbot.waitUntil(lambda: widget._ready_key is not None, timeout=30000)
+    qtbot.waitUntil(lambda: widget.state.ready, timeout=30000)
     yield viewer, widget
-    qtbot.waitUntil(lambda: not widget._busy, timeout=30000)
+    qtbot.waitUntil(lambda: widget.state.idle, timeout=30000)
 
 
 def _wait_prediction(qtbot, widget):
     qtbot.waitUntil(
-        lambda: not widget._busy and widget.session.candidates is not None, timeout=30000
+        lambda: widget.state.idle and widget.session.candidates is not None, timeout=30000
     )
 
 
@@ -116,7 +116,7 @@ def test_cycle_and_polarity_keys(annotator, qtbot):
     widget.points.add(np.array([[20.0, 20.0]]))
     assert list(widget.points.features["label"]) == [1, 0]
     assert np.allclose(widget.points.face_color[1], [1, 0, 0, 1])  # negative shows red
-    qtbot.waitUntil(lambda: not widget._busy, timeout=30000)
+    qtbot.waitUntil(lambda: widget.state.idle, timeout=30000)
     assert list(widget.session.labels) == [1, 0]
 
 
@@ -137,9 +137,9 @@ def test_model_work_runs_on_one_compute_thread(annotator, qtbot, predictor, monk
     for row in (190.0, 150.0, 120.0):
         widget.points.add(np.array([[row, 250.0]]))
         _wait_prediction(qtbot, widget)
-    widget._ready_key = None  # force a new embedding of the same image
+    widget.state.forget_embeddings()  # force a new embedding of the same image
     widget._embed_current()
-    qtbot.waitUntil(lambda: widget._ready_key is not None, timeout=30000)
+    qtbot.waitUntil(lambda: widget.state.ready, timeout=30000)
     assert len(seen) >= 4
     assert len(set(seen)) == 1 and seen[0] != threading.get_ident()
 
@@ -214,13 +214,13 @@ def test_canvas_click_predicts_from_the_press(annotator, qtbot):
     _press(viewer, pos)
     _wait_prediction(qtbot, widget)  # the mask comes while the button is still down
     assert len(widget.points.data) == 0 and widget.preview.data.any()
-    candidates, key = widget.session.candidates, widget._predicted_key
+    candidates, key = widget.session.candidates, widget.state.predicted_key
     _release(viewer, pos)
     assert len(widget.points.data) == 1 and list(widget.points.features["label"]) == [1]
     qtbot.wait(50)
     # the point napari added is the one already predicted: no second prediction
-    assert not widget._busy and widget.session.candidates is candidates
-    assert widget._predicted_key == key
+    assert widget.state.idle and widget.session.candidates is candidates
+    assert widget.state.predicted_key == key
     assert np.allclose(widget.session.points_xy[0], widget.points.data[0, ::-1], atol=1e-3)
 
 
@@ -232,7 +232,7 @@ def test_deleting_a_point_with_the_delete_key_predicts_again(annotator, qtbot):
     for p in (pos, (pos[0] + 30, pos[1] + 10)):
         _press(viewer, p)
         _release(viewer, p)
-        qtbot.waitUntil(lambda: not widget._busy, timeout=30000)
+        qtbot.waitUntil(lambda: widget.state.idle, timeout=30000)
     assert len(widget.session.points_xy) == 2
     points = viewer.layers["sam-pets prompts"]  # the layer itself, as the layer list holds it
     viewer.layers.selection.active = points
@@ -243,7 +243,7 @@ def test_deleting_a_point_with_the_delete_key_predicts_again(annotator, qtbot):
     qtbot.waitUntil(lambda: len(points.data) == 1, timeout=5000)
     qtbot.waitUntil(lambda: len(widget.session.points_xy) == 1, timeout=5000)
     _wait_prediction(qtbot, widget)
-    qtbot.waitUntil(lambda: not widget._busy, timeout=30000)
+    qtbot.waitUntil(lambda: widget.state.idle, timeout=30000)
     # the preview is what the one remaining click gives on its own
     xy = points.data[:, ::-1].astype(np.float32)
     alone = widget.predictor.predict(xy, np.array([1]), multimask=True)
@@ -256,7 +256,7 @@ def test_dragging_a_point_in_select_mode_predicts_again(annotator, qtbot):
     _press(viewer, pos)
     _release(viewer, pos)
     _wait_prediction(qtbot, widget)
-    qtbot.waitUntil(lambda: not widget._busy, timeout=30000)
+    qtbot.waitUntil(lambda: widget.state.idle, timeout=30000)
     before = widget.session.candidates
     points = viewer.layers["sam-pets prompts"]
     viewer.layers.selection.active = points
@@ -270,7 +270,7 @@ def test_dragging_a_point_in_select_mode_predicts_again(annotator, qtbot):
         lambda: np.allclose(widget.session.points_xy[0], [col, row], atol=1.0), timeout=5000
     )
     qtbot.waitUntil(
-        lambda: not widget._busy and widget.session.candidates is not before, timeout=30000
+        lambda: widget.state.idle and widget.session.candidates is not before, timeout=30000
     )
     xy = points.data[:, ::-1].astype(np.float32)
     alone = widget.predictor.predict(xy, np.array([1]), multimask=True)
@@ -281,12 +281,12 @@ def test_a_click_beside_the_image_is_not_a_prompt(annotator, qtbot):
     viewer, widget = annotator
     widget.points.add(np.array([[190.0, 250.0]]))
     _wait_prediction(qtbot, widget)
-    qtbot.waitUntil(lambda: not widget._busy, timeout=30000)
+    qtbot.waitUntil(lambda: widget.state.idle, timeout=30000)
     shown = widget.session.candidates
     widget.points.add(np.array([[-30.0, 250.0]]))  # above the photo
     qtbot.waitUntil(lambda: len(widget.points.data) == 1, timeout=5000)
     qtbot.wait(50)
-    assert not widget._busy and widget.session.candidates is shown
+    assert widget.state.idle and widget.session.candidates is shown
     assert len(widget.session.points_xy) == 1
     # the pixel rows at the photo's edges still count
     widget.points.add(np.array([[374.4, 10.0]]))
@@ -303,7 +303,7 @@ def test_right_click_and_shift_click_add_one_negative_point(annotator, qtbot):
     _press(viewer, (pos[0] + 20, pos[1]), modifiers=("Shift",))
     _release(viewer, (pos[0] + 20, pos[1]), modifiers=("Shift",))
     assert list(widget.points.features["label"]) == [0, 0]
-    qtbot.waitUntil(lambda: not widget._busy, timeout=30000)
+    qtbot.waitUntil(lambda: widget.state.idle, timeout=30000)
     assert list(widget.session.labels) == [0, 0]
     # the next plain click is positive again
     qtbot.waitUntil(lambda: widget.points.feature_defaults["label"][0] == 1, timeout=5000)
@@ -324,7 +324,7 @@ def test_drag_adds_no_point_and_drops_its_preview(annotator, qtbot):
         pos=end, modifiers=(), button=1, press_event=MouseEvent(pos=pos, type="mouse_press")
     )
     _release(viewer, end)
-    qtbot.waitUntil(lambda: not widget._busy and widget.session.candidates is None, timeout=30000)
+    qtbot.waitUntil(lambda: widget.state.idle and widget.session.candidates is None, timeout=30000)
     assert len(widget.points.data) == 0 and not widget.preview.data.any()
 
 
@@ -345,7 +345,7 @@ def test_box_and_negative_point(annotator, qtbot):
     widget.boxes.add_rectangles(np.array([[40.0, 60.0], [340.0, 420.0]]))
     widget.add_point(np.array([100.0, 300.0]), label=0)
     _wait_prediction(qtbot, widget)
-    qtbot.waitUntil(lambda: not widget._busy, timeout=30000)
+    qtbot.waitUntil(lambda: widget.state.idle, timeout=30000)
     s = widget.session
     assert s.box_xyxy is not None and list(s.labels) == [0]
     assert len(s.candidates.masks) == 1
@@ -385,7 +385,7 @@ def test_a_new_box_replaces_the_old_one(annotator, qtbot):
         _drag(qtbot, viewer, start, end)
         qtbot.waitUntil(lambda: len(widget.boxes.data) == 1, timeout=5000)
         _wait_prediction(qtbot, widget)
-        qtbot.waitUntil(lambda: not widget._busy, timeout=30000)
+        qtbot.waitUntil(lambda: widget.state.idle, timeout=30000)
     (box,) = widget.boxes.data
     (r0, c0), (r1, c1) = corners[-1]
     np.testing.assert_allclose(box.min(0), [min(r0, r1), min(c0, c1)], atol=1)
@@ -412,7 +412,7 @@ def test_boxes_on_other_slices_stay(stack_annotator, qtbot):
     assert np.all(first[:, 0] == 0) and np.all(second[:, 0] == 1)
     assert second[:, 1].min() == 60.0  # the newer box of slice 1
     _wait_prediction(qtbot, widget)
-    qtbot.waitUntil(lambda: not widget._busy, timeout=30000)
+    qtbot.waitUntil(lambda: widget.state.idle, timeout=30000)
     # slice 0's box keeps the colour of its own prediction
     np.testing.assert_allclose(widget.boxes.edge_color[0], before)
 
@@ -439,7 +439,7 @@ def test_refine_selected_label(annotator, qtbot):
     assert widget.session.refining_label == 1 and widget.session.mask_prompt is not None
     assert len(widget.boxes.data) == 1
     _wait_prediction(qtbot, widget)
-    qtbot.waitUntil(lambda: not widget._busy, timeout=30000)
+    qtbot.waitUntil(lambda: widget.state.idle, timeout=30000)
     assert widget.commit() == 1  # written back under the same id
     assert set(np.unique(target.data)) <= {0, 1}
 
@@ -455,7 +455,7 @@ def test_other_image_types(make_napari_viewer, qtbot, predictor, pet_image, dtyp
     viewer.add_image(image, name="img", rgb=dtype == "rgba")
     _, widget = viewer.window.add_plugin_dock_widget("sam-pets", "Annotator")
     widget.set_predictor(predictor)
-    qtbot.waitUntil(lambda: widget._ready_key is not None, timeout=30000)
+    qtbot.waitUntil(lambda: widget.state.ready, timeout=30000)
     widget.points.add(np.array([[190.0, 250.0]]))
     _wait_prediction(qtbot, widget)
     assert widget.commit() == 1
@@ -468,15 +468,15 @@ def stack_annotator(make_napari_viewer, qtbot, predictor, pet_image):
     viewer.add_image(stack, name="stack")
     _, widget = viewer.window.add_plugin_dock_widget("sam-pets", "Annotator")
     widget.set_predictor(predictor)
-    qtbot.waitUntil(lambda: widget._ready_key is not None, timeout=30000)
+    qtbot.waitUntil(lambda: widget.state.ready, timeout=30000)
     yield viewer, widget
-    qtbot.waitUntil(lambda: not widget._busy, timeout=30000)
+    qtbot.waitUntil(lambda: widget.state.idle, timeout=30000)
 
 
 def _go_to(qtbot, viewer, widget, z):
     viewer.dims.set_current_step(0, z)
-    qtbot.waitUntil(lambda: widget._ready_key == widget._key(), timeout=30000)
-    qtbot.waitUntil(lambda: not widget._busy, timeout=30000)
+    qtbot.waitUntil(lambda: widget.state.ready_for(widget._key()), timeout=30000)
+    qtbot.waitUntil(lambda: widget.state.idle, timeout=30000)
 
 
 def test_stack_embeds_per_slice(stack_annotator, qtbot):
@@ -489,7 +489,7 @@ def test_stack_embeds_per_slice(stack_annotator, qtbot):
     assert target.shape == (3, 375, 500)
     assert target[1].any() and not target[0].any() and not target[2].any()
     _go_to(qtbot, viewer, widget, 2)
-    assert widget._ready_key[1] == (2,)
+    assert widget.state.ready_key[1] == (2,)
 
 
 def test_export_writes_dataset(annotator, qtbot, tmp_path):
@@ -584,7 +584,7 @@ def test_gui_thread_keeps_ticking_during_embedding(make_napari_viewer, qtbot, pe
     timer.start(10)
     widget.set_predictor(ImagePredictor(build_model("cpu_small", seed=0), device="cpu"))
     start = time.perf_counter()
-    qtbot.waitUntil(lambda: widget._ready_key is not None, timeout=120000)
+    qtbot.waitUntil(lambda: widget.state.ready, timeout=120000)
     elapsed = time.perf_counter() - start
     timer.stop()
     gaps = np.diff(ticks)
@@ -603,10 +603,10 @@ def test_full_size_model_in_the_widget(make_napari_viewer, qtbot, pet_image, con
     viewer.add_image(pet_image, name="pet", rgb=True)
     _, widget = viewer.window.add_plugin_dock_widget("sam-pets", "Annotator")
     widget.set_predictor(ImagePredictor(build_model(config, seed=0), device="cpu"))
-    qtbot.waitUntil(lambda: widget._ready_key is not None, timeout=300000)
+    qtbot.waitUntil(lambda: widget.state.ready, timeout=300000)
     widget.points.add(np.array([[190.0, 250.0]]))
     _wait_prediction(qtbot, widget)
-    qtbot.waitUntil(lambda: not widget._busy, timeout=60000)
+    qtbot.waitUntil(lambda: widget.state.idle, timeout=60000)
     assert np.shape(widget.session.candidates.masks) == (3, 375, 500)
     assert widget.commit() == 1
 
@@ -614,7 +614,7 @@ def test_full_size_model_in_the_widget(make_napari_viewer, qtbot, pet_image, con
 def _click_and_predict(qtbot, widget, row=190.0, col=250.0):
     widget.points.add(np.array([[row, col]]))
     _wait_prediction(qtbot, widget)
-    qtbot.waitUntil(lambda: not widget._busy, timeout=30000)
+    qtbot.waitUntil(lambda: widget.state.idle, timeout=30000)
 
 
 def _record(monkeypatch, name):
@@ -662,7 +662,7 @@ def test_each_image_has_its_own_target_and_prompts(annotator, qtbot, pet_image):
     # a newly opened image is the one to annotate; the old image's prompts go
     assert widget.image_combo.currentText() == "flipped"
     assert len(widget.points.data) == 0 and widget.session.candidates is None
-    qtbot.waitUntil(lambda: widget._ready_key == widget._key(), timeout=30000)
+    qtbot.waitUntil(lambda: widget.state.ready_for(widget._key()), timeout=30000)
     qtbot.wait(0)
     assert viewer.layers.selection.active.name == "sam-pets prompts"  # clicks go there
     target = widget.target_layer()
@@ -695,13 +695,13 @@ def test_deleting_the_current_image_moves_on(annotator, qtbot, pet_image):
     viewer, widget = annotator
     viewer.add_image(pet_image[::-1], name="other", rgb=True)
     widget.image_combo.setCurrentText("pet")
-    qtbot.waitUntil(lambda: widget._ready_key == widget._key(), timeout=30000)
+    qtbot.waitUntil(lambda: widget.state.ready_for(widget._key()), timeout=30000)
     _click_and_predict(qtbot, widget)
     assert widget.preview.data.any()
     viewer.layers.remove("pet")
     assert widget.image_combo.currentText() == "other"
     assert widget.session.candidates is None and not widget.preview.data.any()
-    qtbot.waitUntil(lambda: widget._ready_key == widget._key(), timeout=30000)
+    qtbot.waitUntil(lambda: widget.state.ready_for(widget._key()), timeout=30000)
     _click_and_predict(qtbot, widget)
     assert widget.commit() == 1
     assert widget.target_layer().name == "other labels"
@@ -739,7 +739,7 @@ def test_polarity_key_does_not_repaint_the_last_point(annotator, qtbot):
     widget.points.selected_data = {0}
     widget.toggle_polarity()
     assert np.allclose(widget.points.face_color[0], [0, 1, 0, 1])  # still positive
-    qtbot.waitUntil(lambda: not widget._busy, timeout=30000)
+    qtbot.waitUntil(lambda: widget.state.idle, timeout=30000)
 
 
 def test_commit_on_a_slice_keeps_other_slices_prompts(stack_annotator, qtbot):
@@ -772,7 +772,7 @@ def test_refine_on_a_stack(stack_annotator, qtbot):
     (box,) = widget.boxes.data
     assert box.shape == (4, 3) and np.all(box[:, 0] == 1)
     _wait_prediction(qtbot, widget)
-    qtbot.waitUntil(lambda: not widget._busy, timeout=30000)
+    qtbot.waitUntil(lambda: widget.state.idle, timeout=30000)
     assert widget.commit() == 1
     assert target.data[1].any() and not target.data[0].any() and not target.data[2].any()
 
@@ -793,7 +793,7 @@ def test_closing_the_dock_shuts_it_down(annotator, qtbot):
     # a new dock continues in the same labels layer, with one set of prompt layers
     _, again = viewer.window.add_plugin_dock_widget("sam-pets", "Annotator")
     again.set_predictor(widget.predictor)
-    qtbot.waitUntil(lambda: again._ready_key is not None, timeout=30000)
+    qtbot.waitUntil(lambda: again.state.ready, timeout=30000)
     names = [ly.name for ly in viewer.layers]
     assert names.count("sam-pets prompts") == 1 and again.target_layer() is target
     assert annotator_for(viewer) is again
@@ -871,19 +871,19 @@ def test_a_prediction_for_the_previous_image_is_not_shown(annotator, qtbot, pet_
         widget.predictor, "predict", lambda *a, **k: predicting.wait(10) and predict(*a, **k)
     )
     widget.points.add(np.array([[190.0, 250.0]]))
-    assert widget._busy
+    assert not widget.state.idle
     monkeypatch.setattr(
         widget.predictor, "set_image", lambda img: embedding.wait(10) and set_image(img)
     )
     viewer.add_image(pet_image[::-1].copy(), name="other", rgb=True)  # same size
     predicting.set()  # the old click's prediction ends while "other" is being embedded
-    qtbot.waitUntil(lambda: not widget._busy, timeout=10000)
+    qtbot.waitUntil(lambda: widget.state.idle, timeout=10000)
     qtbot.wait(50)
     assert widget.session.candidates is None and not widget.preview.data.any()
     assert widget.commit() == 0
     assert not widget.target_layer().data.any()
     embedding.set()
-    qtbot.waitUntil(lambda: widget._ready_key is not None, timeout=30000)
+    qtbot.waitUntil(lambda: widget.state.ready, timeout=30000)
 
 
 def test_exports_clicked_in_a_row_run_one_at_a_time(annotator, qtbot, pet_image, tmp_path):
@@ -894,9 +894,11 @@ def test_exports_clicked_in_a_row_run_one_at_a_time(annotator, qtbot, pet_image,
     viewer, widget = annotator
     for i in range(3):
         if i:
-            previous = widget._ready_key
+            previous = widget.state.ready_key
             viewer.add_image(np.roll(pet_image, 40 * i, axis=1), name=f"img{i}", rgb=True)
-            qtbot.waitUntil(lambda p=previous: widget._ready_key not in (None, p), timeout=30000)
+            qtbot.waitUntil(
+                lambda p=previous: widget.state.ready_key not in (None, p), timeout=30000
+            )
         widget.points.add(np.array([[190.0, 250.0]]))
         _wait_prediction(qtbot, widget)
         assert widget.commit()
@@ -939,10 +941,10 @@ def test_loading_a_model_again_retries_a_failed_embedding(annotator, qtbot, pet_
     grey[0, 0] = np.nan
     layer = viewer.add_image(grey, name="nan")
     qtbot.waitUntil(lambda: bool(errors), timeout=30000)
-    assert "Could not embed nan" in errors[0] and widget._ready_key is None
+    assert "Could not embed nan" in errors[0] and not widget.state.ready
     layer.data = np.nan_to_num(grey)
     widget.set_predictor(widget.predictor)  # as Load model does
-    qtbot.waitUntil(lambda: widget._ready_key == widget._key(), timeout=30000)
+    qtbot.waitUntil(lambda: widget.state.ready_for(widget._key()), timeout=30000)
     widget.points.add(np.array([[190.0, 250.0]]))
     _wait_prediction(qtbot, widget)
 
@@ -956,8 +958,8 @@ def test_new_pixels_in_the_image_are_embedded_again(annotator, qtbot, pet_image)
     _wait_prediction(qtbot, widget)
     new = np.ascontiguousarray(pet_image[::-1, ::-1])  # e.g. a filter replaced the pixels
     viewer.layers["pet"].data = new
-    assert widget._ready_key is None  # no click meets the old embedding meanwhile
-    qtbot.waitUntil(lambda: widget._ready_key is not None, timeout=30000)
+    assert not widget.state.ready  # no click meets the old embedding meanwhile
+    qtbot.waitUntil(lambda: widget.state.ready, timeout=30000)
     _wait_prediction(qtbot, widget)
     fresh = ImagePredictor(build_model("test", seed=0), device="cpu")
     fresh.set_image(new)
@@ -1007,10 +1009,10 @@ def test_commit_during_a_prediction_writes_the_latest_prompts(annotator, qtbot):
         )
     )
     widget.points.add(np.array([[120.0, 300.0]]))  # 'n' pressed before its mask came back
-    assert widget._busy
+    assert not widget.state.idle
     widget.commit()
     widget.commit()  # pressed twice: still one object
-    qtbot.waitUntil(lambda: not widget._busy and len(widget.points.data) == 0, timeout=30000)
+    qtbot.waitUntil(lambda: widget.state.idle and len(widget.points.data) == 0, timeout=30000)
     qtbot.wait(100)
     both = shown[-1]  # the mask of both clicks
     assert not np.array_equal(both, first)
@@ -1032,9 +1034,9 @@ def zoom_annotator(make_napari_viewer, qtbot, pet_image, tmp_path, monkeypatch):
     _, widget = viewer.window.add_plugin_dock_widget("sam-pets", "Annotator")
     assert not widget.zoom_check.isEnabled()  # no model yet
     widget.set_predictor(ImagePredictor(model, device="cpu", zoom=default_for(model)))
-    qtbot.waitUntil(lambda: widget._ready_key is not None, timeout=30000)
+    qtbot.waitUntil(lambda: widget.state.ready, timeout=30000)
     yield viewer, widget
-    qtbot.waitUntil(lambda: not widget._busy, timeout=30000)
+    qtbot.waitUntil(lambda: widget.state.idle, timeout=30000)
 
 
 def test_zoom_check_box_follows_the_model_and_drives_the_predictions(zoom_annotator, qtbot):
@@ -1050,14 +1052,14 @@ def test_zoom_check_box_follows_the_model_and_drives_the_predictions(zoom_annota
     np.testing.assert_array_equal(widget.preview.data > 0, zoomed.masks[0])
     # clicks inside the box: after the first, each carries the crop's logits and window
     widget.add_point(np.array([300.0, 400.0]), label=0)  # (row, col)
-    qtbot.waitUntil(lambda: len(widget.session.labels) == 1 and not widget._busy, timeout=30000)
+    qtbot.waitUntil(lambda: len(widget.session.labels) == 1 and widget.state.idle, timeout=30000)
     first = widget.session.candidates
     np.testing.assert_array_equal(
         widget.preview.data > 0,
         p.predict(np.array([[400.0, 300.0]]), np.array([0]), box, multimask=False).masks[0],
     )
     widget.add_point(np.array([80.0, 380.0]), label=0)
-    qtbot.waitUntil(lambda: len(widget.session.labels) == 2 and not widget._busy, timeout=30000)
+    qtbot.waitUntil(lambda: len(widget.session.labels) == 2 and widget.state.idle, timeout=30000)
     assert widget.session.candidates is not first
     again = p.predict(
         np.array([[400.0, 300.0], [380.0, 80.0]]),
@@ -1074,7 +1076,7 @@ def test_zoom_check_box_follows_the_model_and_drives_the_predictions(zoom_annota
     assert not p.zoom
     qtbot.waitUntil(
         lambda: (
-            not widget._busy
+            widget.state.idle
             and widget.session.candidates is not None
             and widget.session.candidates.window is None
         ),

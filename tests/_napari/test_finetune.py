@@ -40,7 +40,7 @@ def docks(make_napari_viewer, qtbot, pets, tmp_path, monkeypatch):
         viewer.add_image(image, name=name, rgb=True)
     _, annotator = viewer.window.add_plugin_dock_widget("sam-pets", "Annotator")
     annotator.set_predictor(ImagePredictor(build_model("test", seed=0), device="cpu"))
-    qtbot.waitUntil(lambda: annotator._ready_key is not None, timeout=30000)
+    qtbot.waitUntil(lambda: annotator.state.ready, timeout=30000)
     for name, _, labels in pets:  # what committing objects on each photo leaves behind
         layer = viewer.add_labels(labels, name=f"{name} labels")
         annotator._annotated[name] = (viewer.layers[name], layer)
@@ -48,7 +48,7 @@ def docks(make_napari_viewer, qtbot, pets, tmp_path, monkeypatch):
     yield viewer, annotator, dock
     dock.cancel()
     qtbot.waitUntil(lambda: not dock.running, timeout=60000)
-    qtbot.waitUntil(lambda: not annotator._busy, timeout=30000)
+    qtbot.waitUntil(lambda: annotator.state.idle, timeout=30000)
 
 
 def _records(dock):
@@ -120,15 +120,15 @@ def test_finetune_cancel_resume_and_hot_swap(docks, qtbot, tmp_path):
     dock.use_new_model()
     qtbot.waitUntil(dock.back_button.isEnabled, timeout=30000)  # swapped, GUI updated
     assert annotator.predictor.model is result.model
-    qtbot.waitUntil(lambda: annotator._ready_key is not None and not annotator._busy, timeout=30000)
+    qtbot.waitUntil(lambda: annotator.state.ready and annotator.state.idle, timeout=30000)
     after = annotator.predictor.predict(*click).low_res_logits
     assert not np.allclose(before, after)
     assert dock.back_button.isEnabled()
     dock.use_previous_model()
     qtbot.waitUntil(dock.use_button.isEnabled, timeout=30000)
     assert annotator.predictor.model is old_model
-    qtbot.waitUntil(lambda: annotator._ready_key is not None, timeout=30000)
-    qtbot.waitUntil(lambda: not annotator._busy, timeout=30000)
+    qtbot.waitUntil(lambda: annotator.state.ready, timeout=30000)
+    qtbot.waitUntil(lambda: annotator.state.idle, timeout=30000)
     assert np.allclose(annotator.predictor.predict(*click).low_res_logits, before)
 
 
@@ -270,7 +270,7 @@ def test_auto_finetune_counts_an_annotator_opened_later(make_napari_viewer, qtbo
     _, annotator = viewer.window.add_plugin_dock_widget("sam-pets", "Annotator")
     viewer.add_image(np.zeros((64, 80, 3), np.uint8), name="photo", rgb=True)
     annotator.set_predictor(ImagePredictor(build_model("test", seed=0), device="cpu"))
-    qtbot.waitUntil(lambda: annotator._ready_key is not None, timeout=30000)
+    qtbot.waitUntil(lambda: annotator.state.ready, timeout=30000)
     annotator.committed.emit(1)
     annotator.committed.emit(2)
     assert started == [True]
@@ -317,7 +317,7 @@ def test_a_click_during_a_model_swap_waits_for_the_new_model(docks, qtbot, monke
     annotator.points.add(np.array([[100.0, 100.0]]))
     qtbot.waitUntil(dock.back_button.isEnabled, timeout=30000)
     qtbot.waitUntil(
-        lambda: not annotator._busy and annotator.session.candidates is not None, timeout=30000
+        lambda: annotator.state.idle and annotator.session.candidates is not None, timeout=30000
     )
     assert errors == [] and annotator.predictor.model is new
 
@@ -339,4 +339,4 @@ def test_closing_the_annotator_during_a_model_swap(docks, qtbot, monkeypatch):
     viewer.window.remove_dock_widget(annotator)  # before the swap's end reaches the GUI
     qtbot.waitUntil(dock.back_button.isEnabled, timeout=30000)
     assert not dock._dead and predictor.model is new
-    assert annotator._embedding_key is None and annotator._ready_key is None
+    assert annotator.state.embedding_key is None and not annotator.state.ready

@@ -23,14 +23,14 @@ def _dock(make_napari_viewer, qtbot, image, predictor=None):
     _, widget = viewer.window.add_plugin_dock_widget("sam-pets", "Annotator")
     if predictor is not None:
         widget.set_predictor(predictor)
-        qtbot.waitUntil(lambda: widget._ready_key is not None, timeout=30000)
+        qtbot.waitUntil(lambda: widget.state.ready, timeout=30000)
     return viewer, widget
 
 
 def _commit_at(qtbot, widget, row_col) -> int:
     widget.points.add(np.array([row_col], float))
     qtbot.waitUntil(
-        lambda: not widget._busy and widget.session.candidates is not None, timeout=30000
+        lambda: widget.state.idle and widget.session.candidates is not None, timeout=30000
     )
     return widget.commit()
 
@@ -118,10 +118,10 @@ SESSION = textwrap.dedent(
 
     if mode == "annotate":
         w.set_predictor(ImagePredictor(build_model("test", seed=0), device="cpu"))
-        wait(lambda: w._ready_key is not None)
+        wait(lambda: w.state.ready)
         for rc in [(190.0, 250.0), (60.0, 60.0), (300.0, 420.0)]:
             w.points.add(np.array([rc]))
-            wait(lambda: not w._busy and w.session.candidates is not None)
+            wait(lambda: w.state.idle and w.session.candidates is not None)
             assert w.commit() > 0
         wait(lambda: w.journal.writer.flush(0.01))
         np.save(out, w.target_layer().data)

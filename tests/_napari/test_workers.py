@@ -47,11 +47,11 @@ def _predict_once(qtbot, viewer):
 
     _, widget = viewer.window.add_plugin_dock_widget("sam-pets", "Annotator")
     widget.set_predictor(ImagePredictor(build_model("test", seed=0), device="cpu"))
-    qtbot.waitUntil(lambda: widget._ready_key is not None, timeout=30000)
+    qtbot.waitUntil(lambda: widget.state.ready, timeout=30000)
     for yx in ([190.0, 250.0], [150.0, 200.0], [120.0, 300.0]):
         widget.points.add(np.array([yx]))
         qtbot.waitUntil(
-            lambda: not widget._busy and widget.session.candidates is not None, timeout=30000
+            lambda: widget.state.idle and widget.session.candidates is not None, timeout=30000
         )
     return widget
 

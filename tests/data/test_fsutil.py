@@ -1,4 +1,5 @@
-from sam_pets.data.fsutil import atomic_write_text, safe_name, unique_name
+from sam_pets._atomic import atomic_write_text
+from sam_pets.data.fsutil import safe_name, unique_name
 
 
 def test_safe_name():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from sam_pets.model.build import parse_device
+from sam_pets.model.device import parse_device
 
 
 @pytest.mark.parametrize("name", ["foo", "cuda:abc", "cpu:x:y", ""])

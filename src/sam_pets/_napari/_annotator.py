@@ -35,6 +35,7 @@ from sam_pets._napari._targets import TargetsMixin, layer_id
 from sam_pets._napari._widgets import DockHelpers
 from sam_pets._napari._workers import function_worker, start_on_compute_thread
 from sam_pets.predict.session import LabelOverflow, PromptSession
+from sam_pets.predict.state import Embed, PredictionState
 
 _LIVE: weakref.WeakSet = weakref.WeakSet()
 
@@ -88,11 +89,8 @@ class AnnotatorWidget(
         self.predictor = None
         self.session = PromptSession()
         self.points = self.boxes = self.preview = None
-        self._ready_key = None  # (image layer id, plane) embedded in the predictor
-        self._embedding_key = None
-        self._busy = self._dirty = False
-        self._predicted_key = None  # prompt key of the running / last prediction
-        self._pressed = None  # (layer coords, auto label) of a click not yet added
+        # what runs next and what is stale (plane keys: (image layer id, plane))
+        self.state = PredictionState()
         self._polarity = 1
         self._annotated: dict[str, tuple[Image, Labels]] = {}  # by image id
         self._targets: dict[str, str] = {}  # image id -> id of its target Labels layer
@@ -207,7 +205,7 @@ class AnnotatorWidget(
         self.zoom_check.setChecked(bool(predictor.zoom))
         self.zoom_check.blockSignals(False)
         self.zoom_check.setEnabled(True)
-        self._ready_key = self._embedding_key = None  # an embedding under way is the old model's
+        self.state.forget_embeddings()  # an embedding under way is the old model's
         self._embed_current()
 
     def _on_zoom_toggled(self) -> None:
@@ -215,7 +213,7 @@ class AnnotatorWidget(
         if self.predictor is None:
             return
         self.predictor.zoom = self.zoom_check.isChecked()
-        self._predicted_key = None
+        self.state.forget_prediction()
         self.request_predict()
 
     def model_swapping(self) -> None:
@@ -223,7 +221,7 @@ class AnnotatorWidget(
 
         A prediction would meet a predictor without an image; :meth:`set_predictor` follows.
         """
-        self._ready_key = self._embedding_key = None
+        self.state.forget_embeddings()
 
     def set_predictor(self, predictor) -> None:
         """Use an existing predictor (hot-swap after fine-tuning, tests)."""
@@ -282,9 +280,9 @@ class AnnotatorWidget(
         image = self._image_layer()
         if self._dead or image is None or self._pixels_of is not _unwrap(image):
             return
-        self._ready_key = self._embedding_key = None  # a prediction under way is dropped
+        self.state.forget_embeddings()  # a prediction under way is dropped
+        self.state.forget_prediction()
         self.session.candidates = None
-        self._predicted_key = None
         self._show_preview()
         self._embed_current()  # the same pixels again come from the predictor's cache
 
@@ -294,11 +292,9 @@ class AnnotatorWidget(
             return
         self._ensure_layers(image)
         key = self._key()
-        if key == self._ready_key or key == self._embedding_key:
+        if not self.state.want_embedding(key):
             return
         pixels = L.plane_data(image, key[1])
-        self._embedding_key = key
-        self._ready_key = None
         predictor = self.predictor
         worker = function_worker(
             predictor.set_image,
@@ -311,25 +307,20 @@ class AnnotatorWidget(
         self._start(worker)
 
     def _on_embed_failed(self, key, name: str, error: Exception) -> None:
-        if key == self._embedding_key:
-            self._embedding_key = None  # a later model load or image switch tries again
+        self.state.embedding_failed(key)  # a later model load or image switch tries again
         self._fail(f"Could not embed {name}", error)
 
     def _on_embedded(self, key, predictor) -> None:
-        if predictor is not self.predictor or key != self._embedding_key:
-            return
-        self._embedding_key = None
-        if key != self._key():  # the user moved on meanwhile
+        outcome = self.state.embedded(key, predictor, self.predictor, self._key())
+        if outcome is Embed.MOVED:  # the user moved on meanwhile
             self._embed_current()
-            return
-        self._ready_key = key
-        self.session.candidates = None
-        self._predicted_key = None
-        self.request_predict()
+        elif outcome is Embed.READY:
+            self.session.candidates = None
+            self.request_predict()
 
     def _on_step(self, event=None) -> None:
         self._offer_restore()
-        if self._key() != self._ready_key:
+        if not self.state.ready_for(self._key()):
             self.session.clear()
             self._restore_refine()
             self._show_preview()
@@ -409,11 +400,8 @@ class AnnotatorWidget(
     def commit(self) -> int:
         """Write the selected candidate into the target Labels layer under a new id."""
         image = self._image_layer()
-        if self._busy and image is not None:
-            # the mask shown is from before the latest prompt edit: commit the new one
-            self._commit_pending = self._key()
-            return 0
-        self._commit_pending = None
+        if not self.state.want_commit(None if image is None else self._key()):
+            return 0  # the mask shown is from before the latest prompt edit: commit the new one
         if image is None or self.session.candidates is None:
             show_warning("sam-pets: nothing to commit (no prediction yet)")
             return 0
@@ -605,13 +593,14 @@ class AnnotatorWidget(
         self._remove_prompts()
         self.session.mask_prompt, self.session.refining_label, self.session.box_xyxy = state
         # kept with its plane: stepping to another slice and back resumes the refinement
-        self._refining = (self._key(), state[0], state[1])
+        self.state.start_refine(self._key(), state[0], state[1])
         self.boxes.add_rectangles(corners)
 
     def _restore_refine(self) -> None:
         """Back on the plane of an unfinished refinement: its mask prompt and label again."""
-        if self._refining is not None and self._refining[0] == self._key():
-            _, self.session.mask_prompt, self.session.refining_label = self._refining
+        refine = self.state.refine_on(self._key())
+        if refine is not None:
+            self.session.mask_prompt, self.session.refining_label = refine
 
     # --- plumbing ------------------------------------------------------------------------------
     def _start(self, worker) -> None:

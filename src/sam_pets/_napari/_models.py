@@ -12,8 +12,8 @@ import json
 from collections.abc import Generator
 from pathlib import Path
 
+from sam_pets._atomic import atomic_write_bytes
 from sam_pets.model import hub
-from sam_pets.model.checkpoint import atomic_write_bytes
 from sam_pets.paths import config_dir
 from sam_pets.progress import Progress, run_job
 

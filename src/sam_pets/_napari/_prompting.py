@@ -12,6 +12,7 @@ from sam_pets._napari import _layers as L
 from sam_pets._napari._targets import layer_id
 from sam_pets._napari._workers import function_worker
 from sam_pets.predict.session import PromptSession
+from sam_pets.predict.state import Predict
 
 _CLICK_DISTANCE = 5  # canvas pixels; a press moved further is a drag, not a click (as napari)
 _THUMBNAIL_DELAY_MS = 300  # the preview layer's thumbnail is redrawn once clicks pause this long
@@ -22,8 +23,6 @@ class PromptingMixin:
 
     _thumbnail_timer: QTimer | None = None
     _preview_plane: tuple | None = None  # (preview layer, plane) of a stack's shown preview
-    _refining: tuple | None = None  # (key, mask prompt, label) of the refinement under way
-    _commit_pending: tuple | None = None  # key of a commit waiting for its prediction
 
     def _on_points_mouse(self, layer, event):
         """Clicks in add mode, predicted from the press on.
@@ -43,7 +42,7 @@ class PromptingMixin:
             # the model decides unless the click says negative itself (right-click, Shift)
             if not negative:
                 label = self.session.auto_label(L.yx_to_xy(coords[None, -2:])[0])
-            self._pressed = (coords, label)
+            self.state.press(coords, label)
         layer.feature_defaults = {"label": label}
         start = np.asarray(event.pos, float)
         self._predict_ahead(coords, label)
@@ -72,7 +71,7 @@ class PromptingMixin:
             QTimer.singleShot(0, self._alive(self._drop_outside_points))
         if action == "added" and self.auto_check.isChecked() and len(self.points.data):
             xy, _ = L.read_points(self.points, ())
-            pressed, self._pressed = self._pressed, None
+            pressed = self.state.take_press()
             if pressed is not None and np.array_equal(pressed[0], self.points.data[-1]):
                 label = pressed[1]  # decided at the press, before its own prediction came back
             else:
@@ -136,8 +135,7 @@ class PromptingMixin:
         """
         image = self._image_layer()
         plane = () if all_planes or image is None else self._plane(image)
-        if self._refining is not None and (all_planes or self._refining[0] == self._key()):
-            self._refining = None  # its object was committed or discarded
+        self.state.end_refine(None if all_planes else self._key())  # committed or discarded
         for layer in (self.points, self.boxes):
             if layer is None or layer not in self.viewer.layers or not len(layer.data):
                 continue
@@ -146,7 +144,7 @@ class PromptingMixin:
                 layer.selected_data = drop
                 layer.remove_selected()
         self.session.candidates = None
-        self._commit_pending = None  # the prompts a pending commit waited for are gone
+        self.state.prompts_removed()  # the prompts a pending commit waited for are gone
         self._show_preview()
 
     # --- prediction ----------------------------------------------------------------------------
@@ -158,11 +156,7 @@ class PromptingMixin:
         self.session.set_prompts(xy, labels, L.read_box(self.boxes, plane))
 
     def _can_predict(self) -> bool:
-        return (
-            self.predictor is not None
-            and self._ready_key is not None
-            and self._ready_key == self._key()
-        )
+        return self.predictor is not None and self.state.ready_for(self._key())
 
     def request_predict(self) -> None:
         """Predict from the current prompts in a worker (coalescing bursts of edits)."""
@@ -187,21 +181,16 @@ class PromptingMixin:
         self._predict_session()
 
     def _predict_session(self) -> None:
-        key = self.session.prompt_key()
-        if key == self._predicted_key and (self._busy or self.session.candidates is not None):
-            return  # these prompts are being (or were) predicted already
-        if self._busy:
-            self._dirty = True
-            return
-        self._predicted_key = None
-        if not self.session.has_prompt:
+        decision = self.state.want_prediction(
+            self.session.prompt_key(), self.session.candidates is not None, self.session.has_prompt
+        )
+        if decision is Predict.CLEAR:
             self.session.candidates = None
             self._show_preview()
+        if decision is not Predict.RUN:
             return
-        self._busy = True
-        self._predicted_key = key
         request = dataclasses.replace(self.session)
-        ready = (self._ready_key, self.predictor)  # the image plane and model it is made for
+        ready = (self.state.ready_key, self.predictor)  # the plane and model it is made for
         worker = function_worker(request.predict, self.predictor)
         worker.returned.connect(self._alive(lambda _c, r=request: self._on_predicted(r, ready)))
         worker.errored.connect(self._alive(self._on_predict_failed))
@@ -209,26 +198,21 @@ class PromptingMixin:
         self._start(worker)
 
     def _on_predict_failed(self, error: Exception) -> None:
-        self._predicted_key = None
-        self._commit_pending = None
+        self.state.prediction_failed()
         self._fail("Prediction failed", error)
 
     def _on_predicted(self, request: PromptSession, ready: tuple) -> None:
-        if ready[0] != self._ready_key or ready[1] is not self.predictor:
+        if not self.state.result_is_current(ready[0], ready[1], self.predictor):
             return  # the user moved to another image, plane or model meanwhile: not theirs
         self.session.candidates = request.candidates
         self.session._last = request._last
         self._show_preview()
 
     def _on_predict_finished(self) -> None:
-        self._busy = False
-        if self._dirty:
-            self._dirty = False
+        if self.state.prediction_done():
             self.request_predict()
-        if not self._busy and self._commit_pending is not None:
-            pending, self._commit_pending = self._commit_pending, None
-            if pending == self._key():  # not if the user moved to another image or slice
-                self.commit()
+        if self.state.commit_due(self._key()):  # not if the user moved to another image or slice
+            self.commit()
 
     def _show_preview(self) -> None:
         if self.preview is None or self.preview not in self.viewer.layers:

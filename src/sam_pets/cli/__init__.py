@@ -25,6 +25,7 @@ _COMMAND_MODULES = (
     "sam_pets.cli.train_cmds",
     "sam_pets.cli.hub_cmds",
     "sam_pets.cli.eval_cmds",
+    "sam_pets.cli.journal_cmds",
 )
 
 

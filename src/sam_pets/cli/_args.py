@@ -10,7 +10,7 @@ def device(text: str) -> str:
     """A device name this machine has (``auto``, ``cpu``, ``cuda``, ``cuda:N``, ``mps``)."""
     if text == "auto":
         return text
-    from sam_pets.predict.device import select_device
+    from sam_pets.model.device import select_device
 
     try:
         select_device(text)
@@ -94,3 +94,29 @@ def finite_floats(text: str, n: int, what: str) -> list[float]:
     if not all(math.isfinite(v) for v in vals):
         raise argparse.ArgumentTypeError(f"{what} must be finite numbers, got {text!r}")
     return vals
+
+
+def add_model_choice(p: argparse.ArgumentParser, default_model: str = "pets") -> None:
+    """``--model``/``--checkpoint`` (one option) or ``--config``: the model a command uses.
+
+    A model name (``pets``, the built-in model and the default; a Meta checkpoint downloaded
+    with ``sam-pets download``; ``random:CONFIG``) or a checkpoint file; ``--config NAME``
+    asks for random weights explicitly.
+    """
+    g = p.add_mutually_exclusive_group()
+    g.add_argument(
+        "--model",
+        "--checkpoint",
+        dest="model",
+        metavar="NAME|FILE",
+        help=f"model name ({default_model}: the built-in model, the default; a Meta checkpoint "
+        "from `sam-pets download`; random:CONFIG) or a checkpoint file (Meta .pt, Hugging Face "
+        ".safetensors, sam-pets)",
+    )
+    g.add_argument(
+        "--config",
+        metavar="NAME",
+        default=None,
+        help="build a randomly initialised model of this config (smoke tests)",
+    )
+    p.set_defaults(default_model=default_model)

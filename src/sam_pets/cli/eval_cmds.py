@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from sam_pets.cli._args import add_zoom_arg, device, positive_int, zoom_choice
+from sam_pets.cli._args import add_model_choice, add_zoom_arg, device, positive_int, zoom_choice
 from sam_pets.eval.perturb import PERTURBATIONS
 from sam_pets.eval.protocols import PROTOCOLS
 
@@ -82,18 +82,7 @@ def register(sub) -> None:
 
 def _common(p) -> None:
     p.add_argument("dataset", metavar="DATASET", help="canonical dataset folder")
-    g = p.add_mutually_exclusive_group()
-    g.add_argument(
-        "--model",
-        "--checkpoint",
-        dest="model",
-        metavar="NAME|FILE",
-        help="model name (pets: the built-in model, the default; a Meta checkpoint "
-        "from `sam-pets download`; random:CONFIG) or a checkpoint file",
-    )
-    g.add_argument(
-        "--config", metavar="NAME", help="a randomly initialised model of this config (smoke tests)"
-    )
+    add_model_choice(p)
     p.add_argument("--out", required=True, metavar="DIR", help="report folder")
     p.add_argument("--overwrite", action="store_true", help="replace a report already in --out")
     p.add_argument(

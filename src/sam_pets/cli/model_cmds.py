@@ -12,7 +12,14 @@ from pathlib import Path
 
 import numpy as np
 
-from sam_pets.cli._args import add_zoom_arg, device, finite_floats, positive_int, zoom_choice
+from sam_pets.cli._args import (
+    add_model_choice,
+    add_zoom_arg,
+    device,
+    finite_floats,
+    positive_int,
+    zoom_choice,
+)
 
 
 def register(sub) -> None:
@@ -74,21 +81,7 @@ def add_model_args(p: argparse.ArgumentParser, default_model: str = "pets") -> N
     model and the default; a downloaded Meta checkpoint such as ``sam2.1_hiera_tiny``) or a
     checkpoint file.  ``--config NAME`` asks for random weights explicitly.
     """
-    g = p.add_mutually_exclusive_group()
-    g.add_argument(
-        "--model",
-        "--checkpoint",
-        dest="model",
-        metavar="NAME|FILE",
-        help=f"model name ({default_model}: the built-in model, the default; a Meta checkpoint "
-        "from `sam-pets download`) or a checkpoint file (Meta .pt, HF safetensors, sam-pets)",
-    )
-    g.add_argument(
-        "--config",
-        default=None,
-        help="build a randomly initialised model of this config (smoke tests)",
-    )
-    p.set_defaults(default_model=default_model)
+    add_model_choice(p, default_model)
     p.add_argument(
         "--device",
         default="auto",
@@ -211,8 +204,8 @@ def _meta_lines(meta: dict, indent: int = 0) -> tuple[list[str], bool]:
 
 def cmd_predict(args) -> int:
     """Segment one image and write the mask (PNG or TIFF, as ``--out`` names it)."""
+    from sam_pets._atomic import atomic_write_bytes
     from sam_pets.cli import CliError
-    from sam_pets.model.checkpoint import atomic_write_bytes
     from sam_pets.predict.images import read_image
 
     out = Path(args.out)

@@ -16,12 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
+from sam_pets._atomic import atomic_write_text
 from sam_pets.data.errors import BadItemError, no_readable_items, skip_item
 from sam_pets.data.formats import sam2_folder as canon
 from sam_pets.data.formats.coco import coco_categories, item_to_coco
 from sam_pets.data.formats.label_images import labels_to_masks
 from sam_pets.data.formats.rle import encode_rle
-from sam_pets.data.fsutil import atomic_write_text, safe_name, sha256_bytes
+from sam_pets.data.fsutil import safe_name, sha256_bytes
 from sam_pets.data.imaging import encode_jpeg, to_rgb_uint8
 from sam_pets.data.types import Annotation, ConvertSummary, FileIssue, ObjectInfo
 from sam_pets.progress import Progress

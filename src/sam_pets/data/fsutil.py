@@ -1,20 +1,12 @@
-"""File-system helpers: atomic writes, safe item names, hashing."""
+"""File-system helpers: safe item names, hashing (atomic writes: :mod:`sam_pets._atomic`)."""
 
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import unicodedata
 
-from sam_pets._atomic import atomic_write_bytes
-
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Atomic UTF-8 text write (see :func:`atomic_write_bytes`)."""
-    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def sha256_bytes(data: bytes) -> str:

@@ -12,8 +12,8 @@ import os
 from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
 
+from sam_pets._atomic import atomic_write_text
 from sam_pets.data.errors import BadInputError
-from sam_pets.data.fsutil import atomic_write_text
 
 REPORT_MANIFEST = "report_files.json"  # the files a report wrote: only these are replaced
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sam_pets._atomic import atomic_write_text
 from sam_pets.data.formats import sam2_folder as canon
-from sam_pets.data.fsutil import atomic_write_text
 from sam_pets.eval import html as H
 from sam_pets.eval.evaluate import EvalResult
 from sam_pets.eval.items import load_item

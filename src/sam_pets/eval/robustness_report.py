@@ -6,7 +6,7 @@ import json
 import os
 from pathlib import Path
 
-from sam_pets.data.fsutil import atomic_write_text
+from sam_pets._atomic import atomic_write_text
 from sam_pets.eval import html as H
 from sam_pets.eval.plots import overlay, picture_grid, plot_level_curves
 from sam_pets.eval.robustness import RobustnessResult

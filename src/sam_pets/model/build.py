@@ -16,28 +16,6 @@ def _init_weights(module: nn.Module) -> None:
             nn.init.zeros_(module.bias)
 
 
-def parse_device(device: str | torch.device) -> torch.device:
-    """``torch.device(device)``, rejecting bad names and absent CUDA devices with a ValueError.
-
-    Raises:
-        ValueError: not a device name (``"foo"``, ``"cuda:abc"``), or a CUDA device that this
-            machine does not have.
-    """
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(
-            f"unknown device {str(device)!r}; use auto, cpu, cuda, cuda:N or mps"
-        ) from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {str(device)!r} requested but CUDA is not available")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            n = torch.cuda.device_count()
-            raise ValueError(f"device {str(device)!r} requested but this machine has {n} GPU(s)")
-    return dev
-
-
 def build_model(
     config: str | Sam2Config, device: str | torch.device = "cpu", seed: int | None = None
 ) -> Sam2Image:

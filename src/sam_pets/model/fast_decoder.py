@@ -371,7 +371,7 @@ def fast_decode(
     y1, a_up, u_up = _fold_through_norms(prep.chain, prep.up0, prep.s1c, fold, lowrank)
     logits = _upscale_and_project(dec, prep, y1, a_up, u_up, hyper)
     if not multimask_output:
-        logits, iou = dec._select_stable(logits, iou)
+        logits, iou = dec.select_stable(logits, iou)
         toks = toks[:, :1]
     return MaskOutput(logits, iou, object_score, toks)
 

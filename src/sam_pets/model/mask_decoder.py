@@ -198,11 +198,11 @@ class MaskDecoder(nn.Module):
         iou = iou[:, idx]
         toks = mask_tokens[:, idx]
         if dynamic:
-            logits, iou = self._select_stable(logits, iou)
+            logits, iou = self.select_stable(logits, iou)
             toks = toks[:, :1]
         return MaskOutput(logits, iou, object_score, toks)
 
-    def _select_stable(
+    def select_stable(
         self, logits: torch.Tensor, iou: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Keep token 0's mask if stable, else the multimask candidate with the best IoU."""

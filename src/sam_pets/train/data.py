@@ -16,12 +16,12 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from sam_pets._atomic import atomic_write_bytes
 from sam_pets.data.augment import NO_JITTER, AugmentConfig
 from sam_pets.data.copy_paste import load_backgrounds
 from sam_pets.data.dataset import CanonicalDataset, DatasetConfig
 from sam_pets.model import ImageFeatures, Sam2Image
-from sam_pets.model.checkpoint import atomic_write_bytes
-from sam_pets.predict.cache import encoder_fingerprint
+from sam_pets.model.fingerprint import encoder_fingerprint
 from sam_pets.train.step import Batch, encode
 
 

@@ -1,30 +1,13 @@
-"""Device, autocast and backward behind one small object (the Fabric idea, no dependency)."""
+"""Autocast and backward behind one small object (the Fabric idea, no dependency), and RNG state.
+
+Devices and precisions are resolved by :mod:`sam_pets.model.device`.
+"""
 
 from __future__ import annotations
 
-import contextlib
-
 import torch
 
-from sam_pets.model.build import parse_device
-
-
-def select_device(name: str = "auto", local_rank: int = 0) -> torch.device:
-    """Resolve "auto" (CUDA, then MPS, then CPU) or validate an explicit device.
-
-    Under ``torchrun`` on GPUs, "auto" and "cuda" mean ``cuda:LOCAL_RANK``.
-    """
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", local_rank)
-        mps = getattr(torch.backends, "mps", None)
-        if mps is not None and mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    dev = parse_device(name)
-    if dev.type == "cuda" and dev.index is None:
-        dev = torch.device("cuda", local_rank)
-    return dev
+from sam_pets.model.device import autocast, resolve_precision
 
 
 class Runtime:
@@ -38,19 +21,12 @@ class Runtime:
 
     def __init__(self, device: torch.device, precision: str = "auto") -> None:
         self.device = device
-        if precision == "auto":
-            precision = "bf16" if device.type == "cuda" else "fp32"
-        if precision == "fp16" and device.type != "cuda":
-            raise ValueError("fp16 training needs CUDA; use bf16 or fp32")
-        self.precision = precision
+        self.precision = resolve_precision(precision, device, allow_fp16=True)
         self.scaler = torch.amp.GradScaler("cuda", enabled=precision == "fp16")
 
     def autocast(self):
         """Autocast context for the forward pass (no-op in fp32)."""
-        if self.precision in ("bf16", "fp16") and self.device.type in ("cuda", "cpu"):
-            dtype = torch.bfloat16 if self.precision == "bf16" else torch.float16
-            return torch.autocast(self.device.type, dtype=dtype)
-        return contextlib.nullcontext()
+        return autocast(self.device, self.precision)
 
     def backward(self, loss: torch.Tensor) -> None:
         """Backward, through the gradient scaler in fp16."""

@@ -32,17 +32,17 @@ from pathlib import Path
 
 import numpy as np
 
+from sam_pets._atomic import atomic_write_text
 from sam_pets.data.errors import BadItemError
 from sam_pets.data.export import export_annotation
 from sam_pets.data.formats import sam2_folder as canon
-from sam_pets.data.fsutil import atomic_write_text
+from sam_pets.eval.heldout import HeldOutScores, iter_compare
 from sam_pets.eval.items import iter_items
 from sam_pets.model import ImageFeatures, Sam2Image
 from sam_pets.model.checkpoint import load_model, save_checkpoint
 from sam_pets.paths import data_dir
 from sam_pets.progress import Progress
 from sam_pets.train.config import TrainConfig, load_config
-from sam_pets.train.heldout import HeldOutScores, iter_compare
 from sam_pets.train.loop import iter_fit
 
 JOB_FILE = "finetune.json"

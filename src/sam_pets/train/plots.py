@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from sam_pets.model.checkpoint import atomic_write_bytes
+from sam_pets._atomic import atomic_write_bytes
 
 
 def _figure_png(

@@ -31,9 +31,9 @@ from pathlib import Path
 
 import torch
 
-from sam_pets._atomic import process_alive
+from sam_pets._atomic import atomic_write_bytes, process_alive
 from sam_pets.model import Sam2Image, build_model, save_checkpoint
-from sam_pets.model.checkpoint import CheckpointError, atomic_write_bytes, torch_load_file
+from sam_pets.model.checkpoint import CheckpointError, torch_load_file
 from sam_pets.train.config import TrainConfig, dump_config, load_config
 from sam_pets.train.lora import has_lora, merged_state_dict
 

@@ -17,6 +17,7 @@ import torch
 from sam_pets.data.errors import no_readable_items
 from sam_pets.data.types import FileIssue
 from sam_pets.model import ImageFeatures
+from sam_pets.model.device import select_device
 from sam_pets.train import distributed as ddp
 from sam_pets.train.config import TrainConfig
 from sam_pets.train.data import (
@@ -29,7 +30,7 @@ from sam_pets.train.data import (
     shard,
     to_batch,
 )
-from sam_pets.train.device import Runtime, rng_state, seed_everything, select_device, set_rng_state
+from sam_pets.train.device import Runtime, rng_state, seed_everything, set_rng_state
 from sam_pets.train.optim import LrSchedule, build_optimizer
 from sam_pets.train.rundir import RunDir
 from sam_pets.train.setup import (

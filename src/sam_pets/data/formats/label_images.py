@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from sam_pets._atomic import atomic_write_bytes
 from sam_pets.data.errors import BadInputError
-from sam_pets.data.fsutil import atomic_write_bytes
 
 _TIFF_SUFFIXES = (".tif", ".tiff")
 

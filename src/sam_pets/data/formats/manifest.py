@@ -12,8 +12,8 @@ import os
 from datetime import datetime, timezone
 from pathlib import Path
 
+from sam_pets._atomic import atomic_write_text
 from sam_pets.data.errors import BadInputError
-from sam_pets.data.fsutil import atomic_write_text
 
 FORMAT_NAME = "sam-pets/sam2-folder"
 FORMAT_VERSION = 1

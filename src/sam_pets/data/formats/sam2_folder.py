@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from sam_pets._atomic import atomic_write_bytes, atomic_write_text
 from sam_pets.data.errors import BadItemError
 from sam_pets.data.formats.label_images import (
     decode_label_png,
@@ -45,7 +46,7 @@ from sam_pets.data.formats.manifest import new_manifest as new_manifest
 from sam_pets.data.formats.manifest import now_iso as now_iso
 from sam_pets.data.formats.manifest import save_manifest as save_manifest
 from sam_pets.data.formats.rle import decode_rle, encode_rle
-from sam_pets.data.fsutil import atomic_write_bytes, atomic_write_text, sha256_bytes
+from sam_pets.data.fsutil import sha256_bytes
 from sam_pets.data.types import Annotation, ObjectInfo, as_metadata
 
 FRAME = "00000"

@@ -66,8 +66,8 @@ def iter_compare(
     zoom-in prediction on or off (None: each model's default,
     :func:`sam_pets.predict.zoom.default_for`).
     """
+    from sam_pets.model.fingerprint import encoder_fingerprint
     from sam_pets.predict import ImagePredictor
-    from sam_pets.predict.cache import encoder_fingerprint
     from sam_pets.predict.zoom import default_for
 
     stop = stop or threading.Event()

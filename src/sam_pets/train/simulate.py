@@ -205,10 +205,10 @@ def iter_loop(
     Returns:
         The :class:`LoopResult`.
     """
+    from sam_pets.eval.heldout import iter_compare
     from sam_pets.predict import ImagePredictor
     from sam_pets.predict.zoom import default_for
     from sam_pets.train.finetune import FinetuneJob
-    from sam_pets.train.heldout import iter_compare
 
     user = user or SimulatedUser()
     ks = sorted({int(k) for k in ks if 0 < k <= len(pool)}) if preset else []

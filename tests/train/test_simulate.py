@@ -8,9 +8,15 @@ import numpy as np
 import pytest
 
 from sam_pets.eval.items import EvalItem
-from sam_pets.eval.loop import LoopResult, ObjectEffort, SimulatedUser, annotated_image, iter_loop
 from sam_pets.predict.session import PromptSession
 from sam_pets.progress import run_job
+from sam_pets.train.simulate import (
+    LoopResult,
+    ObjectEffort,
+    SimulatedUser,
+    annotated_image,
+    iter_loop,
+)
 
 
 def _item(name: str, seed: int, size=(48, 64)) -> EvalItem:
