@@ -66,12 +66,54 @@ def one_torch_thread():
     torch.set_num_threads(old)
 
 
+CAT_BREEDS = ("Bengal", "Persian", "Siamese", "Sphynx")
+DOG_BREEDS = ("beagle", "boxer", "pug", "samoyed")
+
+
+def sample_pets_folder(folder: Path, per_breed: int = 3) -> Path:
+    """An Oxford-IIIT Pet style folder (flat layout) made from the photo sam-pets ships.
+
+    Each item is the sample photo and its trimap flipped, cropped and colour-shifted (seeded),
+    named after a breed (cats capitalised, dogs not, as Oxford names them): real pixels for
+    the machinery tests on a fresh clone without ../shared.
+    """
+    from PIL import Image
+
+    from sam_pets.samples import sample_path, trimap_path
+
+    image = load_rgb(sample_path())
+    with Image.open(trimap_path()) as im:
+        trimap = np.asarray(im)
+    (folder / "images").mkdir(parents=True)
+    (folder / "trimaps").mkdir()
+    rng = np.random.default_rng(0)
+    h, w = trimap.shape
+    for breed in CAT_BREEDS + DOG_BREEDS:
+        for i in range(1, per_breed + 1):
+            img, tri = image, trimap
+            if rng.random() < 0.5:
+                img, tri = img[:, ::-1], tri[:, ::-1]
+            y0, x0 = int(rng.integers(0, h // 8)), int(rng.integers(0, w // 8))
+            y1, x1 = h - int(rng.integers(0, h // 8)), w - int(rng.integers(0, w // 8))
+            img, tri = img[y0:y1, x0:x1], tri[y0:y1, x0:x1]
+            shift = rng.integers(-30, 30, 3)
+            img = np.clip(img.astype(np.int16) + shift, 0, 255).astype(np.uint8)
+            Image.fromarray(np.ascontiguousarray(img)).save(folder / "images" / f"{breed}_{i}.jpg")
+            Image.fromarray(np.ascontiguousarray(tri)).save(folder / "trimaps" / f"{breed}_{i}.png")
+    return folder
+
+
 def convert_pets_dev(tmp_path_factory, tiny: int | None = None) -> Path:
-    """../shared's Oxford pet dev set as a canonical dataset (``tiny`` items if given)."""
+    """../shared's Oxford pet dev set as a canonical dataset (``tiny`` items if given).
+
+    Without ../shared: 24 items made from the shipped sample (:func:`sample_pets_folder`).
+    """
     from sam_pets.data.convert import ConvertConfig, convert_oxford_pets
     from sam_pets.progress import run_job
 
-    src = shared_path("data", "oxford_pets_dev")
+    src = PETS_DEV
+    if not src.is_dir():
+        src = sample_pets_folder(tmp_path_factory.mktemp("sample_pets") / "pets")
     out = tmp_path_factory.mktemp("pets") / "ds"
     run_job(convert_oxford_pets(src, out, ConvertConfig(seed=0, tiny=tiny)), show=False)
     return out

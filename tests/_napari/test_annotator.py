@@ -29,12 +29,12 @@ def annotator(make_napari_viewer, qtbot, pet_image, predictor, tmp_path, monkeyp
     widget.set_predictor(predictor)
     qtbot.waitUntil(lambda: widget.state.ready, timeout=30000)
     yield viewer, widget
-    qtbot.waitUntil(lambda: widget.state.idle, timeout=30000)
+    qtbot.waitUntil(lambda: not widget.state.predicting, timeout=30000)
 
 
 def _wait_prediction(qtbot, widget):
     qtbot.waitUntil(
-        lambda: widget.state.idle and widget.session.candidates is not None, timeout=30000
+        lambda: not widget.state.predicting and widget.session.candidates is not None, timeout=30000
     )
 
 
@@ -116,7 +116,7 @@ def test_cycle_and_polarity_keys(annotator, qtbot):
     widget.points.add(np.array([[20.0, 20.0]]))
     assert list(widget.points.features["label"]) == [1, 0]
     assert np.allclose(widget.points.face_color[1], [1, 0, 0, 1])  # negative shows red
-    qtbot.waitUntil(lambda: widget.state.idle, timeout=30000)
+    qtbot.waitUntil(lambda: not widget.state.predicting, timeout=30000)
     assert list(widget.session.labels) == [1, 0]
 
 
@@ -219,7 +219,7 @@ def test_canvas_click_predicts_from_the_press(annotator, qtbot):
     assert len(widget.points.data) == 1 and list(widget.points.features["label"]) == [1]
     qtbot.wait(50)
     # the point napari added is the one already predicted: no second prediction
-    assert widget.state.idle and widget.session.candidates is candidates
+    assert not widget.state.predicting and widget.session.candidates is candidates
     assert widget.state.predicted_key == key
     assert np.allclose(widget.session.points_xy[0], widget.points.data[0, ::-1], atol=1e-3)
 
@@ -232,7 +232,7 @@ def test_deleting_a_point_with_the_delete_key_predicts_again(annotator, qtbot):
     for p in (pos, (pos[0] + 30, pos[1] + 10)):
         _press(viewer, p)
         _release(viewer, p)
-        qtbot.waitUntil(lambda: widget.state.idle, timeout=30000)
+        qtbot.waitUntil(lambda: not widget.state.predicting, timeout=30000)
     assert len(widget.session.points_xy) == 2
     points = viewer.layers["sam-pets prompts"]  # the layer itself, as the layer list holds it
     viewer.layers.selection.active = points
@@ -243,7 +243,7 @@ def test_deleting_a_point_with_the_delete_key_predicts_again(annotator, qtbot):
     qtbot.waitUntil(lambda: len(points.data) == 1, timeout=5000)
     qtbot.waitUntil(lambda: len(widget.session.points_xy) == 1, timeout=5000)
     _wait_prediction(qtbot, widget)
-    qtbot.waitUntil(lambda: widget.state.idle, timeout=30000)
+    qtbot.waitUntil(lambda: not widget.state.predicting, timeout=30000)
     # the preview is what the one remaining click gives on its own
     xy = points.data[:, ::-1].astype(np.float32)
     alone = widget.predictor.predict(xy, np.array([1]), multimask=True)
@@ -256,7 +256,7 @@ def test_dragging_a_point_in_select_mode_predicts_again(annotator, qtbot):
     _press(viewer, pos)
     _release(viewer, pos)
     _wait_prediction(qtbot, widget)
-    qtbot.waitUntil(lambda: widget.state.idle, timeout=30000)
+    qtbot.waitUntil(lambda: not widget.state.predicting, timeout=30000)
     before = widget.session.candidates
     points = viewer.layers["sam-pets prompts"]
     viewer.layers.selection.active = points
@@ -270,7 +270,8 @@ def test_dragging_a_point_in_select_mode_predicts_again(annotator, qtbot):
         lambda: np.allclose(widget.session.points_xy[0], [col, row], atol=1.0), timeout=5000
     )
     qtbot.waitUntil(
-        lambda: widget.state.idle and widget.session.candidates is not before, timeout=30000
+        lambda: not widget.state.predicting and widget.session.candidates is not before,
+        timeout=30000,
     )
     xy = points.data[:, ::-1].astype(np.float32)
     alone = widget.predictor.predict(xy, np.array([1]), multimask=True)
@@ -281,12 +282,12 @@ def test_a_click_beside_the_image_is_not_a_prompt(annotator, qtbot):
     viewer, widget = annotator
     widget.points.add(np.array([[190.0, 250.0]]))
     _wait_prediction(qtbot, widget)
-    qtbot.waitUntil(lambda: widget.state.idle, timeout=30000)
+    qtbot.waitUntil(lambda: not widget.state.predicting, timeout=30000)
     shown = widget.session.candidates
     widget.points.add(np.array([[-30.0, 250.0]]))  # above the photo
     qtbot.waitUntil(lambda: len(widget.points.data) == 1, timeout=5000)
     qtbot.wait(50)
-    assert widget.state.idle and widget.session.candidates is shown
+    assert not widget.state.predicting and widget.session.candidates is shown
     assert len(widget.session.points_xy) == 1
     # the pixel rows at the photo's edges still count
     widget.points.add(np.array([[374.4, 10.0]]))
@@ -303,7 +304,7 @@ def test_right_click_and_shift_click_add_one_negative_point(annotator, qtbot):
     _press(viewer, (pos[0] + 20, pos[1]), modifiers=("Shift",))
     _release(viewer, (pos[0] + 20, pos[1]), modifiers=("Shift",))
     assert list(widget.points.features["label"]) == [0, 0]
-    qtbot.waitUntil(lambda: widget.state.idle, timeout=30000)
+    qtbot.waitUntil(lambda: not widget.state.predicting, timeout=30000)
     assert list(widget.session.labels) == [0, 0]
     # the next plain click is positive again
     qtbot.waitUntil(lambda: widget.points.feature_defaults["label"][0] == 1, timeout=5000)
@@ -324,7 +325,9 @@ def test_drag_adds_no_point_and_drops_its_preview(annotator, qtbot):
         pos=end, modifiers=(), button=1, press_event=MouseEvent(pos=pos, type="mouse_press")
     )
     _release(viewer, end)
-    qtbot.waitUntil(lambda: widget.state.idle and widget.session.candidates is None, timeout=30000)
+    qtbot.waitUntil(
+        lambda: not widget.state.predicting and widget.session.candidates is None, timeout=30000
+    )
     assert len(widget.points.data) == 0 and not widget.preview.data.any()
 
 
@@ -345,7 +348,7 @@ def test_box_and_negative_point(annotator, qtbot):
     widget.boxes.add_rectangles(np.array([[40.0, 60.0], [340.0, 420.0]]))
     widget.add_point(np.array([100.0, 300.0]), label=0)
     _wait_prediction(qtbot, widget)
-    qtbot.waitUntil(lambda: widget.state.idle, timeout=30000)
+    qtbot.waitUntil(lambda: not widget.state.predicting, timeout=30000)
     s = widget.session
     assert s.box_xyxy is not None and list(s.labels) == [0]
     assert len(s.candidates.masks) == 1
@@ -385,7 +388,7 @@ def test_a_new_box_replaces_the_old_one(annotator, qtbot):
         _drag(qtbot, viewer, start, end)
         qtbot.waitUntil(lambda: len(widget.boxes.data) == 1, timeout=5000)
         _wait_prediction(qtbot, widget)
-        qtbot.waitUntil(lambda: widget.state.idle, timeout=30000)
+        qtbot.waitUntil(lambda: not widget.state.predicting, timeout=30000)
     (box,) = widget.boxes.data
     (r0, c0), (r1, c1) = corners[-1]
     np.testing.assert_allclose(box.min(0), [min(r0, r1), min(c0, c1)], atol=1)
@@ -412,7 +415,7 @@ def test_boxes_on_other_slices_stay(stack_annotator, qtbot):
     assert np.all(first[:, 0] == 0) and np.all(second[:, 0] == 1)
     assert second[:, 1].min() == 60.0  # the newer box of slice 1
     _wait_prediction(qtbot, widget)
-    qtbot.waitUntil(lambda: widget.state.idle, timeout=30000)
+    qtbot.waitUntil(lambda: not widget.state.predicting, timeout=30000)
     # slice 0's box keeps the colour of its own prediction
     np.testing.assert_allclose(widget.boxes.edge_color[0], before)
 
@@ -439,7 +442,7 @@ def test_refine_selected_label(annotator, qtbot):
     assert widget.session.refining_label == 1 and widget.session.mask_prompt is not None
     assert len(widget.boxes.data) == 1
     _wait_prediction(qtbot, widget)
-    qtbot.waitUntil(lambda: widget.state.idle, timeout=30000)
+    qtbot.waitUntil(lambda: not widget.state.predicting, timeout=30000)
     assert widget.commit() == 1  # written back under the same id
     assert set(np.unique(target.data)) <= {0, 1}
 
@@ -470,13 +473,13 @@ def stack_annotator(make_napari_viewer, qtbot, predictor, pet_image):
     widget.set_predictor(predictor)
     qtbot.waitUntil(lambda: widget.state.ready, timeout=30000)
     yield viewer, widget
-    qtbot.waitUntil(lambda: widget.state.idle, timeout=30000)
+    qtbot.waitUntil(lambda: not widget.state.predicting, timeout=30000)
 
 
 def _go_to(qtbot, viewer, widget, z):
     viewer.dims.set_current_step(0, z)
     qtbot.waitUntil(lambda: widget.state.ready_for(widget._key()), timeout=30000)
-    qtbot.waitUntil(lambda: widget.state.idle, timeout=30000)
+    qtbot.waitUntil(lambda: not widget.state.predicting, timeout=30000)
 
 
 def test_stack_embeds_per_slice(stack_annotator, qtbot):
@@ -606,7 +609,7 @@ def test_full_size_model_in_the_widget(make_napari_viewer, qtbot, pet_image, con
     qtbot.waitUntil(lambda: widget.state.ready, timeout=300000)
     widget.points.add(np.array([[190.0, 250.0]]))
     _wait_prediction(qtbot, widget)
-    qtbot.waitUntil(lambda: widget.state.idle, timeout=60000)
+    qtbot.waitUntil(lambda: not widget.state.predicting, timeout=60000)
     assert np.shape(widget.session.candidates.masks) == (3, 375, 500)
     assert widget.commit() == 1
 
@@ -614,7 +617,7 @@ def test_full_size_model_in_the_widget(make_napari_viewer, qtbot, pet_image, con
 def _click_and_predict(qtbot, widget, row=190.0, col=250.0):
     widget.points.add(np.array([[row, col]]))
     _wait_prediction(qtbot, widget)
-    qtbot.waitUntil(lambda: widget.state.idle, timeout=30000)
+    qtbot.waitUntil(lambda: not widget.state.predicting, timeout=30000)
 
 
 def _record(monkeypatch, name):
@@ -739,7 +742,7 @@ def test_polarity_key_does_not_repaint_the_last_point(annotator, qtbot):
     widget.points.selected_data = {0}
     widget.toggle_polarity()
     assert np.allclose(widget.points.face_color[0], [0, 1, 0, 1])  # still positive
-    qtbot.waitUntil(lambda: widget.state.idle, timeout=30000)
+    qtbot.waitUntil(lambda: not widget.state.predicting, timeout=30000)
 
 
 def test_commit_on_a_slice_keeps_other_slices_prompts(stack_annotator, qtbot):
@@ -772,7 +775,7 @@ def test_refine_on_a_stack(stack_annotator, qtbot):
     (box,) = widget.boxes.data
     assert box.shape == (4, 3) and np.all(box[:, 0] == 1)
     _wait_prediction(qtbot, widget)
-    qtbot.waitUntil(lambda: widget.state.idle, timeout=30000)
+    qtbot.waitUntil(lambda: not widget.state.predicting, timeout=30000)
     assert widget.commit() == 1
     assert target.data[1].any() and not target.data[0].any() and not target.data[2].any()
 
@@ -871,13 +874,13 @@ def test_a_prediction_for_the_previous_image_is_not_shown(annotator, qtbot, pet_
         widget.predictor, "predict", lambda *a, **k: predicting.wait(10) and predict(*a, **k)
     )
     widget.points.add(np.array([[190.0, 250.0]]))
-    assert not widget.state.idle
+    assert widget.state.predicting
     monkeypatch.setattr(
         widget.predictor, "set_image", lambda img: embedding.wait(10) and set_image(img)
     )
     viewer.add_image(pet_image[::-1].copy(), name="other", rgb=True)  # same size
     predicting.set()  # the old click's prediction ends while "other" is being embedded
-    qtbot.waitUntil(lambda: widget.state.idle, timeout=10000)
+    qtbot.waitUntil(lambda: not widget.state.predicting, timeout=10000)
     qtbot.wait(50)
     assert widget.session.candidates is None and not widget.preview.data.any()
     assert widget.commit() == 0
@@ -1009,10 +1012,12 @@ def test_commit_during_a_prediction_writes_the_latest_prompts(annotator, qtbot):
         )
     )
     widget.points.add(np.array([[120.0, 300.0]]))  # 'n' pressed before its mask came back
-    assert not widget.state.idle
+    assert widget.state.predicting
     widget.commit()
     widget.commit()  # pressed twice: still one object
-    qtbot.waitUntil(lambda: widget.state.idle and len(widget.points.data) == 0, timeout=30000)
+    qtbot.waitUntil(
+        lambda: not widget.state.predicting and len(widget.points.data) == 0, timeout=30000
+    )
     qtbot.wait(100)
     both = shown[-1]  # the mask of both clicks
     assert not np.array_equal(both, first)
@@ -1036,7 +1041,7 @@ def zoom_annotator(make_napari_viewer, qtbot, pet_image, tmp_path, monkeypatch):
     widget.set_predictor(ImagePredictor(model, device="cpu", zoom=default_for(model)))
     qtbot.waitUntil(lambda: widget.state.ready, timeout=30000)
     yield viewer, widget
-    qtbot.waitUntil(lambda: widget.state.idle, timeout=30000)
+    qtbot.waitUntil(lambda: not widget.state.predicting, timeout=30000)
 
 
 def test_zoom_check_box_follows_the_model_and_drives_the_predictions(zoom_annotator, qtbot):
@@ -1052,14 +1057,18 @@ def test_zoom_check_box_follows_the_model_and_drives_the_predictions(zoom_annota
     np.testing.assert_array_equal(widget.preview.data > 0, zoomed.masks[0])
     # clicks inside the box: after the first, each carries the crop's logits and window
     widget.add_point(np.array([300.0, 400.0]), label=0)  # (row, col)
-    qtbot.waitUntil(lambda: len(widget.session.labels) == 1 and widget.state.idle, timeout=30000)
+    qtbot.waitUntil(
+        lambda: len(widget.session.labels) == 1 and not widget.state.predicting, timeout=30000
+    )
     first = widget.session.candidates
     np.testing.assert_array_equal(
         widget.preview.data > 0,
         p.predict(np.array([[400.0, 300.0]]), np.array([0]), box, multimask=False).masks[0],
     )
     widget.add_point(np.array([80.0, 380.0]), label=0)
-    qtbot.waitUntil(lambda: len(widget.session.labels) == 2 and widget.state.idle, timeout=30000)
+    qtbot.waitUntil(
+        lambda: len(widget.session.labels) == 2 and not widget.state.predicting, timeout=30000
+    )
     assert widget.session.candidates is not first
     again = p.predict(
         np.array([[400.0, 300.0], [380.0, 80.0]]),
@@ -1076,7 +1085,7 @@ def test_zoom_check_box_follows_the_model_and_drives_the_predictions(zoom_annota
     assert not p.zoom
     qtbot.waitUntil(
         lambda: (
-            widget.state.idle
+            not widget.state.predicting
             and widget.session.candidates is not None
             and widget.session.candidates.window is None
         ),

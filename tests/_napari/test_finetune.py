@@ -48,7 +48,7 @@ def docks(make_napari_viewer, qtbot, pets, tmp_path, monkeypatch):
     yield viewer, annotator, dock
     dock.cancel()
     qtbot.waitUntil(lambda: not dock.running, timeout=60000)
-    qtbot.waitUntil(lambda: annotator.state.idle, timeout=30000)
+    qtbot.waitUntil(lambda: not annotator.state.predicting, timeout=30000)
 
 
 def _records(dock):
@@ -120,7 +120,7 @@ def test_finetune_cancel_resume_and_hot_swap(docks, qtbot, tmp_path):
     dock.use_new_model()
     qtbot.waitUntil(dock.back_button.isEnabled, timeout=30000)  # swapped, GUI updated
     assert annotator.predictor.model is result.model
-    qtbot.waitUntil(lambda: annotator.state.ready and annotator.state.idle, timeout=30000)
+    qtbot.waitUntil(lambda: annotator.state.ready and not annotator.state.predicting, timeout=30000)
     after = annotator.predictor.predict(*click).low_res_logits
     assert not np.allclose(before, after)
     assert dock.back_button.isEnabled()
@@ -128,7 +128,7 @@ def test_finetune_cancel_resume_and_hot_swap(docks, qtbot, tmp_path):
     qtbot.waitUntil(dock.use_button.isEnabled, timeout=30000)
     assert annotator.predictor.model is old_model
     qtbot.waitUntil(lambda: annotator.state.ready, timeout=30000)
-    qtbot.waitUntil(lambda: annotator.state.idle, timeout=30000)
+    qtbot.waitUntil(lambda: not annotator.state.predicting, timeout=30000)
     assert np.allclose(annotator.predictor.predict(*click).low_res_logits, before)
 
 
@@ -317,7 +317,8 @@ def test_a_click_during_a_model_swap_waits_for_the_new_model(docks, qtbot, monke
     annotator.points.add(np.array([[100.0, 100.0]]))
     qtbot.waitUntil(dock.back_button.isEnabled, timeout=30000)
     qtbot.waitUntil(
-        lambda: annotator.state.idle and annotator.session.candidates is not None, timeout=30000
+        lambda: not annotator.state.predicting and annotator.session.candidates is not None,
+        timeout=30000,
     )
     assert errors == [] and annotator.predictor.model is new
 

@@ -30,7 +30,7 @@ def _dock(make_napari_viewer, qtbot, image, predictor=None):
 def _commit_at(qtbot, widget, row_col) -> int:
     widget.points.add(np.array([row_col], float))
     qtbot.waitUntil(
-        lambda: widget.state.idle and widget.session.candidates is not None, timeout=30000
+        lambda: not widget.state.predicting and widget.session.candidates is not None, timeout=30000
     )
     return widget.commit()
 
@@ -121,7 +121,7 @@ SESSION = textwrap.dedent(
         wait(lambda: w.state.ready)
         for rc in [(190.0, 250.0), (60.0, 60.0), (300.0, 420.0)]:
             w.points.add(np.array([rc]))
-            wait(lambda: w.state.idle and w.session.candidates is not None)
+            wait(lambda: not w.state.predicting and w.session.candidates is not None)
             assert w.commit() > 0
         wait(lambda: w.journal.writer.flush(0.01))
         np.save(out, w.target_layer().data)

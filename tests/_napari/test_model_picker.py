@@ -53,7 +53,7 @@ def widget(make_napari_viewer, qtbot, env):
     viewer.add_image(np.random.default_rng(0).integers(0, 255, (96, 128), np.uint8), name="img")
     _, w = viewer.window.add_plugin_dock_widget("sam-pets", "Annotator")
     yield w
-    qtbot.waitUntil(lambda: w.load_button.isEnabled() and w.state.idle, timeout=30000)
+    qtbot.waitUntil(lambda: w.load_button.isEnabled() and not w.state.predicting, timeout=30000)
     qtbot.waitUntil(lambda: w.state.embedding_key is None, timeout=30000)
 
 
@@ -122,14 +122,14 @@ def test_opening_the_dock_loads_the_default_then_the_last_model(
     _pick(w, hub.RANDOM_PREFIX + "cpu_small")
     w.load_model()
     qtbot.waitUntil(lambda: w.predictor.model.cfg.name == "cpu_small", timeout=60000)
-    qtbot.waitUntil(lambda: w.load_button.isEnabled() and w.state.idle, timeout=30000)
+    qtbot.waitUntil(lambda: w.load_button.isEnabled() and not w.state.predicting, timeout=30000)
     assert _models.default_choice() == _models.RANDOM_PREFIX + "cpu_small"
     viewer2 = make_napari_viewer()
     viewer2.add_image(np.zeros((64, 64), np.uint8), name="img2")
     _, w2 = viewer2.window.add_plugin_dock_widget("sam-pets", "Annotator")
     qtbot.waitUntil(lambda: w2.predictor is not None, timeout=60000)
     assert w2.predictor.model.cfg.name == "cpu_small"
-    qtbot.waitUntil(lambda: w2.load_button.isEnabled() and w2.state.idle, timeout=30000)
+    qtbot.waitUntil(lambda: w2.load_button.isEnabled() and not w2.state.predicting, timeout=30000)
 
 
 @pytest.mark.gui
@@ -143,7 +143,7 @@ def test_a_model_set_while_the_first_one_loads_wins(make_napari_viewer, qtbot, e
     _, w = viewer.window.add_plugin_dock_widget("sam-pets", "Annotator")
     mine = ImagePredictor(build_model("test", seed=5), device="cpu")
     w.set_predictor(mine)  # before the first-use load has returned
-    qtbot.waitUntil(lambda: w.load_button.isEnabled() and w.state.idle, timeout=60000)
+    qtbot.waitUntil(lambda: w.load_button.isEnabled() and not w.state.predicting, timeout=60000)
     assert w.predictor is mine
 
 

@@ -51,7 +51,8 @@ def _predict_once(qtbot, viewer):
     for yx in ([190.0, 250.0], [150.0, 200.0], [120.0, 300.0]):
         widget.points.add(np.array([yx]))
         qtbot.waitUntil(
-            lambda: widget.state.idle and widget.session.candidates is not None, timeout=30000
+            lambda: not widget.state.predicting and widget.session.candidates is not None,
+            timeout=30000,
         )
     return widget
 

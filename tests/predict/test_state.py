@@ -27,7 +27,7 @@ def test_result_after_image_switch_is_dropped():
     s = PredictionState()
     _ready(s, A)
     assert s.want_prediction("p1", False, True) is Predict.RUN
-    assert not s.idle
+    assert s.predicting and not s.idle
     assert s.want_embedding(B)  # the user switches image while it predicts
     assert not s.result_is_current(A, MODEL, MODEL)
     assert not s.prediction_done()

@@ -70,6 +70,11 @@ class PredictionState:
 
     # --- public views ---------------------------------------------------------------------
     @property
+    def predicting(self) -> bool:
+        """A prediction is running."""
+        return self.busy
+
+    @property
     def idle(self) -> bool:
         """Nothing runs: no prediction and no embedding under way."""
         return not self.busy and self.embedding_key is None
