@@ -108,6 +108,8 @@ def test_writer_reports_a_failed_write_and_goes_on(tmp_path):
     w = JournalWriter(Journal(tmp_path / "file"), on_error=lambda k, e: errors.append(k))
     w.submit("ab" * 16, _labels(), {}, {})
     assert w.flush(10) and errors == ["ab" * 16]
+    (message,) = w.take_errors()
+    assert message.startswith("cannot journal " + "ab" * 16) and w.take_errors() == []
     w.journal = Journal(tmp_path / "ok")
     w.submit("ab" * 16, _labels(), {}, {})
     assert w.flush(10) and Journal(tmp_path / "ok").load("ab" * 16) is not None

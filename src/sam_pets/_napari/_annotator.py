@@ -100,8 +100,7 @@ class AnnotatorWidget(
         self._dead = False
         self.destroyed.connect(self._on_destroyed)
         self.last_worker = None
-        self._journal_error = None  # set by the journal's writer thread, shown on the next commit
-        self.journal = SessionJournal(on_error=lambda msg: setattr(self, "_journal_error", msg))
+        self.journal = SessionJournal()
         self._offered = None  # (image layer id, plane, journal record) the restore button offers
         self._load_seq = 0  # loads started; a load's result is used only if it is the latest
         self._build_ui()
@@ -449,9 +448,8 @@ class AnnotatorWidget(
 
     def _journal_commit(self, image, target, plane, label: int | None, meta=None) -> None:
         """Journal the plane after a commit (``label``) or an undo (``label`` None)."""
-        if self._journal_error:
-            show_warning(f"sam-pets: {self._journal_error}")
-            self._journal_error = None
+        for message in self.journal.errors():  # a write of an earlier commit failed
+            show_warning(f"sam-pets: {message}")
         if label is None:
             self.journal.changed(image, target, plane)
         else:

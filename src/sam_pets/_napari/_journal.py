@@ -16,24 +16,31 @@ from sam_pets._napari import _layers as L
 from sam_pets._napari._targets import layer_id
 from sam_pets.data.journal import Journal, JournalError, JournalWriter, Record, image_key
 
+_WRITERS: dict[str, JournalWriter] = {}  # one writer thread per journal folder, per process
+
 
 class SessionJournal:
     """Journal records of the planes annotated in one dock.
 
+    The docks of a process share one writer thread per journal folder; it holds no reference
+    to a dock, so a closed dock is freed.
+
     Args:
         journal: Where records go (default: the per-user journal).
-        on_error: Called as ``on_error(message)`` from the writer thread when a record
-            cannot be written.
     """
 
-    def __init__(self, journal: Journal | None = None, on_error=None) -> None:
+    def __init__(self, journal: Journal | None = None) -> None:
         self.journal = journal or Journal()
-        self.writer = JournalWriter(
-            self.journal,
-            on_error=(lambda key, e: on_error(f"cannot journal: {e}")) if on_error else None,
-        )
+        root = str(self.journal.root)
+        if root not in _WRITERS:
+            _WRITERS[root] = JournalWriter(Journal(self.journal.root))
+        self.writer = _WRITERS[root]
         self._keys: dict[tuple, str] = {}  # (image layer id, plane, id of its data) -> key
         self._objects: dict[str, dict[int, dict]] = {}  # key -> {label: object metadata}
+
+    def errors(self) -> list[str]:
+        """Writes that failed since the last call (any dock's: they share the writer)."""
+        return self.writer.take_errors()
 
     def key(self, image, plane: tuple) -> str:
         """The journal key of ``image``'s plane (its pixels' hash, computed once per data)."""

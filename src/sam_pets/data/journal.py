@@ -225,13 +225,14 @@ class JournalWriter:
     :meth:`submit` takes a copy of the plane and returns at once (well under a millisecond
     for a photo); the thread writes the latest state of each key in order, with ``fsync``
     (about 15 ms on a typical disk). :meth:`flush` waits until everything submitted is on
-    disk. A write that fails is reported to ``on_error(key, exception)`` and the next state
-    of that key is tried again.
+    disk. A write that fails is reported to ``on_error(key, exception)`` if given, and kept
+    for :meth:`take_errors`; the next state of that key is tried again.
     """
 
     def __init__(self, journal: Journal, on_error=None) -> None:
         self.journal = journal
         self.on_error = on_error
+        self._errors: list[str] = []
         self._pending: dict[str, tuple] = {}
         self._cond = threading.Condition()
         self._busy = False
@@ -254,6 +255,12 @@ class JournalWriter:
                 self._cond.wait()
             self.journal.prune(key)
 
+    def take_errors(self) -> list[str]:
+        """Messages of the writes that failed since the last call (and forget them)."""
+        with self._cond:
+            errors, self._errors = self._errors, []
+        return errors
+
     def flush(self, timeout: float | None = 10.0) -> bool:
         """Wait until every submitted state is written; False on timeout."""
         with self._cond:
@@ -269,6 +276,8 @@ class JournalWriter:
             try:
                 self.journal.record(key, labels, objects, info)
             except Exception as e:  # noqa: BLE001 - reported, the thread goes on
+                with self._cond:
+                    self._errors.append(f"cannot journal {key}: {e}")
                 if self.on_error is not None:
                     self.on_error(key, e)
             finally:
