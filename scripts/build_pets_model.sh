@@ -9,7 +9,7 @@
 # pairs are the validation split, never trained on ($SAM_PETS_SHARED replaces ../shared).
 #
 # Recipe (scripts/pets_model.yaml): the `cpu_small` SAM 2 config at 256 px input, trained with
-# interactive prompts (box or click + 3 correction clicks, every round supervised); two in
+# interactive prompts (box 40 % or click, + 7 correction clicks, every round supervised); two in
 # three samples are crops around the pet with a random margin per side (what zoom-in
 # prediction sees), three in ten have the pet pasted onto another background (a strip of
 # another photo beside its pet, or a facade photo of ../shared/data/coco_sample), plus flips,
