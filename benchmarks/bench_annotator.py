@@ -13,6 +13,7 @@ prediction takes the first one's low-res logits as mask prompt.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -111,7 +112,7 @@ def measure(
     app = QApplication.instance()
     predictor = ImagePredictor(resolve_model(model), device="cpu", zoom=zoom)
     widget.set_predictor(predictor)
-    _wait(app, lambda: widget._ready_key is not None)
+    _wait(app, lambda: widget.state.ready)
     viewer.reset_view()
     _wait(app, lambda: True)
     scene = viewer.window._qt_viewer.canvas._scene_canvas
@@ -120,7 +121,7 @@ def measure(
     for k, pos in enumerate(spots):
         if k % nth == 0:
             widget.clear()
-            _wait(app, lambda: not widget._busy)
+            _wait(app, lambda: not widget.state.predicting)
         before = widget.session.candidates
         shown = []
 
@@ -140,7 +141,9 @@ def measure(
         scene.events.mouse_release(pos=pos, modifiers=(), button=1)
         _wait(
             app,
-            lambda n=n_points: updated() and not widget._busy and len(widget.points.data) == n,
+            lambda n=n_points: (
+                updated() and not widget.state.predicting and len(widget.points.data) == n
+            ),
             widget.previewed,
         )
         if len(widget.session.points_xy) != n_points or not np.allclose(
@@ -187,6 +190,8 @@ def main() -> None:
     ap.add_argument("--snippet", default="annotator", help="results/NAME.md to write")
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
+    # the dock would load the built-in model on its own when it opens: not during timings
+    os.environ["SAM_PETS_AUTOLOAD"] = "0"
 
     rows = []
     for model in args.models:

@@ -55,12 +55,12 @@ def main() -> None:
         annotator.load_model()
     else:
         annotator.set_predictor(ImagePredictor(resolve_model(args.model), device="cpu"))
-    spin(lambda: annotator.predictor is not None and annotator._ready_key is not None)
+    spin(lambda: annotator.predictor is not None and annotator.state.ready)
     # a box around the whole cat of the sample photo (napari rectangles: (row, col) corners)
     annotator.boxes.add_rectangles(np.array([[5.0, 0.0], [374.0, 470.0]]))
-    spin(lambda: annotator.session.candidates is not None and not annotator._busy)
+    spin(lambda: annotator.session.candidates is not None and not annotator.state.predicting)
     annotator.commit()
-    spin(lambda: not annotator._busy)
+    spin(lambda: not annotator.state.predicting)
     viewer.layers.selection.active = annotator.points
     viewer.reset_view()
     _close_toasts(viewer)
