@@ -12,8 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import convert_pets_dev, shared_path
+from conftest import convert_pets_dev
 from sam_pets.cli import main
+from sam_pets.samples import sample_path
 
 FAST = [
     "--config",
@@ -71,7 +72,7 @@ def test_train_end_to_end_then_predict(dataset, tmp_path, capsys):
     assert main(["info", str(run / "last.pt")]) == 0
     assert "train:" in capsys.readouterr().out
     predictor = ImagePredictor(load_model(run / "last.pt"), device="cpu")
-    image = read_image(shared_path("data", "oxford_pets_dev", "images", "Bengal_63.jpg"))
+    image = read_image(sample_path())
     predictor.set_image(image)
     pred = predictor.predict(None, None, np.array([100, 50, 400, 350], np.float32), multimask=False)
     assert pred.masks.shape[-2:] == image.shape[:2] and pred.masks.dtype == bool
