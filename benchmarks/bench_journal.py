@@ -27,7 +27,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=50)
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args()
-    from sam_pets.data.journal import Journal, JournalWriter, image_key
+    from sam_pets.data.fsutil import image_key
+    from sam_pets.data.journal import Journal, JournalWriter
     from sam_pets.predict.images import read_image
     from sam_pets.samples import sample_path
 

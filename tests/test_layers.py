@@ -1,8 +1,9 @@
 """The package's layers, checked on every import statement (lazy ones in functions too).
 
-``model`` < ``predict`` < ``eval`` < ``train`` < ``cli`` / ``_napari``; ``data`` reads and
-writes files for all of them; the small base modules (``_atomic``, ``paths``, ``progress``)
-import nothing of sam-pets above them. Only ``_napari`` may import Qt, napari or magicgui.
+``model`` < ``predict`` < ``eval`` < ``train`` < ``cli`` / ``_napari``; ``data`` (files,
+content hashes) serves all of them but ``model``; the small base modules (``_atomic``,
+``paths``, ``progress``) import nothing of sam-pets above them. Only ``_napari`` may import
+Qt, napari or magicgui.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ ALLOWED = {
     **{b: BASE for b in BASE},
     "data": BASE,
     "model": BASE,
-    "predict": BASE | {"model"},
+    "predict": BASE | {"data", "model"},
     "eval": BASE | {"data", "model", "predict"},
     "train": BASE | {"data", "model", "predict", "eval"},
     "cli": BASE | {"data", "model", "predict", "eval", "train"},

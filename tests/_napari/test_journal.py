@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from sam_pets.data.journal import Journal, image_key
+from sam_pets.data.fsutil import image_key
+from sam_pets.data.journal import Journal
 
 pytestmark = pytest.mark.gui
 

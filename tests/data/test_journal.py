@@ -8,7 +8,8 @@ import time
 import numpy as np
 import pytest
 
-from sam_pets.data.journal import Journal, JournalError, JournalWriter, default_root, image_key
+from sam_pets.data.fsutil import image_key
+from sam_pets.data.journal import Journal, JournalError, JournalWriter, default_root
 
 
 def _labels(seed: int = 0) -> np.ndarray:

@@ -44,7 +44,7 @@ def export_job(folder: str, items: list[tuple], coco: bool, exported: list | Non
     ``exported`` (if given) receives ``(journal key, labels)`` of each item written.
     """
     from sam_pets.data.export import NameTaken, export_annotation
-    from sam_pets.data.journal import image_key
+    from sam_pets.data.fsutil import image_key
 
     report = []
     for i, (name, pixels, labels, meta) in enumerate(items):

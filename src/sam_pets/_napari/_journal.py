@@ -14,7 +14,8 @@ import numpy as np
 
 from sam_pets._napari import _layers as L
 from sam_pets._napari._targets import layer_id
-from sam_pets.data.journal import Journal, JournalError, JournalWriter, Record, image_key
+from sam_pets.data.fsutil import image_key
+from sam_pets.data.journal import Journal, JournalError, JournalWriter, Record
 
 _WRITERS: dict[str, JournalWriter] = {}  # one writer thread per journal folder, per process
 

@@ -1,4 +1,4 @@
-"""File-system helpers: safe item names, hashing (atomic writes: :mod:`sam_pets._atomic`)."""
+"""File-system helpers: safe item names, content hashes (atomic writes: :mod:`sam_pets._atomic`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,22 @@ import hashlib
 import re
 import unicodedata
 
+import numpy as np
+
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+def image_key(image: np.ndarray) -> str:
+    """Content hash of an array (bytes, shape and dtype; BLAKE2b, 32 hex digits).
+
+    Keys the embedding caches and the annotation journal: equal pixels give equal keys,
+    whatever the array's memory layout.
+    """
+    a = np.ascontiguousarray(image)
+    h = hashlib.blake2b(digest_size=16)
+    h.update(f"{a.shape}|{a.dtype.str}|".encode())
+    h.update(memoryview(a).cast("B"))
+    return h.hexdigest()
 
 
 def sha256_bytes(data: bytes) -> str:

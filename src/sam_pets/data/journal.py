@@ -13,7 +13,6 @@ default root is ``journal`` in the per-user data folder (:func:`sam_pets.paths.d
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -37,21 +36,12 @@ def default_root() -> Path:
     return data_dir() / "journal"
 
 
-def image_key(pixels: np.ndarray) -> str:
-    """A key of an image plane's content: its shape, dtype and bytes (BLAKE2b, 32 hex digits)."""
-    a = np.ascontiguousarray(pixels)
-    h = hashlib.blake2b(digest_size=16)
-    h.update(f"{a.shape}|{a.dtype.str}|".encode())
-    h.update(memoryview(a).cast("B"))
-    return h.hexdigest()
-
-
 @dataclass
 class Record:
     """The journaled state of one image plane.
 
     Attributes:
-        key: :func:`image_key` of the plane's pixels.
+        key: :func:`~sam_pets.data.fsutil.image_key` of the plane's pixels.
         labels: (H, W) integer label plane as last recorded.
         objects: ``{label id: {"prompts": ..., "model": ..., "time": ..., ...}}`` of the
             objects committed through the Annotator.

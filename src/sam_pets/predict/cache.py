@@ -7,26 +7,15 @@ the same model costs a dictionary lookup.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 from collections import OrderedDict
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from sam_pets._atomic import atomic_write_bytes
 from sam_pets.model.sam2 import ImageFeatures
-
-
-def image_key(image: np.ndarray) -> str:
-    """Content hash of an image array (bytes, shape and dtype)."""
-    a = np.ascontiguousarray(image)
-    h = hashlib.blake2b(digest_size=16)
-    h.update(f"{a.shape}|{a.dtype.str}|".encode())
-    h.update(memoryview(a).cast("B"))
-    return h.hexdigest()
 
 
 class FeatureCache:

@@ -13,11 +13,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from sam_pets.data.fsutil import image_key
 from sam_pets.model.device import autocast, resolve_precision, select_device
 from sam_pets.model.fingerprint import encoder_fingerprint
 from sam_pets.model.sam2 import ImageFeatures, Sam2Image
 from sam_pets.predict import zoom
-from sam_pets.predict.cache import FeatureCache, image_key
+from sam_pets.predict.cache import FeatureCache
 from sam_pets.predict.transforms import coords_orig_to_input, preprocess, upsample_masks
 from sam_pets.predict.zoom import Window
 
