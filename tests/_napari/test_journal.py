@@ -84,6 +84,7 @@ def test_export_prunes_the_journal(make_napari_viewer, qtbot, pet_image, predict
     widget.export_dir.setText(str(tmp_path / "ds"))
     widget.export()
     qtbot.waitUntil(lambda: "added" in widget.export_status.text(), timeout=30000)
+    assert widget.journal.writer.flush(10)  # the record is removed on the journal's thread
     assert Journal().keys() == []
     # a commit after the export starts a new record
     assert _commit_at(qtbot, widget, (60.0, 60.0)) == 2

@@ -114,3 +114,24 @@ def test_writer_reports_a_failed_write_and_goes_on(tmp_path):
     w.journal = Journal(tmp_path / "ok")
     w.submit("ab" * 16, _labels(), {}, {})
     assert w.flush(10) and Journal(tmp_path / "ok").load("ab" * 16) is not None
+
+
+def test_writer_prunes_an_exported_record_but_keeps_a_newer_state(tmp_path):
+    w = JournalWriter(Journal(tmp_path))
+    exported = _labels()
+    w.submit("ab" * 16, exported, {}, {})
+    w.prune_if_unchanged("ab" * 16, exported)  # replaces the queued equal state
+    assert w.flush(10) and Journal(tmp_path).keys() == []
+    w.submit("ab" * 16, exported, {}, {})
+    assert w.flush(10) and not w.busy_with("ab" * 16)
+    newer = exported.copy()
+    newer[0, 0] = 9  # committed while the export ran
+    w.submit("ab" * 16, newer, {}, {})
+    assert w.busy_with("ab" * 16)
+    w.prune_if_unchanged("ab" * 16, exported)  # the queued newer state stays
+    assert w.flush(10)
+    assert Journal(tmp_path).load("ab" * 16).labels[0, 0] == 9
+    w.prune_if_unchanged("ab" * 16, exported)  # on disk: newer, kept
+    assert w.flush(10) and Journal(tmp_path).keys() == ["ab" * 16]
+    w.prune_if_unchanged("ab" * 16, newer)
+    assert w.flush(10) and Journal(tmp_path).keys() == []

@@ -89,7 +89,8 @@ class SessionJournal:
             JournalError: The record's file is damaged.
         """
         key = self.key(image, plane)
-        self.writer.flush(5.0)  # a state still being written is this session's own
+        if self.writer.busy_with(key):  # this session's own newer state is on its way
+            return None
         rec = self.journal.load(key)
         if rec is None:
             return None
@@ -116,15 +117,10 @@ class SessionJournal:
         """Prune the records of exported planes, given as ``(key, labels exported)``.
 
         A record whose labels changed since (objects committed while the export ran) stays.
+        The check and the removal run on the journal's thread.
         """
-        self.writer.flush(5.0)
         for key, labels in planes:
-            try:
-                rec = self.journal.load(key)
-            except JournalError:
-                rec = None
-            if rec is None or np.array_equal(rec.labels, labels):
-                self.writer.prune(key)
+            self.writer.prune_if_unchanged(key, labels)
 
 
 __all__ = ["JournalError", "SessionJournal"]

@@ -215,27 +215,51 @@ class JournalWriter:
     :meth:`submit` takes a copy of the plane and returns at once (well under a millisecond
     for a photo); the thread writes the latest state of each key in order, with ``fsync``
     (about 15 ms on a typical disk). :meth:`flush` waits until everything submitted is on
-    disk. A write that fails is reported to ``on_error(key, exception)`` if given, and kept
-    for :meth:`take_errors`; the next state of that key is tried again.
+    disk; :meth:`prune_if_unchanged` removes a record on the thread too. A write that fails
+    is reported to ``on_error(key, exception)`` if given, and kept for :meth:`take_errors`;
+    the next state of that key is tried again.
     """
 
     def __init__(self, journal: Journal, on_error=None) -> None:
         self.journal = journal
         self.on_error = on_error
         self._errors: list[str] = []
-        self._pending: dict[str, tuple] = {}
+        self._pending: dict[
+            str, tuple
+        ] = {}  # key -> ("record", labels, objects, info) | ("prune", labels)
         self._cond = threading.Condition()
         self._busy = False
+        self._writing: str | None = None  # the key the thread works on
         self._thread = threading.Thread(target=self._run, name="sam-pets journal", daemon=True)
         self._thread.start()
 
     def submit(self, key: str, labels: np.ndarray, objects: dict, info: dict) -> None:
         """Queue ``key``'s new state (copied now; a newer state of the same key replaces it)."""
-        state = (np.array(labels, copy=True), json.loads(json.dumps(objects)), dict(info))
+        state = ("record", np.array(labels, copy=True), json.loads(json.dumps(objects)), dict(info))
         with self._cond:
             self._pending.pop(key, None)  # keep the queue in submission order
             self._pending[key] = state
             self._cond.notify_all()
+
+    def prune_if_unchanged(self, key: str, labels: np.ndarray) -> None:
+        """Remove ``key``'s record on the thread, if it still holds ``labels`` (e.g. exported).
+
+        A newer state queued or on disk (objects committed since) is kept.
+        """
+        labels = np.array(labels, copy=True)
+        with self._cond:
+            queued = self._pending.get(key)
+            if queued is not None and queued[0] == "record":
+                if not np.array_equal(queued[1], labels):
+                    return  # a newer state than the exported one: keep it
+                del self._pending[key]
+            self._pending[key] = ("prune", labels)
+            self._cond.notify_all()
+
+    def busy_with(self, key: str) -> bool:
+        """Whether a state of ``key`` is queued or being written (its file is not the latest)."""
+        with self._cond:
+            return key in self._pending or self._writing == key
 
     def prune(self, key: str) -> None:
         """Drop ``key``'s queued state and its record."""
@@ -261,10 +285,15 @@ class JournalWriter:
             with self._cond:
                 self._cond.wait_for(lambda: self._pending)
                 key = next(iter(self._pending))
-                labels, objects, info = self._pending.pop(key)
-                self._busy = True
+                op = self._pending.pop(key)
+                self._busy, self._writing = True, key
             try:
-                self.journal.record(key, labels, objects, info)
+                if op[0] == "record":
+                    self.journal.record(key, *op[1:])
+                else:
+                    rec = self.journal.load(key)
+                    if rec is None or np.array_equal(rec.labels, op[1]):
+                        self.journal.prune(key)
             except Exception as e:  # noqa: BLE001 - reported, the thread goes on
                 with self._cond:
                     self._errors.append(f"cannot journal {key}: {e}")
@@ -272,5 +301,5 @@ class JournalWriter:
                     self.on_error(key, e)
             finally:
                 with self._cond:
-                    self._busy = False
+                    self._busy, self._writing = False, None
                     self._cond.notify_all()
