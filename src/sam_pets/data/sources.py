@@ -8,7 +8,6 @@ categories, ignore region, source). Qt-free; the napari reader and its item brow
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -150,15 +149,20 @@ class CocoItems(ItemSource):
 
 
 def is_coco_file(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is a JSON file with COCO's ``images`` and ``annotations`` lists."""
+    """Whether ``path`` looks like a COCO instances file (a cheap sniff, no parse).
+
+    A ``.json`` file whose first megabyte is an object naming an ``images`` or
+    ``annotations`` list; :class:`CocoItems` parses and validates it.
+    """
     path = Path(path)
     if path.suffix.lower() != ".json" or not path.is_file():
         return False
     try:
-        data = json.loads(path.read_bytes())
-    except (OSError, ValueError):
+        with open(path, "rb") as f:
+            head = f.read(1 << 20)
+    except OSError:
         return False
-    return isinstance(data, dict) and isinstance(data.get("images"), list)
+    return head.lstrip().startswith(b"{") and (b'"images"' in head or b'"annotations"' in head)
 
 
 def open_items(path: str | os.PathLike) -> ItemSource:
@@ -173,7 +177,7 @@ def open_items(path: str | os.PathLike) -> ItemSource:
     elif path.is_file() and path.name == canon.MANIFEST:
         src = DatasetItems(path.parent)
     elif is_coco_file(path):
-        src = CocoItems(path)
+        src = CocoItems(path)  # parses and validates it once
     else:
         raise BadInputError(f"{path}: not a sam-pets dataset folder nor a COCO JSON file")
     if not src.names:
