@@ -78,8 +78,8 @@ class ExportMixin:
             return
         image = self._image_layer()
         # the current image's target: its own, else its "<image> labels" layer (an item
-        # opened from a dataset before any model was loaded)
-        target = self._ensure_target(image) if image is not None else None
+        # opened from a dataset before any model was loaded); none is made for an export
+        target = self._existing_target(image) if image is not None else None
         pairs = list(self._annotated.values()) if all_images else [(image, target)]
         items = [
             it for i, t in pairs if i is not None and t is not None for it in export_items(i, t)

@@ -30,15 +30,35 @@ class TargetsMixin:
     def _ensure_target(self, image: Image) -> Labels:
         """The image's target Labels layer, made if it has none (or its layer was deleted).
 
+        See :meth:`_existing_target`; when that finds none, a new ``<image> labels`` layer.
+        """
+        target = self._existing_target(image)
+        if target is None:
+            # uint16 (65535 objects, then int32): napari colours it without hashing every pixel
+            adding, self._adding_layers = self._adding_layers, True
+            try:
+                named = f"{image.name} labels"
+                target = self.viewer.add_layer(L.make_labels(image, named, dtype=np.uint16))
+            finally:
+                self._adding_layers = adding
+            self._targets[layer_id(image)] = layer_id(target)
+            self._refresh_layer_choices()
+        return target
+
+    def _existing_target(self, image: Image) -> Labels | None:
+        """The image's target Labels layer if there is one to use; nothing is made.
+
         An image's first target is the Labels layer chosen in the dock, else an existing
-        ``<image> labels`` layer (e.g. from an earlier dock), if it fits the image and serves
-        no other image; otherwise a new ``<image> labels`` layer.  A deleted target is
-        replaced by a new layer, never by another one of the user's.
+        ``<image> labels`` layer (e.g. from an earlier dock or a dataset opened by the
+        reader), if it fits the image and serves no other image; it is adopted here. A
+        deleted target is never replaced by another one of the user's (None).
         """
         uid = layer_id(image)
         target = self._find_layer(self._targets.get(uid))
         if isinstance(target, Labels):
             return target
+        if uid in self._targets:
+            return None
         taken = set(self._targets.values())
         named = f"{image.name} labels"
         candidates = [self._chosen_labels()]
@@ -52,18 +72,11 @@ class TargetsMixin:
             and layer_id(c) not in taken
             and L.fits(c, image)
         ]
-        if uid not in self._targets and usable:
-            target = usable[0]
-        else:
-            # uint16 (65535 objects, then int32): napari colours it without hashing every pixel
-            adding, self._adding_layers = self._adding_layers, True
-            try:
-                target = self.viewer.add_layer(L.make_labels(image, named, dtype=np.uint16))
-            finally:
-                self._adding_layers = adding
-        self._targets[uid] = layer_id(target)
+        if not usable:
+            return None
+        self._targets[uid] = layer_id(usable[0])
         self._refresh_layer_choices()
-        return target
+        return usable[0]
 
     def _chosen_labels(self) -> Labels | None:
         name = self.labels_combo.currentText()
