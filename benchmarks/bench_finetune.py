@@ -53,7 +53,8 @@ def main() -> None:
     from sam_pets.eval.items import item_names, iter_items
     from sam_pets.model.hub import resolve_model
     from sam_pets.progress import run_job
-    from sam_pets.train.finetune import AnnotatedImage, FinetuneJob, write_snapshot
+    from sam_pets.train.finetune import FinetuneJob, write_snapshot
+    from sam_pets.train.simulate import annotated_image
 
     torch.set_num_threads(args.threads)
     base = resolve_model(args.model)
@@ -64,14 +65,9 @@ def main() -> None:
     rest = rest[: args.test] if args.test else rest
 
     def as_items(selected):
-        out = []
-        for item in iter_items(args.dataset, selected):
-            labels = np.zeros(item.image.shape[:2], np.uint16)
-            for oid, m in zip(item.object_ids, item.masks, strict=True):
-                labels[m] = oid
-            # the trimap border is what a careful annotator would leave unlabelled
-            out.append(AnnotatedImage(item.name, item.image, labels, ignore=item.ignore))
-        return out
+        # every object committed as its ground truth; the trimap border, what a careful
+        # annotator would leave unlabelled, stays ignored
+        return [annotated_image(item) for item in iter_items(args.dataset, selected)]
 
     with tempfile.TemporaryDirectory() as tmp:
         test_ds = Path(tmp) / "test"

@@ -17,6 +17,7 @@ import numpy as np
 from sam_pets.data.errors import BadInputError
 from sam_pets.data.formats import coco as coco_fmt
 from sam_pets.data.formats import sam2_folder as canon
+from sam_pets.data.types import masks_to_labels
 
 
 @dataclass
@@ -35,14 +36,6 @@ class SourceItem:
     image: np.ndarray
     labels: np.ndarray
     meta: dict = field(default_factory=dict)
-
-
-def _labels_of(masks: np.ndarray, ids, hw) -> np.ndarray:
-    top = max([0, *ids])
-    labels = np.zeros(hw, np.uint16 if top <= np.iinfo(np.uint16).max else np.int32)
-    for oid, m in zip(ids, masks, strict=True):
-        labels[m & (labels == 0)] = oid  # where objects overlap, the first keeps the pixel
-    return labels
 
 
 class ItemSource:
@@ -90,7 +83,7 @@ class DatasetItems(ItemSource):
         rec = self._records[name]
         ann = canon.read_annotation(self.path, rec)
         ids = [o.id for o in ann.objects]
-        labels = _labels_of(ann.masks, ids, ann.image.shape[:2])
+        labels = masks_to_labels(ann.masks, ids, ann.image.shape[:2])
         meta = {
             k: rec[k] for k in ("source", "species", "breed", "split") if rec.get(k) is not None
         }
@@ -138,7 +131,7 @@ class CocoItems(ItemSource):
             raise BadItemError(name, str(e)) from None
         ann, _ = coco_fmt.read_coco_image(it, image.shape[:2], self._cats)
         ids = list(range(1, len(ann.masks) + 1))
-        labels = _labels_of(ann.masks, ids, image.shape[:2])
+        labels = masks_to_labels(ann.masks, ids, image.shape[:2])
         meta = {"source": str(self.image_path(name))}
         cats = {i: o.category for i, o in zip(ids, ann.objects, strict=True) if o.category}
         if cats:

@@ -26,12 +26,31 @@ class ObjectInfo:
     iscrowd: bool = False
 
 
+def masks_to_labels(masks: np.ndarray, ids, hw: tuple[int, int]) -> np.ndarray:
+    """One label image from K object masks: object ``ids[k]`` where ``masks[k]`` is set.
+
+    Where objects overlap, the earlier one keeps the pixel (as the Annotator's commits do).
+    uint16 when the ids fit, else int32.
+
+    Args:
+        masks: (K, H, W) bool.
+        ids: K positive integer ids.
+        hw: (H, W), for K = 0.
+    """
+    ids = [int(i) for i in ids]
+    top = max([0, *ids])
+    labels = np.zeros(hw, np.uint16 if top <= np.iinfo(np.uint16).max else np.int32)
+    for oid, m in zip(ids, masks, strict=True):
+        labels[m & (labels == 0)] = oid
+    return labels
+
+
 @dataclass(frozen=True)
 class Annotation:
     """One annotated image, in memory.
 
-    Masks are a stack so that overlapping instances (COCO) survive; a single label map is
-    :attr:`labels`.
+    Masks are a stack so that overlapping instances (COCO) survive; :func:`masks_to_labels`
+    makes a single label map of them.
 
     Attributes:
         name: Item name (a safe folder name in the canonical dataset).

@@ -36,6 +36,7 @@ from sam_pets._atomic import atomic_write_text
 from sam_pets.data.errors import BadItemError
 from sam_pets.data.export import export_annotation
 from sam_pets.data.formats import sam2_folder as canon
+from sam_pets.data.types import masks_to_labels
 from sam_pets.eval.heldout import HeldOutScores, iter_compare
 from sam_pets.eval.items import iter_items
 from sam_pets.model import ImageFeatures, Sam2Image
@@ -441,9 +442,7 @@ def _merge_dataset(src: Path, dst: Path) -> Generator[Progress, None, None]:
             notice = f"skipped item {item.item!r}: {item.reason}"
             yield Progress(i + 1, len(names), "snapshot", notice=notice)
             continue
-        labels = np.zeros(item.image.shape[:2], np.int32)
-        for oid, m in zip(item.object_ids, item.masks, strict=True):
-            labels[m & (labels == 0)] = oid
+        labels = masks_to_labels(item.masks, item.object_ids, item.image.shape[:2])
         if not labels.any():
             continue
         rec = records[item.name]

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from sam_pets.data.prompts import correction_click, interior_point, tight_box
+from sam_pets.data.types import masks_to_labels
 from sam_pets.eval.items import EvalItem
 from sam_pets.eval.metrics import iou
 from sam_pets.model import Sam2Image
@@ -158,9 +159,7 @@ def annotated_image(item: EvalItem):
     """
     from sam_pets.train.finetune import AnnotatedImage
 
-    labels = np.zeros(item.image.shape[:2], np.uint16)
-    for k, m in enumerate(item.masks, start=1):
-        labels[m & (labels == 0)] = k
+    labels = masks_to_labels(item.masks, range(1, len(item.masks) + 1), item.image.shape[:2])
     return AnnotatedImage(item.name, item.image, labels, ignore=item.ignore)
 
 
