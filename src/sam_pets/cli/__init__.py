@@ -26,6 +26,7 @@ _COMMAND_MODULES = (
     "sam_pets.cli.hub_cmds",
     "sam_pets.cli.eval_cmds",
     "sam_pets.cli.journal_cmds",
+    "sam_pets.cli.segment_cmds",
 )
 
 

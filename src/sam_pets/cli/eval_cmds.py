@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sam_pets.cli._args import add_model_choice, add_zoom_arg, device, positive_int, zoom_choice
 from sam_pets.eval.perturb import PERTURBATIONS
-from sam_pets.eval.protocols import PROTOCOLS
+from sam_pets.eval.protocols import DEFAULT_PROTOCOLS, PROTOCOLS
 
 
 def register(sub) -> None:
@@ -28,11 +28,22 @@ def register(sub) -> None:
     )
     _common(p)
     p.add_argument(
+        "--protocol",
         "--prompt",
         action="append",
         choices=PROTOCOLS,
         dest="prompts",
-        help="prompt protocol (repeatable; default: all of them)",
+        help="prompt protocol (repeatable; default: all but 'everything', the automatic "
+        "mask generator scored by COCO mask AP and each object's best IoU)",
+    )
+    p.add_argument(
+        "--everything",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        type=_param,
+        help="a parameter of the 'everything' protocol's generator, as for sam-pets segment "
+        "(e.g. points_per_side=16; repeatable; default: Meta's)",
     )
     p.add_argument(
         "--max-clicks",
@@ -174,11 +185,12 @@ def cmd_eval(args) -> int:
     from sam_pets.progress import run_job
 
     cfg = EvalConfig(
-        protocols=tuple(dict.fromkeys(args.prompts or PROTOCOLS)),
+        protocols=tuple(dict.fromkeys(args.prompts or DEFAULT_PROTOCOLS)),
         max_clicks=args.max_clicks,
         split=args.split,
         limit=args.limit,
         seed=args.seed,
+        everything=dict(args.everything),
     )
     _prepare(args)
     specs = [(args.model, args.config)] + ([(args.compare, None)] if args.compare else [])
@@ -195,7 +207,27 @@ def cmd_eval(args) -> int:
     return skipped_status("eval", [i.source for i in res.skipped])
 
 
+def _param(text: str) -> tuple[str, object]:
+    """``NAME=VALUE`` of a generator parameter, the value as JSON (a bare word as text)."""
+    import argparse
+
+    from sam_pets.predict.everything import EverythingParams
+
+    name, sep, value = text.partition("=")
+    known = EverythingParams.__dataclass_fields__
+    if not sep or name not in known:
+        raise argparse.ArgumentTypeError(
+            f"expected NAME=VALUE with NAME one of {', '.join(known)}; got {text!r}"
+        )
+    try:
+        return name, json.loads(value)
+    except ValueError:
+        return name, value
+
+
 def _headline(v: dict) -> dict:
+    if "ap" in v:
+        return {k: v[k] for k in ("ap", "ap50", "ap75", "ar", "best_iou_mean")}
     if "noc85" in v:
         return {
             "miou@k": v["miou_at_k"][-1] if v["miou_at_k"] else None,

@@ -20,6 +20,7 @@ import numpy as np
 
 from sam_pets.data.errors import BadItemError, no_readable_items, skip_item
 from sam_pets.data.types import FileIssue
+from sam_pets.eval.everything import EverythingScores
 from sam_pets.eval.interactive import clicks_to_iou, simulate_clicks
 from sam_pets.eval.items import (
     EvalItem,
@@ -28,7 +29,13 @@ from sam_pets.eval.items import (
     skipped_json,
 )
 from sam_pets.eval.metrics import confusion_counts
-from sam_pets.eval.protocols import PROTOCOLS, SINGLE_SHOT, object_rng, predict_object
+from sam_pets.eval.protocols import (
+    DEFAULT_PROTOCOLS,
+    PROTOCOLS,
+    SINGLE_SHOT,
+    object_rng,
+    predict_object,
+)
 from sam_pets.eval.summary import add_to_confusion, summarize_clicks, summarize_protocol
 from sam_pets.progress import Progress
 
@@ -43,13 +50,17 @@ class EvalConfig:
         split: Dataset split ("all", "train", "val", "train_tiny", "val_tiny").
         limit: Evaluate only the first N items (sorted by name) if given.
         seed: Seed of the random protocols (per item and object, order-independent).
+        everything: Parameters of the ``everything`` protocol's generator (names of
+            :class:`~sam_pets.predict.everything.EverythingParams`; Meta's defaults when
+            empty).
     """
 
-    protocols: tuple[str, ...] = PROTOCOLS
+    protocols: tuple[str, ...] = DEFAULT_PROTOCOLS
     max_clicks: int = 20
     split: str = "all"
     limit: int | None = None
     seed: int = 0
+    everything: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         bad = [p for p in self.protocols if p not in PROTOCOLS]
@@ -59,6 +70,13 @@ class EvalConfig:
             raise ValueError(f"max_clicks must be >= 1, got {self.max_clicks}")
         if self.limit is not None and self.limit < 1:
             raise ValueError(f"limit must be >= 1, got {self.limit}")
+        self.everything_params()  # refuse bad generator parameters before any work
+
+    def everything_params(self):
+        """The :class:`~sam_pets.predict.everything.EverythingParams` of ``everything``."""
+        from sam_pets.predict.everything import EverythingParams
+
+        return EverythingParams.from_dict(dict(self.everything))
 
     @property
     def grid_protocol(self) -> str | None:
@@ -91,6 +109,7 @@ class EvalResult:
         timing: Seconds: ``embed`` per model, ``total``.
         n_images: Images evaluated.
         skipped: Items left out because they cannot be read (``source`` is the item name).
+        everything: Model label -> :class:`EverythingScores` of the ``everything`` protocol.
     """
 
     dataset: str
@@ -102,6 +121,7 @@ class EvalResult:
     timing: dict = field(default_factory=dict)
     n_images: int = 0
     skipped: list[FileIssue] = field(default_factory=list)
+    everything: dict = field(default_factory=dict)
 
     def summary(self) -> dict:
         """JSON-ready metrics per model and protocol (see :mod:`sam_pets.eval.summary`)."""
@@ -115,6 +135,9 @@ class EvalResult:
                 rows = by[label, p]
                 if p == "clicks":
                     results[label][p] = summarize_clicks(rows, self.config.max_clicks)
+                elif p == "everything":
+                    scores = self.everything.get(label) or EverythingScores()
+                    results[label][p] = {**summarize_protocol(rows, None), **scores.summary()}
                 else:
                     results[label][p] = summarize_protocol(rows, self.confusions.get((label, p)))
         return {
@@ -188,6 +211,9 @@ def _evaluate_item(label: str, predictor, item: EvalItem, cfg: EvalConfig, res) 
     meta = {"model": label, "item": item.name, "species": item.species, "breed": item.breed}
     ignore = item.ignore if item.ignore.any() else None
     for p in cfg.protocols:
+        if p == "everything":
+            _evaluate_everything(label, predictor, item, cfg, res, meta, ignore)
+            continue
         union = np.zeros(item.image.shape[:2], bool)
         for k, gt in enumerate(item.masks):
             if not gt.any():
@@ -222,6 +248,29 @@ def _evaluate_item(label: str, predictor, item: EvalItem, cfg: EvalConfig, res) 
             gt_union = item.masks.any(0)
             conf = res.confusions.setdefault((label, p), np.zeros((3, 3)))
             add_to_confusion(conf, item.species, *confusion_counts(union, gt_union, ignore))
+
+
+def _evaluate_everything(label, predictor, item: EvalItem, cfg: EvalConfig, res, meta, ignore):
+    """Propose masks for the whole image; one row per object with its best IoU."""
+    from sam_pets.predict.everything import segment_everything
+
+    proposals = segment_everything(predictor, item.image, cfg.everything_params())
+    predictor.set_image(item.image)  # crops may have replaced it (the cache has it)
+    scores = res.everything.setdefault(label, EverythingScores())
+    best = scores.add(proposals, np.asarray(item.masks, dtype=bool), ignore)
+    for k, gt in enumerate(item.masks):
+        if gt.any():
+            res.rows.append(
+                {
+                    **meta,
+                    "protocol": "everything",
+                    "object_id": item.object_ids[k],
+                    "category": item.categories[k],
+                    "iou": float(best[k]),
+                    "dice": 2 * best[k] / (1 + best[k]),
+                    "accuracy": None,
+                }
+            )
 
 
 def _scores(c) -> dict:

@@ -5,6 +5,9 @@
 - ``center``: one positive click at the object pixel farthest from its boundary.
 - ``random``: one positive click at a uniformly random object pixel outside the ignore region.
 - ``clicks``: the interactive protocol (:mod:`sam_pets.eval.interactive`), scored separately.
+- ``everything``: no prompt from the object: the automatic mask generator proposes masks for
+  the whole image, scored by COCO mask AP and each object's best IoU
+  (:mod:`sam_pets.eval.everything`). Not in the default set (it costs a grid of clicks).
 
 Single-click protocols ask for 3 candidates and keep the one with the best predicted IoU (a
 single click is ambiguous); box protocols ask for one mask. Random protocols draw from a
@@ -16,8 +19,9 @@ from __future__ import annotations
 
 import numpy as np
 
-PROTOCOLS = ("box", "box-jitter", "center", "random", "clicks")
+PROTOCOLS = ("box", "box-jitter", "center", "random", "clicks", "everything")
 SINGLE_SHOT = PROTOCOLS[:4]
+DEFAULT_PROTOCOLS = PROTOCOLS[:5]
 
 
 def object_rng(seed: int, item_key: int, k: int, protocol: str) -> np.random.Generator:

@@ -14,6 +14,7 @@ from sam_pets._atomic import atomic_write_text
 from sam_pets.data.formats import sam2_folder as canon
 from sam_pets.eval import html as H
 from sam_pets.eval.evaluate import EvalResult
+from sam_pets.eval.everything import MAX_DETS
 from sam_pets.eval.items import load_item
 from sam_pets.eval.plots import overlay, picture_grid, plot_click_curves, plot_grouped_bars
 
@@ -162,6 +163,27 @@ def _html(summary: dict, figures: list[tuple[str, str]]) -> str:
         sections.append(
             ("Interactive clicks", H.table(["model", "objects", *ks, "NoC@85", "NoC@90"], crow))
         )
+    if "everything" in protocols:
+        erow = [
+            [
+                m,
+                e["n_images"],
+                e["n_objects"],
+                e["proposals_per_image"],
+                e["ap"],
+                e["ap50"],
+                e["ap75"],
+                e["ar"],
+                e["best_iou_mean"],
+                e["found50"],
+                e["found75"],
+            ]
+            for m, e in ((m, r["everything"]) for m, r in results.items())
+        ]
+        head = ["model", "images", "objects", "proposals/image", "AP", "AP50", "AP75"]
+        head += [f"AR@{MAX_DETS}", "mean best IoU", "found @0.5", "found @0.75"]
+        title = "Segment everything (COCO mask AP; best IoU per object)"
+        sections.append((title, H.table(head, erow)))
     p = protocols[0]
     species = [
         [m, sp, v["n"], v["miou"]]

@@ -340,6 +340,42 @@ class ImagePredictor:
                 window=[p.window for p in parts],
             )
 
+    @torch.inference_mode()
+    def decode(
+        self,
+        points_xy: np.ndarray,
+        labels: np.ndarray,
+        mask_logits: np.ndarray | torch.Tensor | None = None,
+        multimask: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Raw decoder outputs for K point prompt sets on the whole current image.
+
+        For callers that post-process many masks themselves (e.g. the automatic mask
+        generator): nothing is upsampled or clamped.
+
+        Args:
+            points_xy: (K, N, 2) click positions, original-image pixels.
+            labels: (K, N) click labels.
+            mask_logits: Optional (K, 1, s, s) low-res logits as a mask prompt.
+            multimask: Three candidates per prompt set instead of one.
+
+        Returns:
+            ``(logits, iou)``: float32 (K, M, s, s) low-res logits and (K, M) predicted IoU.
+        """
+        with self._lock:
+            if self._features is None:
+                raise RuntimeError("call set_image() before decode()")
+            pts, lab, _ = self._prompt_tensors(points_xy, labels, None)
+            mask_in = None
+            if mask_logits is not None:
+                mask_in = self._mask_tensor(torch.as_tensor(mask_logits).cpu(), pts.shape[0])
+            with autocast(self.device, self.precision):
+                if self._prepared is not None:
+                    out = self.model.decode_prepared(self._prepared, pts, lab, mask_in, multimask)
+                else:
+                    out = self.model.decode(self._features, pts, lab, mask_in, multimask)
+            return out.logits.float(), out.iou.float()
+
     # -- zoom -------------------------------------------------------------------------------
     def _predict_zoomed(
         self,
