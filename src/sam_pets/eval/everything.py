@@ -160,16 +160,20 @@ class EverythingScores:
             ev.params.maxDets = [1, 10, MAX_DETS]
             ev.evaluate()
             ev.accumulate()
-            ev.summarize()
-        s = ev.stats
+        # COCOeval.summarize() reads AP at 100 detections only: read the tables at MAX_DETS
+        prec = ev.eval["precision"][:, :, 0, 0, -1]  # (IoU thresholds, recall points)
+        rec = ev.eval["recall"][:, 0, 0, -1]  # (IoU thresholds,)
+        thr = list(np.round(ev.params.iouThrs, 2))
         return {
-            "ap": _stat(s[0]),
-            "ap50": _stat(s[1]),
-            "ap75": _stat(s[2]),
-            "ar": _stat(s[8]),
+            "ap": _mean_valid(prec),
+            "ap50": _mean_valid(prec[thr.index(0.5)]),
+            "ap75": _mean_valid(prec[thr.index(0.75)]),
+            "ar": _mean_valid(rec),
         }
 
 
-def _stat(v: float) -> float | None:
-    """A COCOeval statistic; -1 (nothing to score) becomes None."""
-    return None if v < 0 else float(v)
+def _mean_valid(a: np.ndarray) -> float | None:
+    """Mean of a COCOeval table's entries, leaving out its -1 (nothing to score) cells."""
+    a = np.asarray(a, dtype=np.float64)
+    a = a[a > -1]
+    return float(a.mean()) if a.size else None

@@ -1,0 +1,138 @@
+"""The folder job of segment everything: outputs, bad input, resume, and the CLI around it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sam_pets.cli import main
+from sam_pets.predict import ImagePredictor
+from sam_pets.predict import segment_job as S
+from sam_pets.predict.everything import EverythingParams
+from sam_pets.progress import run_job
+
+LOOSE = dict(points_per_side=8, pred_iou_thresh=0.5, stability_score_thresh=0.5)
+
+
+@pytest.fixture(scope="module")
+def pets_predictor():
+    from sam_pets.model import resolve_model
+
+    return ImagePredictor(resolve_model("pets"), device="cpu", precision="fp32")
+
+
+@pytest.fixture
+def folder(tmp_path):
+    from sam_pets.samples import sample_path
+
+    src = tmp_path / "in"
+    src.mkdir()
+    shutil.copy(sample_path(), src / "cat.jpg")
+    Image.fromarray(np.full((60, 80, 3), 90, np.uint8)).save(src / "grey.png")
+    (src / "broken.jpg").write_bytes(b"not a jpeg")
+    (src / "notes.txt").write_text("not an image")
+    return src
+
+
+def _run(predictor, folder, out, **kw):
+    job = S.iter_segment_folder(predictor, [folder], out, EverythingParams(**LOOSE), **kw)
+    notices = []
+    while True:
+        try:
+            rec = next(job)
+        except StopIteration as stop:
+            return stop.value, notices
+        if rec.notice:
+            notices.append(rec.notice)
+
+
+def test_folder_run_writes_every_format(pets_predictor, folder, tmp_path):
+    out = tmp_path / "out"
+    summary, notices = _run(
+        pets_predictor, folder, out, formats=("labels", "coco", "dataset"), model_name="pets"
+    )
+    assert summary.done == ["cat", "grey"]
+    assert [f for f, _ in summary.skipped] == [str(folder / "broken.jpg")]
+    assert any("broken.jpg" in n for n in notices)  # one line names the bad file
+    assert any("grey.png: no object found" in n for n in notices)
+    n_cat = summary.masks["cat"]
+    assert n_cat > 0
+    labels = np.asarray(Image.open(out / "labels" / "cat.png"))
+    assert labels.shape == (375, 500) and 0 < labels.max() <= n_cat
+    assert not np.asarray(Image.open(out / "labels" / "grey.png")).any()
+    coco = json.loads((out / "coco.json").read_text())
+    assert len(coco["images"]) == 2
+    cat_id = next(i["id"] for i in coco["images"] if i["file_name"].endswith("cat.jpg"))
+    anns = [a for a in coco["annotations"] if a["image_id"] == cat_id]
+    assert len(anns) == n_cat
+    from pycocotools import mask as mask_utils
+
+    a = anns[0]
+    m = mask_utils.decode({**a["segmentation"], "counts": a["segmentation"]["counts"].encode()})
+    assert m.sum() == a["area"] and {"predicted_iou", "stability_score", "score"} <= set(a)
+    # the dataset holds the cat (the grey image has no object) and opens as a dataset
+    from sam_pets.data.sources import open_items
+
+    items = open_items(out / "dataset")
+    assert items.names == ["cat"] and items.objects("cat") == len(np.unique(labels)) - 1
+
+
+def test_rerun_resumes_and_other_settings_are_refused(pets_predictor, folder, tmp_path):
+    out = tmp_path / "out"
+    _run(pets_predictor, folder, out)
+    (out / "parts" / "grey.json").unlink()  # as if stopped before the last image
+    summary, _ = _run(pets_predictor, folder, out)
+    assert summary.resumed == ["cat"] and summary.done == ["grey"]
+    job = S.iter_segment_folder(pets_predictor, [folder], out, EverythingParams(points_per_side=4))
+    with pytest.raises(S.RunMismatch, match="params"):
+        next(job)
+    job = S.iter_segment_folder(
+        pets_predictor, [folder], out, EverythingParams(points_per_side=4), overwrite=True
+    )
+    summary = run_job(job, show=False)
+    assert sorted(summary.done) == ["cat", "grey"] and not summary.resumed
+
+
+def test_a_folder_of_other_data_is_refused(pets_predictor, folder, tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "thesis.docx").write_text("precious")
+    with pytest.raises(FileExistsError, match="not empty"):
+        next(S.iter_segment_folder(pets_predictor, [folder], out))
+    assert (out / "thesis.docx").read_text() == "precious"
+
+
+def test_labels_paint_largest_first():
+    from sam_pets.predict.everything import AutoMask
+
+    big = np.ones((10, 10), bool)
+    small = np.ones((2, 2), bool)
+    masks = [
+        AutoMask((2, 2, 4, 4), small, (2, 2, 3, 3), 0.9, 1.0, (3, 3), (0, 0, 10, 10)),
+        AutoMask((0, 0, 10, 10), big, (0, 0, 9, 9), 0.8, 1.0, (5, 5), (0, 0, 10, 10)),
+    ]
+    labels = S.labels_from_masks(masks, (10, 10))
+    assert (labels[2:4, 2:4] == 1).all() and labels[0, 0] == 2
+
+
+def test_cli_segment(tmp_path, folder, capsys):
+    out = tmp_path / "cli"
+    args = ["segment", str(folder), "--out", str(out), "--points-per-side", "8"]
+    args += ["--pred-iou-thresh", "0.5", "--stability-score-thresh", "0.5", "--quiet"]
+    args += ["--format", "labels", "--label-format", "tif"]
+    assert main(args) == 1  # one unreadable image
+    captured = capsys.readouterr()
+    line = json.loads(captured.out.strip().splitlines()[-1])
+    assert line["segmented"] == 2 and line["skipped"] == 1 and line["masks"] > 0
+    assert "broken.jpg" in captured.err
+    assert (out / "labels" / "cat.tif").is_file() and not (out / "coco.json").exists()
+    assert main(args) == 1  # resumes: nothing left but the broken file
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line["resumed"] == 2 and line["segmented"] == 0
+    assert main([*args[:-4], "--points-per-side", "4", "--quiet"]) == 2
+    assert "other" in capsys.readouterr().err
+    assert main(["segment", str(tmp_path / "nothing"), "--out", str(out)]) == 2
