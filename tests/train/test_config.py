@@ -35,6 +35,8 @@ def test_unknown_key_is_an_error(tmp_path):
         (dict(cached_embeddings=True), "frozen image encoder"),
         (dict(schedule="linear"), "schedule"),
         (dict(batch_size=0), "batch_size"),
+        (dict(prompt_mode="points"), "prompt_mode"),
+        (dict(grid_points_per_side=0), "grid_points_per_side"),
     ],
 )
 def test_invalid_configs(bad, match):

@@ -51,3 +51,23 @@ def test_correction_clicks_fix_the_errors(rng):
     pts, lab = correction_clicks(gt.copy(), gt, ignore, rng, prob_from_gt=0.0)  # perfect
     x, y = pts[0, 0].astype(int)
     assert lab[0, 0] == 0 and not gt[0, y, x]
+
+
+def test_grid_clicks_sit_on_the_generator_grid_inside_the_object(rng):
+    from sam_pets.predict.everything import point_grid
+    from sam_pets.train.prompting import grid_click_prompts
+
+    ring = np.zeros((64, 64), bool)  # an object whose most interior pixel is off the grid
+    ring[10:50, 12:40] = True
+    tiny = np.zeros((64, 64), bool)
+    tiny[30, 30] = True  # holds no grid point
+    p = grid_click_prompts(np.stack([ring, tiny]), 8)
+    assert p.multimask and p.labels.tolist() == [[1], [1]]
+    grid = point_grid(8) * 64
+    for x, y in p.points_xy[:, 0]:
+        assert np.isclose(grid, [x, y]).all(1).any()  # exactly a grid point
+    x, y = p.points_xy[0, 0].astype(int)
+    assert ring[y, x]
+    assert np.abs(p.points_xy[1, 0] - [30, 30]).max() <= 4  # nearest grid point
+    same = first_prompts(np.stack([ring]), np.zeros((64, 64), bool), rng, 1.0, 1, "grid", 8)
+    assert np.array_equal(same.points_xy[0], p.points_xy[0])

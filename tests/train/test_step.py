@@ -159,7 +159,13 @@ def test_a_batch_is_the_sum_of_its_images(test_model):
     ignore[:, :4] = True
     images = torch.rand(4, 3, s, s, generator=g)
     seeds = [11, 12, 13, 14]
-    for prob_box, prob_mask in ((0.5, 0.0), (0.5, 0.5), (1.0, 0.0), (0.0, 0.0)):
+    for prob_box, prob_mask, mode in (
+        (0.5, 0.0, "mixed"),
+        (0.5, 0.5, "mixed"),
+        (1.0, 0.0, "mixed"),
+        (0.0, 0.0, "mixed"),
+        (0.0, 0.0, "grid"),
+    ):
         cfg = TrainConfig(
             dataset="-",
             out="-",
@@ -168,6 +174,8 @@ def test_a_batch_is_the_sum_of_its_images(test_model):
             correction_rounds=2,
             prob_box=prob_box,
             prob_mask_prompt=prob_mask,
+            prompt_mode=mode,
+            grid_points_per_side=16,
         )
         model.zero_grad()
         whole = batch_loss(

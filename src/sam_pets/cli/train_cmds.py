@@ -122,6 +122,18 @@ def register(sub) -> None:
         "--warmup-steps", type=non_negative_int, metavar="N", help="linear lr warmup steps"
     )
     p.add_argument(
+        "--prompt-mode",
+        choices=["mixed", "grid"],
+        help="first prompt: mixed = jittered box or random click (default); grid = one click "
+        "per object on segment-everything's grid (trains for sam-pets segment)",
+    )
+    p.add_argument(
+        "--grid-points-per-side",
+        type=positive_int,
+        metavar="N",
+        help="the grid of --prompt-mode grid (default 32, segment's default)",
+    )
+    p.add_argument(
         "--correction-rounds",
         type=non_negative_int,
         metavar="N",
@@ -201,6 +213,8 @@ _FLAG_KEYS = (
     "schedule",
     "warmup_steps",
     "correction_rounds",
+    "prompt_mode",
+    "grid_points_per_side",
     "augment",
     "object_crop_prob",
     "copy_paste_prob",

@@ -74,6 +74,11 @@ class TrainConfig:
         prob_box: Probability that an image's objects get a (jittered) box prompt, else
             ``num_pos_clicks`` positive clicks.
         num_pos_clicks: Positive clicks when no box is used.
+        prompt_mode: ``"mixed"`` (first prompt a box with ``prob_box``, else clicks) or
+            ``"grid"`` (one click per object on the grid of the automatic mask generator,
+            at the grid point nearest the object's most interior pixel: trains for
+            segment everything).
+        grid_points_per_side: The grid of ``"grid"`` mode (the generator's points per side).
         prob_mask_prompt: Probability of adding the (low-res) GT mask as the first mask prompt.
         correction_rounds: Iterative correction clicks after the first prompt (Meta: 7).
         prob_click_from_gt: Probability that a correction click is drawn from the GT mask
@@ -134,6 +139,8 @@ class TrainConfig:
     max_objects: int = 8
     prob_box: float = 0.5
     num_pos_clicks: int = 1
+    prompt_mode: str = "mixed"
+    grid_points_per_side: int = 32
     prob_mask_prompt: float = 0.0
     correction_rounds: int = 7
     prob_click_from_gt: float = 0.1
@@ -185,6 +192,10 @@ class TrainConfig:
         ):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.prompt_mode not in ("mixed", "grid"):
+            raise ValueError(f"prompt_mode must be 'mixed' or 'grid', got {self.prompt_mode!r}")
+        if self.grid_points_per_side < 1:
+            raise ValueError(f"grid_points_per_side must be >= 1, got {self.grid_points_per_side}")
         if self.cached_embeddings and not self.encoder_frozen:
             raise ValueError(
                 "cached_embeddings needs a frozen image encoder "

@@ -79,17 +79,46 @@ def center_click_prompts(masks: np.ndarray) -> Prompts:
     return Prompts(pts, np.ones((len(masks), 1), np.int64), True)
 
 
+def grid_click_prompts(masks: np.ndarray, points_per_side: int) -> Prompts:
+    """One click per mask on the automatic mask generator's grid (the ``grid`` prompt mode).
+
+    The click is the grid point nearest the mask's most interior pixel among the grid points
+    inside the mask; a mask holding no grid point (smaller than a grid cell) gets the grid
+    point nearest that pixel. The grid is the generator's, ``points_per_side`` cell centres
+    per side of the S x S model input (the image squashed to it, as the generator sees it).
+    """
+    s = masks.shape[-1]
+    side = (np.arange(points_per_side) + 0.5) * (s / points_per_side)
+    gx, gy = np.meshgrid(side, side)
+    grid = np.stack([gx.ravel(), gy.ravel()], axis=-1).astype(np.float32)  # (G, 2) x, y
+    cells = np.minimum(grid.astype(np.int64), s - 1)
+    pts = np.zeros((len(masks), 1, 2), np.float32)
+    for k, m in enumerate(masks):
+        centre = interior_point(m)
+        inside = m[cells[:, 1], cells[:, 0]]
+        choice = grid[inside] if inside.any() else grid
+        d = ((choice - centre) ** 2).sum(1)
+        pts[k, 0] = choice[int(np.argmin(d))]
+    return Prompts(pts, np.ones((len(masks), 1), np.int64), True)
+
+
 def first_prompts(
     masks: np.ndarray,
     ignore: np.ndarray,
     rng: np.random.Generator,
     prob_box: float,
     num_clicks: int,
+    mode: str = "mixed",
+    grid_points_per_side: int = 32,
 ) -> Prompts:
-    """The first prompt of every object of an image: boxes with ``prob_box``, else clicks.
+    """The first prompt of every object of an image.
 
-    One draw per image, as Meta's trainer does per frame, so all objects share N.
+    ``mode="mixed"``: boxes with ``prob_box``, else ``num_clicks`` random clicks; one draw per
+    image, as Meta's trainer does per frame, so all objects share N. ``mode="grid"``: one
+    click per object snapped to the automatic generator's grid (:func:`grid_click_prompts`).
     """
+    if mode == "grid":
+        return grid_click_prompts(masks, grid_points_per_side)
     if rng.random() < prob_box:
         return box_prompts(masks, rng)
     return click_prompts(masks, num_clicks, rng, ignore)

@@ -199,7 +199,15 @@ def _start(model, i: int, masks, ignore, cfg: TrainConfig, rng) -> _Object:
         masks = masks[torch.from_numpy(np.sort(rng.choice(len(masks), cfg.max_objects, False)))]
     gt_np, ign_np = masks.cpu().numpy(), ignore.cpu().numpy()
     gt, keep = _targets(masks, ignore, cfg, s_low)
-    first = first_prompts(gt_np, ign_np, rng, cfg.prob_box, cfg.num_pos_clicks)
+    first = first_prompts(
+        gt_np,
+        ign_np,
+        rng,
+        cfg.prob_box,
+        cfg.num_pos_clicks,
+        cfg.prompt_mode,
+        cfg.grid_points_per_side,
+    )
     pts, labels = torch.from_numpy(first.points_xy).to(dev), torch.from_numpy(first.labels).to(dev)
     mask_in = None
     if cfg.prob_mask_prompt > 0 and rng.random() < cfg.prob_mask_prompt:
