@@ -120,8 +120,9 @@ class AnnotatorWidget(
         """The dock was closed: stop serving the viewer and remove the prompt layers.
 
         Keys and layer events stop; the prompt and preview layers go. Committed objects stay
-        in their Labels layers.
+        in their Labels layers. A running segment-everything job stops at its next batch.
         """
+        self.everything.cancel()
         self._on_destroyed()
         for layer in (self.points, self.boxes, self.preview):
             if layer is not None and layer in self.viewer.layers:

@@ -34,7 +34,16 @@ class AnnotatorLayout:
     """Mixin building the Annotator's sections (the widgets it reads are attributes)."""
 
     def _build_ui(self) -> None:
-        self._stack(self._model_box(), self._image_box(), self._keys_box(), self._export_box())
+        from sam_pets._napari._everything import EverythingBox
+
+        self.everything = EverythingBox(self)
+        self._stack(
+            self._model_box(),
+            self._image_box(),
+            self.everything,
+            self._keys_box(),
+            self._export_box(),
+        )
 
     def _model_box(self) -> QGroupBox:
         box = QGroupBox("Model")
