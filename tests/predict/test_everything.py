@@ -72,6 +72,16 @@ def test_params_are_checked():
         E.EverythingParams.from_dict({"colour": 1})
     with pytest.raises(ValueError, match="needs 2"):
         E.EverythingParams(points_per_side=None, point_grids=[E.point_grid(2)], crop_n_layers=1)
+    with pytest.raises(ValueError, match="true or false"):
+        E.EverythingParams(use_m2m="False")
+    with pytest.raises(ValueError, match="integer"):
+        E.EverythingParams(points_per_side="abc")
+    with pytest.raises(ValueError, match="pred_iou_thresh"):
+        E.EverythingParams(pred_iou_thresh=1.5)
+    assert E.EverythingParams.parse_value("use_m2m", "False") is False
+    assert E.EverythingParams.parse_value("points_per_side", "16") == 16
+    with pytest.raises(ValueError, match="a number"):
+        E.EverythingParams.parse_value("box_nms_thresh", "high")
     p = E.EverythingParams(points_per_side=4, crop_n_layers=2, crop_n_points_downscale_factor=2)
     assert [len(g) for g in p.grids()] == [16, 4, 1]
     assert E.EverythingParams.from_dict(p.to_dict()) == p
@@ -89,6 +99,17 @@ def test_windowed_upsampling_equals_interpolate(hw, rng):
     outside[y0:y1, x0:x1] = -np.inf
     assert outside.max() <= -1.0  # nothing outside the window can pass the lower cut-off
     assert E._upsample_window(torch.full((64, 64), -5.0), hw, 0.0, 1.0) is None
+
+
+@pytest.mark.parametrize("hw", [(3000, 4000), (375, 500), (1000, 37)])
+def test_counts_of_a_large_window_equal_the_interpolated_ones(hw, rng):
+    low = rng.normal(-2, 3, (64, 64)).astype(np.float32)
+    low[10:40, 5:50] += 6
+    w = E._window(low, hw, -1.0)
+    window, values = E._upsample_window(torch.from_numpy(low), hw, 0.0, 1.0)
+    assert E._sorted_counts(low, w, (1.0, -1.0)) == [(values > 1).sum(), (values > -1).sum()]
+    mask = E._large_mask(torch.from_numpy(low), hw, window, 0.0)
+    assert (mask == (values > 0)).all()
 
 
 def test_remove_small_regions_holes_and_islands():

@@ -34,12 +34,18 @@ def folder(tmp_path):
     shutil.copy(sample_path(), src / "cat.jpg")
     Image.fromarray(np.full((60, 80, 3), 90, np.uint8)).save(src / "grey.png")
     (src / "broken.jpg").write_bytes(b"not a jpeg")
+    import tifffile
+
+    nan = np.zeros((40, 50), np.float32)
+    nan[3, 4] = np.nan
+    tifffile.imwrite(src / "nan.tif", nan)  # reads, but no model can take it
     (src / "notes.txt").write_text("not an image")
     return src
 
 
-def _run(predictor, folder, out, **kw):
-    job = S.iter_segment_folder(predictor, [folder], out, EverythingParams(**LOOSE), **kw)
+def _run(predictor, inputs, out, **kw):
+    inputs = inputs if isinstance(inputs, list) else [inputs]
+    job = S.iter_segment_folder(predictor, inputs, out, EverythingParams(**LOOSE), **kw)
     notices = []
     while True:
         try:
@@ -56,8 +62,9 @@ def test_folder_run_writes_every_format(pets_predictor, folder, tmp_path):
         pets_predictor, folder, out, formats=("labels", "coco", "dataset"), model_name="pets"
     )
     assert summary.done == ["cat", "grey"]
-    assert [f for f, _ in summary.skipped] == [str(folder / "broken.jpg")]
-    assert any("broken.jpg" in n for n in notices)  # one line names the bad file
+    assert [f for f, _ in summary.skipped] == [str(folder / n) for n in ("broken.jpg", "nan.tif")]
+    assert any("broken.jpg" in n for n in notices)  # one line names each bad file
+    assert any("nan.tif" in n and "NaN" in n for n in notices)
     assert any("grey.png: no object found" in n for n in notices)
     n_cat = summary.masks["cat"]
     assert n_cat > 0
@@ -87,6 +94,12 @@ def test_rerun_resumes_and_other_settings_are_refused(pets_predictor, folder, tm
     (out / "parts" / "grey.json").unlink()  # as if stopped before the last image
     summary, _ = _run(pets_predictor, folder, out)
     assert summary.resumed == ["cat"] and summary.done == ["grey"]
+    # a changed file (or another file under a done name) is segmented again
+    import os
+
+    os.utime(folder / "grey.png", ns=(1, 1))
+    summary, _ = _run(pets_predictor, [folder / "grey.png", folder / "grey.png"], out)
+    assert summary.done == ["grey"] and not summary.resumed  # listed twice, done once
     job = S.iter_segment_folder(pets_predictor, [folder], out, EverythingParams(points_per_side=4))
     with pytest.raises(S.RunMismatch, match="params"):
         next(job)
@@ -124,13 +137,13 @@ def test_cli_segment(tmp_path, folder, capsys):
     args = ["segment", str(folder), "--out", str(out), "--points-per-side", "8"]
     args += ["--pred-iou-thresh", "0.5", "--stability-score-thresh", "0.5", "--quiet"]
     args += ["--format", "labels", "--label-format", "tif"]
-    assert main(args) == 1  # one unreadable image
+    assert main(args) == 1  # unreadable images
     captured = capsys.readouterr()
     line = json.loads(captured.out.strip().splitlines()[-1])
-    assert line["segmented"] == 2 and line["skipped"] == 1 and line["masks"] > 0
+    assert line["segmented"] == 2 and line["skipped"] == 2 and line["masks"] > 0
     assert "broken.jpg" in captured.err
     assert (out / "labels" / "cat.tif").is_file() and not (out / "coco.json").exists()
-    assert main(args) == 1  # resumes: nothing left but the broken file
+    assert main(args) == 1  # resumes: nothing left but the broken files
     line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert line["resumed"] == 2 and line["segmented"] == 0
     assert main([*args[:-4], "--points-per-side", "4", "--quiet"]) == 2

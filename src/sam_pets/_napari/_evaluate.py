@@ -44,7 +44,7 @@ from sam_pets._napari._workers import (
     start_job,
 )
 from sam_pets.eval.evaluate import EvalConfig, EvalResult, NamedModel, iter_evaluate
-from sam_pets.eval.protocols import PROTOCOLS
+from sam_pets.eval.protocols import DEFAULT_PROTOCOLS, PROTOCOLS
 from sam_pets.progress import Progress
 
 ANNOTATOR_MODEL = "Annotator's current model"
@@ -198,9 +198,13 @@ class EvaluateWidget(DockHelpers, QWidget):
         form = QFormLayout(box)
         self.protocol_checks = {p: QCheckBox(p) for p in PROTOCOLS}
         row = QHBoxLayout()
-        for check in self.protocol_checks.values():
-            check.setChecked(True)
+        for p, check in self.protocol_checks.items():
+            check.setChecked(p in DEFAULT_PROTOCOLS)
             row.addWidget(check)
+        self.protocol_checks["everything"].setToolTip(
+            "segment everything (Meta's generator parameters): mIoU is each object's best "
+            "IoU over the proposals; the saved report adds COCO mask AP and AR"
+        )
         form.addRow(row)
         self.clicks_spin = _spin(1, 50, 20, "correction clicks k (NoC is capped at 20)")
         self.limit_spin = _spin(0, 100000, 0, "evaluate only the first N images (0: all)")

@@ -156,7 +156,7 @@ class EverythingBox(QGroupBox):
             return
         if self.new_layer_check.isChecked():
             target = self._new_layer(image, plane, labels)
-            written = len(np.unique(labels)) - 1
+            written = int(np.count_nonzero(np.bincount(labels.ravel())[1:]))
         else:
             target = self._owner._ensure_target(image)
             written = self._merge(target, plane, labels)
@@ -192,7 +192,7 @@ class EverythingBox(QGroupBox):
         ids = np.unique(labels[free])
         if not len(ids):
             return 0
-        base = int(view.max()) if view.size else 0
+        base = int(target.data.max()) if target.data.size else 0  # ids are per layer
         needed = base + len(ids)
         if needed > np.iinfo(target.data.dtype).max:
             target.data = target.data.astype(np.int64)

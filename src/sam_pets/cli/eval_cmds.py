@@ -208,21 +208,22 @@ def cmd_eval(args) -> int:
 
 
 def _param(text: str) -> tuple[str, object]:
-    """``NAME=VALUE`` of a generator parameter, the value as JSON (a bare word as text)."""
+    """``NAME=VALUE`` of a generator parameter, the value of the parameter's type."""
     import argparse
 
     from sam_pets.predict.everything import EverythingParams
 
     name, sep, value = text.partition("=")
     known = EverythingParams.__dataclass_fields__
-    if not sep or name not in known:
+    if not sep or name not in known or name == "point_grids":
+        names = ", ".join(k for k in known if k != "point_grids")
         raise argparse.ArgumentTypeError(
-            f"expected NAME=VALUE with NAME one of {', '.join(known)}; got {text!r}"
+            f"expected NAME=VALUE with NAME one of {names}; got {text!r}"
         )
     try:
-        return name, json.loads(value)
-    except ValueError:
-        return name, value
+        return name, EverythingParams.parse_value(name, value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _headline(v: dict) -> dict:

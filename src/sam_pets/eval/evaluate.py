@@ -257,7 +257,7 @@ def _evaluate_everything(label, predictor, item: EvalItem, cfg: EvalConfig, res,
     proposals = segment_everything(predictor, item.image, cfg.everything_params())
     predictor.set_image(item.image)  # crops may have replaced it (the cache has it)
     scores = res.everything.setdefault(label, EverythingScores())
-    best = scores.add(proposals, np.asarray(item.masks, dtype=bool), ignore)
+    best = scores.add(proposals, np.asarray(item.masks, dtype=bool), ignore, item.image.shape[:2])
     for k, gt in enumerate(item.masks):
         if gt.any():
             res.rows.append(

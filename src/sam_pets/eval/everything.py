@@ -66,13 +66,22 @@ class EverythingScores:
         proposals: Sequence[AutoMask],
         gts: np.ndarray,
         ignore: np.ndarray | None = None,
+        hw: tuple[int, int] | None = None,
     ) -> np.ndarray:
-        """Add one image; returns the best IoU of each of its objects."""
+        """Add one image; returns the best IoU of each of its objects.
+
+        ``hw`` is the image's size (needed when ``gts`` holds no object: the proposals of an
+        image without objects count as false positives).
+        """
         from pycocotools import mask as mask_utils
 
-        hw = gts.shape[1:] if len(gts) else None
+        gts = np.asarray(gts, dtype=bool)
         if hw is None:
-            return np.zeros(0)
+            if not len(gts):
+                raise ValueError("give hw for an image without objects")
+            hw = gts.shape[1:]
+        hw = (int(hw[0]), int(hw[1]))
+        gts = gts.reshape(-1, *hw)
         image_id = len(self.images) + 1
         self.images.append({"id": image_id, "height": int(hw[0]), "width": int(hw[1])})
         for gt in gts:
@@ -113,8 +122,6 @@ class EverythingScores:
                     "image_id": image_id,
                     "category_id": 1,
                     "segmentation": rle,
-                    "area": float(m.area),
-                    "bbox": m.bbox_xywh(),
                     "score": float(m.predicted_iou),
                 }
             )

@@ -31,3 +31,13 @@ def encoder_fingerprint(model) -> str:
                 h.update(f"{part}.{name}".encode())
                 h.update(t.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
     return h.hexdigest()
+
+
+def weights_fingerprint(model) -> str:
+    """Hash of the config and every weight (e.g. to tell whether a run used the same model)."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(repr(getattr(model, "cfg", "")).encode())
+    for name, t in model.state_dict().items():
+        h.update(name.encode())
+        h.update(t.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return h.hexdigest()

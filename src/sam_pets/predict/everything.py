@@ -32,7 +32,7 @@ from scipy import ndimage
 from torchvision.ops import batched_nms
 
 from sam_pets.predict.predictor import ImagePredictor
-from sam_pets.predict.transforms import _linear_taps
+from sam_pets.predict.transforms import _linear_taps, to_float_rgb, upsample_masks
 from sam_pets.progress import Progress
 
 Box = tuple[int, int, int, int]
@@ -79,6 +79,7 @@ class EverythingParams:
     use_m2m: bool = False
 
     def __post_init__(self) -> None:
+        self._check_types()
         if (self.points_per_side is None) == (self.point_grids is None):
             raise ValueError("give exactly one of points_per_side and point_grids")
         if self.points_per_side is not None and self.points_per_side < 1:
@@ -91,7 +92,13 @@ class EverythingParams:
             raise ValueError("crop_n_points_downscale_factor must be >= 1")
         if self.min_mask_region_area < 0:
             raise ValueError("min_mask_region_area must be >= 0")
-        for name in ("box_nms_thresh", "crop_nms_thresh", "crop_overlap_ratio"):
+        for name in (
+            "box_nms_thresh",
+            "crop_nms_thresh",
+            "crop_overlap_ratio",
+            "pred_iou_thresh",
+            "stability_score_thresh",
+        ):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {v}")
@@ -104,6 +111,22 @@ class EverythingParams:
                 )
             self.point_grids = grids
 
+    def _check_types(self) -> None:
+        for f in fields(self):
+            v = getattr(self, f.name)
+            kind = _KINDS.get(f.name)
+            if v is None and f.name in ("points_per_side", "point_grids"):
+                continue
+            if kind is bool and not isinstance(v, (bool, np.bool_)):
+                raise ValueError(f"{f.name} must be true or false, got {v!r}")
+            if kind is int and (isinstance(v, bool) or not isinstance(v, (int, np.integer))):
+                raise ValueError(f"{f.name} must be an integer, got {v!r}")
+            if kind is float:
+                if isinstance(v, bool) or not isinstance(v, (int, float, np.number)):
+                    raise ValueError(f"{f.name} must be a number, got {v!r}")
+                if not math.isfinite(float(v)):
+                    raise ValueError(f"{f.name} must be finite, got {v!r}")
+
     @classmethod
     def from_dict(cls, values: dict) -> EverythingParams:
         """Parameters from a mapping (e.g. a JSON record), refusing unknown names."""
@@ -112,6 +135,27 @@ class EverythingParams:
         if unknown:
             raise ValueError(f"unknown segment-everything parameters: {', '.join(unknown)}")
         return cls(**values)
+
+    @classmethod
+    def parse_value(cls, name: str, text: str):
+        """The value of parameter ``name`` from command-line text ("16", "0.5", "false")."""
+        kind = _KINDS.get(name)
+        if kind is None:
+            raise ValueError(f"unknown segment-everything parameter {name!r}")
+        t = text.strip()
+        if kind is bool:
+            if t.lower() in ("true", "1", "yes", "on"):
+                return True
+            if t.lower() in ("false", "0", "no", "off"):
+                return False
+            raise ValueError(f"{name} must be true or false, got {text!r}")
+        if t.lower() == "none" and name == "points_per_side":
+            return None
+        try:
+            return kind(t) if kind is not int else int(t)
+        except ValueError:
+            what = "an integer" if kind is int else "a number"
+            raise ValueError(f"{name} must be {what}, got {text!r}") from None
 
     def to_dict(self) -> dict:
         """JSON-ready values."""
@@ -128,6 +172,25 @@ class EverythingParams:
             point_grid(int(self.points_per_side / (self.crop_n_points_downscale_factor**i)))
             for i in range(self.crop_n_layers + 1)
         ]
+
+
+_KINDS = {
+    "points_per_side": int,
+    "points_per_batch": int,
+    "pred_iou_thresh": float,
+    "stability_score_thresh": float,
+    "stability_score_offset": float,
+    "mask_threshold": float,
+    "box_nms_thresh": float,
+    "crop_n_layers": int,
+    "crop_nms_thresh": float,
+    "crop_overlap_ratio": float,
+    "crop_n_points_downscale_factor": int,
+    "point_grids": list,
+    "min_mask_region_area": int,
+    "multimask_output": bool,
+    "use_m2m": bool,
+}
 
 
 def point_grid(n: int) -> np.ndarray:
@@ -203,7 +266,11 @@ class AutoMask:
         return rle
 
     def bbox_xywh(self) -> list[float]:
-        """COCO box ``[x, y, width, height]`` (pixel edges) of the mask; zeros when empty."""
+        """COCO box ``[x, y, width, height]`` of the mask; zeros when empty.
+
+        Pixel edges, as pycocotools' ``toBbox`` gives for the mask (a one-pixel mask is 1
+        wide); Meta's generator reports ``x1 - x0`` of its inclusive box (one less).
+        """
         if self.area == 0:
             return [0.0, 0.0, 0.0, 0.0]
         x0, y0, x1, y1 = self.box
@@ -231,7 +298,14 @@ def iter_everything(
     if image.ndim < 2 or image.shape[0] < 1 or image.shape[1] < 1:
         raise ValueError(f"segment everything needs a 2D image, got shape {image.shape}")
     hw = (int(image.shape[0]), int(image.shape[1]))
-    crops = crop_boxes(hw, params.crop_n_layers, params.crop_overlap_ratio)
+    crops = [
+        (b, layer)
+        for b, layer in crop_boxes(hw, params.crop_n_layers, params.crop_overlap_ratio)
+        if b[2] > b[0] and b[3] > b[1]  # a side shorter than the crop count gives empty crops
+    ]
+    if len(crops) > 1 and image.dtype != np.uint8:
+        # each crop would otherwise get its own contrast stretch (16-bit, float data)
+        image = to_float_rgb(image)
     grids = params.grids()
     batches = [math.ceil(len(grids[layer]) / params.points_per_batch) for _, layer in crops]
     total, done = sum(batches), 0
@@ -311,17 +385,11 @@ def _decode_batch(
         keep = keep[iou_np[keep] > p.pred_iou_thresh]
     out = []
     for i in keep:
-        res = _upsample_window(logits[i], crop_hw, p.mask_threshold, p.stability_score_offset)
-        if res is None:  # nothing reaches the lower cut-off: stability 0/0
-            stability, window, mask = float("nan"), (0, 0, 0, 0), np.zeros((0, 0), bool)
-        else:
-            window, values = res
-            hi = np.count_nonzero(values > p.mask_threshold + p.stability_score_offset)
-            lo = np.count_nonzero(values > p.mask_threshold - p.stability_score_offset)
-            stability = hi / lo if lo else float("nan")
-            mask = values > p.mask_threshold
+        stability, window, mask = _stability_and_mask(logits[i], crop_hw, p)
         if p.stability_score_thresh > 0.0 and not stability >= p.stability_score_thresh:
             continue
+        if mask is None:  # a large window: the mask is made for the masks that pass only
+            mask = _large_mask(logits[i], crop_hw, window, p.mask_threshold)
         box = _box_of(mask, window)
         if _near_crop_edge(box, crop, hw):
             continue
@@ -339,40 +407,119 @@ def _decode_batch(
     return out
 
 
+# Windows of more output pixels than this count the stability score's pixels without
+# interpolating them (see _sorted_counts); below it, interpolating the window is as fast.
+LARGE_WINDOW = 1 << 20
+
+
+def _window(lg: np.ndarray, hw: tuple[int, int], low: float):
+    """Output rows/columns that can exceed ``low``, with their bilinear taps; None if none.
+
+    An output pixel reads source rows ``y0`` and ``y0 + 1`` (and columns likewise): it can
+    exceed ``low`` only when one of them holds a cell above it.
+    """
+    above = lg > low
+    rows = np.flatnonzero(above.any(axis=1))
+    if not len(rows):
+        return None
+    cols = np.flatnonzero(above.any(axis=0))
+    s_h, s_w = lg.shape
+    ty0, ty1 = _linear_taps(s_h, hw[0])
+    tx0, tx1 = _linear_taps(s_w, hw[1])
+    ys = np.flatnonzero((ty0 >= rows[0] - 1) & (ty0 <= rows[-1]))
+    xs = np.flatnonzero((tx0 >= cols[0] - 1) & (tx0 <= cols[-1]))
+    if not len(ys) or not len(xs):
+        return None
+    ya, yb, xa, xb = int(ys[0]), int(ys[-1]) + 1, int(xs[0]), int(xs[-1]) + 1
+    return (xa, ya, xb, yb), ty0[ya:yb], ty1[ya:yb], tx0[xa:xb], tx1[xa:xb]
+
+
+def _along_x(lg: np.ndarray, y0: np.ndarray, x0: np.ndarray, wx: np.ndarray):
+    """The source rows an output window reads, interpolated along x: (rows, W_window)."""
+    s_h, s_w = lg.shape
+    x1 = np.minimum(x0 + 1, s_w - 1)
+    r0, r1 = int(y0[0]), min(int(y0[-1]) + 1, s_h - 1) + 1
+    part = lg[r0:r1]
+    return part[:, x0] * (np.float32(1) - wx) + part[:, x1] * wx, r0
+
+
 def _upsample_window(
     logits: torch.Tensor, hw: tuple[int, int], threshold: float, offset: float
 ) -> tuple[Box, np.ndarray] | None:
     """Bilinear upsampling of (s, s) ``logits`` to ``hw``, only where it can pass a cut-off.
 
     Returns ``(window, values)``: the output region whose pixels can exceed
-    ``threshold - offset`` and the upsampled logits there (as ``F.interpolate`` with
-    ``align_corners=False`` computes them), or None when no low-res cell exceeds it.
+    ``threshold - |offset|`` and the upsampled logits there (``F.interpolate`` with
+    ``align_corners=False``, up to float rounding), or None when no low-res cell exceeds it.
     """
-    low = threshold - abs(offset)
     lg = logits.float().cpu().numpy()
-    rows = np.flatnonzero((lg > low).any(axis=1))
-    if not len(rows):
+    w = _window(lg, hw, threshold - abs(offset))
+    if w is None:
         return None
-    cols = np.flatnonzero((lg > low).any(axis=0))
-    s_h, s_w = lg.shape
-    ty0, ty1 = _linear_taps(s_h, hw[0])
-    tx0, tx1 = _linear_taps(s_w, hw[1])
-    # an output pixel reads source rows y0 and y0 + 1: it can pass when either is in range
-    ys = np.flatnonzero((ty0 >= rows[0] - 1) & (ty0 <= rows[-1]))
-    xs = np.flatnonzero((tx0 >= cols[0] - 1) & (tx0 <= cols[-1]))
-    if not len(ys) or not len(xs):
-        return None
-    ya, yb = int(ys[0]), int(ys[-1]) + 1
-    xa, xb = int(xs[0]), int(xs[-1]) + 1
-    y0, wy = ty0[ya:yb], ty1[ya:yb, None]
-    x0, wx = tx0[xa:xb], tx1[xa:xb]
-    y1, x1 = np.minimum(y0 + 1, s_h - 1), np.minimum(x0 + 1, s_w - 1)
-    # along x first, on the few source rows used, then along y (the order F.interpolate uses)
-    r0, r1 = int(y0[0]), int(y1[-1]) + 1
-    part = lg[r0:r1]
-    along_x = part[:, x0] * (np.float32(1) - wx) + part[:, x1] * wx
+    window, y0, wy, x0, wx = w
+    along_x, r0 = _along_x(lg, y0, x0, wx)
+    y1 = np.minimum(y0 + 1, lg.shape[0] - 1)
+    wy = wy[:, None]
     values = along_x[y0 - r0] * (np.float32(1) - wy) + along_x[y1 - r0] * wy
-    return (xa, ya, xb, yb), values
+    return window, values
+
+
+def _sorted_counts(lg: np.ndarray, w, cuts: Sequence[float]) -> list[int]:
+    """Pixels of the upsampled window above each cut-off, without making the window.
+
+    Between two source rows ``a`` and ``b`` (already interpolated along x), an output row at
+    weight ``t`` holds ``a + t (b - a)``: a pixel is above ``c`` for ``t`` past
+    ``(c - a) / (b - a)`` (before it when ``b < a``). Sorting those crossing weights once per
+    pair of source rows counts every output row between them with one search.
+    """
+    _, y0, wy, x0, wx = w
+    along_x, r0 = _along_x(lg, y0, x0, wx)
+    last = lg.shape[0] - 1
+    counts = [0] * len(cuts)
+    for k in np.unique(y0):
+        rows = y0 == k
+        t = wy[rows].astype(np.float64)
+        a = along_x[int(k) - r0].astype(np.float64)
+        b = along_x[min(int(k) + 1, last) - r0].astype(np.float64)
+        d = b - a
+        up, down, flat = d > 0, d < 0, d == 0
+        for j, c in enumerate(cuts):
+            n = len(t) * int(np.count_nonzero(a[flat] > c))
+            if up.any():
+                cross = np.sort((c - a[up]) / d[up])
+                n += int(np.searchsorted(cross, t, "left").sum())
+            if down.any():
+                cross = np.sort((c - a[down]) / d[down])
+                n += int((len(cross) - np.searchsorted(cross, t, "right")).sum())
+            counts[j] += n
+    return counts
+
+
+def _stability_and_mask(logits: torch.Tensor, hw: tuple[int, int], p: EverythingParams):
+    """``(stability, window, mask)`` of one candidate; ``mask`` None for a large window.
+
+    Stability is NaN (0 / 0) when no pixel reaches the lower cut-off, as in Meta's code.
+    """
+    t, off = p.mask_threshold, p.stability_score_offset
+    lg = logits.float().cpu().numpy()
+    w = _window(lg, hw, t - abs(off))
+    if w is None:
+        return float("nan"), (0, 0, 0, 0), np.zeros((0, 0), bool)
+    window = w[0]
+    if (window[2] - window[0]) * (window[3] - window[1]) > LARGE_WINDOW:
+        hi, lo = _sorted_counts(lg, w, (t + off, t - off))
+        return (hi / lo if lo else float("nan")), window, None
+    _, values = _upsample_window(logits, hw, t, off)
+    hi = np.count_nonzero(values > t + off)
+    lo = np.count_nonzero(values > t - off)
+    return (hi / lo if lo else float("nan")), window, values > t
+
+
+def _large_mask(logits: torch.Tensor, hw: tuple[int, int], window: Box, threshold: float):
+    """The mask inside ``window`` of a big image (:func:`upsample_masks`' sign-change path)."""
+    full = upsample_masks((logits.float().cpu() - threshold)[None], hw)[0]
+    x0, y0, x1, y1 = window
+    return np.ascontiguousarray(full[y0:y1, x0:x1])
 
 
 def _box_of(mask: np.ndarray, window: Box) -> tuple[float, float, float, float]:

