@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sam_pets.cli import main
 from sam_pets.predict import ImagePredictor
 from sam_pets.predict import segment_job as S
 from sam_pets.predict.everything import EverythingParams
@@ -130,22 +129,3 @@ def test_labels_paint_largest_first():
     ]
     labels = S.labels_from_masks(masks, (10, 10))
     assert (labels[2:4, 2:4] == 1).all() and labels[0, 0] == 2
-
-
-def test_cli_segment(tmp_path, folder, capsys):
-    out = tmp_path / "cli"
-    args = ["segment", str(folder), "--out", str(out), "--points-per-side", "8"]
-    args += ["--pred-iou-thresh", "0.5", "--stability-score-thresh", "0.5", "--quiet"]
-    args += ["--format", "labels", "--label-format", "tif"]
-    assert main(args) == 1  # unreadable images
-    captured = capsys.readouterr()
-    line = json.loads(captured.out.strip().splitlines()[-1])
-    assert line["segmented"] == 2 and line["skipped"] == 2 and line["masks"] > 0
-    assert "broken.jpg" in captured.err
-    assert (out / "labels" / "cat.tif").is_file() and not (out / "coco.json").exists()
-    assert main(args) == 1  # resumes: nothing left but the broken files
-    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert line["resumed"] == 2 and line["segmented"] == 0
-    assert main([*args[:-4], "--points-per-side", "4", "--quiet"]) == 2
-    assert "other" in capsys.readouterr().err
-    assert main(["segment", str(tmp_path / "nothing"), "--out", str(out)]) == 2
