@@ -478,7 +478,7 @@ def stack_annotator(make_napari_viewer, qtbot, predictor, pet_image):
 
 def _go_to(qtbot, viewer, widget, z):
     viewer.dims.set_current_step(0, z)
-    qtbot.waitUntil(lambda: widget.state.ready_for(widget._key()), timeout=30000)
+    qtbot.waitUntil(lambda: widget.state.ready_for(widget.plane_key()), timeout=30000)
     qtbot.waitUntil(lambda: not widget.state.predicting, timeout=30000)
 
 
@@ -665,7 +665,7 @@ def test_each_image_has_its_own_target_and_prompts(annotator, qtbot, pet_image):
     # a newly opened image is the one to annotate; the old image's prompts go
     assert widget.image_combo.currentText() == "flipped"
     assert len(widget.points.data) == 0 and widget.session.candidates is None
-    qtbot.waitUntil(lambda: widget.state.ready_for(widget._key()), timeout=30000)
+    qtbot.waitUntil(lambda: widget.state.ready_for(widget.plane_key()), timeout=30000)
     qtbot.wait(0)
     assert viewer.layers.selection.active.name == "sam-pets prompts"  # clicks go there
     target = widget.target_layer()
@@ -698,13 +698,13 @@ def test_deleting_the_current_image_moves_on(annotator, qtbot, pet_image):
     viewer, widget = annotator
     viewer.add_image(pet_image[::-1], name="other", rgb=True)
     widget.image_combo.setCurrentText("pet")
-    qtbot.waitUntil(lambda: widget.state.ready_for(widget._key()), timeout=30000)
+    qtbot.waitUntil(lambda: widget.state.ready_for(widget.plane_key()), timeout=30000)
     _click_and_predict(qtbot, widget)
     assert widget.preview.data.any()
     viewer.layers.remove("pet")
     assert widget.image_combo.currentText() == "other"
     assert widget.session.candidates is None and not widget.preview.data.any()
-    qtbot.waitUntil(lambda: widget.state.ready_for(widget._key()), timeout=30000)
+    qtbot.waitUntil(lambda: widget.state.ready_for(widget.plane_key()), timeout=30000)
     _click_and_predict(qtbot, widget)
     assert widget.commit() == 1
     assert widget.target_layer().name == "other labels"
@@ -947,7 +947,7 @@ def test_loading_a_model_again_retries_a_failed_embedding(annotator, qtbot, pet_
     assert "Could not embed nan" in errors[0] and not widget.state.ready
     layer.data = np.nan_to_num(grey)
     widget.set_predictor(widget.predictor)  # as Load model does
-    qtbot.waitUntil(lambda: widget.state.ready_for(widget._key()), timeout=30000)
+    qtbot.waitUntil(lambda: widget.state.ready_for(widget.plane_key()), timeout=30000)
     widget.points.add(np.array([[190.0, 250.0]]))
     _wait_prediction(qtbot, widget)
 

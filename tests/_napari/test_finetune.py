@@ -43,7 +43,7 @@ def docks(make_napari_viewer, qtbot, pets, tmp_path, monkeypatch):
     qtbot.waitUntil(lambda: annotator.state.ready, timeout=30000)
     for name, _, labels in pets:  # what committing objects on each photo leaves behind
         layer = viewer.add_labels(labels, name=f"{name} labels")
-        annotator._annotated[name] = (viewer.layers[name], layer)
+        annotator.targets.annotated[name] = (viewer.layers[name], layer)
     _, dock = viewer.window.add_plugin_dock_widget("sam-pets", "Fine-tune")
     yield viewer, annotator, dock
     dock.cancel()
@@ -339,5 +339,5 @@ def test_closing_the_annotator_during_a_model_swap(docks, qtbot, monkeypatch):
     dock.use_button.click()
     viewer.window.remove_dock_widget(annotator)  # before the swap's end reaches the GUI
     qtbot.waitUntil(dock.back_button.isEnabled, timeout=30000)
-    assert not dock._dead and predictor.model is new
+    assert not dock.life.closed and predictor.model is new
     assert annotator.state.embedding_key is None and not annotator.state.ready

@@ -13,10 +13,11 @@ from qtpy.QtWidgets import (
     QLineEdit,
     QPushButton,
     QVBoxLayout,
+    QWidget,
 )
 
 from sam_pets._napari._models import available_devices, model_choices
-from sam_pets._napari._widgets import weak_slot
+from sam_pets._napari._widgets import folder_row, stack_sections, weak_slot
 
 KEYS = {
     "n": ("commit", "commit the object (new label id, prompts cleared)"),
@@ -31,16 +32,22 @@ AUTO_RULE = "auto polarity: a click on the current mask removes it, a click off 
 
 
 class AnnotatorLayout:
-    """Mixin building the Annotator's sections (the widgets it reads are attributes)."""
+    """The Annotator's sections laid out on its dock; the controls are attributes.
 
-    def _build_ui(self) -> None:
-        from sam_pets._napari._everything import EverythingBox
+    It builds and arranges them (and handles "Open checkpoint…" itself); the dock connects
+    the controls' signals to what they do.
 
-        self.everything = EverythingBox(self)
-        self._stack(
+    Args:
+        dock: The widget the sections are laid out on.
+        everything: The "Segment everything" section, placed between Annotate and Keys.
+    """
+
+    def __init__(self, dock: QWidget, everything: QWidget) -> None:
+        stack_sections(
+            dock,
             self._model_box(),
             self._image_box(),
-            self.everything,
+            everything,
             self._keys_box(),
             self._export_box(),
         )
@@ -56,11 +63,10 @@ class AnnotatorLayout:
         )
         browse = QPushButton("Open checkpoint…")
         browse.setToolTip("Meta .pt, Hugging Face .safetensors or sam-pets checkpoint")
-        browse.clicked.connect(self._browse_checkpoint)
+        browse.clicked.connect(weak_slot(self, "_browse_checkpoint"))
         self.device_combo = QComboBox()
         self.device_combo.addItems(available_devices())
         self.load_button = QPushButton("Load model")
-        self.load_button.clicked.connect(self.load_model)
         self.model_status = QLabel("no model loaded")
         self.zoom_check = QCheckBox("zoom in on the object")
         self.zoom_check.setToolTip(
@@ -69,7 +75,6 @@ class AnnotatorLayout:
             "model, off for Meta's (a second 1024-px embedding is slow on a CPU)"
         )
         self.zoom_check.setEnabled(False)
-        self.zoom_check.toggled.connect(weak_slot(self, "_on_zoom_toggled"))
         form.addRow(self.model_combo)
         form.addRow(browse)
         form.addRow("Device", self.device_combo)
@@ -82,13 +87,11 @@ class AnnotatorLayout:
         box = QGroupBox("Annotate")
         form = QFormLayout(box)
         self.image_combo = QComboBox()
-        self.image_combo.currentIndexChanged.connect(weak_slot(self, "_on_image_changed"))
         self.labels_combo = QComboBox()
         self.labels_combo.setToolTip(
             "Committed objects of the current image go here; each image gets its own "
             "'<image> labels' layer unless you pick one that fits it"
         )
-        self.labels_combo.activated.connect(weak_slot(self, "_on_target_chosen"))
         self.overwrite_check = QCheckBox("new objects may overwrite others")
         self.auto_check = QCheckBox("auto polarity")
         self.auto_check.setToolTip(AUTO_RULE)
@@ -99,7 +102,6 @@ class AnnotatorLayout:
             "Objects committed to this image in an earlier session (saved as they were "
             "committed, so a crash loses none) that its labels layer does not show"
         )
-        self.restore_button.clicked.connect(weak_slot(self, "restore_session"))
         self.restore_button.setVisible(False)
         form.addRow("Image", self.image_combo)
         form.addRow("Labels", self.labels_combo)
@@ -108,7 +110,6 @@ class AnnotatorLayout:
         form.addRow(self.polarity_label)
         form.addRow(self.candidate_label)
         form.addRow(self.restore_button)
-        self._show_polarity()
         return box
 
     def _keys_box(self) -> QGroupBox:
@@ -125,16 +126,14 @@ class AnnotatorLayout:
         form = QFormLayout(box)
         self.export_dir = QLineEdit()
         self.export_dir.setPlaceholderText("dataset folder (SAM 2 format)")
-        form.addRow(self._folder_row(self.export_dir, "Dataset folder"))
+        form.addRow(folder_row(self.export_dir, "Dataset folder"))
         self.coco_check = QCheckBox("also write coco.json")
         form.addRow(self.coco_check)
         buttons = QHBoxLayout()
-        one = QPushButton("Export image")
-        one.clicked.connect(weak_slot(self, "export", all_images=False))
-        every = QPushButton("Export all annotated")
-        every.clicked.connect(weak_slot(self, "export", all_images=True))
-        buttons.addWidget(one)
-        buttons.addWidget(every)
+        self.export_image_button = QPushButton("Export image")
+        self.export_all_button = QPushButton("Export all annotated")
+        buttons.addWidget(self.export_image_button)
+        buttons.addWidget(self.export_all_button)
         form.addRow(buttons)
         self.export_status = QLabel("")
         self.export_status.setWordWrap(True)
@@ -143,7 +142,10 @@ class AnnotatorLayout:
 
     def _browse_checkpoint(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
-            self, "SAM 2 checkpoint", "", "Checkpoints (*.pt *.pth *.safetensors);;All (*)"
+            self.model_combo,
+            "SAM 2 checkpoint",
+            "",
+            "Checkpoints (*.pt *.pth *.safetensors);;All (*)",
         )
         if path:
             self.model_combo.insertItem(0, path)

@@ -35,7 +35,7 @@ from qtpy.QtWidgets import (
 )
 
 from sam_pets._napari._models import available_devices, load_choice_job, model_choices
-from sam_pets._napari._widgets import DockHelpers, weak_slot
+from sam_pets._napari._widgets import DockLifetime, folder_row, stack_sections, weak_slot
 from sam_pets._napari._workers import (
     free_compute_team,
     function_worker,
@@ -144,32 +144,35 @@ def _evaluate_with_plots(
     return result, write_plots(result.summary(), ReportFiles(figures))
 
 
-class EvaluateWidget(DockHelpers, QWidget):
+class EvaluateWidget(QWidget):
     """Dock widget: evaluate a model on a dataset folder; table, plots, worst cases."""
 
     def __init__(self, napari_viewer) -> None:
         super().__init__()
         self.viewer = napari_viewer
+        self.life = DockLifetime(self)
         self.worker = None
         self._cancelled = False
         self.result: EvalResult | None = None
         self._figures = tempfile.TemporaryDirectory(prefix="sam_pets_eval_")
-        self._dead = False
         self._saving: set[str] = set()  # report folders being written
         self._build_ui()
         self.refresh_models()
+        self.life.undocked.connect(self._on_undocked)
         self.destroyed.connect(self._on_destroyed)
 
     # --- layout -------------------------------------------------------------------------------
     def _build_ui(self) -> None:
-        self._stack(self._input_box(), self._protocol_box(), self._run_box(), self._result_box())
+        stack_sections(
+            self, self._input_box(), self._protocol_box(), self._run_box(), self._result_box()
+        )
 
     def _input_box(self) -> QGroupBox:
         box = QGroupBox("Data and model")
         form = QFormLayout(box)
         self.dataset_edit = QLineEdit()
         self.dataset_edit.setPlaceholderText("canonical dataset folder (sam-pets convert ...)")
-        form.addRow("Dataset", self._folder_row(self.dataset_edit, "Dataset folder"))
+        form.addRow("Dataset", folder_row(self.dataset_edit, "Dataset folder"))
         self.model_combo, self.compare_combo = QComboBox(), QComboBox()
         self.model_combo.setToolTip("The Annotator's model when one is loaded, else a picker")
         self.compare_combo.setToolTip("A second model side by side (before/after fine-tuning)")
@@ -302,10 +305,10 @@ class EvaluateWidget(DockHelpers, QWidget):
             ZOOM_CHOICES[self.zoom_combo.currentText()],
             _progress={"desc": "Evaluating", "total": 0},
         )
-        self.worker.yielded.connect(self._alive(self._on_progress))
-        self.worker.returned.connect(self._alive(self._on_result))
-        self.worker.errored.connect(self._alive(self._on_error))
-        self.worker.finished.connect(self._alive(self._on_finished))
+        self.worker.yielded.connect(self.life.alive(self._on_progress))
+        self.worker.returned.connect(self.life.alive(self._on_result))
+        self.worker.errored.connect(self.life.alive(self._on_error))
+        self.worker.finished.connect(self.life.alive(self._on_finished))
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.status.setText("starting…")
@@ -453,8 +456,8 @@ class EvaluateWidget(DockHelpers, QWidget):
             return None
         worker = function_worker(write_eval_report, self.result, folder)
         self._saving.add(key)
-        worker.returned.connect(self._alive(lambda p: self.status.setText(f"report: {p}")))
-        worker.errored.connect(self._alive(lambda e: show_error(f"sam-pets: report: {e}")))
+        worker.returned.connect(self.life.alive(lambda p: self.status.setText(f"report: {p}")))
+        worker.errored.connect(self.life.alive(lambda e: show_error(f"sam-pets: report: {e}")))
         worker.finished.connect(lambda: self._saving.discard(key))
         start_in_order(worker)
         return worker
@@ -466,7 +469,7 @@ class EvaluateWidget(DockHelpers, QWidget):
             self.save_report(path)
 
     def _on_destroyed(self, *args) -> None:
-        self._dead = True
+        self.life.closed = True
         self._on_undocked()
         self._figures.cleanup()
 

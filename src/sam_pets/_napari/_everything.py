@@ -10,6 +10,8 @@ pixels only (all pixels when "new objects may overwrite others" is ticked).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from napari.utils.notifications import show_error, show_info, show_warning
 from qtpy.QtWidgets import (
@@ -25,11 +27,13 @@ from qtpy.QtWidgets import (
 )
 
 from sam_pets._napari import _layers as L
-from sam_pets._napari._targets import layer_id
 from sam_pets._napari._workers import job_worker, start_on_compute_thread
 from sam_pets.predict.everything import EverythingParams, iter_everything
 from sam_pets.predict.segment_job import labels_from_masks
 from sam_pets.progress import Progress
+
+if TYPE_CHECKING:
+    from sam_pets._napari._annotator import AnnotatorWidget
 
 
 def _segment(predictor, pixels: np.ndarray, params: EverythingParams):
@@ -44,7 +48,7 @@ def _segment(predictor, pixels: np.ndarray, params: EverythingParams):
 class EverythingBox(QGroupBox):
     """The section; ``owner`` is the Annotator dock it drives."""
 
-    def __init__(self, owner) -> None:
+    def __init__(self, owner: AnnotatorWidget) -> None:
         super().__init__("Segment everything")
         self._owner = owner
         self.worker = None
@@ -106,13 +110,13 @@ class EverythingBox(QGroupBox):
     def run(self):
         """Start the generator on the current image plane; returns the worker (or None)."""
         owner = self._owner
-        image = owner._image_layer()
+        image = owner.image_layer()
         if owner.predictor is None or image is None:
             show_warning("sam-pets: load a model and open an image first")
             return None
         if self.worker is not None:
             return None
-        plane = owner._plane(image)
+        plane = owner.plane(image)
         pixels = L.plane_data(image, plane)
         self._job = (image, plane)
         self.worker = job_worker(
@@ -122,10 +126,11 @@ class EverythingBox(QGroupBox):
             self.params(),
             _progress={"desc": f"Segmenting everything in {image.name}", "total": 0},
         )
-        self.worker.yielded.connect(owner._alive(self._on_progress))
-        self.worker.returned.connect(owner._alive(self._on_result))
-        self.worker.errored.connect(owner._alive(self._on_error))
-        self.worker.finished.connect(owner._alive(self._on_finished))
+        alive = owner.life.alive
+        self.worker.yielded.connect(alive(self._on_progress))
+        self.worker.returned.connect(alive(self._on_result))
+        self.worker.errored.connect(alive(self._on_error))
+        self.worker.finished.connect(alive(self._on_finished))
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.status.setText("starting…")
@@ -158,11 +163,11 @@ class EverythingBox(QGroupBox):
             target = self._new_layer(image, plane, labels)
             written = int(np.count_nonzero(np.bincount(labels.ravel())[1:]))
         else:
-            target = self._owner._ensure_target(image)
+            target = self._owner.targets.ensure(image)
             written = self._merge(target, plane, labels)
         target.refresh()
-        self._owner._annotated[layer_id(image)] = (image, target)
-        self._owner._journal_commit(image, target, plane, None)
+        self._owner.targets.mark_annotated(image, target)
+        self._owner.journal_commit(image, target, plane, None)
         text = f"{written} objects from {len(masks)} masks into {target.name!r}"
         self.status.setText(text)
         show_info(f"sam-pets: {text}")
@@ -174,20 +179,17 @@ class EverythingBox(QGroupBox):
             layer.data[plane] = labels
         else:
             layer.data = labels
-        adding, owner._adding_layers = owner._adding_layers, True
-        try:
+        with owner.adding_layers():
             owner.viewer.add_layer(layer)
-        finally:
-            owner._adding_layers = adding
-        owner._targets[layer_id(image)] = layer_id(layer)
-        owner._refresh_layer_choices()
-        owner._show_target()
+        owner.targets.assign(image, layer)
+        owner.refresh_layer_choices()
+        owner.targets.show()
         return layer
 
     def _merge(self, target, plane, labels: np.ndarray) -> int:
         """Add the masks to ``target`` under new ids; returns the objects written."""
         view = target.data[plane] if plane else target.data
-        overwrite = self._owner.overwrite_check.isChecked()
+        overwrite = self._owner.ui.overwrite_check.isChecked()
         free = labels > 0 if overwrite else (labels > 0) & (view == 0)
         ids = np.unique(labels[free])
         if not len(ids):

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 from napari.layers import Image, Labels
 from napari.utils.notifications import show_info, show_warning
 
 from sam_pets._napari import _layers as L
-from sam_pets._napari._workers import function_worker, start_in_order
+from sam_pets._napari._workers import function_worker
+
+if TYPE_CHECKING:
+    from sam_pets._napari._annotator import AnnotatorWidget
 
 
 def export_items(image: Image, target: Labels) -> list[tuple]:
@@ -67,20 +72,35 @@ def export_job(folder: str, items: list[tuple], coco: bool, exported: list | Non
     return report
 
 
-class ExportMixin:
-    """Mixin of the Annotator: its Export section's actions."""
+class Exporter:
+    """The Annotator's Export section: annotated images into a dataset folder.
+
+    Args:
+        dock: The Annotator dock; its Export controls, current image, targets and journal.
+    """
+
+    def __init__(self, dock: AnnotatorWidget) -> None:
+        self._dock = dock
+
+    def suggest_folder(self, image: Image | None) -> None:
+        """An item opened from a dataset folder is exported back there unless told otherwise."""
+        opened = {} if image is None else image.metadata.get("sam_pets", {})
+        folder = self._dock.ui.export_dir
+        if opened.get("kind") == "dataset" and not folder.text().strip():
+            folder.setText(opened["path"])
 
     def export(self, all_images: bool = False) -> None:
         """Export the current (or every annotated) image + labels to the dataset folder."""
-        folder = self.export_dir.text().strip()
+        dock, ui = self._dock, self._dock.ui
+        folder = ui.export_dir.text().strip()
         if not folder:
             show_warning("sam-pets: choose a dataset folder first")
             return
-        image = self._image_layer()
+        image = dock.image_layer()
         # the current image's target: its own, else its "<image> labels" layer (an item
         # opened from a dataset before any model was loaded); none is made for an export
-        target = self._existing_target(image) if image is not None else None
-        pairs = list(self._annotated.values()) if all_images else [(image, target)]
+        target = dock.targets.existing(image) if image is not None else None
+        pairs = list(dock.targets.annotated.values()) if all_images else [(image, target)]
         items = [
             it for i, t in pairs if i is not None and t is not None for it in export_items(i, t)
         ]
@@ -92,17 +112,16 @@ class ExportMixin:
             export_job,
             folder,
             items,
-            self.coco_check.isChecked(),
+            ui.coco_check.isChecked(),
             done,
             _progress={"desc": "Exporting"},  # one call, no steps to count
         )
-        worker.returned.connect(self._alive(lambda report: self._on_exported(report, done)))
-        worker.errored.connect(self._alive(lambda e: self._fail("Export failed", e)))
-        self.last_worker = worker
-        start_in_order(worker)
+        worker.returned.connect(dock.life.alive(lambda report: self._on_exported(report, done)))
+        worker.errored.connect(dock.life.alive(lambda e: dock.fail("Export failed", e)))
+        dock.start(worker, in_order=True)
 
     def _on_exported(self, report: list[str], exported=()) -> None:
-        self.journal.exported(exported)  # saved in the dataset: the journal has done its job
-        self.export_status.setText("\n".join(report))
+        self._dock.journal.exported(exported)  # saved in the dataset: the journal's job is done
+        self._dock.ui.export_status.setText("\n".join(report))
         skipped = [line for line in report if line.startswith("skipped")]
         (show_warning if skipped else show_info)("sam-pets: " + "; ".join(skipped or report))

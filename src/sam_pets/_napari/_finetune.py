@@ -32,7 +32,7 @@ from qtpy.QtWidgets import (
 
 from sam_pets._napari._annotator import annotator_for
 from sam_pets._napari._finetune_view import CurvesView, fmt_time, scores_table
-from sam_pets._napari._widgets import DockHelpers, weak_slot
+from sam_pets._napari._widgets import DockLifetime, folder_row, stack_sections, weak_slot
 from sam_pets._napari._workers import (
     background_worker,
     function_worker,
@@ -56,12 +56,13 @@ PARTS = (
 UI_INTERVAL_S = 0.25
 
 
-class FinetuneWidget(DockHelpers, QWidget):
+class FinetuneWidget(QWidget):
     """Dock widget: fine-tune the Annotator's model on this session's annotations."""
 
     def __init__(self, napari_viewer) -> None:
         super().__init__()
         self.viewer = napari_viewer
+        self.life = DockLifetime(self)
         self.job: FinetuneJob | None = None
         self.worker = None
         self.result = None
@@ -74,6 +75,7 @@ class FinetuneWidget(DockHelpers, QWidget):
         self._watched = None
         self._build_ui()
         self._apply_preset()
+        self.life.undocked.connect(self._on_undocked)
         self.destroyed.connect(self._on_destroyed)
         # an Annotator opened (or reopened) after this dock adds its prompt layers before its
         # first commit: that is when "Auto after N commits" starts counting its commits
@@ -82,7 +84,9 @@ class FinetuneWidget(DockHelpers, QWidget):
 
     # --- layout -------------------------------------------------------------------------------
     def _build_ui(self) -> None:
-        self._stack(self._data_box(), self._settings_box(), self._run_box(), self._result_box())
+        stack_sections(
+            self, self._data_box(), self._settings_box(), self._run_box(), self._result_box()
+        )
 
     def _data_box(self) -> QGroupBox:
         box = QGroupBox("Training data")
@@ -91,7 +95,7 @@ class FinetuneWidget(DockHelpers, QWidget):
         self.session_check.setChecked(True)
         self.dataset_dir = QLineEdit()
         self.dataset_dir.setPlaceholderText("optional: an exported dataset folder")
-        row = self._folder_row(self.dataset_dir, "Dataset folder")
+        row = folder_row(self.dataset_dir, "Dataset folder")
         self.val_spin = QSpinBox()
         self.val_spin.setRange(0, 50)
         self.val_spin.setValue(20)
@@ -130,7 +134,7 @@ class FinetuneWidget(DockHelpers, QWidget):
         self.lora_spin.setSpecialValueText("off")
         self.root_dir = QLineEdit(str(default_root()))
         self.root_dir.setToolTip("Each run gets its own clearly named sub-folder here")
-        row = self._folder_row(self.root_dir, "Folder for fine-tune runs")
+        row = folder_row(self.root_dir, "Folder for fine-tune runs")
         self.auto_spin = QSpinBox()
         self.auto_spin.setRange(0, 1000)
         self.auto_spin.setSpecialValueText("off")
@@ -291,10 +295,10 @@ class FinetuneWidget(DockHelpers, QWidget):
         self.use_button.setEnabled(False)
         self._pbar = progress(total=0, desc="Fine-tuning")
         worker = background_worker(_run_job, job, predictor)
-        worker.yielded.connect(self._alive(self._on_progress))
-        worker.returned.connect(self._alive(self._on_finished))
-        worker.errored.connect(self._alive(self._on_error))
-        worker.finished.connect(self._alive(self._on_worker_done))
+        worker.yielded.connect(self.life.alive(self._on_progress))
+        worker.returned.connect(self.life.alive(self._on_finished))
+        worker.errored.connect(self.life.alive(self._on_error))
+        worker.finished.connect(self.life.alive(self._on_worker_done))
         self.worker = worker
         self._set_running(True)
         self.status.setText(f"starting in {job.folder}")
@@ -376,7 +380,7 @@ class FinetuneWidget(DockHelpers, QWidget):
         self._set_running(False)
 
     def _on_destroyed(self, *args) -> None:
-        self._dead = True
+        self.life.closed = True
         self._on_undocked()
 
     def _on_undocked(self) -> None:
@@ -416,15 +420,15 @@ class FinetuneWidget(DockHelpers, QWidget):
         self.back_button.setEnabled(False)  # the previous one once this swap has run
         worker = function_worker(predictor.set_model, model)
         worker.returned.connect(
-            self._alive(lambda _: self._swapped(annotator, predictor, keep_previous))
+            self.life.alive(lambda _: self._swapped(annotator, predictor, keep_previous))
         )
-        worker.errored.connect(self._alive(lambda e: self._swap_failed(e, state, annotator)))
+        worker.errored.connect(self.life.alive(lambda e: self._swap_failed(e, state, annotator)))
         self.swap_worker = worker
         annotator.model_swapping()  # clicks meanwhile wait for the new model's embedding
         start_on_compute_thread(worker)
 
     def _swap_failed(self, error: Exception, state: tuple, annotator) -> None:
-        if not annotator._dead:
+        if not annotator.life.closed:
             annotator.set_predictor(annotator.predictor)  # ready again with the model it has
         self.previous_model = state[0]
         self.use_button.setEnabled(state[1])
@@ -432,7 +436,7 @@ class FinetuneWidget(DockHelpers, QWidget):
         show_error(f"sam-pets: model swap failed: {error}")
 
     def _swapped(self, annotator, predictor, new: bool) -> None:
-        if not annotator._dead:  # its dock may have been closed during the swap
+        if not annotator.life.closed:  # its dock may have been closed during the swap
             annotator.set_predictor(predictor)
         self.back_button.setEnabled(new)
         self.use_button.setEnabled(not new and self.result is not None)

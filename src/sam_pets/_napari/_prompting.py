@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 import numpy as np
 from napari.utils.notifications import show_info
@@ -14,16 +15,101 @@ from sam_pets._napari._workers import function_worker
 from sam_pets.predict.session import PromptSession
 from sam_pets.predict.state import Predict
 
+if TYPE_CHECKING:
+    from napari.layers import Image
+
+    from sam_pets._napari._annotator import AnnotatorWidget
+
 _CLICK_DISTANCE = 5  # canvas pixels; a press moved further is a drag, not a click (as napari)
 _THUMBNAIL_DELAY_MS = 300  # the preview layer's thumbnail is redrawn once clicks pause this long
 
 
-class PromptingMixin:
-    """Mixin of the Annotator: prompt layers' events, predict-ahead, coalesced predictions."""
+class Prompts:
+    """The Annotator's prompt layers (clicks, boxes, preview) and the predictions from them.
 
-    _thumbnail_timer: QTimer | None = None
-    _preview_plane: tuple | None = None  # (preview layer, plane) of a stack's shown preview
+    Edits of the clicks and boxes are predicted on the compute thread (a click from its mouse
+    press on; bursts of edits coalesced by the dock's :class:`PredictionState`), and the
+    preview layer shows the selected candidate.
 
+    Args:
+        dock: The Annotator dock: its viewer, prompt session, prediction state, model,
+            current image and plane, controls, and the compute thread its jobs run on.
+    """
+
+    def __init__(self, dock: AnnotatorWidget) -> None:
+        self._dock = dock
+        self._viewer, self._session, self._state = dock.viewer, dock.session, dock.state
+        self._ui, self._alive = dock.ui, dock.life.alive
+        self.points = self.boxes = self.preview = None
+        self._polarity = 1  # of the next point: 1 positive, 0 negative
+        self._preview_plane: tuple | None = None  # (preview layer, plane) of a stack's preview
+        self._thumbnail_timer: QTimer | None = None
+        self.show_polarity()
+
+    # --- layers --------------------------------------------------------------------------------
+    def _exists(self, layer) -> bool:
+        return layer is not None and layer in self._viewer.layers
+
+    def add_layers(self, image: Image) -> None:
+        """Add the prompt and preview layers ``image`` lacks (new ones for another frame)."""
+        viewer, shape = self._viewer, L.spatial_shape(image)
+        if self.points is not None and not L.same_frame(self.points, image):
+            self._drop_layer(self.points)  # made for another image's axes or scale
+        if not self._exists(self.points):
+            self.points = viewer.add_layer(L.make_points(image))
+            self.points.events.data.connect(self._on_points_changed)
+            self.points.mouse_drag_callbacks.append(self._on_points_mouse)
+            self.points.mode = "add"
+        if self.boxes is not None and not L.same_frame(self.boxes, image):
+            self._drop_layer(self.boxes)
+        if not self._exists(self.boxes):
+            self.boxes = viewer.add_layer(L.make_boxes(image))
+            self.boxes.events.data.connect(self._on_boxes_changed)
+        if self.preview is not None and not (
+            self.preview.data.shape == shape and L.same_frame(self.preview, image)
+        ):
+            self._drop_layer(self.preview)
+        if not self._exists(self.preview):
+            self.preview = viewer.add_layer(L.make_preview(image))
+            self.preview.editable = False
+
+    def _drop_layer(self, layer) -> None:
+        if layer in self._viewer.layers:
+            self._viewer.layers.remove(layer)
+
+    def remove_layers(self) -> None:
+        """Remove the prompt and preview layers (the dock was closed)."""
+        for layer in (self.points, self.boxes, self.preview):
+            if self._exists(layer):
+                self._viewer.layers.remove(layer)
+        self.points = self.boxes = self.preview = None
+
+    def activate(self) -> None:
+        """Make the clicks layer the active one (clicks on the canvas go to it)."""
+        if self._exists(self.points):
+            self._viewer.layers.selection.active = self.points
+
+    # --- polarity ------------------------------------------------------------------------------
+    def toggle_polarity(self) -> None:
+        """Switch the next point between positive and negative."""
+        self._polarity = 1 - self._polarity
+        self.show_polarity()
+        if self._exists(self.points):
+            self.points.feature_defaults = {"label": self._polarity}
+            # the current colour is for new points: napari also paints the selected ones
+            self.points.selected_data = set()
+            self.points.current_face_color = L.POSITIVE if self._polarity else L.NEGATIVE
+
+    def _restore_polarity(self) -> None:
+        if self._exists(self.points):
+            self.points.feature_defaults = {"label": self._polarity}
+
+    def show_polarity(self) -> None:
+        """Say the next point's polarity in the Annotate box."""
+        sign = "positive (+)" if self._polarity else "negative (-)"
+        self._ui.polarity_label.setText(f"next point: {sign}")
+
+    # --- prompt edits --------------------------------------------------------------------------
     def _on_points_mouse(self, layer, event):
         """Clicks in add mode, predicted from the press on.
 
@@ -38,11 +124,11 @@ class PromptingMixin:
         negative = event.button == 2 or "Shift" in event.modifiers
         coords = np.asarray(layer.world_to_data(event.position), float)
         label = 0 if negative else self._polarity
-        if self.auto_check.isChecked():
+        if self._ui.auto_check.isChecked():
             # the model decides unless the click says negative itself (right-click, Shift)
             if not negative:
-                label = self.session.auto_label(L.yx_to_xy(coords[None, -2:])[0])
-            self.state.press(coords, label)
+                label = self._session.auto_label(L.yx_to_xy(coords[None, -2:])[0])
+            self._state.press(coords, label)
         layer.feature_defaults = {"label": label}
         start = np.asarray(event.pos, float)
         self._predict_ahead(coords, label)
@@ -69,13 +155,13 @@ class PromptingMixin:
         if action == "added" and self._outside_points().any():
             # not a prompt (a mask cannot reach it): taken out once napari is done adding it
             QTimer.singleShot(0, self._alive(self._drop_outside_points))
-        if action == "added" and self.auto_check.isChecked() and len(self.points.data):
+        if action == "added" and self._ui.auto_check.isChecked() and len(self.points.data):
             xy, _ = L.read_points(self.points, ())
-            pressed = self.state.take_press()
+            pressed = self._state.take_press()
             if pressed is not None and np.array_equal(pressed[0], self.points.data[-1]):
                 label = pressed[1]  # decided at the press, before its own prediction came back
             else:
-                label = self.session.auto_label(xy[-1])
+                label = self._session.auto_label(xy[-1])
             feats = self.points.features
             feats.loc[feats.index[-1], "label"] = label
         L.color_points(self.points)
@@ -83,14 +169,14 @@ class PromptingMixin:
 
     def _outside_points(self) -> np.ndarray:
         """Which clicks lie beside the current image (none without an image)."""
-        image = self._image_layer()
+        image = self._dock.image_layer()
         data = np.asarray(self.points.data, float)
         if image is None or not len(data):
             return np.zeros(len(data), bool)
         return ~L.inside(data, L.spatial_shape(image))
 
     def _drop_outside_points(self) -> None:
-        if self.points is None or self.points not in self.viewer.layers:
+        if not self._exists(self.points):
             return
         outside = self._outside_points()
         if outside.any():
@@ -113,7 +199,7 @@ class PromptingMixin:
     def _keep_newest_box(self) -> None:
         """One box per object: a box added on a plane replaces the older boxes there."""
         layer = self.boxes
-        if layer is None or layer not in self.viewer.layers or len(layer.data) < 2:
+        if layer is None or layer not in self._viewer.layers or len(layer.data) < 2:
             return
         shapes = L.prompt_coords(layer)
         ndim = shapes[-1].shape[1]
@@ -128,35 +214,36 @@ class PromptingMixin:
             layer.selected_data = drop
             layer.remove_selected()
 
-    def _remove_prompts(self, all_planes: bool = False) -> None:
+    def remove(self, all_planes: bool = False) -> None:
         """Remove the clicks and boxes on the current plane (or on every plane).
 
         Prompts on other planes of a stack are objects still being annotated there.
         """
-        image = self._image_layer()
-        plane = () if all_planes or image is None else self._plane(image)
-        self.state.end_refine(None if all_planes else self._key())  # committed or discarded
+        image = self._dock.image_layer()
+        plane = () if all_planes or image is None else self._dock.plane(image)
+        # committed or discarded
+        self._state.end_refine(None if all_planes else self._dock.plane_key())
         for layer in (self.points, self.boxes):
-            if layer is None or layer not in self.viewer.layers or not len(layer.data):
+            if layer is None or layer not in self._viewer.layers or not len(layer.data):
                 continue
             drop = {i for i, d in enumerate(L.prompt_coords(layer)) if L.on_plane(d, plane).all()}
             if drop:
                 layer.selected_data = drop
                 layer.remove_selected()
-        self.session.candidates = None
-        self.state.prompts_removed()  # the prompts a pending commit waited for are gone
-        self._show_preview()
+        self._session.candidates = None
+        self._state.prompts_removed()  # the prompts a pending commit waited for are gone
+        self.show_preview()
 
     # --- prediction ----------------------------------------------------------------------------
     def _read_prompts(self) -> None:
-        image = self._image_layer()
-        plane = self._plane(image)
+        image = self._dock.image_layer()
+        plane = self._dock.plane(image)
         shape = None if image is None else L.spatial_shape(image)
         xy, labels = L.read_points(self.points, plane, shape)
-        self.session.set_prompts(xy, labels, L.read_box(self.boxes, plane))
+        self._session.set_prompts(xy, labels, L.read_box(self.boxes, plane))
 
     def _can_predict(self) -> bool:
-        return self.predictor is not None and self.state.ready_for(self._key())
+        return self._dock.predictor is not None and self._state.ready_for(self._dock.plane_key())
 
     def request_predict(self) -> None:
         """Predict from the current prompts in a worker (coalescing bursts of edits)."""
@@ -166,62 +253,66 @@ class PromptingMixin:
 
     def _predict_ahead(self, coords: np.ndarray, label: int) -> None:
         """Predict with a click that napari is about to add (layer coordinates)."""
-        image = self._image_layer()
+        image = self._dock.image_layer()
         if image is None or not self._can_predict():
             return
-        plane = self._plane(image)
+        plane = self._dock.plane(image)
         shape = L.spatial_shape(image)
         if not (L.on_plane(coords[None], plane) & L.inside(coords[None], shape)).all():
             return
         xy_new = L.yx_to_xy(coords[None, -2:])
         xy, labels = L.read_points(self.points, plane, shape)
-        self.session.set_prompts(
+        self._session.set_prompts(
             np.vstack([xy, xy_new]), np.append(labels, label), L.read_box(self.boxes, plane)
         )
         self._predict_session()
 
     def _predict_session(self) -> None:
-        decision = self.state.want_prediction(
-            self.session.prompt_key(), self.session.candidates is not None, self.session.has_prompt
+        session = self._session
+        decision = self._state.want_prediction(
+            session.prompt_key(), session.candidates is not None, session.has_prompt
         )
         if decision is Predict.CLEAR:
-            self.session.candidates = None
-            self._show_preview()
+            session.candidates = None
+            self.show_preview()
         if decision is not Predict.RUN:
             return
-        request = dataclasses.replace(self.session)
-        ready = (self.state.ready_key, self.predictor)  # the plane and model it is made for
-        worker = function_worker(request.predict, self.predictor)
+        request = dataclasses.replace(session)
+        predictor = self._dock.predictor
+        ready = (self._state.ready_key, predictor)  # the plane and model it is made for
+        worker = function_worker(request.predict, predictor)
         worker.returned.connect(self._alive(lambda _c, r=request: self._on_predicted(r, ready)))
         worker.errored.connect(self._alive(self._on_predict_failed))
         worker.finished.connect(self._alive(self._on_predict_finished))
-        self._start(worker)
+        self._dock.start(worker)
 
     def _on_predict_failed(self, error: Exception) -> None:
-        self.state.prediction_failed()
-        self._fail("Prediction failed", error)
+        self._state.prediction_failed()
+        self._dock.fail("Prediction failed", error)
 
     def _on_predicted(self, request: PromptSession, ready: tuple) -> None:
-        if not self.state.result_is_current(ready[0], ready[1], self.predictor):
+        if not self._state.result_is_current(ready[0], ready[1], self._dock.predictor):
             return  # the user moved to another image, plane or model meanwhile: not theirs
-        self.session.candidates = request.candidates
-        self.session._last = request._last
-        self._show_preview()
+        self._session.candidates = request.candidates
+        self._session._last = request._last
+        self.show_preview()
 
     def _on_predict_finished(self) -> None:
-        if self.state.prediction_done():
+        if self._state.prediction_done():
             self.request_predict()
-        if self.state.commit_due(self._key()):  # not if the user moved to another image or slice
-            self.commit()
+        # not if the user moved to another image or slice meanwhile
+        if self._state.commit_due(self._dock.plane_key()):
+            self._dock.commit()
 
-    def _show_preview(self) -> None:
-        if self.preview is None or self.preview not in self.viewer.layers:
+    def show_preview(self) -> None:
+        """Show the selected candidate of the current prediction (or none) in the preview."""
+        if not self._exists(self.preview):
             return
-        image = self._image_layer()
+        image = self._dock.image_layer()
         if image is not None and self.preview.data.shape != L.spatial_shape(image):
             return  # made for the previous image; the next embedding replaces it
-        cands = self.session.candidates
-        plane = self._plane(image) if image is not None else ()
+        cands = self._session.candidates
+        plane = self._dock.plane(image) if image is not None else ()
         data = self.preview.data
         shown = self._preview_plane
         if shown is not None and shown[0] == layer_id(self.preview) and shown[1] != plane:
@@ -234,22 +325,22 @@ class PromptingMixin:
                 ("[%.2f]" if i == cands.index else "%.2f") % s for i, s in enumerate(cands.scores)
             )
             seen = "object" if cands.object_score > 0 else "no object"
-            self.candidate_label.setText(f"candidates (IoU): {scores}; model sees {seen}")
+            self._ui.candidate_label.setText(f"candidates (IoU): {scores}; model sees {seen}")
             if self.boxes is not None:
                 L.color_boxes(self.boxes, cands.object_score > 0, plane)
         else:
             view[...] = 0
-            self.candidate_label.setText("no prediction")
+            self._ui.candidate_label.setText("no prediction")
         # Only the pixels change: skip napari's extent and thumbnail work on every click
         # (~3 ms of the GUI thread); the thumbnail follows once the clicks pause.
         self.preview.refresh(thumbnail=False, extent=False, highlight=False)
         if self._thumbnail_timer is None:
-            self._thumbnail_timer = QTimer(self)
+            self._thumbnail_timer = QTimer(self._dock)
             self._thumbnail_timer.setSingleShot(True)
             self._thumbnail_timer.setInterval(_THUMBNAIL_DELAY_MS)
             self._thumbnail_timer.timeout.connect(self._alive(self._refresh_preview_thumbnail))
         self._thumbnail_timer.start()
-        self.previewed.emit()
+        self._dock.previewed.emit()
 
     def _refresh_preview_thumbnail(self) -> None:
         if self.preview is not None:

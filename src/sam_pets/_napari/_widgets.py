@@ -1,10 +1,10 @@
-"""Pieces shared by the sam-pets docks: folder pickers and worker callbacks that outlive them."""
+"""Pieces shared by the sam-pets docks: folder pickers, worker callbacks that outlive them."""
 
 from __future__ import annotations
 
 import weakref
 
-from qtpy.QtCore import QEvent
+from qtpy.QtCore import QEvent, QObject, Signal
 from qtpy.QtWidgets import QFileDialog, QHBoxLayout, QLineEdit, QPushButton, QVBoxLayout, QWidget
 
 
@@ -25,29 +25,37 @@ def weak_slot(owner, method: str, *args, **kwargs):
     return slot
 
 
-class DockHelpers:
-    """Mixin for dock widgets; the dock sets ``_dead = True`` when it is destroyed."""
+class DockLifetime(QObject):
+    """Whether a dock is still open, for the callbacks of the jobs it started.
 
-    _dead = False
-    _docked = False
+    The dock holds it as ``life`` and sets :attr:`closed` when it is destroyed.
 
-    def event(self, ev) -> bool:
-        """Call :meth:`_on_undocked` when napari closes the dock (the widget loses its parent).
+    Signals:
+        undocked(): napari closed the dock (the widget lost its parent).
+    """
+
+    undocked = Signal()
+
+    def __init__(self, dock: QWidget) -> None:
+        super().__init__(dock)
+        self.closed = False
+        self._docked = False
+        dock.installEventFilter(self)
+
+    def eventFilter(self, obj, ev) -> bool:  # noqa: N802 (Qt name)
+        """Emit :attr:`undocked` when napari closes the dock (the widget loses its parent).
 
         napari's close button takes the widget out of its dock and drops it: the widget is not
         destroyed then (``destroyed`` may never come), so a job it started would go on unseen.
         """
         if ev.type() == QEvent.Type.ParentChange:
-            if self.parent() is not None:
+            if obj.parent() is not None:
                 self._docked = True
-            elif self._docked and not self._dead:
-                self._on_undocked()
-        return super().event(ev)
+            elif self._docked and not self.closed:
+                self.undocked.emit()
+        return False
 
-    def _on_undocked(self) -> None:
-        """The dock was closed: stop what it started (subclasses)."""
-
-    def _alive(self, fn):
+    def alive(self, fn):
         """Wrap a worker callback so it does nothing once the dock has been closed.
 
         Qt may delete a dock's children before its ``destroyed`` signal arrives (the viewer
@@ -55,35 +63,39 @@ class DockHelpers:
         """
 
         def call(*args):
-            if self._dead:
+            if self.closed:
                 return
             try:
                 fn(*args)
             except RuntimeError as e:
                 if "has been deleted" not in str(e):
                     raise
-                self._dead = True
+                self.closed = True
 
         return call
 
-    def _stack(self, *sections: QWidget) -> None:
-        """Lay the dock's sections out top to bottom, with the free space below them."""
-        root = QVBoxLayout(self)
-        for section in sections:
-            root.addWidget(section)
-        root.addStretch(1)
 
-    def _folder_row(self, edit: QLineEdit, title: str) -> QHBoxLayout:
-        """``edit`` with a "…" button that fills it from a folder dialog titled ``title``."""
-        row = QHBoxLayout()
-        button = QPushButton("…")
-        button.setToolTip(title)
-        button.clicked.connect(weak_slot(self, "_pick_folder", edit, title))
-        row.addWidget(edit)
-        row.addWidget(button)
-        return row
+def stack_sections(dock: QWidget, *sections: QWidget) -> None:
+    """Lay the dock's sections out top to bottom, with the free space below them."""
+    root = QVBoxLayout(dock)
+    for section in sections:
+        root.addWidget(section)
+    root.addStretch(1)
 
-    def _pick_folder(self, edit: QLineEdit, title: str) -> None:
-        path = QFileDialog.getExistingDirectory(self, title)
-        if path:
-            edit.setText(path)
+
+def folder_row(edit: QLineEdit, title: str) -> QHBoxLayout:
+    """``edit`` with a "…" button that fills it from a folder dialog titled ``title``."""
+    row = QHBoxLayout()
+    button = QPushButton("…")
+    button.setToolTip(title)
+    button.clicked.connect(lambda *_: pick_folder(edit, title))  # holds the edit, not the dock
+    row.addWidget(edit)
+    row.addWidget(button)
+    return row
+
+
+def pick_folder(edit: QLineEdit, title: str) -> None:
+    """Fill ``edit`` from a folder dialog titled ``title`` (unchanged when cancelled)."""
+    path = QFileDialog.getExistingDirectory(edit, title)
+    if path:
+        edit.setText(path)
