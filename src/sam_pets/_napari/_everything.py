@@ -53,6 +53,7 @@ class EverythingBox(QGroupBox):
         self._owner = owner
         self.worker = None
         self._job = None  # (image layer, plane) the running job is for
+        self._cancelled = False  # Cancel was pressed for the running job
         defaults = EverythingParams()
         form = QFormLayout(self)
         self.points_spin = QSpinBox()
@@ -131,6 +132,7 @@ class EverythingBox(QGroupBox):
         self.worker.returned.connect(alive(self._on_result))
         self.worker.errored.connect(alive(self._on_error))
         self.worker.finished.connect(alive(self._on_finished))
+        self._cancelled = False
         self.run_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
         self.status.setText("starting…")
@@ -140,17 +142,22 @@ class EverythingBox(QGroupBox):
     def cancel(self) -> None:
         """Stop after the current point batch; nothing is written."""
         if self.worker is not None:
+            self._cancelled = True
             self.worker.quit()
             self.cancel_button.setEnabled(False)
             self.status.setText("cancelling…")
 
     def _on_progress(self, rec: Progress) -> None:
+        if self._cancelled:  # a batch that was running when Cancel was pressed
+            return
         if rec.total:
             self.progress_bar.setMaximum(rec.total)
             self.progress_bar.setValue(rec.step)
         self.status.setText(rec.message)
 
     def _on_result(self, result) -> None:
+        if self._cancelled:
+            return  # finished just as Cancel was pressed: still nothing is written
         masks, labels = result
         image, plane = self._job
         if image not in self._owner.viewer.layers:
@@ -209,7 +216,7 @@ class EverythingBox(QGroupBox):
         show_error(f"sam-pets: segment everything failed: {error}")
 
     def _on_finished(self) -> None:
-        if self.status.text() == "cancelling…":
+        if self._cancelled:
             self.status.setText("cancelled; nothing written")
         self.worker = None
         self.run_button.setEnabled(True)

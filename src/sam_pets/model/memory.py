@@ -126,8 +126,9 @@ class RoPEAttention(nn.Module):
     def forward(
         self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, num_k_exclude_rope: int = 0
     ) -> torch.Tensor:
-        """q (B, Nq, D), k/v (B, Nk, Dkv) -> (B, Nq, D); the last ``num_k_exclude_rope``
-        keys (object pointers) are not rotated."""
+        """Q (B, Nq, D), k/v (B, Nk, Dkv) -> (B, Nq, D); the last ``num_k_exclude_rope``
+        keys (object pointers) are not rotated.
+        """
         q, k, v = self.q_proj(q), self.k_proj(k), self.v_proj(v)
         cos, sin = self.angles(q.shape[-2], q.device)
         q = apply_rope(q, cos, sin)
@@ -154,7 +155,7 @@ class MemoryAttentionLayer(nn.Module):
         self.norm1, self.norm2, self.norm3 = nn.LayerNorm(d), nn.LayerNorm(d), nn.LayerNorm(d)
 
     def forward(self, x, memory, memory_pos, num_k_exclude_rope: int = 0):
-        """x (B, N, D) current frame tokens; memory / memory_pos (B, M, mem_dim)."""
+        """X (B, N, D) current frame tokens; memory / memory_pos (B, M, mem_dim)."""
         h = self.norm1(x)
         x = x + self.self_attn(h, h, h)
         h = self.norm2(x)

@@ -138,7 +138,8 @@ class VideoPredictor:
 
     def set_frame_input(self, t: int, images: torch.Tensor) -> None:
         """Use this normalised model input (1, 3, S, S) for frame ``t`` (tests, callers
-        that preprocess themselves); it stays until evicted from the frame cache."""
+        that preprocess themselves); it stays until evicted from the frame cache.
+        """
         self._cache[t] = self.tracker.frame_features(images.to(self.model.device))
         self._cache.move_to_end(t)
         while len(self._cache) > self._cache_n:
