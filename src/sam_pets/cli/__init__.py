@@ -27,6 +27,7 @@ _COMMAND_MODULES = (
     "sam_pets.cli.eval_cmds",
     "sam_pets.cli.journal_cmds",
     "sam_pets.cli.segment_cmds",
+    "sam_pets.cli.track_cmds",
 )
 
 

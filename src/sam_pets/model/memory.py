@@ -522,6 +522,7 @@ class Tracker:
         out = mem.memory_attention(curr, curr_pos, memory, memory_pos, n_ptr_tokens)
         return out.transpose(1, 2).reshape(b, d, e, e)
 
+    @torch.inference_mode()
     def encode_memory(
         self, feats: FrameFeatures, low_res: torch.Tensor, object_score, from_points: bool
     ):

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
+# Image file types read from folders (segment everything, frames of a stack).
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
+
 
 class ImageReadError(ValueError):
     """An image file could not be read; the message names the file and the reason."""

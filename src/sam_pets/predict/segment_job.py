@@ -28,12 +28,11 @@ import numpy as np
 from sam_pets._atomic import atomic_write_text
 from sam_pets.data.fsutil import safe_name
 from sam_pets.predict.everything import AutoMask, Cancelled, EverythingParams, iter_everything
-from sam_pets.predict.images import ImageReadError, read_image
+from sam_pets.predict.images import IMAGE_SUFFIXES, ImageReadError, read_image
 from sam_pets.predict.predictor import ImagePredictor
 from sam_pets.progress import Progress
 
 FORMATS = ("labels", "coco", "dataset")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
 RUN_FILE = "segment.json"
 
 

@@ -318,6 +318,7 @@ class VideoPredictor:
             for t in o.outputs["cond"]:
                 o.outputs["non_cond"].pop(t, None)
 
+    @torch.inference_mode()
     def propagate(
         self, start: int | None = None, reverse: bool = False, max_frames: int | None = None
     ) -> Iterator[tuple[int, list[int], np.ndarray]]:
