@@ -114,6 +114,7 @@ class AnnotatorWidget(QWidget):
 
     def __init__(self, napari_viewer) -> None:
         from sam_pets._napari._everything import EverythingBox  # heavy: when a dock opens
+        from sam_pets._napari._propagate import PropagateBox
 
         super().__init__()
         self.viewer = napari_viewer
@@ -131,7 +132,8 @@ class AnnotatorWidget(QWidget):
         self._offered = None  # (image layer id, plane, journal record) the restore button offers
         self._load_seq = 0  # loads started; a load's result is used only if it is the latest
         self.everything = EverythingBox(self)
-        self.ui = AnnotatorLayout(self, self.everything)
+        self.propagation = PropagateBox(self)
+        self.ui = AnnotatorLayout(self, self.everything, self.propagation)
         self.targets = TargetLayers(self)
         self.prompts = Prompts(self)
         self.exporter = Exporter(self)
@@ -183,6 +185,7 @@ class AnnotatorWidget(QWidget):
         in their Labels layers. A running segment-everything job stops at its next batch.
         """
         self.everything.cancel()
+        self.propagation.cancel()
         self._on_destroyed()
         self.prompts.remove_layers()
         self.deleteLater()  # napari is done with it; Qt frees it while the app still runs

@@ -39,15 +39,16 @@ class AnnotatorLayout:
 
     Args:
         dock: The widget the sections are laid out on.
-        everything: The "Segment everything" section, placed between Annotate and Keys.
+        sections: More sections ("Segment everything", "Propagate"), placed between Annotate
+            and Keys.
     """
 
-    def __init__(self, dock: QWidget, everything: QWidget) -> None:
+    def __init__(self, dock: QWidget, *sections: QWidget) -> None:
         stack_sections(
             dock,
             self._model_box(),
             self._image_box(),
-            everything,
+            *sections,
             self._keys_box(),
             self._export_box(),
         )
