@@ -126,8 +126,9 @@ class RoPEAttention(nn.Module):
     def forward(
         self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, num_k_exclude_rope: int = 0
     ) -> torch.Tensor:
-        """Q (B, Nq, D), k/v (B, Nk, Dkv) -> (B, Nq, D); the last ``num_k_exclude_rope``
-        keys (object pointers) are not rotated.
+        """Attend: q (B, Nq, D), k / v (B, Nk, Dkv) -> (B, Nq, D).
+
+        The last ``num_k_exclude_rope`` keys (object pointers) are not rotated.
         """
         q, k, v = self.q_proj(q), self.k_proj(k), self.v_proj(v)
         cos, sin = self.angles(q.shape[-2], q.device)
@@ -200,6 +201,7 @@ class MaskDownSampler(nn.Module):
         self.encoder = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Downsample a mask (B, 1, S, S) to (B, D, S/16, S/16)."""
         return self.encoder(x)
 
 
@@ -215,17 +217,21 @@ class CXBlock(nn.Module):
         self.gamma = nn.Parameter(1e-6 * torch.ones(d))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """One residual block on (B, D, H, W)."""
         h = self.norm(self.dwconv(x)).permute(0, 2, 3, 1)
         h = self.gamma * self.pwconv2(F.gelu(self.pwconv1(h)))
         return x + h.permute(0, 3, 1, 2)
 
 
 class Fuser(nn.Module):
+    """ConvNeXt blocks that fuse the projected features with the downsampled mask."""
+
     def __init__(self, d: int = 256, num_layers: int = 2):
         super().__init__()
         self.layers = nn.ModuleList(CXBlock(d) for _ in range(num_layers))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Apply the blocks in turn."""
         for layer in self.layers:
             x = layer(x)
         return x
@@ -561,9 +567,16 @@ class Tracker:
         """One frame for a batch of B objects (B = 1 per object in the predictor).
 
         Args:
+            frame_idx: The frame.
+            is_init_cond_frame: The object's first prompted frame (no memory to read).
+            feats: The frame's features (:meth:`frame_features`).
             outputs: ``{"cond": {frame: FrameOutput}, "non_cond": {...}}`` of these objects.
-            points / labels: (B, N, 2) model-input pixels / (B, N) labels, or None.
+            num_frames: Frames in the video (bounds the object-pointer window).
+            points: (B, N, 2) clicks / box corners in model-input pixels, or None.
+            labels: (B, N) their labels.
             mask_inputs: (B, 1, S, S) binary mask prompt (used as the output as it is).
+            reverse: Tracking towards frame 0 (memories come from later frames).
+            run_mem_encoder: Encode the result into memory features now.
             prev_mask_logits: (B, 1, s, s) the frame's earlier logits, for a correction.
         """
         b = 1 if points is None else points.shape[0]

@@ -154,6 +154,7 @@ class VideoFrames:
         return self._cache[t]
 
     def close(self) -> None:
+        """Close the open file (reads reopen it)."""
         if self._container is not None:
             self._container.close()
         self._container = self._iter = None

@@ -211,7 +211,7 @@ def iter_track(
                 continue
             done.add(t)
             lab = labels_from_logits(logits, obj_ids)
-            for k, i in enumerate(obj_ids):
+            for i in obj_ids:
                 summary.areas[i][t] = int((lab == i).sum())
             if stack is not None:
                 stack[t] = lab

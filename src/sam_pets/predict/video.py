@@ -137,8 +137,9 @@ class VideoPredictor:
         return feats
 
     def set_frame_input(self, t: int, images: torch.Tensor) -> None:
-        """Use this normalised model input (1, 3, S, S) for frame ``t`` (tests, callers
-        that preprocess themselves); it stays until evicted from the frame cache.
+        """Use this normalised model input (1, 3, S, S) for frame ``t``.
+
+        For callers that preprocess themselves; it stays until evicted from the frame cache.
         """
         self._cache[t] = self.tracker.frame_features(images.to(self.model.device))
         self._cache.move_to_end(t)
@@ -148,6 +149,7 @@ class VideoPredictor:
     # -- prompts ---------------------------------------------------------------------------
     @property
     def obj_ids(self) -> list[int]:
+        """Ids of the objects, in the order of the results' first axis."""
         return list(self.objects)
 
     def _obj(self, obj_id: int) -> _Object:
@@ -178,7 +180,8 @@ class VideoPredictor:
         Args:
             frame: Frame index.
             obj_id: Any int naming the object.
-            points_xy: (N, 2) (x, y) frame pixels; labels (N,) 1 positive / 0 negative.
+            points_xy: (N, 2) (x, y) frame pixels.
+            labels: (N,) 1 positive / 0 negative.
             box_xyxy: (4,) box; it replaces earlier prompts of the object on this frame.
             clear: Replace the object's earlier clicks on this frame (else add to them).
 
