@@ -18,6 +18,11 @@ ORDER = [
     "predict_during_finetune",
     "eval",
     "pets_model",
+    "click_candidates",
+    "loop_facades",
+    "loop_pets",
+    "everything",
+    "video",
 ]
 
 HEADER = """# Benchmarks
