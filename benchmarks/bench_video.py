@@ -95,8 +95,10 @@ def child(impl: str, n: int, threads: int, tmp: str) -> None:
         for t, f in enumerate(frames[:1]):
             Image.fromarray(f).save(Path(tmp) / f"{t:05d}.jpg")
         state = meta.init_state(tmp)
-        x = torch.cat([frame_to_input(f, 1024) for f in frames])
-        state["images"] = model.normalize(x)
+        images = torch.empty(n, 3, 1024, 1024)  # as Meta's loader: one float tensor
+        for t, f in enumerate(frames):
+            images[t] = model.normalize(frame_to_input(f, 1024))[0]
+        state["images"] = images
         state["num_frames"] = n
         state["cached_features"] = {}
         del model

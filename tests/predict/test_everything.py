@@ -253,6 +253,14 @@ def test_parity_with_meta_generator(photo):
 
 
 @pytest.mark.parity
+def test_parity_with_meta_generator_nms_and_m2m(photo):
+    meta, ours = _meta_pair()
+    # Meta's default box NMS (0.7) decides which duplicates go; m2m refines every mask
+    kw = dict(points_per_side=8, pred_iou_thresh=0.5, stability_score_thresh=0.4)
+    _check_parity(meta, ours, photo, use_m2m=True, **kw)
+
+
+@pytest.mark.parity
 @pytest.mark.slow
 def test_parity_with_meta_generator_crops(photo):
     meta, ours = _meta_pair()
