@@ -154,7 +154,6 @@ def test_parity_with_meta_video_predictor(case, pet_image, tmp_path):
     pytest.importorskip("sam2")
     from sam_pets.predict.video import VideoPredictor
 
-    torch.set_grad_enabled(False)
     meta, model = _meta_and_ours()
     frames = _clip(pet_image)
     ours = VideoPredictor(model, frames)
