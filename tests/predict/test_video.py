@@ -67,6 +67,29 @@ def test_memory_weights_load_strictly_and_name_the_problem():
         Sam2Memory.from_state(state, "2.1")
 
 
+def test_hugging_face_video_weights_load(tmp_path):
+    """A Sam2VideoModel-named safetensors file: its video tensors reach the memory module."""
+    import json
+
+    from safetensors.torch import save_file
+
+    from sam_pets.model import build_model
+    from sam_pets.model.checkpoint import read_checkpoint
+    from sam_pets.model.convert import init_video_state
+    from conftest import shared_path
+
+    names = json.loads(shared_path("reference", "sam2.1_meta_to_hf_keys_tiny.json").read_text())
+    meta = {**build_model("sam2.1_hiera_tiny", seed=0).state_dict(), **init_video_state("2.1")}
+    hf = {names[k]: v.contiguous().clone() for k, v in meta.items()}
+    save_file(hf, tmp_path / "model.safetensors")
+    ckpt = read_checkpoint(tmp_path / "model.safetensors")
+    assert len(ckpt.video_state) == 160
+    mem = Sam2Memory.from_state(ckpt.video_state, "2.1")
+    ref = init_video_state("2.1")
+    for k, v in mem.state_dict().items():
+        assert torch.equal(v, ref[k]), k
+
+
 def test_model_without_video_weights_is_refused(pet_image):
     from sam_pets.model import build_model
     from sam_pets.predict.video import VideoPredictor
