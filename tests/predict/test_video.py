@@ -101,19 +101,23 @@ def test_model_without_video_weights_is_refused(pet_image):
 
 
 # -- parity with Meta's video predictor ------------------------------------------------------
-META_T = "configs/sam2.1/sam2.1_hiera_t.yaml"
+META_CONFIGS = {
+    "2.1": ("configs/sam2.1/sam2.1_hiera_t.yaml", "sam2.1_hiera_tiny"),
+    "2.0": ("configs/sam2/sam2_hiera_t.yaml", "sam2_hiera_tiny"),
+}
 SIZE = 256  # model input side: 16 x 16 embeddings keep the test short (any size works)
 
 
-def _meta_and_ours(seed: int = 0):
+def _meta_and_ours(version: str = "2.1", seed: int = 0):
     from sam2.build_sam import build_sam2_video_predictor
 
     from sam_pets.model import build_model
     from sam_pets.model.config import get_config
 
     torch.manual_seed(seed)
+    meta_config, ours_name = META_CONFIGS[version]
     meta = build_sam2_video_predictor(
-        META_T,
+        meta_config,
         None,
         device="cpu",
         hydra_overrides_extra=[
@@ -129,7 +133,7 @@ def _meta_and_ours(seed: int = 0):
                 p.mul_(20.0)  # masks with edges inside the frame, not all-or-nothing
             if name == "sam_mask_decoder.pred_obj_score_head.layers.2.bias":
                 p.fill_(1.0)  # objects mostly present
-    ours = build_model(get_config("sam2.1_hiera_tiny").replace(image_size=SIZE))
+    ours = build_model(get_config(ours_name).replace(image_size=SIZE))
     state = meta.state_dict()
     ours.load_state_dict({k: v for k, v in state.items() if k in ours.state_dict()}, strict=True)
     ours.extra_state = {k: v for k, v in state.items() if k not in ours.state_dict()}
@@ -165,8 +169,11 @@ def _meta_scores(state, t):
 
 
 @pytest.mark.parity
-@pytest.mark.parametrize("case", ["frame0_then_correction", "both_ways"])
-def test_parity_with_meta_video_predictor(case, pet_image, tmp_path):
+@pytest.mark.parametrize(
+    "case, version",
+    [("frame0_then_correction", "2.1"), ("both_ways", "2.1"), ("both_ways", "2.0")],
+)
+def test_parity_with_meta_video_predictor(case, version, pet_image, tmp_path):
     """Two objects (a click, a box) on random sam2.1-tiny weights, an 8-frame clip.
 
     ``frame0_then_correction``: prompts on frame 0, propagation forward, then a correction
@@ -177,7 +184,7 @@ def test_parity_with_meta_video_predictor(case, pet_image, tmp_path):
     pytest.importorskip("sam2")
     from sam_pets.predict.video import VideoPredictor
 
-    meta, model = _meta_and_ours()
+    meta, model = _meta_and_ours(version)
     frames = _clip(pet_image)
     ours = VideoPredictor(model, frames)
     state = _meta_state(meta, frames, ours, tmp_path)
