@@ -104,6 +104,9 @@ def test_model_without_video_weights_is_refused(pet_image):
 META_CONFIGS = {
     "2.1": ("configs/sam2.1/sam2.1_hiera_t.yaml", "sam2.1_hiera_tiny"),
     "2.0": ("configs/sam2/sam2_hiera_t.yaml", "sam2_hiera_tiny"),
+    "2.1-small": ("configs/sam2.1/sam2.1_hiera_s.yaml", "sam2.1_hiera_small"),
+    "2.1-base_plus": ("configs/sam2.1/sam2.1_hiera_b+.yaml", "sam2.1_hiera_base_plus"),
+    "2.1-large": ("configs/sam2.1/sam2.1_hiera_l.yaml", "sam2.1_hiera_large"),
 }
 SIZE = 256  # model input side: 16 x 16 embeddings keep the test short (any size works)
 
@@ -171,7 +174,15 @@ def _meta_scores(state, t):
 @pytest.mark.parity
 @pytest.mark.parametrize(
     "case, version",
-    [("frame0_then_correction", "2.1"), ("both_ways", "2.1"), ("both_ways", "2.0")],
+    [
+        ("frame0_then_correction", "2.1"),
+        ("both_ways", "2.1"),
+        ("both_ways", "2.0"),
+        *(
+            pytest.param("frame0_then_correction", v, marks=pytest.mark.slow)
+            for v in ("2.1-small", "2.1-base_plus", "2.1-large")
+        ),
+    ],
 )
 def test_parity_with_meta_video_predictor(case, version, pet_image, tmp_path):
     """Two objects (a click, a box) on random sam2.1-tiny weights, an 8-frame clip.
