@@ -387,12 +387,18 @@ def test_object_crops_and_copy_paste_flags(dataset, tmp_path, capsys, monkeypatc
     out = tmp_path / "r"
     argv = ["train", str(dataset), "--steps", "1", "--out", str(out), *FAST]
     argv += ["--object-crop", "0.7", "--copy-paste", "0.5", "--background", "backgrounds"]
+    argv += ["--paste-objects", "0.6"]
     assert main(argv) == 0
     assert _summary(capsys)["status"] == "done"
     cfg = yaml.safe_load((out / "config.yaml").read_text())
     assert cfg["object_crop_prob"] == 0.7 and cfg["copy_paste_prob"] == 0.5
+    assert cfg["paste_objects_prob"] == 0.6
     assert cfg["copy_paste_backgrounds"] == [str(bg)]
-    for flag, value in (("--object-crop", "1.5"), ("--copy-paste", "-0.1")):
+    for flag, value in (
+        ("--object-crop", "1.5"),
+        ("--copy-paste", "-0.1"),
+        ("--paste-objects", "2"),
+    ):
         with pytest.raises(SystemExit):
             main(["train", str(dataset), "--steps", "1", flag, value, *FAST])
         assert f"argument {flag}: must be in [0, 1]" in capsys.readouterr().err

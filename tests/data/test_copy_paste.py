@@ -91,6 +91,66 @@ def test_dataset_pastes_pets_on_other_backgrounds(oxford_dev_canonical):
     assert torch.equal(one, pasted[3]["image"])
 
 
+def test_cut_out_keeps_the_object_and_its_band():
+    image = np.arange(20 * 30 * 3, dtype=np.uint8).reshape(20, 30, 3)
+    mask = np.zeros((20, 30), bool)
+    mask[5:10, 10:20] = True
+    ignore = np.zeros_like(mask)
+    ignore[4, 10:20] = True  # the band above the object
+    ignore[0, 0] = True  # far away: not the object's
+    rgb, core, band = cp.cut_out(image, mask, ignore)
+    assert core.shape == band.shape == rgb.shape[:2] == (6, 10)
+    assert core[1:].all() and not core[0].any() and band[0].all()
+    np.testing.assert_array_equal(rgb, image[4:10, 10:20])
+    assert cp.cut_out(image, np.zeros_like(mask), ignore) is None
+
+
+def test_paste_objects_adds_occluding_objects():
+    h, w = 100, 120
+    image = np.zeros((h, w, 3), np.uint8)
+    masks = np.ones((1, h, w), bool)  # an object filling the image
+    ignore = np.zeros((h, w), bool)
+    core = np.zeros((40, 40), bool)
+    core[5:35, 5:35] = True
+    band = np.zeros_like(core)
+    band[3:5, 5:35] = True
+    piece = (np.full((40, 40, 3), 200, np.uint8), core, band)
+    gen = torch.Generator().manual_seed(0)
+    out, new_masks, new_ignore = cp.paste_objects(
+        image, masks, ignore, [piece, piece], side_range=(0.4, 0.4), gen=gen
+    )
+    assert new_masks.shape == (3, h, w) and out.shape == image.shape
+    ys, xs = np.nonzero(new_masks[2])  # the last one, which nothing occludes
+    side = max(np.ptp(ys), np.ptp(xs)) + 1
+    assert abs(side - 0.4 * 100 * 30 / 40) <= 2  # scaled as asked
+    # the last piece occludes everything under it; the first object loses those pixels
+    assert not (new_masks[0] & new_masks[2]).any() and not (new_masks[1] & new_masks[2]).any()
+    assert (new_masks[0] | new_masks[1] | new_masks[2] | new_ignore).all()
+    assert new_ignore.any() and not (new_ignore & new_masks.any(0)).any()
+    assert (out[ndimage.binary_erosion(new_masks[2])] == 200).all()  # the piece inside its edge
+    # a seeded generator repeats itself
+    again = cp.paste_objects(
+        image, masks, ignore, [piece, piece], (0.4, 0.4), torch.Generator().manual_seed(0)
+    )
+    np.testing.assert_array_equal(again[1], new_masks)
+
+
+def test_dataset_pastes_objects_of_other_items(oxford_dev_canonical):
+    root, _ = oxford_dev_canonical
+    aug = AugmentConfig(resize=None, paste_objects_prob=1.0, **NO_JITTER)
+    ds = CanonicalDataset(root, DatasetConfig(split="all", augment=aug))
+    plain = _dataset(root, 0.0)
+    for i in range(4):
+        torch.manual_seed(i)
+        s, p = ds[i], plain[i]
+        k = len(s["masks"])
+        assert 2 <= k <= 3 and len(s["object_ids"]) == k == len(s["boxes_xyxy"])
+        assert len(set(s["object_ids"].tolist())) == k
+        assert not (s["masks"][0] & ~p["masks"][0]).any()  # the pet only loses pixels
+        for m in s["masks"][1:]:
+            assert m.any() and not (m & s["masks"][0]).any()
+
+
 def test_shrink_and_preload(oxford_dev_canonical):
     root, _ = oxford_dev_canonical
     eval_cfg = DatasetConfig(split="all")

@@ -73,10 +73,10 @@ def test_hugging_face_video_weights_load(tmp_path):
 
     from safetensors.torch import save_file
 
+    from conftest import shared_path
     from sam_pets.model import build_model
     from sam_pets.model.checkpoint import read_checkpoint
     from sam_pets.model.convert import init_video_state
-    from conftest import shared_path
 
     names = json.loads(shared_path("reference", "sam2.1_meta_to_hf_keys_tiny.json").read_text())
     meta = {**build_model("sam2.1_hiera_tiny", seed=0).state_dict(), **init_video_state("2.1")}

@@ -202,6 +202,7 @@ def test_tiny_and_huge_boxes(zp, photo):
 
 def test_first_click_finds_the_object_then_predicts_in_its_crop(zc, pets_model, canvas):
     click, label = CLICK, np.array([1])
+    zc.zoom_candidates = False  # only the candidate the first pass ranks best
     pred = zc.predict(click, label, multimask=True)
     # by hand: the whole-image pass, then the crop around its best mask
     whole = zc.predict(click, label, multimask=True, zoom=False)
@@ -225,6 +226,28 @@ def test_first_click_finds_the_object_then_predicts_in_its_crop(zc, pets_model, 
     x0, y0, x1, y1 = window
     np.testing.assert_array_equal(pred.masks[0, y0:y1, x0:x1], ref.masks[0])
     np.testing.assert_allclose(pred.low_res_logits, ref.low_res_logits, atol=1e-4)
+
+
+def test_first_click_keeps_the_candidate_that_scores_best_zoomed_in(zc):
+    click, label = CLICK, np.array([1])
+    assert zc.zoom_candidates  # the default
+    whole = zc.predict(click, label, multimask=True, zoom=False)
+    assert whole.low_res_logits.shape[0] == 3
+    trials = [
+        zc.predict(click, label, mask_logits=whole.low_res_logits[c], multimask=False)
+        for c in range(3)
+    ]
+    best = trials[int(np.argmax([t.scores[0] for t in trials]))]
+    misses = zc.crop_cache.misses
+    pred = zc.predict(click, label, multimask=True)
+    assert zc.crop_cache.misses == misses  # the three crops were embedded once
+    assert pred.window == best.window and pred.masks.shape == (1, 700, 900)
+    np.testing.assert_array_equal(pred.masks, best.masks)
+    np.testing.assert_allclose(pred.scores, best.scores, atol=1e-6)
+    lazy = zc.predict(click, label, multimask=True, lazy_masks=True)
+    np.testing.assert_array_equal(lazy.mask(0), best.masks[0])
+    logits = zc.predict(click, label, multimask=True, return_logits=True)
+    np.testing.assert_array_equal(logits.masks > 0, best.masks)
 
 
 def test_later_clicks_keep_the_crop_and_leave_far_negatives_out(zc):

@@ -86,6 +86,9 @@ def test_config_file_reads_exponent_numbers(tmp_path):
         (dict(correction_rounds=-2), "correction_rounds must be >= 0"),
         (dict(prob_box=1.5), "prob_box must be in \\[0, 1\\]"),
         (dict(prob_click_from_gt=-0.1), "prob_click_from_gt must be in"),
+        (dict(paste_objects_prob=1.2), "paste_objects_prob must be in"),
+        (dict(iou_rank_weight=-1.0), "iou_rank_weight must be >= 0"),
+        (dict(iou_rank_temperature=0.0), "iou_rank_temperature must be > 0"),
     ],
 )
 def test_out_of_range_values(bad, match):

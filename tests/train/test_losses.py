@@ -70,3 +70,23 @@ def test_absent_object_has_only_the_class_loss():
     )
     assert out.focal.item() == out.dice.item() == out.iou.item() == 0.0
     assert out.total.item() == pytest.approx(math.log(2))
+
+
+def test_rank_term_penalises_a_wrong_order_and_only_when_weighted():
+    target = _t([[1.0, 1.0], [0.0, 0.0]])
+    good = torch.tensor([[10.0, 10.0], [-10.0, -10.0]])
+    logits = torch.stack([-good, good, -good])[None]  # actual IoUs 0, 1, 0
+    keep = torch.ones_like(target)
+    obj = torch.tensor([[20.0]])
+    right = torch.tensor([[0.1, 0.9, 0.1]], requires_grad=True)
+    wrong = torch.tensor([[0.9, 0.1, 0.1]], requires_grad=True)
+    off = sam_loss(logits, wrong, obj, target, keep, LossWeights())
+    on_wrong = sam_loss(logits, wrong, obj, target, keep, LossWeights(rank=1.0))
+    on_right = sam_loss(logits, right, obj, target, keep, LossWeights(rank=1.0))
+    assert on_wrong.rank.item() > 10 * on_right.rank.item() > 0
+    assert on_wrong.total.item() == pytest.approx(off.total.item() + on_wrong.rank.item())
+    assert off.rank.item() == pytest.approx(on_wrong.rank.item())  # logged even when off
+    on_wrong.total.backward()
+    assert wrong.grad[0, 1] < 0 < wrong.grad[0, 0]  # pushes the best candidate up
+    single = sam_loss(logits[:, 1:2], right[:, 1:2], obj, target, keep, LossWeights(rank=1.0))
+    assert single.rank.item() == 0.0

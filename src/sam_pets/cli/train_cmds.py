@@ -163,6 +163,14 @@ def register(sub) -> None:
         "(a strip of another item beside its objects, or a --background image; default 0)",
     )
     p.add_argument(
+        "--paste-objects",
+        type=probability,
+        dest="paste_objects_prob",
+        metavar="P",
+        help="share of training images that get 1-2 objects of other items pasted on as new "
+        "objects (teaches the model to follow the click; default 0)",
+    )
+    p.add_argument(
         "--background",
         action="append",
         dest="copy_paste_backgrounds",
@@ -218,6 +226,7 @@ _FLAG_KEYS = (
     "augment",
     "object_crop_prob",
     "copy_paste_prob",
+    "paste_objects_prob",
     "copy_paste_backgrounds",
     "device",
     "precision",

@@ -38,6 +38,10 @@ class AugmentConfig:
             and the crop's aspect changes. The crop is clipped to the image.
         copy_paste_prob: Probability that a sample's objects are first pasted onto another
             background (see :mod:`sam_pets.data.copy_paste`; datasets that have backgrounds).
+        paste_objects_prob: Probability that objects cut from other items are pasted onto a
+            sample as new objects (1 to ``paste_objects_max`` of them, each 15-60 % of the
+            image's shorter side; see :func:`sam_pets.data.copy_paste.paste_objects`).
+        paste_objects_max: The most objects pasted onto one sample.
     """
 
     hflip_prob: float = 0.5
@@ -52,6 +56,8 @@ class AugmentConfig:
     object_crop_prob: float = 0.0
     object_crop_margin: tuple[float, float] = (0.0, 0.5)
     copy_paste_prob: float = 0.0
+    paste_objects_prob: float = 0.0
+    paste_objects_max: int = 2
 
 
 # Settings that turn every jitter off: ``AugmentConfig(**NO_JITTER)`` changes nothing but what

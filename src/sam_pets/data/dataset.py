@@ -271,8 +271,40 @@ class CanonicalDataset(_SampleMixin, Dataset):
         aug = self.cfg.augment
         if aug is not None and aug.copy_paste_prob > 0 and torch.rand(()) < aug.copy_paste_prob:
             image = self._copy_paste(index, image, masks, ignore)
+        objects = rec["objects"]
+        if aug is not None and aug.paste_objects_prob > 0:
+            if torch.rand(()) < aug.paste_objects_prob:
+                image, masks, ignore, objects = self._paste_objects(
+                    index, image, masks, ignore, objects
+                )
         meta = {"name": rec["name"], "species": rec.get("species"), "breed": rec.get("breed")}
-        return self._make_sample(image, masks, ignore, rec["objects"], meta)
+        return self._make_sample(image, masks, ignore, objects, meta)
+
+    def _paste_objects(self, index: int, image, masks, ignore, objects):
+        """1 to ``paste_objects_max`` objects of other items pasted on as new objects."""
+        n = 1 + int(torch.randint(max(1, self.cfg.augment.paste_objects_max), ()))
+        pieces = []
+        for _ in range(n if len(self.records) > 1 else 0):
+            other = int(torch.randint(len(self.records) - 1, ()))
+            other += other >= index
+            try:
+                o_img, o_masks, o_ign = self._read(other)
+            except BadItemError:
+                continue
+            usable = [
+                k
+                for k, o in enumerate(self.records[other]["objects"])
+                if not o.get("iscrowd") and k < len(o_masks) and o_masks[k].any()
+            ]
+            if usable:
+                k = usable[int(torch.randint(len(usable), ()))]
+                pieces.append(copy_paste.cut_out(o_img, o_masks[k], o_ign))
+        if not pieces:
+            return image, masks, ignore, objects
+        image, masks, ignore = copy_paste.paste_objects(image, masks, ignore, pieces)
+        top = max((int(o["id"]) for o in objects), default=0)
+        added = [{"id": top + 1 + j} for j in range(len(pieces))]
+        return image, masks, ignore, [*objects, *added]
 
     def _copy_paste(self, index: int, image, masks, ignore) -> np.ndarray:
         """``image``'s objects on a background drawn with torch's RNG.

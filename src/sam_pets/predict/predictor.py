@@ -87,6 +87,12 @@ class ImagePredictor:
         zoom: Zoom in on the object by default (see :meth:`predict`); ``predict(zoom=...)``
             decides per call.
         zoom_margin: Margin of a zoom crop on each side, as a fraction of the object's side.
+        zoom_candidates: For a zoomed first click, zoom in on each of the first pass's three
+            candidates and keep the one whose zoomed prediction has the best predicted IoU
+            (up to three crop embeddings). False zooms in on the candidate the first pass
+            ranks best (one crop embedding). On the held-out pets the first lifted the
+            built-in model's one-click mIoU from 0.758 to 0.784
+            (``benchmarks/bench_click_candidates.py``).
     """
 
     def __init__(
@@ -99,6 +105,7 @@ class ImagePredictor:
         fast: bool = True,
         zoom: bool = False,
         zoom_margin: float = zoom.DEFAULT_MARGIN,
+        zoom_candidates: bool = True,
     ) -> None:
         if not (np.isfinite(zoom_margin) and zoom_margin >= 0):
             raise ValueError(f"zoom_margin must be a finite number >= 0, got {zoom_margin}")
@@ -110,7 +117,8 @@ class ImagePredictor:
         self.fast = fast
         self.zoom = bool(zoom)
         self.zoom_margin = float(zoom_margin)
-        self.crop_cache = FeatureCache(cache_size, cache_dir)
+        self.zoom_candidates = bool(zoom_candidates)
+        self.crop_cache = FeatureCache(max(cache_size, 4), cache_dir)  # a first click tries 3
         self._features: ImageFeatures | None = None
         self._prepared = None
         self._orig_hw: tuple[int, int] | None = None
@@ -427,6 +435,8 @@ class ImagePredictor:
             )
         if mask_logits is None:  # first pass: find the object on the whole image
             first = self._predict_in(None, pts, lab, None, None, multimask, False, True)
+            if self.zoom_candidates and len(first.scores) > 1:
+                return self._zoom_each_candidate(first, pts, lab, return_logits, lazy_masks)
             best = first.best()
             prev, prev_window = first.low_res_logits[best][None, None], None
             mask_window = None
@@ -442,6 +452,16 @@ class ImagePredictor:
         return self._predict_in(
             window, pts[keep], lab[keep], None, mask_in, False, return_logits, lazy_masks
         )
+
+    def _zoom_each_candidate(self, first, pts, lab, return_logits, lazy_masks) -> Prediction:
+        """The zoomed second pass of each first-pass candidate; the best-scored one."""
+        scores = []
+        for c in range(len(first.scores)):
+            prev = first.low_res_logits[c][None, None]
+            trial = self._predict_zoomed(pts, lab, None, prev, None, False, False, True)
+            scores.append(float(trial.scores[0]))
+        prev = first.low_res_logits[int(np.argmax(scores))][None, None]
+        return self._predict_zoomed(pts, lab, None, prev, None, False, return_logits, lazy_masks)
 
     def _click_window(self, prev, prev_window, mask_window, positive) -> Window | None:
         """The crop for a click pass (None: the whole image).

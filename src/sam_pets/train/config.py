@@ -66,6 +66,10 @@ class TrainConfig:
             ``copy_paste_backgrounds``). Needs ``augment``.
         copy_paste_backgrounds: Folders of images without the objects of interest, used
             as copy-paste backgrounds half of the time.
+        paste_objects_prob: Probability that 1-2 objects cut from other training items are
+            pasted onto a training image as new objects (each prompted and supervised), so
+            that the model learns to answer the object under the click, not the most
+            salient one. Needs ``augment``.
         preload_mb: Keep up to this many MB of decoded training images in memory (shrunk
             to twice the model input side), so that steps neither read nor decode files
             (0: read every sample from disk).
@@ -90,6 +94,9 @@ class TrainConfig:
         iou_weight: Weight of the IoU-prediction loss.
         class_weight: Weight of the object-score BCE.
         iou_loss: "l1" or "mse".
+        iou_rank_weight: Weight of a term that teaches the IoU head to rank the three
+            candidates of one click (0: off, Meta's recipe; see ``losses.rank_loss``).
+        iou_rank_temperature: Softmax temperature of that term.
         device: "auto", "cpu", "cuda", "cuda:1"...
         precision: "auto" (bf16 autocast on CUDA, fp32 elsewhere), "fp32", "bf16" or "fp16".
         seed: Seed of the initialisation, data order, augmentation and prompts.
@@ -133,6 +140,7 @@ class TrainConfig:
     object_crop_prob: float = 0.0
     object_crop_margin: tuple[float, float] = (0.0, 0.5)
     copy_paste_prob: float = 0.0
+    paste_objects_prob: float = 0.0
     copy_paste_backgrounds: tuple[str, ...] = ()
     preload_mb: int = 2048
     balanced: bool = True
@@ -150,6 +158,8 @@ class TrainConfig:
     iou_weight: float = 1.0
     class_weight: float = 1.0
     iou_loss: str = "l1"
+    iou_rank_weight: float = 0.0
+    iou_rank_temperature: float = 0.1
     device: str = "auto"
     precision: str = "auto"
     seed: int = 0
@@ -180,6 +190,8 @@ class TrainConfig:
         _check_finite(self)
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        if not self.iou_rank_temperature > 0:
+            raise ValueError(f"iou_rank_temperature must be > 0, got {self.iou_rank_temperature}")
         lo, hi = self.object_crop_margin
         if not 0 <= lo <= hi:
             raise ValueError(f"object_crop_margin must be 0 <= low <= high, got {(lo, hi)}")
@@ -189,6 +201,7 @@ class TrainConfig:
             "prob_click_from_gt",
             "object_crop_prob",
             "copy_paste_prob",
+            "paste_objects_prob",
         ):
             if not 0 <= getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
@@ -246,6 +259,7 @@ _NON_NEGATIVE = (
     "save_every",
     "num_pos_clicks",
     "preload_mb",
+    "iou_rank_weight",
 )
 
 # Field type (as written in the annotations) -> (accepted Python types, name in messages).

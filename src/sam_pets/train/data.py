@@ -34,13 +34,15 @@ def open_dataset(
     object_crop_margin: tuple[float, float] = (0.0, 0.5),
     copy_paste_prob: float = 0.0,
     copy_paste_backgrounds: tuple[str, ...] = (),
+    paste_objects_prob: float = 0.0,
 ) -> CanonicalDataset:
     """A canonical dataset split whose samples come out at S x S (augmented or not).
 
     With ``augment``, ``object_crop_prob`` of the samples are first cropped around one of
     their objects (see :class:`~sam_pets.data.augment.RandomObjectCrop`), and
     ``copy_paste_prob`` have their objects pasted onto another background (a strip of
-    another item, or an image of the ``copy_paste_backgrounds`` folders).
+    another item, or an image of the ``copy_paste_backgrounds`` folders), and
+    ``paste_objects_prob`` get objects of other items pasted onto them as new objects.
 
     Every item is read once here; those that cannot be read are left out before training
     starts and listed in the dataset's ``skipped`` (see
@@ -50,6 +52,7 @@ def open_dataset(
         object_crop_prob=object_crop_prob,
         object_crop_margin=tuple(object_crop_margin),
         copy_paste_prob=copy_paste_prob,
+        paste_objects_prob=paste_objects_prob,
     )
     aug = (
         AugmentConfig(resize=size, **extra) if augment else AugmentConfig(resize=size, **NO_JITTER)

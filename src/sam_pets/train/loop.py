@@ -256,7 +256,10 @@ def _train_record(tr: Trainer, m: dict, timer: _Rate) -> dict:
     rec = {
         "step": tr.step,
         "epoch": tr.epoch + 1,  # counted from 1 for people (tr.epoch seeds the data)
-        **{k: m[k] for k in ("loss", "focal", "dice", "iou", "cls", "lr", "grad_norm", "objects")},
+        **{
+            k: m[k]
+            for k in ("loss", "focal", "dice", "iou", "cls", "rank", "lr", "grad_norm", "objects")
+        },
     }
     rec["images_per_s"] = m["images"] / max(dt, 1e-9)
     rec["eta_s"] = remaining * (timer.avg or dt)

@@ -1,5 +1,9 @@
 """SAM 2 training losses: focal + dice on the best mask, IoU regression, object-score BCE.
 
+An optional ranking term (not in Meta's recipe) teaches the IoU head to order the three
+candidates of one click: a KL divergence between the softmax of the predicted and of the
+actual IoUs over an object's candidates.
+
 Follows Meta's ``training/loss_fns.py`` (see SAM2_IMAGE_SPEC.md §8) with an ignore mask:
 ignored pixels count neither in the focal mean, the dice sums nor the IoU target.
 All functions return per-object (and per-mask) values; the caller sums and normalises.
@@ -15,13 +19,19 @@ import torch.nn.functional as F
 
 @dataclass(frozen=True)
 class LossWeights:
-    """Weights of the four terms (Meta: 20 : 1 : 1 : 1) and the IoU loss type."""
+    """Weights of the terms (Meta: 20 : 1 : 1 : 1, no ranking) and the IoU loss type.
+
+    ``rank`` weighs the candidate-ranking term; ``rank_temperature`` divides the predicted and
+    actual IoUs before their softmax (smaller: a harder target).
+    """
 
     focal: float = 20.0
     dice: float = 1.0
     iou: float = 1.0
     cls: float = 1.0
     iou_loss: str = "l1"
+    rank: float = 0.0
+    rank_temperature: float = 0.1
 
 
 def sigmoid_focal_loss(
@@ -99,6 +109,7 @@ class StepLoss:
         dice: Scalar dice term (unweighted, best mask).
         iou: Scalar IoU-prediction term (unweighted, mean over masks).
         cls: Scalar object-score term (unweighted).
+        rank: Scalar candidate-ranking term (unweighted; zero for single-mask rounds).
     """
 
     total: torch.Tensor
@@ -106,6 +117,25 @@ class StepLoss:
     dice: torch.Tensor
     iou: torch.Tensor
     cls: torch.Tensor
+    rank: torch.Tensor
+
+
+def rank_loss(iou_pred: torch.Tensor, actual: torch.Tensor, temperature: float) -> torch.Tensor:
+    """How far the order of the predicted IoUs is from that of the actual ones.
+
+    Args:
+        iou_pred: (K, M) predicted IoU.
+        actual: (K, M) actual IoU (no gradient).
+        temperature: Divides both before the softmax over the M candidates.
+
+    Returns:
+        (K,) KL divergence from the actual to the predicted distribution; 0 when M == 1.
+    """
+    if iou_pred.shape[1] < 2:
+        return iou_pred.new_zeros(iou_pred.shape[0], dtype=torch.float32)
+    log_p = F.log_softmax(iou_pred.float() / temperature, dim=1)
+    target = F.softmax(actual.float() / temperature, dim=1)
+    return F.kl_div(log_p, target, reduction="none").sum(1)
 
 
 def sam_loss(
@@ -120,7 +150,8 @@ def sam_loss(
 
     With M = 3 masks the focal and dice terms use only the mask with the lowest
     ``focal_w * focal + dice_w * dice``; the IoU term is averaged over all M masks. Mask,
-    dice and IoU terms are zero for objects whose target is empty.
+    dice and IoU terms are zero for objects whose target is empty. With ``w.rank > 0`` and
+    M > 1, :func:`rank_loss` is added.
 
     Args:
         logits: (K, M, H, W) float32 mask logits at the target's resolution.
@@ -146,5 +177,8 @@ def sam_loss(
     cls = F.binary_cross_entropy_with_logits(object_logit.float()[:, 0], present, reduction="none")
     focal_s, dice_s = (focal_b * present).sum(), (dice_b * present).sum()
     iou_s, cls_s = (iou_l * present).sum(), cls.sum()
+    rank_s = (rank_loss(iou_pred, actual, w.rank_temperature) * present).sum()
     total = w.focal * focal_s + w.dice * dice_s + w.iou * iou_s + w.cls * cls_s
-    return StepLoss(total, focal_s, dice_s, iou_s, cls_s)
+    if w.rank > 0:
+        total = total + w.rank * rank_s
+    return StepLoss(total, focal_s, dice_s, iou_s, cls_s, rank_s)

@@ -27,7 +27,7 @@ from sam_pets.train.config import TrainConfig
 from sam_pets.train.losses import LossWeights, sam_loss
 from sam_pets.train.prompting import correction_clicks, first_prompts
 
-TERMS = ("focal", "dice", "iou", "cls")
+TERMS = ("focal", "dice", "iou", "cls", "rank")
 
 
 @dataclass
@@ -72,7 +72,13 @@ class BatchLoss:
 def loss_weights(cfg: TrainConfig) -> LossWeights:
     """The :class:`LossWeights` of a config."""
     return LossWeights(
-        cfg.focal_weight, cfg.dice_weight, cfg.iou_weight, cfg.class_weight, cfg.iou_loss
+        cfg.focal_weight,
+        cfg.dice_weight,
+        cfg.iou_weight,
+        cfg.class_weight,
+        cfg.iou_loss,
+        cfg.iou_rank_weight,
+        cfg.iou_rank_temperature,
     )
 
 

@@ -116,6 +116,7 @@ class Trainer:
             cfg.object_crop_margin,
             cfg.copy_paste_prob,
             cfg.copy_paste_backgrounds,
+            cfg.paste_objects_prob,
         )
         if cfg.preload_mb and not cached:
             self.train_ds.preload(cfg.preload_mb)
