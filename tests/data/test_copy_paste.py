@@ -174,3 +174,24 @@ def test_shrink_and_preload(oxford_dev_canonical):
     for i in (0, big, len(small) - 1):
         assert torch.equal(small[i]["image"], fresh[i]["image"])
         assert torch.equal(small[i]["masks"], fresh[i]["masks"])
+
+
+def test_objects_hidden_by_a_pasted_one_are_dropped(oxford_dev_canonical, monkeypatch):
+    root, _ = oxford_dev_canonical
+    aug = AugmentConfig(resize=None, paste_objects_prob=1.0, **NO_JITTER)
+    ds = CanonicalDataset(root, DatasetConfig(split="all", augment=aug))
+    real = cp.paste_objects
+
+    def cover_all(image, masks, ignore, pieces, *a, **kw):  # the pet vanishes under a piece
+        image, out, ignore = real(image, masks, ignore, pieces, *a, **kw)
+        out[0] = False
+        out[-1] = False  # and the last piece kept no pixel
+        return image, out, ignore
+
+    monkeypatch.setattr(cp, "paste_objects", cover_all)
+    for i in range(3):
+        torch.manual_seed(i)
+        s = ds[i]
+        assert all(m.any() for m in s["masks"])
+        assert len(s["object_ids"]) == len(s["masks"]) == len(s["boxes_xyxy"])
+        assert ds.records[i]["objects"][0]["id"] not in s["object_ids"].tolist()

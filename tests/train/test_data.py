@@ -82,3 +82,47 @@ def test_corrupt_disk_cache_entry_is_recomputed(make_cfg, tmp_path):
     assert second.computed == 1
     assert torch.equal(entry["features"][0], good["features"][0])
     torch.load(path, weights_only=True)  # rewritten with a valid entry
+
+
+def test_cached_runs_also_embed_fixed_object_crops(make_cfg, tmp_path):
+    """A frozen-encoder run with object crops trains on crop views, each embedded once."""
+    from sam_pets.train.trainer import Trainer
+
+    tr = Trainer(
+        make_cfg(
+            freeze=("image_encoder",),
+            augment=False,
+            cached_embeddings=True,
+            cache_dir=str(tmp_path / "cache"),
+            object_crop_prob=0.5,
+            cached_crop_views=2,
+        )
+    )
+    cache = tr.cache
+    assert cache.num_views == 2 and cache.crop_prob == 0.5
+    views = cache.pick_views(list(range(200)))
+    assert set(views) == {0, 1, 2} and 0.35 < np.mean(np.array(views) > 0) < 0.65
+    assert cache.pick_views([7, 8]) == cache.pick_views([7, 8])  # by seed, repeatable
+    whole, crop = cache.get(0, 0), cache.get(0, 1)
+    side = tr.model.cfg.image_size
+    assert crop["masks"].shape[-2:] == whole["masks"].shape[-2:] == (side, side)
+
+    # margins of at most half the object's side: its box spans half the crop or more
+    def spans(m):
+        ys, xs = torch.nonzero(m, as_tuple=True)
+        return min(int(ys.max() - ys.min()), int(xs.max() - xs.min())) + 1
+
+    assert max(spans(m) for m in crop["masks"] if m.any()) >= side / 2 - 2
+    differ = [
+        not torch.equal(cache.get(i, 1)["features"][0], cache.get(i, 0)["features"][0])
+        for i in range(4)
+    ]
+    assert any(differ)  # pets that do not fill their photo are cropped
+    again = cache.view_sample(0, 1)  # the same crop every time
+    assert torch.equal(again["masks"].as_subclass(torch.Tensor).bool(), crop["masks"])
+    n = cache.computed
+    cache.get(0, 1)
+    assert cache.computed == n  # from disk
+    assert len(list(cache.dir.glob("*.pt"))) == 8
+    res = tr.train_step(iter([cache.batch([0, 1], [5, 6], tr.rt.device)]))
+    assert np.isfinite(res["loss"])

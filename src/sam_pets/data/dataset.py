@@ -303,8 +303,10 @@ class CanonicalDataset(_SampleMixin, Dataset):
             return image, masks, ignore, objects
         image, masks, ignore = copy_paste.paste_objects(image, masks, ignore, pieces)
         top = max((int(o["id"]) for o in objects), default=0)
-        added = [{"id": top + 1 + j} for j in range(len(pieces))]
-        return image, masks, ignore, [*objects, *added]
+        objects = [*objects, *({"id": top + 1 + j} for j in range(len(pieces)))]
+        # an object hidden by a pasted one, or a piece too small to keep a pixel, is dropped
+        kept = [k for k in range(len(masks)) if masks[k].any()]
+        return image, masks[kept], ignore, [objects[k] for k in kept]
 
     def _copy_paste(self, index: int, image, masks, ignore) -> np.ndarray:
         """``image``'s objects on a background drawn with torch's RNG.

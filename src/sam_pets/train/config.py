@@ -56,10 +56,13 @@ class TrainConfig:
         cached_embeddings: Train on image features computed once (needs a frozen image
             encoder; disables augmentation).
         cache_dir: Keep the cached features on disk here (None: in memory).
+        cached_crop_views: With ``cached_embeddings`` and ``object_crop_prob`` > 0, the
+            object crops embedded per item (each around a random object, random margin).
         augment: Flip/scale/colour augmentation of the training images.
         object_crop_prob: Probability that a training image is first cropped around one of
             its objects, with a random margin per side (the views a zoom-in predictor sees);
-            the rest are whole images. Needs ``augment``.
+            the rest are whole images. Needs ``augment``; with ``cached_embeddings``, the share
+            of samples drawn from ``cached_crop_views`` fixed crops per item instead.
         object_crop_margin: Range of that margin, as a fraction of the object's box side.
         copy_paste_prob: Probability that a training image's objects are pasted onto another
             background first (a strip of another item beside its objects, or an image from
@@ -135,6 +138,7 @@ class TrainConfig:
     lora_alpha: float | None = None
     lora_parts: tuple[str, ...] = ("image_encoder", "mask_decoder")
     cached_embeddings: bool = False
+    cached_crop_views: int = 4
     cache_dir: str | None = None
     augment: bool = True
     object_crop_prob: float = 0.0
@@ -260,6 +264,7 @@ _NON_NEGATIVE = (
     "num_pos_clicks",
     "preload_mb",
     "iou_rank_weight",
+    "cached_crop_views",
 )
 
 # Field type (as written in the annotations) -> (accepted Python types, name in messages).

@@ -172,6 +172,12 @@ def to_batch(
 class FeatureCache:
     """Image features of unaugmented items, computed once (memory, or files on disk).
 
+    With ``views`` (a dataset whose samples are crops around one object, see
+    :func:`crop_views_dataset`) and ``num_views`` > 0, each item also has ``num_views`` fixed
+    object crops (view 1 to ``num_views``; view 0 is the whole image), each drawn once with
+    a seed of its own; :meth:`batch` then picks a crop view for ``crop_prob`` of the samples,
+    so a frozen-encoder run also learns the views a zoom-in predictor shows the decoder.
+
     Entries hold the features (batch 1, CPU) and the item's masks and ignore region, so a
     cached step never decodes an image. On disk an entry is ``<key>.pt`` under a sub-folder
     per encoder fingerprint, where the key hashes the item's content and how it is read
@@ -193,34 +199,59 @@ class FeatureCache:
         directory: str | None,
         runtime_autocast,
         settings: str = "",
+        views: Dataset | None = None,
+        num_views: int = 0,
+        crop_prob: float = 0.0,
     ) -> None:
         self.model, self.dataset, self.autocast = model, dataset, runtime_autocast
         self.settings = settings
-        self.memory: dict[int, dict] = {}
+        self.views = views
+        self.num_views = num_views if views is not None else 0
+        self.crop_prob = crop_prob if self.num_views else 0.0
+        self.memory: dict = {}
         self.dir = Path(directory) / encoder_fingerprint(model) if directory else None
         self.computed = 0
 
-    def get(self, index: int) -> dict:
-        """Entry of dataset item ``index``: ``features``, ``masks``, ``ignore``."""
-        if index in self.memory:
-            return self.memory[index]
-        path = self.dir / f"{self.entry_key(index)}.pt" if self.dir else None
+    def get(self, index: int, view: int = 0) -> dict:
+        """Entry of dataset item ``index`` (``view`` 0: whole; 1..: object crops):
+        ``features``, ``masks``, ``ignore``."""
+        key = index if view == 0 else (index, view)
+        if key in self.memory:
+            return self.memory[key]
+        path = self.dir / f"{self.entry_key(index, view)}.pt" if self.dir else None
         entry = _read_entry(path) if path is not None else None
         if entry is None:
-            entry = self._compute(index)
+            entry = self._compute(index, view)
             if path is not None:
                 buf = io.BytesIO()
                 torch.save(entry, buf)
                 atomic_write_bytes(path, buf.getvalue())
         if path is None:
-            self.memory[index] = entry
+            self.memory[key] = entry
         return entry
 
-    def entry_key(self, index: int) -> str:
-        """File key of item ``index``: its content key plus the cache settings."""
+    def entry_key(self, index: int, view: int = 0) -> str:
+        """File key of item ``index`` (and crop ``view``): content key plus cache settings."""
         h = hashlib.blake2b(digest_size=16)
         h.update(f"{self.dataset.item_key(index)}|{self.settings}".encode())
+        if view:
+            h.update(f"|view={view}|{self.views.item_key(index)}".encode())
         return h.hexdigest()
+
+    def view_sample(self, index: int, view: int) -> dict:
+        """The crop sample of ``view`` (>= 1) of item ``index``: the same every time."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(view_seed(index, view))
+            return self.views[index]
+
+    def pick_views(self, seeds: list[int]) -> list[int]:
+        """The view of each sample: a crop for ``crop_prob`` of them (by their seeds)."""
+        out = []
+        for s in seeds:
+            rng = np.random.default_rng([s, 0x5EED])
+            crop = self.num_views and rng.random() < self.crop_prob
+            out.append(int(rng.integers(1, self.num_views + 1)) if crop else 0)
+        return out
 
     def seed(self, index: int, features: ImageFeatures) -> bool:
         """Use features computed elsewhere (the annotator's embeddings) for item ``index``.
@@ -238,8 +269,8 @@ class FeatureCache:
         }
         return True
 
-    def _compute(self, index: int) -> dict:
-        sample = self.dataset[index]
+    def _compute(self, index: int, view: int = 0) -> dict:
+        sample = self.dataset[index] if view == 0 else self.view_sample(index, view)
         dev = self.model.device
         img = sample["image"].as_subclass(torch.Tensor)[None].to(dev).float() / 255.0
         with self.autocast():
@@ -253,7 +284,8 @@ class FeatureCache:
 
     def batch(self, indices: list[int], seeds: list[int], device: torch.device) -> Batch:
         """A :class:`Batch` of cached items."""
-        entries = [self.get(i) for i in indices]
+        views = self.pick_views(seeds)
+        entries = [self.get(i, v) for i, v in zip(indices, views, strict=True)]
         feats = ImageFeatures(
             *(torch.cat([e["features"][j] for e in entries]).to(device) for j in range(3))
         )
@@ -262,6 +294,26 @@ class FeatureCache:
             for e, s in zip(entries, seeds, strict=True)
         ]
         return to_batch(samples, device, feats)
+
+
+def view_seed(index: int, view: int) -> int:
+    """Seed of crop ``view`` of item ``index`` (fixed: a view is embedded once)."""
+    return (index * 1_000_003 + view * 7919) % (2**63)
+
+
+def crop_views_dataset(
+    root: str, split: str, size: int, margin: tuple[float, float] = (0.0, 0.5)
+) -> CanonicalDataset:
+    """Samples at S x S cropped around one random object with a random margin, no jitter.
+
+    The object crops :class:`FeatureCache` embeds for frozen-encoder runs.
+    """
+    aug = AugmentConfig(
+        resize=size, object_crop_prob=1.0, object_crop_margin=tuple(margin), **NO_JITTER
+    )
+    return CanonicalDataset(
+        root, DatasetConfig(split=split, augment=aug), check=True, max_side=2 * size
+    )
 
 
 def _read_entry(path: Path) -> dict | None:

@@ -23,6 +23,7 @@ from sam_pets.train.config import TrainConfig
 from sam_pets.train.data import (
     EpochSamples,
     FeatureCache,
+    crop_views_dataset,
     epoch_order,
     loader,
     open_dataset,
@@ -136,11 +137,24 @@ class Trainer:
         self.schedule = LrSchedule(cfg, self.total_steps)
         frozen = cfg.encoder_frozen
         auto, prec = self.rt.autocast, f"precision={self.rt.precision}"
-        self.cache = (
-            FeatureCache(self.model, self.train_ds, _sub(cfg.cache_dir, "train"), auto, prec)
-            if cached
-            else None
-        )
+        self.cache = None
+        if cached:
+            crops = cfg.object_crop_prob > 0 and cfg.cached_crop_views > 0
+            views = (
+                crop_views_dataset(cfg.dataset, cfg.train_split, size, cfg.object_crop_margin)
+                if crops
+                else None
+            )
+            self.cache = FeatureCache(
+                self.model,
+                self.train_ds,
+                _sub(cfg.cache_dir, "train"),
+                auto,
+                prec,
+                views=views,
+                num_views=cfg.cached_crop_views if crops else 0,
+                crop_prob=cfg.object_crop_prob,
+            )
         self.val_ds = self._open_val(size)
         self.val_cache = (
             FeatureCache(self.model, self.val_ds, _sub(cfg.cache_dir, "val"), auto, prec)
