@@ -214,7 +214,8 @@ class FeatureCache:
 
     def get(self, index: int, view: int = 0) -> dict:
         """Entry of dataset item ``index`` (``view`` 0: whole; 1..: object crops):
-        ``features``, ``masks``, ``ignore``."""
+        ``features``, ``masks``, ``ignore``.
+        """
         key = index if view == 0 else (index, view)
         if key in self.memory:
             return self.memory[key]
