@@ -213,8 +213,9 @@ class FeatureCache:
         self.computed = 0
 
     def get(self, index: int, view: int = 0) -> dict:
-        """Entry of dataset item ``index`` (``view`` 0: whole; 1..: object crops):
-        ``features``, ``masks``, ``ignore``.
+        """Entry of item ``index``: ``features``, ``masks``, ``ignore``.
+
+        ``view`` 0 is the whole image, 1 to ``num_views`` its object crops.
         """
         key = index if view == 0 else (index, view)
         if key in self.memory:
