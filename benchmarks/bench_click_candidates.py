@@ -6,8 +6,8 @@ returns three candidates; the predictor keeps the one with the highest predicted
 each candidate this scores its IoU, and the zoomed second pass started from it (the crop
 around that candidate, as ``ImagePredictor(zoom=True)`` does), against the ground truth
 (trimap border ignored, each image's own size). "oracle" picks by the ground truth: the
-headroom a better ranking would give. "zoomed in on each" is what the predictor returns by
-default (``zoom_candidates=True``): the zoomed pass of every candidate, keeping the one with
+headroom a better ranking would give. "zoomed in on each" is what the predictor returns with
+``zoom_candidates=True``: the zoomed pass of every candidate, keeping the one with
 the highest predicted IoU after zooming. Also: how often each candidate is picked, and the
 correlation of predicted with actual IoU.
 
@@ -104,10 +104,10 @@ def main() -> None:
             "",
             "| | whole-image pass | then zoomed in on that candidate |",
             "| --- | ---: | ---: |",
-            f"| candidate with the highest predicted IoU (`zoom_candidates=False`) "
+            f"| candidate with the highest predicted IoU (`zoom_candidates=False`, the default) "
             f"| {r['first_picked']:.3f} | {r['zoom_picked']:.3f} |",
             f"| each candidate zoomed in on, the best predicted IoU after zooming kept "
-            f"(the default) | | {r['zoom_each']:.3f} |",
+            f"(`zoom_candidates=True`) | | {r['zoom_each']:.3f} |",
             f"| best candidate by the ground truth (oracle) | {r['first_oracle']:.3f} "
             f"| {r['zoom_oracle']:.3f} |",
             "",

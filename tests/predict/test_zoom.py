@@ -202,7 +202,7 @@ def test_tiny_and_huge_boxes(zp, photo):
 
 def test_first_click_finds_the_object_then_predicts_in_its_crop(zc, pets_model, canvas):
     click, label = CLICK, np.array([1])
-    zc.zoom_candidates = False  # only the candidate the first pass ranks best
+    assert not zc.zoom_candidates  # the default: only the candidate the first pass ranks best
     pred = zc.predict(click, label, multimask=True)
     # by hand: the whole-image pass, then the crop around its best mask
     whole = zc.predict(click, label, multimask=True, zoom=False)
@@ -230,7 +230,7 @@ def test_first_click_finds_the_object_then_predicts_in_its_crop(zc, pets_model, 
 
 def test_first_click_keeps_the_candidate_that_scores_best_zoomed_in(zc):
     click, label = CLICK, np.array([1])
-    assert zc.zoom_candidates  # the default
+    zc.zoom_candidates = True
     whole = zc.predict(click, label, multimask=True, zoom=False)
     assert whole.low_res_logits.shape[0] == 3
     trials = [

@@ -90,9 +90,10 @@ class ImagePredictor:
         zoom_candidates: For a zoomed first click, zoom in on each of the first pass's three
             candidates and keep the one whose zoomed prediction has the best predicted IoU
             (up to three crop embeddings). False zooms in on the candidate the first pass
-            ranks best (one crop embedding). On the held-out pets the first lifted the
-            built-in model's one-click mIoU from 0.758 to 0.784
-            (``benchmarks/bench_click_candidates.py``).
+            ranks best (one crop embedding, the default). On the held-out pets it lifted
+            the built-in model's one-click mIoU from 0.758 to 0.784 before that model was
+            trained with the IoU ranking term, and from 0.783 to 0.785 after it
+            (``benchmarks/bench_click_candidates.py``): not worth two more embeddings.
     """
 
     def __init__(
@@ -105,7 +106,7 @@ class ImagePredictor:
         fast: bool = True,
         zoom: bool = False,
         zoom_margin: float = zoom.DEFAULT_MARGIN,
-        zoom_candidates: bool = True,
+        zoom_candidates: bool = False,
     ) -> None:
         if not (np.isfinite(zoom_margin) and zoom_margin >= 0):
             raise ValueError(f"zoom_margin must be a finite number >= 0, got {zoom_margin}")
