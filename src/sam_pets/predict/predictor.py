@@ -456,13 +456,13 @@ class ImagePredictor:
 
     def _zoom_each_candidate(self, first, pts, lab, return_logits, lazy_masks) -> Prediction:
         """The zoomed second pass of each first-pass candidate; the best-scored one."""
-        scores = []
-        for c in range(len(first.scores)):
-            prev = first.low_res_logits[c][None, None]
-            trial = self._predict_zoomed(pts, lab, None, prev, None, False, False, True)
-            scores.append(float(trial.scores[0]))
-        prev = first.low_res_logits[int(np.argmax(scores))][None, None]
-        return self._predict_zoomed(pts, lab, None, prev, None, False, return_logits, lazy_masks)
+        trials = [
+            self._predict_zoomed(
+                pts, lab, None, logits[None, None], None, False, return_logits, lazy_masks
+            )
+            for logits in first.low_res_logits
+        ]
+        return max(trials, key=lambda t: float(t.scores[0]))
 
     def _click_window(self, prev, prev_window, mask_window, positive) -> Window | None:
         """The crop for a click pass (None: the whole image).
