@@ -8,8 +8,10 @@ uninterrupted run would have seen, with or without DataLoader workers.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import io
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -304,18 +306,21 @@ def view_seed(index: int, view: int) -> int:
 
 
 def crop_views_dataset(
-    root: str, split: str, size: int, margin: tuple[float, float] = (0.0, 0.5)
+    base: CanonicalDataset, size: int, margin: tuple[float, float] = (0.0, 0.5)
 ) -> CanonicalDataset:
-    """Samples at S x S cropped around one random object with a random margin, no jitter.
+    """``base``'s items at S x S, cropped around one random object with a random margin.
 
-    The object crops :class:`FeatureCache` embeds for frozen-encoder runs.
+    The object crops :class:`FeatureCache` embeds for frozen-encoder runs. The items (and
+    those already read into memory) are ``base``'s, so index ``i`` is the same item in both
+    and nothing is read again.
     """
+    views = copy.copy(base)
     aug = AugmentConfig(
         resize=size, object_crop_prob=1.0, object_crop_margin=tuple(margin), **NO_JITTER
     )
-    return CanonicalDataset(
-        root, DatasetConfig(split=split, augment=aug), check=True, max_side=2 * size
-    )
+    views.cfg = replace(base.cfg, augment=aug)
+    views._init_transform()
+    return views
 
 
 def _read_entry(path: Path) -> dict | None:

@@ -141,9 +141,7 @@ class Trainer:
         if cached:
             crops = cfg.object_crop_prob > 0 and cfg.cached_crop_views > 0
             views = (
-                crop_views_dataset(cfg.dataset, cfg.train_split, size, cfg.object_crop_margin)
-                if crops
-                else None
+                crop_views_dataset(self.train_ds, size, cfg.object_crop_margin) if crops else None
             )
             self.cache = FeatureCache(
                 self.model,
