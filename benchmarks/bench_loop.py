@@ -78,7 +78,13 @@ def preset_overrides(settings: list[str]) -> dict[str, dict]:
         preset, _, field = key.partition(".")
         if not field or not _:
             raise SystemExit(f"--set wants PRESET.KEY=VALUE, got {s!r}")
-        out.setdefault(preset, {})[field] = yaml.safe_load(value)
+        parsed = yaml.safe_load(value)
+        if isinstance(parsed, str):  # YAML 1.1 reads 1e-4 (no dot) as a string
+            try:
+                parsed = float(parsed)
+            except ValueError:
+                pass
+        out.setdefault(preset, {})[field] = parsed
     return out
 
 

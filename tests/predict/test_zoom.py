@@ -250,6 +250,56 @@ def test_first_click_keeps_the_candidate_that_scores_best_zoomed_in(zc):
     np.testing.assert_array_equal(logits.masks > 0, best.masks)
 
 
+def test_first_click_window_looks_near_the_click_then_crops_around_the_mask(
+    zc, pets_model, canvas
+):
+    click, label, hw = CLICK, np.array([1]), canvas.shape[:2]
+    zc.first_click_window = 0.75  # a 675-px square around the click, the cat inside it
+    pred = zc.predict(click, label, multimask=True)
+    start = (113, 0, 788, 675)  # 675 px centred on the click, shifted down into the image  # shifted down into the image, side kept
+    # by hand: the first pass on the window's crop alone, then the crop around its best mask
+    first = _on_crop(
+        pets_model, canvas, start, points_xy=Z.points_into(click, start), labels=label
+    )
+    best = first.low_res_logits[first.best()]
+    region = Z.logits_box(best, start)
+    assert not Z.touches_inner_edge(region, start, hw)  # the window's answer is kept
+    region = np.concatenate([np.minimum(region[:2], click[0]), np.maximum(region[2:], click[0])])
+    window = Z.window_around(region, hw, zc.zoom_margin)
+    assert pred.window == window
+    carried = Z.resample_logits(torch.from_numpy(best[None, None]), start, window)
+    ref = _on_crop(
+        pets_model,
+        canvas,
+        window,
+        points_xy=Z.points_into(click, window),
+        labels=label,
+        mask_logits=carried.numpy(),
+        multimask=False,
+    )
+    x0, y0, x1, y1 = window
+    assert pred.masks.shape == (1, 700, 900)
+    np.testing.assert_array_equal(pred.masks[0, y0:y1, x0:x1], ref.masks[0])
+    assert not pred.masks[0, :, :x0].any() and not pred.masks[0, y1:].any()
+
+
+def test_first_click_window_too_small_for_the_object_falls_back_to_the_image(zc):
+    click, label = CLICK, np.array([1])
+    whole = zc.predict(click, label, multimask=True)
+    zc.first_click_window = 0.05  # 45 px on the cat: its fur reaches the window's edges
+    start = zc._first_window(click)
+    assert start is not None and Z.window_hw(start) == (45, 45)
+    small = zc.predict(click, label, multimask=True)
+    assert small.window == whole.window
+    np.testing.assert_array_equal(small.masks, whole.masks)
+
+
+def test_first_click_window_must_be_a_fraction(pets_model):
+    for bad in (-0.1, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="first_click_window"):
+            ImagePredictor(pets_model, device="cpu", first_click_window=bad)
+
+
 def test_later_clicks_keep_the_crop_and_leave_far_negatives_out(zc):
     first = zc.predict(CLICK, np.array([1]), multimask=True)
     window = first.window

@@ -171,6 +171,14 @@ def register(sub) -> None:
         "objects (teaches the model to follow the click; default 0)",
     )
     p.add_argument(
+        "--ema",
+        type=float,
+        dest="ema_decay",
+        metavar="DECAY",
+        help="also keep an exponential moving average of the weights (e.g. 0.999), written "
+        "to RUN/ema.pt and validated as val_ema_*; default 0 (off)",
+    )
+    p.add_argument(
         "--background",
         action="append",
         dest="copy_paste_backgrounds",
@@ -227,6 +235,7 @@ _FLAG_KEYS = (
     "object_crop_prob",
     "copy_paste_prob",
     "paste_objects_prob",
+    "ema_decay",
     "copy_paste_backgrounds",
     "device",
     "precision",

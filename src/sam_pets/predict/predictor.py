@@ -94,6 +94,12 @@ class ImagePredictor:
             the built-in model's one-click mIoU from 0.758 to 0.784 before that model was
             trained with the IoU ranking term, and from 0.783 to 0.785 after it
             (``benchmarks/bench_click_candidates.py``): not worth two more embeddings.
+        first_click_window: For a zoomed first click, look for the object in a square window
+            around the click whose side is this fraction of the image's longer side, instead
+            of the whole image (0, the default: the whole image). For small objects (windows
+            on a facade photo, cells) that the whole image shows in one or two embedding
+            cells; later passes crop around the mask as usual, so an object larger than the
+            window is still found as it grows to the window's edge.
     """
 
     def __init__(
@@ -107,9 +113,14 @@ class ImagePredictor:
         zoom: bool = False,
         zoom_margin: float = zoom.DEFAULT_MARGIN,
         zoom_candidates: bool = False,
+        first_click_window: float = 0.0,
     ) -> None:
         if not (np.isfinite(zoom_margin) and zoom_margin >= 0):
             raise ValueError(f"zoom_margin must be a finite number >= 0, got {zoom_margin}")
+        if not (np.isfinite(first_click_window) and 0 <= first_click_window <= 1):
+            raise ValueError(
+                f"first_click_window must be a fraction in [0, 1], got {first_click_window}"
+            )
         self.device = select_device(device)
         self.precision = resolve_precision(precision, self.device)
         self.model = model.to(self.device).eval()
@@ -119,6 +130,7 @@ class ImagePredictor:
         self.zoom = bool(zoom)
         self.zoom_margin = float(zoom_margin)
         self.zoom_candidates = bool(zoom_candidates)
+        self.first_click_window = float(first_click_window)
         self.crop_cache = FeatureCache(max(cache_size, 4), cache_dir)  # a first click tries 3
         self._features: ImageFeatures | None = None
         self._prepared = None
@@ -434,12 +446,12 @@ class ImagePredictor:
             return self._predict_in(
                 window, None, None, None, mask_logits, multimask, return_logits, lazy_masks
             )
-        if mask_logits is None:  # first pass: find the object on the whole image
-            first = self._predict_in(None, pts, lab, None, None, multimask, False, True)
+        if mask_logits is None:  # first pass: find the object (whole image or a window)
+            start, first = self._first_pass(pts, lab, positive, multimask)
             if self.zoom_candidates and len(first.scores) > 1:
-                return self._zoom_each_candidate(first, pts, lab, return_logits, lazy_masks)
+                return self._zoom_each_candidate(first, start, pts, lab, return_logits, lazy_masks)
             best = first.best()
-            prev, prev_window = first.low_res_logits[best][None, None], None
+            prev, prev_window = first.low_res_logits[best][None, None], start
             mask_window = None
         else:
             prev, prev_window = mask_logits, mask_window
@@ -454,15 +466,49 @@ class ImagePredictor:
             window, pts[keep], lab[keep], None, mask_in, False, return_logits, lazy_masks
         )
 
-    def _zoom_each_candidate(self, first, pts, lab, return_logits, lazy_masks) -> Prediction:
-        """The zoomed second pass of each first-pass candidate; the best-scored one."""
+    def _zoom_each_candidate(self, first, start, pts, lab, return_logits, lazy_masks) -> Prediction:
+        """The zoomed second pass of each first-pass candidate; the best-scored one.
+
+        ``start`` is the window the first pass looked in (None: the whole image).
+        """
         trials = [
             self._predict_zoomed(
-                pts, lab, None, logits[None, None], None, False, return_logits, lazy_masks
+                pts, lab, None, logits[None, None], start, False, return_logits, lazy_masks
             )
             for logits in first.low_res_logits
         ]
         return max(trials, key=lambda t: float(t.scores[0]))
+
+    def _first_pass(self, pts, lab, positive, multimask) -> tuple[Window | None, Prediction]:
+        """A first click's pass: in the ``first_click_window`` around it, or the whole image.
+
+        A window's answer that is empty or reaches the window's inner edge (the object is
+        larger than the window) is dropped for the whole image's.
+        """
+        start = self._first_window(positive)
+        if start is not None:
+            inside = zoom.inside(pts, start)
+            first = self._predict_in(
+                start, pts[inside], lab[inside], None, None, multimask, False, True
+            )
+            box = zoom.logits_box(first.low_res_logits[first.best()], start)
+            if box is not None and not zoom.touches_inner_edge(box, start, self._orig_hw):
+                return start, first
+        return None, self._predict_in(None, pts, lab, None, None, multimask, False, True)
+
+    def _first_window(self, positive: np.ndarray) -> Window | None:
+        """Where a first click looks for its object (None: the whole image).
+
+        A square around the first positive click, ``first_click_window`` of the image's
+        longer side (at least ``zoom.MIN_SIDE``), shifted to lie inside the image.
+        """
+        if self.first_click_window <= 0 or not len(positive):
+            return None
+        hw = self._orig_hw
+        side = max(int(round(self.first_click_window * max(hw))), zoom.MIN_SIDE)
+        x0, y0 = (int(np.floor(float(v) - side / 2 + 0.5)) for v in positive[0])
+        window = zoom.window_around(np.array([x0, y0, x0 + side - 1, y0 + side - 1]), hw, 0.0)
+        return None if zoom_is_full(window, hw) else window
 
     def _click_window(self, prev, prev_window, mask_window, positive) -> Window | None:
         """The crop for a click pass (None: the whole image).

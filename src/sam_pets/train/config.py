@@ -49,6 +49,10 @@ class TrainConfig:
         plateau_factor: lr multiplier when the val mIoU stalls ("plateau").
         plateau_patience: Validations without improvement before the lr is cut.
         grad_clip: Max global grad norm (0: no clipping).
+        ema_decay: Keep an exponential moving average of the trained weights with this
+            decay per step (0: off; e.g. 0.999). The run then also writes ``ema.pt`` and
+            validates the averaged weights (``val_ema_*``); early steps average with a
+            smaller decay, ``min(ema_decay, (1 + step) / (10 + step))``.
         freeze: Parts kept fixed, any of ``PARTS``.
         lora_rank: LoRA rank (0: off). With LoRA only the adapters train.
         lora_alpha: LoRA scale numerator (None: equal to the rank, scale 1).
@@ -133,6 +137,7 @@ class TrainConfig:
     plateau_factor: float = 0.5
     plateau_patience: int = 3
     grad_clip: float = 0.1
+    ema_decay: float = 0.0
     freeze: tuple[str, ...] = ()
     lora_rank: int = 0
     lora_alpha: float | None = None
@@ -194,6 +199,8 @@ class TrainConfig:
         _check_finite(self)
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if not self.iou_rank_temperature > 0:
             raise ValueError(f"iou_rank_temperature must be > 0, got {self.iou_rank_temperature}")
         lo, hi = self.object_crop_margin

@@ -69,6 +69,12 @@ class FitResult:
         return self.run_dir / "last.pt"
 
     @property
+    def ema_checkpoint(self) -> Path | None:
+        """``RUN/ema.pt`` (the averaged weights) if the run kept an average."""
+        path = self.run_dir / "ema.pt"
+        return path if path.is_file() else None
+
+    @property
     def best_checkpoint(self) -> Path | None:
         """``RUN/best.pt`` if a validation ran."""
         return self.run_dir / "best.pt" if self.best_step >= 0 else None

@@ -32,6 +32,7 @@ from sam_pets.train.data import (
     to_batch,
 )
 from sam_pets.train.device import Runtime, rng_state, seed_everything, set_rng_state
+from sam_pets.train.ema import WeightAverage
 from sam_pets.train.optim import LrSchedule, build_optimizer
 from sam_pets.train.rundir import RunDir
 from sam_pets.train.setup import (
@@ -104,6 +105,7 @@ class Trainer:
         ddp.broadcast_parameters(self.model)
         self.params = trainable_parameters(self.model)
         self.optimizer = build_optimizer(self.model, cfg)
+        self.ema = WeightAverage(self.model, cfg.ema_decay) if cfg.ema_decay > 0 else None
 
     def _build_data(self) -> None:
         cfg, size = self.cfg, self.model.cfg.image_size
@@ -265,6 +267,8 @@ class Trainer:
             set_rng_state(rng0)
             raise
         self.rt.step(self.optimizer)
+        if self.ema is not None:
+            self.ema.update(self.model)
         self.rt.synchronize()
         self.step += 1
         self._committed = (self.epoch, self.batch_idx)
@@ -298,7 +302,18 @@ class Trainer:
                     )
 
         try:
-            return validate(self.model, items(), self.rt.autocast)
+            val = validate(self.model, items(), self.rt.autocast)
+            if self.ema is not None:  # the averaged weights on the same items and prompts
+                with self.ema.swapped_in(self.model):
+                    averaged = validate(self.model, items(), self.rt.autocast)
+                val.update(
+                    {
+                        f"val_ema_{k[4:]}": v
+                        for k, v in averaged.items()
+                        if k.startswith("val_") and k != "val_objects"
+                    }
+                )
+            return val
         finally:
             set_train_modes(self.model, self.cfg)
 
@@ -334,6 +349,7 @@ class Trainer:
             "bad_vals": self.bad_vals,
             "images_seen": self.images_seen,
             "val_step": self.val_step,
+            "ema": None if self.ema is None else self.ema.state_dict(),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -355,6 +371,10 @@ class Trainer:
             setattr(self, k, state[k])
         self._committed = (self.epoch, self.batch_idx)
         self.val_step = int(state.get("val_step", self.step))  # older states: validated
+        if self.ema is not None and state.get("ema") is not None:
+            self.ema.load_state_dict(state["ema"])
+        elif self.ema is not None and self.step > 0:  # a run that had no average: start it
+            self.ema = WeightAverage(self.model, self.cfg.ema_decay)
 
     def metadata(self, val: dict | None = None) -> dict:
         """Training metadata stored in checkpoints (under ``sam_pets.train``)."""
@@ -374,6 +394,9 @@ class Trainer:
         self.run.save_model(self.model, "last.pt", meta)
         if best:
             self.run.save_model(self.model, "best.pt", meta)
+        if self.ema is not None:
+            with self.ema.swapped_in(self.model):
+                self.run.save_model(self.model, "ema.pt", {**meta, "ema_decay": self.cfg.ema_decay})
         self.run.save_state(self.state_dict())
 
 
