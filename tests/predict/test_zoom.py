@@ -7,6 +7,8 @@ by hand: crop the image, predict on the crop alone, paste the mask back.
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -250,20 +252,15 @@ def test_first_click_keeps_the_candidate_that_scores_best_zoomed_in(zc):
     np.testing.assert_array_equal(logits.masks > 0, best.masks)
 
 
-def test_first_click_window_looks_near_the_click_then_crops_around_the_mask(
-    zc, pets_model, canvas
-):
+def test_first_click_window_looks_near_the_click_then_crops_around_the_mask(zc, pets_model, canvas):
     click, label, hw = CLICK, np.array([1]), canvas.shape[:2]
     zc.first_click_window = 0.75  # a 675-px square around the click, the cat inside it
     pred = zc.predict(click, label, multimask=True)
-    start = (113, 0, 788, 675)  # 675 px centred on the click, shifted down into the image  # shifted down into the image, side kept
+    start = (113, 0, 788, 675)  # 675 px centred on the click, shifted down into the image
     # by hand: the first pass on the window's crop alone, then the crop around its best mask
-    first = _on_crop(
-        pets_model, canvas, start, points_xy=Z.points_into(click, start), labels=label
-    )
+    first = _on_crop(pets_model, canvas, start, points_xy=Z.points_into(click, start), labels=label)
     best = first.low_res_logits[first.best()]
     region = Z.logits_box(best, start)
-    assert not Z.touches_inner_edge(region, start, hw)  # the window's answer is kept
     region = np.concatenate([np.minimum(region[:2], click[0]), np.maximum(region[2:], click[0])])
     window = Z.window_around(region, hw, zc.zoom_margin)
     assert pred.window == window
@@ -283,15 +280,29 @@ def test_first_click_window_looks_near_the_click_then_crops_around_the_mask(
     assert not pred.masks[0, :, :x0].any() and not pred.masks[0, y1:].any()
 
 
-def test_first_click_window_too_small_for_the_object_falls_back_to_the_image(zc):
+def test_first_click_window_keeps_a_cut_answer_and_drops_an_empty_one(zc, monkeypatch):
     click, label = CLICK, np.array([1])
     whole = zc.predict(click, label, multimask=True)
-    zc.first_click_window = 0.05  # 45 px on the cat: its fur reaches the window's edges
+    zc.first_click_window = 0.05  # 45 px on the cat: its fur fills the window
     start = zc._first_window(click)
-    assert start is not None and Z.window_hw(start) == (45, 45)
-    small = zc.predict(click, label, multimask=True)
-    assert small.window == whole.window
-    np.testing.assert_array_equal(small.masks, whole.masks)
+    assert start == (428, 278, 473, 323)
+    cut = zc.predict(click, label, multimask=True)
+    x0, y0, x1, y1 = cut.window  # the second pass crops around the answer inside the window
+    assert start[0] - 1 <= x0 and x1 <= start[2] + 1 and start[1] - 1 <= y0 and y1 <= start[3] + 1
+    assert not cut.masks[0, :, : start[0] - 1].any() and not cut.masks[0, : start[1] - 1].any()
+    # an empty answer in the window: the whole image's, as without the option
+    real = ImagePredictor._predict_in
+
+    def nothing_in_the_window(self, window, *args):
+        pred = real(self, window, *args)
+        if window == start:
+            pred = dataclasses.replace(pred, low_res_logits=np.full_like(pred.low_res_logits, -5))
+        return pred
+
+    monkeypatch.setattr(ImagePredictor, "_predict_in", nothing_in_the_window)
+    empty = zc.predict(click, label, multimask=True)
+    assert empty.window == whole.window
+    np.testing.assert_array_equal(empty.masks, whole.masks)
 
 
 def test_first_click_window_must_be_a_fraction(pets_model):
