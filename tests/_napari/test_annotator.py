@@ -1097,3 +1097,28 @@ def test_zoom_check_box_follows_the_model_and_drives_the_predictions(zoom_annota
     np.testing.assert_array_equal(widget.preview.data > 0, plain.masks[0])
     assert widget.commit() == 1
     np.testing.assert_array_equal(widget.target_layer().data == 1, plain.masks[0])
+
+
+def test_first_click_window_menu_drives_the_predictor(zoom_annotator, qtbot):
+    viewer, widget = zoom_annotator
+    p, combo = widget.predictor, widget.window_combo
+    assert combo.isEnabled() and combo.currentText() == "the whole image"
+    assert p.first_click_window == 0.0
+    combo.setCurrentText("1/4 of the image")
+    assert p.first_click_window == 0.25
+    widget.add_point(np.array([200.0, 250.0]), label=1)  # (row, col) on the pet
+    qtbot.waitUntil(
+        lambda: len(widget.session.labels) == 1 and not widget.state.predicting, timeout=30000
+    )
+    _wait_prediction(qtbot, widget)
+    ref = p.predict(np.array([[250.0, 200.0]]), np.array([1]), multimask=True)
+    shown = widget.session.candidates
+    assert shown.window == ref.window
+    np.testing.assert_array_equal(widget.preview.data > 0, ref.masks[ref.best()])
+    widget.zoom_check.setChecked(False)  # the window is part of zooming in
+    assert not combo.isEnabled()
+    widget.zoom_check.setChecked(True)
+    assert combo.isEnabled() and combo.currentText() == "1/4 of the image"
+    _wait_prediction(qtbot, widget)
+    assert widget._object_meta()["first_click_window"] == 0.25  # what the journal records
+    assert widget.commit() == 1

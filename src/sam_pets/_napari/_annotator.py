@@ -25,7 +25,7 @@ from qtpy.QtCore import QTimer, Signal
 from qtpy.QtWidgets import QWidget
 
 from sam_pets._napari import _layers as L
-from sam_pets._napari._annotator_ui import KEYS, KEYS_DOC, AnnotatorLayout
+from sam_pets._napari._annotator_ui import FIRST_CLICK_WINDOWS, KEYS, KEYS_DOC, AnnotatorLayout
 from sam_pets._napari._export import Exporter, export_items
 from sam_pets._napari._journal import JournalError, SessionJournal
 from sam_pets._napari._models import (
@@ -101,6 +101,7 @@ class AnnotatorWidget(QWidget):
     load_button = _Control()
     model_status = _Control()
     zoom_check = _Control()
+    window_combo = _Control()
     image_combo = _Control()
     labels_combo = _Control()
     overwrite_check = _Control()
@@ -152,6 +153,7 @@ class AnnotatorWidget(QWidget):
         ui = self.ui
         ui.load_button.clicked.connect(self.load_model)
         ui.zoom_check.toggled.connect(weak_slot(self, "_on_zoom_toggled"))
+        ui.window_combo.currentIndexChanged.connect(weak_slot(self, "_on_window_changed"))
         ui.image_combo.currentIndexChanged.connect(weak_slot(self, "_on_image_changed"))
         ui.labels_combo.activated.connect(weak_slot(self.targets, "on_chosen"))
         ui.restore_button.clicked.connect(weak_slot(self, "restore_session"))
@@ -268,6 +270,7 @@ class AnnotatorWidget(QWidget):
         zoom.setChecked(bool(predictor.zoom))
         zoom.blockSignals(False)
         zoom.setEnabled(True)
+        self._sync_window_combo()
         self.state.forget_embeddings()  # an embedding under way is the old model's
         self._embed_current()
 
@@ -276,6 +279,26 @@ class AnnotatorWidget(QWidget):
         if self.predictor is None:
             return
         self.predictor.zoom = self.ui.zoom_check.isChecked()
+        self._sync_window_combo()
+        self.state.forget_prediction()
+        self.prompts.request_predict()
+
+    def _sync_window_combo(self) -> None:
+        """Show the predictor's first-click window; usable only while zooming in."""
+        combo, p = self.ui.window_combo, self.predictor
+        values = list(FIRST_CLICK_WINDOWS.values())
+        share = p.first_click_window if p is not None else 0.0
+        index = min(range(len(values)), key=lambda i: abs(values[i] - share))
+        combo.blockSignals(True)
+        combo.setCurrentIndex(index)
+        combo.blockSignals(False)
+        combo.setEnabled(p is not None and bool(p.zoom))
+
+    def _on_window_changed(self) -> None:
+        """Look for first clicks' objects in the chosen window; the current prompts again."""
+        if self.predictor is None:
+            return
+        self.predictor.first_click_window = FIRST_CLICK_WINDOWS[self.ui.window_combo.currentText()]
         self.state.forget_prediction()
         self.prompts.request_predict()
 
@@ -484,6 +507,7 @@ class AnnotatorWidget(QWidget):
             "refined": bool(s.refining_label),
             "model": None if p is None else p.model.cfg.name,
             "zoom": None if p is None else bool(p.zoom),
+            "first_click_window": None if p is None else float(p.first_click_window),
         }
 
     def journal_commit(self, image, target, plane, label: int | None, meta=None) -> None:

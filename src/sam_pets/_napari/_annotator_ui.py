@@ -30,6 +30,14 @@ KEYS = {
 KEYS_DOC = {name: doc for name, doc in KEYS.values()}
 AUTO_RULE = "auto polarity: a click on the current mask removes it, a click off it adds"
 
+# "First click looks in" entries -> ImagePredictor.first_click_window (share of the longer side)
+FIRST_CLICK_WINDOWS = {
+    "the whole image": 0.0,
+    "1/2 of the image": 0.5,
+    "1/4 of the image": 0.25,
+    "1/8 of the image": 0.125,
+}
+
 
 class AnnotatorLayout:
     """The Annotator's sections laid out on its dock; the controls are attributes.
@@ -76,12 +84,22 @@ class AnnotatorLayout:
             "model, off for Meta's (a second 1024-px embedding is slow on a CPU)"
         )
         self.zoom_check.setEnabled(False)
+        self.window_combo = QComboBox()
+        self.window_combo.addItems(list(FIRST_CLICK_WINDOWS))
+        self.window_combo.setToolTip(
+            "Where a first click looks for its object when zooming in: the whole image, or "
+            "a square around the click of that share of the image's longer side. Choose a "
+            "square for small objects (windows on a facade, cells) that the whole image "
+            "shows too coarsely; later clicks crop around the mask as usual"
+        )
+        self.window_combo.setEnabled(False)
         form.addRow(self.model_combo)
         form.addRow(browse)
         form.addRow("Device", self.device_combo)
         form.addRow(self.load_button)
         form.addRow(self.model_status)
         form.addRow(self.zoom_check)
+        form.addRow("First click looks in", self.window_combo)
         return box
 
     def _image_box(self) -> QGroupBox:
