@@ -56,6 +56,14 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="change a preset's setting, e.g. full.steps=300 full.lr=1e-4",
     )
     ap.add_argument("--first", choices=["click", "box"], default="click")
+    ap.add_argument(
+        "--first-window",
+        type=float,
+        default=0.0,
+        metavar="F",
+        help="first clicks look for their object in a square of F times the photo's longer "
+        "side (the Annotator's 'First click looks in'; 0: the whole photo)",
+    )
     ap.add_argument("--max-side", type=int, default=512, help="photos shrunk to this side")
     ap.add_argument(
         "--max-objects", type=int, default=12, help="objects prompted per photo (the largest)"
@@ -228,7 +236,12 @@ def markdown(report: dict, args) -> str:
         f"- Simulated person: first prompt {args.first} (most interior pixel or tight box), "
         f"then correction clicks at the centre of the largest error until 85 % IoU or "
         f"{args.max_clicks} clicks; objects in order; each fine-tune starts from the model in "
-        "use (as the dock does) and trains on every photo annotated so far.",
+        "use (as the dock does) and trains on every photo annotated so far"
+        + (
+            f"; first clicks look in a square of {args.first_window:g} of the photo's side."
+            if args.first_window
+            else "."
+        ),
         "",
         "| preset | K | train time | steps | NoC@85 before → after | NoC@90 before → after "
         "| mIoU@1 click | mIoU box | pool clicks/object (images after K) |",
@@ -298,6 +311,7 @@ def main(argv=None) -> dict:
                 preset=None,
                 user=user,
                 max_clicks=args.max_clicks,
+                first_click_window=args.first_window,
             ),
             show=True,
         )
@@ -335,6 +349,7 @@ def main(argv=None) -> dict:
                     before=base.before,
                     max_clicks=args.max_clicks,
                     seed=args.seed,
+                    first_click_window=args.first_window,
                 ),
                 show=True,
             )

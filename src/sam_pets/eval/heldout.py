@@ -56,6 +56,7 @@ def iter_compare(
     device: str = "cpu",
     stop: threading.Event | None = None,
     zoom: bool | None = None,
+    first_click_window: float = 0.0,
 ) -> Generator[Progress, None, dict[str, HeldOutScores]]:
     """Score each model on a split with box, one-click and click-to-90 % protocols.
 
@@ -64,7 +65,8 @@ def iter_compare(
     annotator are used for the first model when given. Items that cannot be read are left
     out (a progress notice names each) and not counted in ``images``. ``zoom`` scores with
     zoom-in prediction on or off (None: each model's default,
-    :func:`sam_pets.predict.zoom.default_for`).
+    :func:`sam_pets.predict.zoom.default_for`); ``first_click_window`` is the predictors'
+    (:class:`~sam_pets.predict.ImagePredictor`).
     """
     from sam_pets.model.fingerprint import encoder_fingerprint
     from sam_pets.predict import ImagePredictor
@@ -83,6 +85,7 @@ def iter_compare(
             precision="fp32",
             cache_size=1,
             zoom=default_for(m) if zoom is None else zoom,
+            first_click_window=first_click_window,
         )
         for k, m in models.items()
     }

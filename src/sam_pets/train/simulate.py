@@ -176,6 +176,7 @@ def iter_loop(
     device: str = "cpu",
     max_clicks: int = 20,
     before=None,
+    first_click_window: float = 0.0,
     seed: int = 0,
 ) -> Generator[Progress, None, LoopResult]:
     """Annotate ``pool`` in order, fine-tuning after each K of ``ks``; score ``test_dataset``.
@@ -197,6 +198,8 @@ def iter_loop(
         max_clicks: Click budget of the test scores.
         before: Test scores of ``model`` already measured (skips scoring it again).
         seed: Seed of the fine-tunes.
+        first_click_window: Where first clicks look for their object, for the person and
+            the test scores (:class:`~sam_pets.predict.ImagePredictor`; 0: the whole image).
 
     Yields:
         Progress over the annotated images, the fine-tunes and the scoring.
@@ -218,7 +221,13 @@ def iter_loop(
         if test_dataset is None:
             return None
         gen = iter_compare(
-            {"m": m}, test_dataset, "all", max_clicks=max_clicks, device=device, zoom=zoom
+            {"m": m},
+            test_dataset,
+            "all",
+            max_clicks=max_clicks,
+            device=device,
+            zoom=zoom,
+            first_click_window=first_click_window,
         )
         while True:
             try:
@@ -236,6 +245,7 @@ def iter_loop(
         precision="fp32",
         cache_size=1,
         zoom=default_for(model) if zoom is None else zoom,
+        first_click_window=first_click_window,
     )
     done: list[EvalItem] = []
     for i, item in enumerate(pool):
