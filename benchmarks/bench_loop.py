@@ -150,21 +150,21 @@ def load_domain(args, tmp: Path):
     from sam_pets.progress import run_job
 
     ds = tmp / "source"
+    converted = (ds / "dataset.json").is_file()  # a --work folder used before: reuse it
     if args.domain == "facades":
         src = args.src or SHARED / "data" / "coco_sample"
-        run_job(
-            convert_coco(
+        if not converted:
+            job = convert_coco(
                 src / "annotations.json", src / "images", ds, ConvertConfig(val_fraction=0.0)
-            ),
-            show=False,
-        )
-        names = item_names(ds, "all")
+            )
+            run_job(job, show=False)
     else:
         src = args.src or SHARED / "data" / "oxford_pets_dev"
         if not args.breeds:
             raise SystemExit("--domain pets needs --breeds (those the start model never saw)")
-        run_job(convert_oxford_pets(src, ds, ConvertConfig(val_fraction=0.0)), show=False)
-        names = item_names(ds, "all")
+        if not converted:
+            run_job(convert_oxford_pets(src, ds, ConvertConfig(val_fraction=0.0)), show=False)
+    names = item_names(ds, "all")
     items = [shrink(it, args.max_side, args.max_objects) for it in iter_items(ds, names)]
     if args.domain == "pets":
         breeds = {b.lower() for b in args.breeds}

@@ -1055,7 +1055,7 @@ def test_zoom_check_box_follows_the_model_and_drives_the_predictions(zoom_annota
     assert zoomed.window is not None
     assert widget.session.candidates.window == zoomed.window
     np.testing.assert_array_equal(widget.preview.data > 0, zoomed.masks[0])
-    # clicks inside the box: after the first, each carries the crop's logits and window
+    # clicks inside the box, each answered in the box's crop
     widget.add_point(np.array([300.0, 400.0]), label=0)  # (row, col)
     qtbot.waitUntil(
         lambda: len(widget.session.labels) == 1 and not widget.state.predicting, timeout=30000
@@ -1070,13 +1070,10 @@ def test_zoom_check_box_follows_the_model_and_drives_the_predictions(zoom_annota
         lambda: len(widget.session.labels) == 2 and not widget.state.predicting, timeout=30000
     )
     assert widget.session.candidates is not first
+    # zoomed, a correction is answered from all the prompts again, without the previous mask
+    assert not p.mask_feedback
     again = p.predict(
-        np.array([[400.0, 300.0], [380.0, 80.0]]),
-        np.array([0, 0]),
-        box,
-        first.logits[first.index][None],
-        multimask=False,
-        mask_window=first.window,
+        np.array([[400.0, 300.0], [380.0, 80.0]]), np.array([0, 0]), box, multimask=False
     )
     assert first.window is not None
     np.testing.assert_array_equal(widget.preview.data > 0, again.masks[0])

@@ -67,6 +67,33 @@ def test_correction_clicks_hand_computed():
     assert clicks_to_iou(ious, 0.85) == 2 and clicks_to_iou(ious, 0.4) == 1
 
 
+def test_without_mask_feedback_each_correction_starts_again_from_the_clicks():
+    gt = np.zeros((40, 40), bool)
+    gt[10:19, 10:28] = True
+    fed, fresh = ScriptedPredictor(), ScriptedPredictor()
+    fresh.mask_feedback = False  # a zooming ImagePredictor's default
+    assert simulate_clicks(fed, gt, max_clicks=3) == simulate_clicks(fresh, gt, max_clicks=3)
+    assert fed.calls[1][3] is not None  # SAM 2's practice: the previous logits go back in
+    pts, labels, _, logits, multi = fresh.calls[1]
+    np.testing.assert_array_equal(pts, [[14, 14], [23, 14]])
+    assert logits is None and not multi  # all the clicks, no previous mask
+
+
+def test_image_predictor_feeds_back_unless_zooming(test_model):
+    from sam_pets.predict import ImagePredictor
+
+    p = ImagePredictor(test_model, device="cpu")
+    assert p.mask_feedback
+    p.zoom = True
+    assert not p.mask_feedback
+    p.mask_feedback = True  # an explicit choice wins over the zoom's default
+    assert p.mask_feedback
+    p.zoom, p.mask_feedback = False, False
+    assert not p.mask_feedback
+    p.mask_feedback = None
+    assert p.mask_feedback
+
+
 def test_negative_click_on_false_positive():
     gt = _square(side=5, y0=12, x0=12)  # 5x5 inside the 9x9 first prediction
     pred = ScriptedPredictor()

@@ -66,6 +66,23 @@ def test_added_click_feeds_the_shown_candidates_logits(predictor):
     assert len(second.scores) == 1 and second.mask.any()
 
 
+def test_added_click_gets_no_previous_mask_without_feedback(predictor):
+    predictor.mask_feedback = False
+    s = PromptSession()
+    s.set_prompts([[250.0, 180.0]], [1])
+    s.predict(predictor)
+    s.set_prompts([[250.0, 180.0], [60.0, 40.0]], [1, 0])
+    second = s.predict(predictor)
+    ref = predictor.predict(
+        np.array([[250.0, 180.0], [60.0, 40.0]]), np.array([1, 0]), multimask=False
+    )
+    np.testing.assert_array_equal(second.mask, ref.masks[0])
+    np.testing.assert_allclose(second.logits, ref.low_res_logits, atol=1e-5)
+    # a mask given as a prompt is not feedback: it always goes in
+    s.mask_prompt = ref.low_res_logits[0]
+    np.testing.assert_array_equal(s._mask_input(feedback=False)[0], ref.low_res_logits[0])
+
+
 def test_commit_and_undo_write_the_shown_candidate(predictor, pet_image):
     labels = np.zeros(pet_image.shape[:2], np.uint16)
     s = PromptSession()

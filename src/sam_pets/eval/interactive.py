@@ -7,9 +7,10 @@ clicks remain, the next click goes to the centre of the largest error region, "l
 whose farthest-from-boundary pixel lies deeper is chosen, and the click goes on that pixel;
 positive on missed foreground, negative on a false positive
 (:func:`sam_pets.data.prompts.correction_click`, ignored pixels never count as errors).
-Every click after the first feeds the previous low-res logits back as the mask input, and
-keeps all earlier clicks. The IoU after each click gives the mIoU@k curve;
-:func:`clicks_to_iou` turns it into NoC@85 / NoC@90.
+Every click after the first keeps all earlier clicks and, when the predictor's
+``mask_feedback`` is on (SAM 2's practice; the default unless zooming in), feeds the previous
+low-res logits back as the mask input, as the Annotator does. The IoU after each click gives
+the mIoU@k curve; :func:`clicks_to_iou` turns it into NoC@85 / NoC@90.
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ def simulate_clicks(
     points: list[np.ndarray] = [] if box is not None else [interior_point(gt)]
     labels: list[int] = [] if box is not None else [1]
     mask, logits, window = _predict(predictor, points, labels, box, None, None, multimask=True)
+    feedback = getattr(predictor, "mask_feedback", True)
     ious = [float(iou(mask, gt, ign))]
     while len(ious) < max_clicks:
         if until is not None and len(ious) >= min_clicks and ious[-1] >= until:
@@ -81,7 +83,13 @@ def simulate_clicks(
         points.append(click.point_xy)
         labels.append(click.label)
         mask, logits, window = _predict(
-            predictor, points, labels, box, logits, window, multimask=False
+            predictor,
+            points,
+            labels,
+            box,
+            logits if feedback else None,
+            window if feedback else None,
+            multimask=False,
         )
         ious.append(float(iou(mask, gt, ign)))
     return ious

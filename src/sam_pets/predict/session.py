@@ -114,12 +114,13 @@ class PromptSession:
         """Predict candidates for the current prompts with an ``ImagePredictor``.
 
         One click alone gives 3 candidates (best first selected). When the prompts extend the
-        previous ones by added clicks, the previous low-res logits are the mask prompt.
+        previous ones by added clicks, the previous low-res logits are the mask prompt if the
+        predictor's ``mask_feedback`` says so (a mask given as a prompt always is).
         """
         if not self.has_prompt:
             self.candidates, self._last = None, None
             return None
-        mask_in = self._mask_input()
+        mask_in = self._mask_input(getattr(predictor, "mask_feedback", True))
         window = None if mask_in is None or self.mask_prompt is not None else self.candidates.window
         single_click = len(self.points_xy) == 1 and self.box_xyxy is None and mask_in is None
         pred = predictor.predict(
@@ -151,10 +152,10 @@ class PromptSession:
     def _box_key(self):
         return None if self.box_xyxy is None else tuple(np.round(self.box_xyxy, 3))
 
-    def _mask_input(self) -> np.ndarray | None:
+    def _mask_input(self, feedback: bool = True) -> np.ndarray | None:
         if self.mask_prompt is not None:
             return self.mask_prompt[None]
-        if self.candidates is None or self._last is None:
+        if not feedback or self.candidates is None or self._last is None:
             return None
         pts, lab, box = self._last
         n = len(pts)
