@@ -32,7 +32,8 @@ def register(sub) -> None:
         help="fine-tune (or train from scratch) on a canonical dataset",
         description="Train SAM 2 with interactive prompts (box/click + correction clicks). "
         "Writes RUN/{config.yaml,metrics.jsonl,loss.png,val.png,last.pt,best.pt,state.pt} "
-        "(state.pt: weights, optimiser, RNG and data position for --resume).",
+        "(state.pt: weights, optimiser, RNG and data position for --resume; ema.pt: the "
+        "averaged weights, with --ema).",
     )
     p.add_argument(
         "dataset",
