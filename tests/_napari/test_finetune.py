@@ -57,6 +57,18 @@ def _records(dock):
     return seen
 
 
+def test_presets_fill_the_fields(docks):
+    _, _, dock = docks
+    keys = [dock.preset_combo.itemData(i) for i in range(dock.preset_combo.count())]
+    assert keys == ["quick", "quick_new_domain", "full"]
+    dock.preset_combo.setCurrentIndex(1)
+    assert dock.preset == "quick_new_domain"
+    assert dock.steps_spin.value() == 300 and dock.lr_spin.value() == 3e-4
+    assert dock.freeze_checks["image_encoder"].isChecked()
+    dock.preset_combo.setCurrentIndex(0)
+    assert dock.steps_spin.value() == 150 and dock.lr_spin.value() == 1e-4
+
+
 def test_finetune_cancel_resume_and_hot_swap(docks, qtbot, tmp_path):
     from qtpy.QtCore import QTimer
 

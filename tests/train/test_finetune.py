@@ -69,6 +69,15 @@ def test_presets_cap_batch_and_drop_cache_when_the_encoder_trains(tmp_path):
         make_config("slow", tmp_path, tmp_path, "b.pt")
 
 
+def test_new_domain_preset_leads_with_dice_and_draws_object_crops(tmp_path):
+    new = make_config("quick_new_domain", tmp_path, tmp_path / "n", "b.pt", n_train=20)
+    quick = make_config("quick", tmp_path, tmp_path / "q", "b.pt", n_train=20)
+    assert new.cached_embeddings and "image_encoder" in new.freeze
+    assert (new.focal_weight, new.dice_weight, quick.focal_weight) == (1.0, 1.0, 20.0)
+    assert new.object_crop_prob == 0.5 and new.cached_crop_views > 0
+    assert (new.steps, new.lr) == (300, 3e-4)
+
+
 def test_quick_finetune_reuses_embeddings_and_scores_before_after(annotated, tmp_path):
     from sam_pets.predict import ImagePredictor
 
