@@ -66,6 +66,24 @@ def _on_crop(model, photo, window, **prompts):
     return p.predict(**prompts)
 
 
+def _crop_pass_by_hand(model, image, click, label, best, src, margin):
+    """The crop around ``best`` (logits covering ``src``) and the click, predicted there."""
+    region = Z.logits_box(best, src)
+    region = np.concatenate([np.minimum(region[:2], click[0]), np.maximum(region[2:], click[0])])
+    window = Z.window_around(region, image.shape[:2], margin)
+    carried = Z.resample_logits(torch.from_numpy(best[None, None]), src, window)
+    ref = _on_crop(
+        model,
+        image,
+        window,
+        points_xy=Z.points_into(click, window),
+        labels=label,
+        mask_logits=carried.numpy(),
+        multimask=False,
+    )
+    return window, ref
+
+
 # -- geometry --------------------------------------------------------------------------------
 def test_window_adds_the_margin_of_each_side():
     # a 40 x 40 box: half its width left and right, half its height above and below
@@ -209,22 +227,12 @@ def test_first_click_finds_the_object_then_predicts_in_its_crop(zc, pets_model, 
     # by hand: the whole-image pass, then the crop around its best mask
     whole = zc.predict(click, label, multimask=True, zoom=False)
     best = whole.low_res_logits[whole.best()]
-    region = Z.logits_box(best, (0, 0, 900, 700))
-    region = np.concatenate([np.minimum(region[:2], click[0]), np.maximum(region[2:], click[0])])
-    window = Z.window_around(region, canvas.shape[:2], zc.zoom_margin)
+    window, ref = _crop_pass_by_hand(
+        pets_model, canvas, click, label, best, (0, 0, 900, 700), zc.zoom_margin
+    )
     assert not Z.is_full(window, canvas.shape[:2])
     assert pred.window == window
     assert pred.masks.shape == (1, 700, 900) and pred.scores.shape == (1,)
-    carried = Z.resample_logits(torch.from_numpy(best[None, None]), (0, 0, 900, 700), window)
-    ref = _on_crop(
-        pets_model,
-        canvas,
-        window,
-        points_xy=Z.points_into(click, window),
-        labels=label,
-        mask_logits=carried.numpy(),
-        multimask=False,
-    )
     x0, y0, x1, y1 = window
     np.testing.assert_array_equal(pred.masks[0, y0:y1, x0:x1], ref.masks[0])
     np.testing.assert_allclose(pred.low_res_logits, ref.low_res_logits, atol=1e-4)
@@ -253,27 +261,15 @@ def test_first_click_keeps_the_candidate_that_scores_best_zoomed_in(zc):
 
 
 def test_first_click_window_looks_near_the_click_then_crops_around_the_mask(zc, pets_model, canvas):
-    click, label, hw = CLICK, np.array([1]), canvas.shape[:2]
+    click, label = CLICK, np.array([1])
     zc.first_click_window = 0.75  # a 675-px square around the click, the cat inside it
     pred = zc.predict(click, label, multimask=True)
     start = (113, 0, 788, 675)  # 675 px centred on the click, shifted down into the image
     # by hand: the first pass on the window's crop alone, then the crop around its best mask
     first = _on_crop(pets_model, canvas, start, points_xy=Z.points_into(click, start), labels=label)
     best = first.low_res_logits[first.best()]
-    region = Z.logits_box(best, start)
-    region = np.concatenate([np.minimum(region[:2], click[0]), np.maximum(region[2:], click[0])])
-    window = Z.window_around(region, hw, zc.zoom_margin)
+    window, ref = _crop_pass_by_hand(pets_model, canvas, click, label, best, start, zc.zoom_margin)
     assert pred.window == window
-    carried = Z.resample_logits(torch.from_numpy(best[None, None]), start, window)
-    ref = _on_crop(
-        pets_model,
-        canvas,
-        window,
-        points_xy=Z.points_into(click, window),
-        labels=label,
-        mask_logits=carried.numpy(),
-        multimask=False,
-    )
     x0, y0, x1, y1 = window
     assert pred.masks.shape == (1, 700, 900)
     np.testing.assert_array_equal(pred.masks[0, y0:y1, x0:x1], ref.masks[0])

@@ -92,8 +92,9 @@ class ImagePredictor:
             (up to three crop embeddings). False zooms in on the candidate the first pass
             ranks best (one crop embedding, the default). On the held-out pets it lifted
             the built-in model's one-click mIoU from 0.758 to 0.784 before that model was
-            trained with the IoU ranking term, and from 0.783 to 0.785 after it
-            (``benchmarks/bench_click_candidates.py``): not worth two more embeddings.
+            trained with the IoU ranking term, from 0.783 to 0.785 after its first 250
+            ranking steps (``benchmarks/bench_click_candidates.py``), and from 0.790 to
+            0.8015 with today's weights, for up to two more crop embeddings.
         first_click_window: For a zoomed first click, look for the object in a square window
             around the click whose side is this fraction of the image's longer side, instead
             of the whole image (0, the default: the whole image). For small objects (windows
@@ -465,38 +466,31 @@ class ImagePredictor:
             return self._predict_in(
                 window, None, None, None, mask_logits, multimask, return_logits, lazy_masks
             )
-        if mask_logits is None:  # first pass: find the object (whole image or a window)
-            start, first = self._first_pass(pts, lab, positive, multimask)
-            if self.zoom_candidates and len(first.scores) > 1:
-                return self._zoom_each_candidate(first, start, pts, lab, return_logits, lazy_masks)
-            best = first.best()
-            prev, prev_window = first.low_res_logits[best][None, None], start
-            mask_window = None
-        else:
-            prev, prev_window = mask_logits, mask_window
-        window = self._click_window(prev, prev_window, mask_window, positive)
-        if window is None and mask_logits is None:  # nothing found: the whole-image answer
-            return self._predict_in(
-                None, pts, lab, None, None, multimask, return_logits, lazy_masks
-            )
+        out = (return_logits, lazy_masks)
+        if mask_logits is not None:  # a later click: the crop of the mask so far
+            window = self._click_window(mask_logits, mask_window, mask_window, positive)
+            return self._crop_pass(window, mask_logits, mask_window, pts, lab, *out)
+        # a first click: find the object (whole image or a window), then predict in its crop
+        start, first = self._first_pass(pts, lab, positive, multimask)
+        candidates = first.low_res_logits[:, None, None]  # (M, 1, 1, s, s)
+        if not (self.zoom_candidates and len(first.scores) > 1):
+            candidates = candidates[first.best() : first.best() + 1]
+        trials = []
+        for prev in candidates:
+            window = self._click_window(prev, start, None, positive)
+            if window is None and len(candidates) == 1:  # no crop: the whole image's answer
+                return self._predict_in(None, pts, lab, None, None, multimask, *out)
+            trials.append(self._crop_pass(window, prev, start, pts, lab, *out))
+        # with zoom_candidates, each candidate zoomed in on; the one scored best there
+        return max(trials, key=lambda t: float(t.scores[0]))
+
+    def _crop_pass(self, window, prev, prev_window, pts, lab, return_logits, lazy_masks):
+        """The clicks inside ``window`` (None: the image), with ``prev`` carried into it."""
         keep = zoom.inside(pts, window) if window is not None else np.ones(len(pts), bool)
         mask_in = self._carry(prev, prev_window, window)
         return self._predict_in(
             window, pts[keep], lab[keep], None, mask_in, False, return_logits, lazy_masks
         )
-
-    def _zoom_each_candidate(self, first, start, pts, lab, return_logits, lazy_masks) -> Prediction:
-        """The zoomed second pass of each first-pass candidate; the best-scored one.
-
-        ``start`` is the window the first pass looked in (None: the whole image).
-        """
-        trials = [
-            self._predict_zoomed(
-                pts, lab, None, logits[None, None], start, False, return_logits, lazy_masks
-            )
-            for logits in first.low_res_logits
-        ]
-        return max(trials, key=lambda t: float(t.scores[0]))
 
     def _first_pass(self, pts, lab, positive, multimask) -> tuple[Window | None, Prediction]:
         """A first click's pass: in the ``first_click_window`` around it, or the whole image.
