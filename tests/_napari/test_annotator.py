@@ -1096,6 +1096,29 @@ def test_zoom_check_box_follows_the_model_and_drives_the_predictions(zoom_annota
     np.testing.assert_array_equal(widget.target_layer().data == 1, plain.masks[0])
 
 
+def test_first_click_shows_its_quick_crop_then_the_best_of_each_candidates(
+    zoom_annotator, qtbot
+):
+    viewer, widget = zoom_annotator
+    p = widget.predictor
+    assert p.zoom_candidates  # the built-in model: each candidate of a first click zoomed
+    shown = []
+    widget.previewed.connect(lambda: shown.append(widget.preview.data > 0))
+    widget.add_point(np.array([200.0, 250.0]), label=1)  # (row, col) on the pet
+    qtbot.waitUntil(
+        lambda: len(widget.session.labels) == 1 and not widget.state.predicting, timeout=30000
+    )
+    click, label = np.array([[250.0, 200.0]]), np.array([1])
+    quick = p.predict(click, label, multimask=True, zoom_candidates=False)
+    best = p.predict(click, label, multimask=True)
+    assert len(shown) == 2  # the quick answer at once, then the best of the three crops
+    np.testing.assert_array_equal(shown[0], quick.masks[0])
+    np.testing.assert_array_equal(shown[1], best.masks[0])
+    assert widget.session.candidates.window == best.window
+    assert widget.commit() == 1
+    np.testing.assert_array_equal(widget.target_layer().data == 1, best.masks[0])
+
+
 def test_first_click_window_menu_drives_the_predictor(zoom_annotator, qtbot):
     viewer, widget = zoom_annotator
     p, combo = widget.predictor, widget.window_combo

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from sam_pets.model import build_model, get_config
 from sam_pets.predict import ImagePredictor
 from sam_pets.predict import zoom as Z
 from sam_pets.predict.images import read_image
@@ -51,7 +52,10 @@ def canvas(photo):
 
 @pytest.fixture
 def zc(pets_model, canvas, one_torch_thread):
-    p = ImagePredictor(pets_model, device="cpu", precision="fp32", zoom=True)
+    # one candidate zoomed in on (tests that want each set zoom_candidates themselves)
+    p = ImagePredictor(
+        pets_model, device="cpu", precision="fp32", zoom=True, zoom_candidates=False
+    )
     p.set_image(canvas)
     return p
 
@@ -222,7 +226,6 @@ def test_tiny_and_huge_boxes(zp, photo):
 
 def test_first_click_finds_the_object_then_predicts_in_its_crop(zc, pets_model, canvas):
     click, label = CLICK, np.array([1])
-    assert not zc.zoom_candidates  # the default: only the candidate the first pass ranks best
     pred = zc.predict(click, label, multimask=True)
     # by hand: the whole-image pass, then the crop around its best mask
     whole = zc.predict(click, label, multimask=True, zoom=False)
@@ -236,6 +239,14 @@ def test_first_click_finds_the_object_then_predicts_in_its_crop(zc, pets_model, 
     x0, y0, x1, y1 = window
     np.testing.assert_array_equal(pred.masks[0, y0:y1, x0:x1], ref.masks[0])
     np.testing.assert_allclose(pred.low_res_logits, ref.low_res_logits, atol=1e-4)
+
+
+def test_each_candidate_is_zoomed_in_on_by_default_where_zoom_pays(pets_model):
+    assert ImagePredictor(pets_model, device="cpu").zoom_candidates  # 256 px: cheap crops
+    assert not ImagePredictor(pets_model, device="cpu", zoom_candidates=False).zoom_candidates
+    meta_sized = build_model(get_config("tiny"))  # 1024 px: a crop costs seconds on a CPU
+    assert not ImagePredictor(meta_sized, device="cpu").zoom_candidates
+    assert ImagePredictor(meta_sized, device="cpu", zoom_candidates=True).zoom_candidates
 
 
 def test_first_click_keeps_the_candidate_that_scores_best_zoomed_in(zc):
@@ -411,3 +422,33 @@ def test_a_decoder_swap_keeps_crop_embeddings_but_not_their_decoder_state(zp, pe
         after.low_res_logits, fresh.predict(box_xyxy=BOX, multimask=False).low_res_logits, atol=1e-4
     )
     assert not np.allclose(after.low_res_logits, before.low_res_logits)
+
+
+def test_session_answers_a_first_click_quickly_then_from_each_candidate(zc):
+    from sam_pets.predict.session import PromptSession
+
+    zc.zoom_candidates = True
+    label = np.array([1])
+    s = PromptSession()
+    s.set_prompts(CLICK, label)
+    steps = list(s.predict_steps(zc))
+    embedded = zc.crop_cache.misses
+    assert len(steps) == 2 and s.candidates is steps[1]
+    quick = zc.predict(CLICK, label, multimask=True, zoom_candidates=False)
+    full = zc.predict(CLICK, label, multimask=True)
+    assert zc.crop_cache.misses == embedded  # every crop came from the steps' cache
+    assert embedded <= 3  # the quick crop was not embedded again for the second answer
+    assert steps[0].window == quick.window and steps[1].window == full.window
+    np.testing.assert_array_equal(steps[0].mask, quick.masks[0])
+    np.testing.assert_array_equal(steps[1].mask, full.masks[0])
+    assert s.predict(zc) is s.candidates  # predict() is the last answer
+    # newer prompts are waiting: the quick answer alone
+    waiting = PromptSession()
+    waiting.set_prompts(CLICK, label)
+    assert len(list(waiting.predict_steps(zc, stale=lambda: True))) == 1
+    # a box, or a click added to the first: one answer
+    boxed = PromptSession()
+    boxed.set_prompts(np.zeros((0, 2)), np.zeros(0), np.array([300.0, 150.0, 620.0, 500.0]))
+    assert len(list(boxed.predict_steps(zc))) == 1
+    s.set_prompts(np.vstack([CLICK, [[470.0, 330.0]]]), np.array([1, 1]))
+    assert len(list(s.predict_steps(zc))) == 1

@@ -280,8 +280,10 @@ class Prompts:
         request = dataclasses.replace(session)
         predictor = self._dock.predictor
         ready = (self._state.ready_key, predictor)  # the plane and model it is made for
-        worker = function_worker(request.predict, predictor)
-        worker.returned.connect(self._alive(lambda _c, r=request: self._on_predicted(r, ready)))
+        # a zoomed first click may answer twice: its quick crop, then the best of all three
+        state = self._state
+        worker = function_worker(request.predict_steps, predictor, lambda: state.dirty)
+        worker.yielded.connect(self._alive(lambda c, r=request: self._on_predicted(r, c, ready)))
         worker.errored.connect(self._alive(self._on_predict_failed))
         worker.finished.connect(self._alive(self._on_predict_finished))
         self._dock.start(worker)
@@ -290,10 +292,10 @@ class Prompts:
         self._state.prediction_failed()
         self._dock.fail("Prediction failed", error)
 
-    def _on_predicted(self, request: PromptSession, ready: tuple) -> None:
+    def _on_predicted(self, request: PromptSession, candidates, ready: tuple) -> None:
         if not self._state.result_is_current(ready[0], ready[1], self._dock.predictor):
             return  # the user moved to another image, plane or model meanwhile: not theirs
-        self._session.candidates = request.candidates
+        self._session.candidates = candidates
         self._session._last = request._last
         self.show_preview()
 

@@ -145,8 +145,12 @@ def start_in_background(worker) -> None:
 def function_worker(func, *args, _progress=None):
     """A napari worker for one call (model work: start it with :func:`start_on_compute_thread`).
 
-    Errors go to the worker's ``errored`` handlers only.
+    A generator function gives a generator worker (``yielded`` for each answer, ``returned``
+    with its return value) whose ``RuntimeError`` is reported like a function's. Errors go to
+    the worker's ``errored`` handlers only.
     """
+    if inspect.isgeneratorfunction(func):
+        func = _reporting_errors(func)
     return create_worker(_released(func, args, {}), _progress=_progress, _ignore_errors=True)
 
 

@@ -90,11 +90,13 @@ class ImagePredictor:
         zoom_candidates: For a zoomed first click, zoom in on each of the first pass's three
             candidates and keep the one whose zoomed prediction has the best predicted IoU
             (up to three crop embeddings). False zooms in on the candidate the first pass
-            ranks best (one crop embedding, the default). On the held-out pets it lifted
-            the built-in model's one-click mIoU from 0.758 to 0.784 before that model was
-            trained with the IoU ranking term, from 0.783 to 0.785 after its first 250
-            ranking steps (``benchmarks/bench_click_candidates.py``), and from 0.790 to
-            0.8015 with today's weights, for up to two more crop embeddings.
+            ranks best (one crop embedding). None (the default): on for models whose
+            embedding is cheap, those zoomed by default (input under 1024 px, such as the
+            built-in model), off for Meta's 1024-px checkpoints, where each crop embedding
+            costs a second or more on a CPU. On the held-out pets it lifts the built-in
+            model's one-click mIoU from 0.790 to 0.8015 (``benchmarks/bench_click_candidates.py``;
+            on 150 training pets 0.789 to 0.813) for two more crop embeddings (about 70 ms
+            on a 2-core CPU, ``benchmarks/bench_zoom.py``).
         first_click_window: For a zoomed first click, look for the object in a square window
             around the click whose side is this fraction of the image's longer side, instead
             of the whole image (0, the default: the whole image). For small objects (windows
@@ -121,7 +123,7 @@ class ImagePredictor:
         fast: bool = True,
         zoom: bool = False,
         zoom_margin: float = zoom.DEFAULT_MARGIN,
-        zoom_candidates: bool = False,
+        zoom_candidates: bool | None = None,
         first_click_window: float = 0.0,
         mask_feedback: bool | None = None,
     ) -> None:
@@ -139,7 +141,9 @@ class ImagePredictor:
         self.fast = fast
         self.zoom = bool(zoom)
         self.zoom_margin = float(zoom_margin)
-        self.zoom_candidates = bool(zoom_candidates)
+        self.zoom_candidates = (
+            _zoom_pays(self.model) if zoom_candidates is None else bool(zoom_candidates)
+        )
         self.first_click_window = float(first_click_window)
         self.mask_feedback = mask_feedback
         self.crop_cache = FeatureCache(max(cache_size, 4), cache_dir)  # a first click tries 3
@@ -296,6 +300,7 @@ class ImagePredictor:
         lazy_masks: bool = False,
         zoom: bool | None = None,
         mask_window: Window | None = None,
+        zoom_candidates: bool | None = None,
     ) -> Prediction:
         """Predict masks for the current image.
 
@@ -320,6 +325,10 @@ class ImagePredictor:
                 result says which region its low-res logits cover.
             mask_window: The window ``mask_logits`` cover (``Prediction.window`` of the
                 prediction they came from); None for the whole image.
+            zoom_candidates: For this call, whether a zoomed first click zooms in on each
+                candidate (None: the predictor's ``zoom_candidates``). The crop of the
+                candidate ranked best is cached either way, so a quick answer with False
+                followed by the same click with True embeds no crop twice.
 
         Points and boxes outside the image are allowed (SAM encodes any position, and an
         interactive caller may click beside the image); front ends that want them refused,
@@ -336,6 +345,7 @@ class ImagePredictor:
                 raise RuntimeError("call set_image() before predict()")
             if zoom is None:
                 zoom = self.zoom
+            each = self.zoom_candidates if zoom_candidates is None else bool(zoom_candidates)
             if not zoom:
                 if mask_window is not None and not zoom_is_full(mask_window, self._orig_hw):
                     mask_logits = self._carry(mask_logits, mask_window, None)
@@ -365,6 +375,7 @@ class ImagePredictor:
                     multimask,
                     return_logits,
                     lazy_masks,
+                    each,
                 )
             if lazy_masks:
                 raise ValueError("lazy_masks=True takes a single prompt set and boolean masks")
@@ -374,6 +385,7 @@ class ImagePredictor:
                     multimask,
                     return_logits,
                     False,
+                    each,
                 )
                 for i in range(k)
             ]
@@ -444,6 +456,7 @@ class ImagePredictor:
         multimask,
         return_logits,
         lazy_masks,
+        each_candidate,
     ) -> Prediction:
         """One prompt set, zoomed (see :meth:`predict`)."""
         hw, margin = self._orig_hw, self.zoom_margin
@@ -473,7 +486,7 @@ class ImagePredictor:
         # a first click: find the object (whole image or a window), then predict in its crop
         start, first = self._first_pass(pts, lab, positive, multimask)
         candidates = first.low_res_logits[:, None, None]  # (M, 1, 1, s, s)
-        if not (self.zoom_candidates and len(first.scores) > 1):
+        if not (each_candidate and len(first.scores) > 1):
             candidates = candidates[first.best() : first.best() + 1]
         trials = []
         for prev in candidates:
@@ -692,6 +705,11 @@ class ImagePredictor:
         while m.ndim < 4:
             m = m[None]
         return m.expand(k, -1, -1, -1) if m.shape[0] == 1 and k > 1 else m
+
+
+def _zoom_pays(model) -> bool:
+    """:func:`zoom.default_for` (``__init__`` shadows the module with its argument)."""
+    return zoom.default_for(model)
 
 
 def zoom_is_full(window: Window | None, size_hw: tuple[int, int]) -> bool:

@@ -117,31 +117,57 @@ class PromptSession:
         previous ones by added clicks, the previous low-res logits are the mask prompt if the
         predictor's ``mask_feedback`` says so (a mask given as a prompt always is).
         """
+        last = None
+        for last in self.predict_steps(predictor):
+            pass
+        return last
+
+    def predict_steps(self, predictor, stale: Callable[[], bool] | None = None):
+        """:meth:`predict` as a generator of its answers, quick first (a compute thread's job).
+
+        A zoomed first click whose predictor zooms in on each candidate
+        (``zoom_candidates``) yields twice: the crop of the candidate the whole image ranks
+        best (one crop embedding), then the best of all three crops (the first one comes
+        from the cache). Every other prompt yields once. ``stale()`` True after the quick
+        answer (newer prompts are waiting) skips the rest. Each answer is also kept in
+        :attr:`candidates`; the generator's return value is the last one.
+        """
         if not self.has_prompt:
             self.candidates, self._last = None, None
+            yield None
             return None
         mask_in = self._mask_input(getattr(predictor, "mask_feedback", True))
         window = None if mask_in is None or self.mask_prompt is not None else self.candidates.window
         single_click = len(self.points_xy) == 1 and self.box_xyxy is None and mask_in is None
-        pred = predictor.predict(
-            self.points_xy if len(self.points_xy) else None,
-            self.labels if len(self.labels) else None,
-            self.box_xyxy,
-            mask_in,
-            multimask=single_click,
-            lazy_masks=True,
-            **({} if window is None else {"mask_window": window}),
-        )
-        order = np.argsort(-pred.scores) if single_click else np.arange(len(pred.scores))
-        self.candidates = Candidates(
-            pred.scores[order],
-            pred.low_res_logits[order],
-            float(pred.object_scores),
-            lambda k: pred.mask(int(order[k])),
-            window=getattr(pred, "window", None),
-        )
-        self.candidates.candidate(0)  # the shown one, made here (off the GUI thread)
-        self._last = (self.points_xy.copy(), self.labels.copy(), self._box_key())
+        passes = [None]
+        if single_click and getattr(predictor, "zoom", False) and getattr(
+            predictor, "zoom_candidates", False
+        ):
+            passes = [False, True]
+        for i, each in enumerate(passes):
+            if i and stale is not None and stale():
+                break
+            pred = predictor.predict(
+                self.points_xy if len(self.points_xy) else None,
+                self.labels if len(self.labels) else None,
+                self.box_xyxy,
+                mask_in,
+                multimask=single_click,
+                lazy_masks=True,
+                **({} if window is None else {"mask_window": window}),
+                **({} if each is None else {"zoom_candidates": each}),
+            )
+            order = np.argsort(-pred.scores) if single_click else np.arange(len(pred.scores))
+            self.candidates = Candidates(
+                pred.scores[order],
+                pred.low_res_logits[order],
+                float(pred.object_scores),
+                lambda k, pred=pred, order=order: pred.mask(int(order[k])),
+                window=getattr(pred, "window", None),
+            )
+            self.candidates.candidate(0)  # the shown one, made here (off the GUI thread)
+            self._last = (self.points_xy.copy(), self.labels.copy(), self._box_key())
+            yield self.candidates
         return self.candidates
 
     def prompt_key(self) -> tuple:
