@@ -41,6 +41,35 @@ def test_a_finished_worker_lets_go_of_its_function_and_arguments(make_napari_vie
     assert viewer.window._task_status_manager._tasks  # napari still holds the worker itself
 
 
+def test_a_generator_job_reports_its_answers_and_a_runtime_error(make_napari_viewer, qtbot):
+    from sam_pets._napari._workers import JobError, function_worker, start_on_compute_thread
+
+    make_napari_viewer()
+
+    def answers(fail: bool):
+        yield "quick"
+        if fail:
+            raise RuntimeError("out of memory")  # what torch raises
+        yield "best"
+        return "best"
+
+    got, returned = [], []
+    worker = function_worker(answers, False)
+    worker.yielded.connect(got.append)
+    worker.returned.connect(returned.append)
+    with qtbot.waitSignal(worker.finished, timeout=10000):
+        start_on_compute_thread(worker)
+    assert got == ["quick", "best"] and returned == ["best"]
+    # a RuntimeError reaches errored, and finished still comes (the dock's state moves on)
+    errors = []
+    worker = function_worker(answers, True)
+    worker.errored.connect(errors.append)
+    with qtbot.waitSignal(worker.finished, timeout=10000):
+        start_on_compute_thread(worker)
+    assert len(errors) == 1 and isinstance(errors[0], JobError)
+    assert "out of memory" in str(errors[0])
+
+
 def _predict_once(qtbot, viewer):
     from sam_pets.model import build_model
     from sam_pets.predict import ImagePredictor
