@@ -104,10 +104,11 @@ def main() -> None:
             "",
             "| | whole-image pass | then zoomed in on that candidate |",
             "| --- | ---: | ---: |",
-            f"| candidate with the highest predicted IoU (`zoom_candidates=False`, the default) "
+            f"| candidate with the highest predicted IoU (`zoom_candidates=False`) "
             f"| {r['first_picked']:.3f} | {r['zoom_picked']:.3f} |",
             f"| each candidate zoomed in on, the best predicted IoU after zooming kept "
-            f"(`zoom_candidates=True`) | | {r['zoom_each']:.3f} |",
+            f"(`zoom_candidates=True`, the default for models under 1024 px) | | "
+            f"{r['zoom_each']:.3f} |",
             f"| best candidate by the ground truth (oracle) | {r['first_oracle']:.3f} "
             f"| {r['zoom_oracle']:.3f} |",
             "",

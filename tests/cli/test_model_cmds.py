@@ -253,6 +253,7 @@ def test_bench_times_the_zoomed_first_mask(capsys):
     assert main(argv) == 0
     rec = json.loads(capsys.readouterr().out)
     assert rec["zoom"] is True and rec["first_box_ms"] > 0 and rec["zoom_click_ms"] > 0
+    assert rec["zoom_click_each_ms"] > 0  # a small model tries each candidate's crop too
     assert main([*argv, "--no-zoom"]) == 0
     rec = json.loads(capsys.readouterr().out)
     assert rec["zoom"] is False and "zoom_click_ms" not in rec and rec["first_box_ms"] > 0

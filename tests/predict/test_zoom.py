@@ -247,6 +247,9 @@ def test_each_candidate_is_zoomed_in_on_by_default_where_zoom_pays(pets_model):
     meta_sized = build_model(get_config("tiny"))  # 1024 px: a crop costs seconds on a CPU
     assert not ImagePredictor(meta_sized, device="cpu").zoom_candidates
     assert ImagePredictor(meta_sized, device="cpu", zoom_candidates=True).zoom_candidates
+    swapped = ImagePredictor(pets_model, device="cpu")
+    swapped.set_model(meta_sized)  # the default follows the model in use
+    assert not swapped.zoom_candidates
 
 
 def test_first_click_keeps_the_candidate_that_scores_best_zoomed_in(zc):

@@ -507,6 +507,7 @@ class AnnotatorWidget(QWidget):
             "refined": bool(s.refining_label),
             "model": None if p is None else p.model.cfg.name,
             "zoom": None if p is None else bool(p.zoom),
+            "zoom_candidates": None if p is None else bool(p.zoom and p.zoom_candidates),
             "first_click_window": None if p is None else float(p.first_click_window),
         }
 

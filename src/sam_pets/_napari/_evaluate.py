@@ -118,7 +118,12 @@ def evaluate_job(
             )
             label = "annotator"
         label = label if label not in [m.label for m in models] else f"{label} ({i + 1})"
-        info = {"source": label, "config": predictor.model.cfg.name, "zoom": predictor.zoom}
+        info = {
+            "source": label,
+            "config": predictor.model.cfg.name,
+            "zoom": predictor.zoom,
+            "zoom_candidates": bool(predictor.zoom and predictor.zoom_candidates),
+        }
         models.append(NamedModel(label, predictor, info))
     return (yield from iter_evaluate(models, dataset, cfg))
 

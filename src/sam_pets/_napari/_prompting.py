@@ -281,8 +281,12 @@ class Prompts:
         predictor = self._dock.predictor
         ready = (self._state.ready_key, predictor)  # the plane and model it is made for
         # a zoomed first click may answer twice: its quick crop, then the best of all three
-        state = self._state
-        worker = function_worker(request.predict_steps, predictor, lambda: state.dirty)
+        state, dock = self._state, self._dock
+
+        def stale() -> bool:  # newer prompts wait, or the plane or model changed meanwhile
+            return state.dirty or not state.result_is_current(*ready, dock.predictor)
+
+        worker = function_worker(request.predict_steps, predictor, stale)
         worker.yielded.connect(self._alive(lambda c, r=request: self._on_predicted(r, c, ready)))
         worker.errored.connect(self._alive(self._on_predict_failed))
         worker.finished.connect(self._alive(self._on_predict_finished))

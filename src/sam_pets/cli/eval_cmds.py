@@ -143,13 +143,15 @@ def resolve_model(spec: str | None = None, config: str | None = None):
 
 
 def _predictor(args, model, info: dict):
-    """The predictor of a model; ``info`` gets whether it zooms."""
+    """The predictor of a model; ``info`` gets whether it zooms (and on each candidate)."""
     from sam_pets.predict import ImagePredictor
 
     zoom = info["zoom"] = zoom_choice(args, model)
-    return ImagePredictor(
+    predictor = ImagePredictor(
         model, device=args.device, precision=args.precision, cache_size=2, zoom=zoom
     )
+    info["zoom_candidates"] = bool(zoom and predictor.zoom_candidates)
+    return predictor
 
 
 def _prepare(args) -> None:

@@ -286,7 +286,9 @@ def cmd_bench(args) -> int:
     ``click_ms`` is a click on an embedded image (whole image, as without zoom);
     ``first_box_ms`` is what a new image costs up to its first mask from a box (embedding,
     plus the crop's embedding when zoomed); with zoom, ``zoom_click_ms`` is a click answered
-    on the whole image and again in a crop around that mask (crop not cached).
+    on the whole image and again in a crop around that mask (crop not cached), and where the
+    predictor zooms in on each candidate of a first click (the default under 1024 px),
+    ``zoom_click_each_ms`` is that click in the crop of each of its three candidates.
     """
     import torch
 
@@ -327,11 +329,13 @@ def cmd_bench(args) -> int:
     extra = {}
     if predictor.zoom:
 
-        def zoom_click() -> None:
+        def zoom_click(each: bool) -> None:
             predictor.clear_crops()
-            predictor.predict(click, label, multimask=True, zoom=True)
+            predictor.predict(click, label, multimask=True, zoom=True, zoom_candidates=each)
 
-        extra["zoom_click_ms"] = timed(zoom_click, args.clicks)
+        extra["zoom_click_ms"] = timed(lambda: zoom_click(False), args.clicks)
+        if predictor.zoom_candidates:
+            extra["zoom_click_each_ms"] = timed(lambda: zoom_click(True), args.clicks)
     print(
         json.dumps(
             {

@@ -141,9 +141,7 @@ class ImagePredictor:
         self.fast = fast
         self.zoom = bool(zoom)
         self.zoom_margin = float(zoom_margin)
-        self.zoom_candidates = (
-            _zoom_pays(self.model) if zoom_candidates is None else bool(zoom_candidates)
-        )
+        self.zoom_candidates = zoom_candidates
         self.first_click_window = float(first_click_window)
         self.mask_feedback = mask_feedback
         self.crop_cache = FeatureCache(max(cache_size, 4), cache_dir)  # a first click tries 3
@@ -154,6 +152,17 @@ class ImagePredictor:
         self._image_key: str | None = None
         self._crop_prepared: tuple[str, object] | None = None  # (cache key, prepared crop)
         self._lock = threading.RLock()
+
+    @property
+    def zoom_candidates(self) -> bool:
+        """Whether a zoomed first click tries each candidate (see the class docstring)."""
+        if self._zoom_candidates is None:
+            return _zoom_pays(self.model)
+        return self._zoom_candidates
+
+    @zoom_candidates.setter
+    def zoom_candidates(self, value: bool | None) -> None:
+        self._zoom_candidates = None if value is None else bool(value)
 
     @property
     def mask_feedback(self) -> bool:

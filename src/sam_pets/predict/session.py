@@ -118,18 +118,21 @@ class PromptSession:
         predictor's ``mask_feedback`` says so (a mask given as a prompt always is).
         """
         last = None
-        for last in self.predict_steps(predictor):
+        for last in self.predict_steps(predictor, quick=False):
             pass
         return last
 
-    def predict_steps(self, predictor, stale: Callable[[], bool] | None = None):
+    def predict_steps(
+        self, predictor, stale: Callable[[], bool] | None = None, quick: bool = True
+    ):
         """:meth:`predict` as a generator of its answers, quick first (a compute thread's job).
 
         A zoomed first click whose predictor zooms in on each candidate
         (``zoom_candidates``) yields twice: the crop of the candidate the whole image ranks
         best (one crop embedding), then the best of all three crops (the first one comes
         from the cache). Every other prompt yields once. ``stale()`` True after the quick
-        answer (newer prompts are waiting) skips the rest. Each answer is also kept in
+        answer (newer prompts are waiting) skips the rest. ``quick=False`` skips the quick
+        answer (batch callers, which show nothing). Each answer is also kept in
         :attr:`candidates`; the generator's return value is the last one.
         """
         if not self.has_prompt:
@@ -140,7 +143,7 @@ class PromptSession:
         window = None if mask_in is None or self.mask_prompt is not None else self.candidates.window
         single_click = len(self.points_xy) == 1 and self.box_xyxy is None and mask_in is None
         passes = [None]
-        if single_click and getattr(predictor, "zoom", False) and getattr(
+        if quick and single_click and getattr(predictor, "zoom", False) and getattr(
             predictor, "zoom_candidates", False
         ):
             passes = [False, True]
