@@ -33,7 +33,7 @@ def machine() -> str:
         gpu = f", GPU {torch.cuda.get_device_name(0)}"
     return (
         f"{cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__} "
-        f"({torch.get_num_threads()} threads), Python {platform.python_version()}{gpu}"
+        f"({torch.get_num_threads()} thread{'s' if torch.get_num_threads() != 1 else ''}), Python {platform.python_version()}{gpu}"
     )
 
 

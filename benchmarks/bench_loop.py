@@ -29,6 +29,7 @@ import json
 import shutil
 import sys
 import tempfile
+import textwrap
 import time
 from pathlib import Path
 
@@ -202,22 +203,25 @@ def plot(report: dict, path: Path) -> None:
 
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
     base = report["baseline"]
+    top = base["before"]["noc85"]
     for name, run in report["presets"].items():
         ks = [0] + [r["k"] for r in run["rounds"]]
         ys = [base["before"]["noc85"]] + [r["scores"]["noc85"] for r in run["rounds"]]
         a.plot(ks, ys, "o-", label=f"{name} preset")
+        top = max(top, *ys)
         b.plot(np.arange(1, len(run["cumulative"]) + 1), run["cumulative"], label=f"{name} preset")
     a.set_xlabel("photos annotated and fine-tuned on (K)")
     a.set_ylabel("clicks per object to 85 % IoU, test photos")
     a.set_title("Test set: NoC@85 against K")
-    a.legend()
+    a.set_ylim(0, top * 1.1)  # from zero clicks: small changes look small
+    a.legend(loc="lower left")
     cum = base["cumulative"]
     b.plot(np.arange(1, len(cum) + 1), cum, "k--", label="no fine-tuning")
     b.set_xlabel("photos annotated")
     b.set_ylabel("clicks spent (cumulative)")
     b.set_title("Effort curve on the annotation pool")
     b.legend()
-    fig.suptitle(report["title"], fontsize=9)
+    fig.suptitle(textwrap.fill(report["title"], 140), fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)
