@@ -19,7 +19,7 @@ Domains:
     python benchmarks/bench_loop.py --domain facades [--presets quick full] [--ks 5 10 20]
 
 Writes results/loop_<domain>.md, results/loop_<domain>.json and the plots
-docs/loop_<domain>.png.
+docs/loop_<domain>.png (loop_<domain>_box for --first box).
 """
 
 from __future__ import annotations
@@ -195,6 +195,11 @@ def scores_row(s) -> dict:
     }
 
 
+def result_name(args) -> str:
+    """Name of the snippet, its data and its plot: loop_<domain>, _box for box-first runs."""
+    return f"loop_{args.domain}" + ("_box" if args.first == "box" else "")
+
+
 def plot(report: dict, path: Path) -> None:
     import matplotlib
 
@@ -278,7 +283,7 @@ def markdown(report: dict, args) -> str:
                 f"- test NoC@85 after K = {last['k']} with {name}: {fewer:+.1f} % fewer clicks "
                 "(goal: >= 30 % fewer after 20 photos)"
             )
-    lines += ["", f"![loop](../../docs/loop_{report['domain']}.png)"]
+    lines += ["", f"![loop](../../docs/{result_name(args)}.png)"]
     return "\n".join(lines)
 
 
@@ -380,12 +385,13 @@ def main(argv=None) -> dict:
     text = markdown(report, args)
     print(text)
     if not args.no_write:
-        plot(report, REPO / "docs" / f"loop_{args.domain}.png")
+        name = result_name(args)
+        plot(report, REPO / "docs" / f"{name}.png")
         from _common import RESULTS
 
         RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / f"loop_{args.domain}.json").write_text(json.dumps(report, indent=1, default=str))
-        write_snippet(f"loop_{args.domain}", text)
+        (RESULTS / f"{name}.json").write_text(json.dumps(report, indent=1, default=str))
+        write_snippet(name, text)
     return report
 
 

@@ -20,6 +20,7 @@ ORDER = [
     "pets_model",
     "click_candidates",
     "loop_facades",
+    "loop_facades_box",
     "loop_pets",
     "everything",
     "video",
