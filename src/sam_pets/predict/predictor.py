@@ -95,7 +95,7 @@ class ImagePredictor:
             built-in model), off for Meta's 1024-px checkpoints, where each crop embedding
             costs a second or more on a CPU. On the held-out pets it lifts the built-in
             model's one-click mIoU from 0.790 to 0.8015 (``benchmarks/bench_click_candidates.py``;
-            on 150 training pets 0.789 to 0.813) for two more crop embeddings (about 70 ms
+            on 150 training pets 0.789 to 0.813) for two more crop embeddings (75-90 ms
             on a 2-core CPU, ``benchmarks/bench_zoom.py``).
         first_click_window: For a zoomed first click, look for the object in a square window
             around the click whose side is this fraction of the image's longer side, instead
