@@ -127,19 +127,14 @@ def measure(
             widget.clear()
             _wait(app, lambda: not widget.state.predicting)
         before = widget.session.candidates
-        shown = []
+        stamps = []  # (time, candidates) of each new preview of this click, as it is shown
 
-        def updated(old=before, shown=shown):
-            new = widget.session.candidates is not None and widget.session.candidates is not old
-            if new and not shown:
-                shown.append(time.perf_counter())
-            return new
+        def updated(old=before):
+            return widget.session.candidates is not None and widget.session.candidates is not old
 
-        stamps = []  # (time, candidates) of each new preview of this click
-
-        def stamp(old=before, stamps=stamps):
+        def stamp(stamps=stamps):
             c = widget.session.candidates
-            if c is not None and c is not old and (not stamps or stamps[-1][1] is not c):
+            if updated() and (not stamps or stamps[-1][1] is not c):
                 stamps.append((time.perf_counter(), c))
 
         widget.previewed.connect(stamp)
@@ -164,7 +159,7 @@ def measure(
             raise RuntimeError("the preview does not belong to the added point")
         widget.previewed.disconnect(stamp)
         if n_points == nth:
-            lat.append((shown[0] - t, stamps[-1][0] - t))
+            lat.append((stamps[0][0] - t, stamps[-1][0] - t))
     viewer.close()
     return lat[warmup:]
 

@@ -157,7 +157,7 @@ class ImagePredictor:
     def zoom_candidates(self) -> bool:
         """Whether a zoomed first click tries each candidate (see the class docstring)."""
         if self._zoom_candidates is None:
-            return _zoom_pays(self.model)
+            return zoom.default_for(self.model)
         return self._zoom_candidates
 
     @zoom_candidates.setter
@@ -497,14 +497,19 @@ class ImagePredictor:
         candidates = first.low_res_logits[:, None, None]  # (M, 1, 1, s, s)
         if not (each_candidate and len(first.scores) > 1):
             candidates = candidates[first.best() : first.best() + 1]
+        # several trials: only the kept one's mask is upsampled to the image
+        lazy = lazy_masks or (len(candidates) > 1 and not return_logits)
         trials = []
         for prev in candidates:
             window = self._click_window(prev, start, None, positive)
             if window is None and len(candidates) == 1:  # no crop: the whole image's answer
                 return self._predict_in(None, pts, lab, None, None, multimask, *out)
-            trials.append(self._crop_pass(window, prev, start, pts, lab, *out))
+            trials.append(self._crop_pass(window, prev, start, pts, lab, return_logits, lazy))
         # with zoom_candidates, each candidate zoomed in on; the one scored best there
-        return max(trials, key=lambda t: float(t.scores[0]))
+        best = max(trials, key=lambda t: float(t.scores[0]))
+        if lazy and not lazy_masks:
+            best.masks = best.mask(0)[None]
+        return best
 
     def _crop_pass(self, window, prev, prev_window, pts, lab, return_logits, lazy_masks):
         """The clicks inside ``window`` (None: the image), with ``prev`` carried into it."""
@@ -714,11 +719,6 @@ class ImagePredictor:
         while m.ndim < 4:
             m = m[None]
         return m.expand(k, -1, -1, -1) if m.shape[0] == 1 and k > 1 else m
-
-
-def _zoom_pays(model) -> bool:
-    """:func:`zoom.default_for` (``__init__`` shadows the module with its argument)."""
-    return zoom.default_for(model)
 
 
 def zoom_is_full(window: Window | None, size_hw: tuple[int, int]) -> bool:
