@@ -31,9 +31,10 @@ def machine() -> str:
     gpu = ""
     if torch.cuda.is_available():
         gpu = f", GPU {torch.cuda.get_device_name(0)}"
+    n = torch.get_num_threads()
     return (
         f"{cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__} "
-        f"({torch.get_num_threads()} thread{'s' if torch.get_num_threads() != 1 else ''}), Python {platform.python_version()}{gpu}"
+        f"({n} thread{'s' if n != 1 else ''}), Python {platform.python_version()}{gpu}"
     )
 
 
@@ -60,3 +61,13 @@ def write_snippet(name: str, text: str) -> Path:
     path.write_text(text.rstrip() + "\n")
     subprocess.run([sys.executable, str(Path(__file__).with_name("make_report.py"))], check=False)
     return path
+
+
+def cpu_bf16() -> str:
+    """Which bf16 instructions the CPU has (from /proc/cpuinfo), in words."""
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return "unknown"
+    have = [f for f in ("amx_bf16", "avx512_bf16") if f in flags]
+    return ", ".join(have) if have else "no AMX or AVX512-BF16 (bf16 has no fast path)"

@@ -210,7 +210,7 @@ def main() -> None:
                 for nth, hold in runs:
                     on = zoom == "on"
                     lat = measure(model, args.clicks, hold, size=wh, nth=nth, zoom=on)
-                    lat, done = (np.asarray(v) * 1e3 for v in zip(*lat))
+                    lat, done = (np.asarray(v) * 1e3 for v in zip(*lat, strict=True))
                     rows.append(
                         f"| `{model}` | {size} | {zoom} | {('first', 'second')[nth - 1]} "
                         f"| {hold:.0f} | {statistics.median(lat):.1f} "

@@ -22,7 +22,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import command, machine, write_snippet  # noqa: E402
+from _common import command, cpu_bf16, machine, write_snippet  # noqa: E402
+
+IMPLS_OURS = {"ours": "fp32", "ours_bf16": "bf16"}  # child name -> VideoPredictor precision
 
 
 def _frames(n: int):
@@ -68,8 +70,11 @@ def _models():
     return meta.eval(), ours.eval()
 
 
-def child(impl: str, n: int, threads: int, tmp: str) -> None:
-    """Run one implementation on n frames; print per-frame seconds and the peak memory."""
+def child(impl: str, n: int, threads: int, tmp: str, masks_out: str | None = None) -> None:
+    """Run one implementation on n frames; print per-frame seconds and the peak memory.
+
+    ``masks_out``: also save the propagated frames' masks there (.npy, (frames, H, W) bool).
+    """
     import numpy as np
     import torch
 
@@ -80,14 +85,15 @@ def child(impl: str, n: int, threads: int, tmp: str) -> None:
     from sam_pets.predict.video import VideoPredictor, frame_to_input
 
     click, label = np.array([[250.0, 190.0]]), np.array([1])
-    times = []
-    if impl == "ours":
+    times, masks = [], []
+    if impl in IMPLS_OURS:
         del meta
-        pred = VideoPredictor(model, frames)
+        pred = VideoPredictor(model, frames, precision=IMPLS_OURS[impl])
         pred.add_points(0, 1, click, label)
         t0 = time.perf_counter()
-        for _ in pred.propagate():
+        for _, _, logits in pred.propagate():
             times.append(time.perf_counter() - t0)
+            masks.append(logits[0] > 0)
             t0 = time.perf_counter()
     else:
         from PIL import Image
@@ -104,23 +110,33 @@ def child(impl: str, n: int, threads: int, tmp: str) -> None:
         del model
         meta.add_new_points_or_box(state, 0, 1, points=click, labels=label)
         t0 = time.perf_counter()
-        for _ in meta.propagate_in_video(state):
+        for _, _, logits in meta.propagate_in_video(state):
             times.append(time.perf_counter() - t0)
+            masks.append(logits[0, 0].numpy() > 0)
             t0 = time.perf_counter()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if masks_out:
+        np.save(masks_out, np.stack(masks))
     print(json.dumps({"per_frame_s": times[1:], "peak_mb": peak_mb}))
 
 
-def run(impl: str, n: int, threads: int) -> dict:
+def run(impl: str, n: int, threads: int, masks_out: str | None = None) -> dict:
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
         cmd = [sys.executable, __file__, "--child", impl, "--frames", str(n)]
         cmd += ["--threads", str(threads), "--tmp", tmp]
+        if masks_out:
+            cmd += ["--masks", masks_out]
         out = subprocess.run(cmd, capture_output=True, text=True)
     if out.returncode:
         raise SystemExit(f"{impl} failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _agreement(a, b) -> float:
+    """Share of pixels where two runs' masks agree, over all frames."""
+    return float((a == b).mean())
 
 
 def main(argv=None) -> None:
@@ -131,46 +147,61 @@ def main(argv=None) -> None:
     )
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--no-write", action="store_true")
-    ap.add_argument("--child", choices=["ours", "meta"])
+    ap.add_argument("--child", choices=["meta", *IMPLS_OURS])
     ap.add_argument("--tmp")
+    ap.add_argument("--masks")
     args = ap.parse_args(argv)
     if args.child:
-        child(args.child, args.frames, args.threads, args.tmp)
+        child(args.child, args.frames, args.threads, args.tmp, args.masks)
         return
     import statistics
+    import tempfile
 
-    rows = {}
-    for impl in ("meta", "ours"):
-        r = run(impl, args.frames, args.threads)
-        rows[impl] = {
-            "median_s": statistics.median(r["per_frame_s"]),
-            "frames": len(r["per_frame_s"]),
-        }
-        print(impl, rows[impl], flush=True)
+    import numpy as np
+
+    rows, masks = {}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for impl in ("meta", *IMPLS_OURS):
+            r = run(impl, args.frames, args.threads, f"{tmp}/{impl}.npy")
+            masks[impl] = np.load(f"{tmp}/{impl}.npy")
+            rows[impl] = {
+                "median_s": statistics.median(r["per_frame_s"]),
+                "frames": len(r["per_frame_s"]),
+            }
+            print(impl, rows[impl], flush=True)
     mem = {}
     if args.memory_frames:
-        for impl in ("meta", "ours"):
+        for impl in ("meta", *IMPLS_OURS):
             mem[impl] = run(impl, args.memory_frames, args.threads)["peak_mb"]
             print(impl, "peak MB", mem[impl], flush=True)
-    m, o = rows["meta"]["median_s"], rows["ours"]["median_s"]
+    m, o, b = (rows[k]["median_s"] for k in ("meta", "ours", "ours_bf16"))
+    agree_fp32 = _agreement(masks["ours"], masks["meta"])
+    agree_bf16 = _agreement(masks["ours_bf16"], masks["meta"])
     lines = [
         "### Propagation through a stack: sam-pets vs Meta's SAM2VideoPredictor (CPU)",
         "",
         f"- Machine: {machine()}",
         f"- Command: `{command()}`",
         "- Weights: sam2.1-tiny layout, random (the same in both); one object clicked on frame 0 "
-        "of a 500 x 375 synthetic pan, propagated forward; fp32.",
-        "- Time per frame: median over the propagated frames, the frame's embedding included.",
+        "of a 500 x 375 synthetic pan, propagated forward. Meta's predictor runs in fp32; "
+        'sam-pets in fp32 and with `precision="bf16"` (autocast; `track --precision bf16`).',
+        f"- bf16 on this CPU: {cpu_bf16()}.",
+        "- Time per frame: median over the propagated frames, the frame's embedding included. "
+        "Mask agreement: share of pixels where the run's masks equal Meta's, all frames.",
         "",
-        "| | Meta s/frame | sam-pets s/frame | ratio |",
-        "| --- | ---: | ---: | ---: |",
-        f"| {rows['ours']['frames']} frames | {m:.2f} | {o:.2f} | {o / m:.2f} |",
+        "| sam-pets precision | frames | Meta s/frame | sam-pets s/frame | ratio "
+        "| masks equal to Meta's |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        f"| fp32 | {rows['ours']['frames']} | {m:.2f} | {o:.2f} | {o / m:.2f} "
+        f"| {100 * agree_fp32:.3f} % |",
+        f"| bf16 | {rows['ours_bf16']['frames']} | {m:.2f} | {b:.2f} | {b / m:.2f} "
+        f"| {100 * agree_bf16:.3f} % |",
     ]
     if mem:
         lines += [
             "",
             f"Peak resident memory over {args.memory_frames} frames: Meta {mem['meta']:.0f} MB, "
-            f"sam-pets {mem['ours']:.0f} MB.",
+            f"sam-pets {mem['ours']:.0f} MB in fp32, {mem['ours_bf16']:.0f} MB in bf16.",
         ]
     lines += ["", "Goal: sam-pets <= 0.7x Meta's time per frame on a CPU."]
     text = "\n".join(lines)

@@ -179,9 +179,7 @@ def main() -> None:
             f"| `{spec}` click on an embedded photo | | | {c['click_plain']:.1f} | "
             f"{c['click_zoom']:.1f} | {c['click_each']:.1f} |"
         )
-    crops = {
-        spec: c["click_window_each"] for spec, c in costs.items()
-    }
+    crops = {spec: c["click_window_each"] for spec, c in costs.items()}
     lines += [
         "",
         "Zoomed click's crop (each candidate): "

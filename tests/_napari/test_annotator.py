@@ -1096,9 +1096,7 @@ def test_zoom_check_box_follows_the_model_and_drives_the_predictions(zoom_annota
     np.testing.assert_array_equal(widget.target_layer().data == 1, plain.masks[0])
 
 
-def test_first_click_shows_its_quick_crop_then_the_best_of_each_candidates(
-    zoom_annotator, qtbot
-):
+def test_first_click_shows_its_quick_crop_then_the_best_of_each_candidates(zoom_annotator, qtbot):
     viewer, widget = zoom_annotator
     p = widget.predictor
     assert p.zoom_candidates  # the built-in model: each candidate of a first click zoomed

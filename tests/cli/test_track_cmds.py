@@ -51,6 +51,18 @@ def test_cli_track_writes_labels(video_checkpoint, stack, tmp_path, capsys):
     assert main(args) == 2  # results there: refused without --overwrite
     assert "--overwrite" in capsys.readouterr().err
     assert main(args + ["--overwrite", "--format", "tif", "--direction", "forward"]) == 0
+    assert json.loads((out / "track.json").read_text())["precision"] == "fp32"
+
+
+def test_cli_track_in_bf16(video_checkpoint, stack, tmp_path, capsys):
+    path, prompts = stack
+    out = tmp_path / "out"
+    args = ["track", str(path), "--prompts", str(prompts), "--out", str(out)]
+    args += ["--model", str(video_checkpoint), "--quiet", "--precision", "bf16"]
+    assert main(args) == 0
+    line = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert line["precision"] == "bf16" and line["files"] == 4
+    assert json.loads((out / "track.json").read_text())["precision"] == "bf16"
 
 
 def test_cli_track_refusals(video_checkpoint, stack, tmp_path, capsys):

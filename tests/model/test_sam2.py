@@ -119,3 +119,20 @@ def test_seeded_build_is_reproducible():
         for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=False)
     )
     assert get_config("test").image_size == 128
+
+
+def test_cpu_attention_under_autocast_is_computed_in_float32():
+    from sam_pets.model.layers import attention
+
+    g = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 40, 16, generator=g) for _ in range(3))
+    ref = torch.nn.functional.scaled_dot_product_attention(q, k, v)
+    qb, kb, vb = (t.bfloat16() for t in (q, k, v))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = attention(qb, kb, vb)
+    assert out.dtype == torch.bfloat16  # the caller's dtype comes back
+    # float32 attention of the bf16-rounded inputs, rounded once at the end
+    exact = torch.nn.functional.scaled_dot_product_attention(qb.float(), kb.float(), vb.float())
+    assert torch.equal(out, exact.bfloat16())
+    assert (out.float() - ref).abs().max() < 0.05
+    assert torch.equal(attention(q, k, v), ref)  # float32 is the plain call

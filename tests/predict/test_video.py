@@ -243,3 +243,28 @@ def test_parity_with_meta_video_predictor(case, version, pet_image, tmp_path):
     # the comparison means something only if the masks are neither empty nor full
     fg = np.mean([(o > 0).mean() for _, _, o, _, _ in results])
     assert 0.02 < fg < 0.98, fg
+
+
+def test_bf16_tracks_as_fp32_does(pet_image):
+    """``precision="bf16"`` (autocast, for CPUs with AMX) keeps the masks of fp32."""
+    pytest.importorskip("sam2")  # Meta's builder makes the random video weights
+    from sam_pets.predict.video import VideoPredictor
+
+    _, model = _meta_and_ours("2.1")
+    frames = _clip(pet_image, 5)
+    runs = []
+    for precision in ("fp32", "bf16"):
+        pred = VideoPredictor(model, frames, precision=precision)
+        assert pred.precision == precision
+        _, first = pred.add_points(0, 1, points_xy=np.array([[120.0, 90.0]]), labels=[1])
+        pred.add_points(0, 2, box_xyxy=np.array([20.0, 10.0, 150.0, 170.0]))
+        out = [first[:1]] + [lg for _, _, lg in pred.propagate()][1:]
+        assert all(lg.dtype == np.float32 for lg in out)
+        runs.append((out, [pred.object_scores(t) for t in range(len(frames))]))
+    (fp32, s32), (bf16, s16) = runs
+    for t, (a, b) in enumerate(zip(fp32, bf16, strict=True)):
+        assert a.shape == b.shape
+        assert _agree(a, b) >= 0.99, t
+    np.testing.assert_allclose(np.concatenate(s16), np.concatenate(s32), atol=0.1)
+    fg = np.mean([(a > 0).mean() for a in fp32])
+    assert 0.02 < fg < 0.98, fg

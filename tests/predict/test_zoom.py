@@ -53,9 +53,7 @@ def canvas(photo):
 @pytest.fixture
 def zc(pets_model, canvas, one_torch_thread):
     # one candidate zoomed in on (tests that want each set zoom_candidates themselves)
-    p = ImagePredictor(
-        pets_model, device="cpu", precision="fp32", zoom=True, zoom_candidates=False
-    )
+    p = ImagePredictor(pets_model, device="cpu", precision="fp32", zoom=True, zoom_candidates=False)
     p.set_image(canvas)
     return p
 

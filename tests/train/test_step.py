@@ -196,3 +196,38 @@ def test_a_batch_is_the_sum_of_its_images(test_model):
         for a, b in zip(grads, _grads(model.parameters()), strict=True):
             torch.testing.assert_close(a * n, b, rtol=1e-4, atol=1e-5)
     model.zero_grad(set_to_none=True)
+
+
+def test_cpu_bf16_step_keeps_the_decoder_in_float32(make_cfg, monkeypatch):
+    """bf16 on a CPU: the encoder runs under autocast, the decoder rounds in float32."""
+    from sam_pets.model import Sam2Image
+
+    cfg = make_cfg(precision="bf16", augment=False, correction_rounds=1, val_split="")
+    tr = Trainer(cfg)
+    batch = next(tr.micro_batches())
+    seen = []
+    decode = Sam2Image.decode
+
+    def spy(self, features, *args, **kwargs):
+        seen.append((features.image_embed.dtype, torch.is_autocast_enabled("cpu")))
+        return decode(self, features, *args, **kwargs)
+
+    monkeypatch.setattr(Sam2Image, "decode", spy)
+    tr.optimizer.zero_grad()
+    out = batch_loss(
+        tr.model,
+        batch,
+        cfg,
+        tr.rt.autocast,
+        torch.Tensor.backward,
+        decoder_autocast=tr.rt.decoder_autocast,
+    )
+    assert seen and all(s == (torch.float32, False) for s in seen)
+    assert torch.isfinite(torch.tensor(out.loss))
+    enc = [p for p in tr.model.image_encoder.parameters() if p.requires_grad]
+    assert enc and all(p.grad is not None and torch.isfinite(p.grad).all() for p in enc)
+    assert any(p.grad.abs().sum() > 0 for p in enc)  # the gradient reached the bf16 encoder
+    # with the decoder under the same autocast, it sees autocast on
+    seen.clear()
+    batch_loss(tr.model, batch, cfg, tr.rt.autocast)
+    assert seen and all(on for _, on in seen)

@@ -78,7 +78,7 @@ def cmd_track(args) -> int:
     model = model.to(select_device(args.device))
     name = args.config or args.model or args.default_model
     try:
-        predictor = VideoPredictor(model, frames, window=args.window)
+        predictor = VideoPredictor(model, frames, window=args.window, precision=args.precision)
     except ValueError as e:
         raise CliError(f"{name}: {e}") from None
     try:
@@ -96,6 +96,7 @@ def cmd_track(args) -> int:
                 "out": summary.out,
                 "frames": summary.frames,
                 "objects": summary.objects,
+                "precision": predictor.precision,
                 "files": len(summary.written),
                 "frames_with_object": {
                     str(i): sum(a > 0 for a in v) for i, v in summary.areas.items()

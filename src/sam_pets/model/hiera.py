@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from sam_pets.model.config import HieraConfig
-from sam_pets.model.layers import MLP, DropPath
+from sam_pets.model.layers import MLP, DropPath, attention
 
 
 def window_partition(x: torch.Tensor, window: int) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -74,9 +74,7 @@ class MultiScaleAttention(nn.Module):
             q = _pool(q.reshape(b, h, w, -1), self.q_stride)
             h, w = q.shape[1:3]
             q = q.reshape(b, h * w, self.num_heads, -1)  # (B, L', h, c)
-        out = F.scaled_dot_product_attention(
-            q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
-        )
+        out = attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2))
         return out.transpose(1, 2).reshape(b, h, w, -1)  # (B, H', W', C_out)
 
 

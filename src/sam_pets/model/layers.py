@@ -7,6 +7,20 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """``F.scaled_dot_product_attention`` of (..., N, c) heads, computed in float32 on a CPU.
+
+    Under CPU autocast the projections around it run in bfloat16, but torch's CPU attention
+    kernel is several times slower in bfloat16 than in float32 (its backward most of all);
+    the result is cast back to the inputs' dtype. Elsewhere it is the plain call.
+    """
+    if q.device.type == "cpu" and q.dtype in (torch.bfloat16, torch.float16):
+        with torch.autocast("cpu", enabled=False):
+            out = F.scaled_dot_product_attention(q.float(), k.float(), v.float())
+        return out.to(q.dtype)
+    return F.scaled_dot_product_attention(q, k, v)
+
+
 class MLP(nn.Module):
     """Stack of ``num_layers`` Linear layers with an activation between them.
 
@@ -93,7 +107,7 @@ class Attention(nn.Module):
 
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """Attend with already projected q (B, Nq, c), k and v (B, Nk, c); return (B, Nq, D)."""
-        out = F.scaled_dot_product_attention(self._heads(q), self._heads(k), self._heads(v))
+        out = attention(self._heads(q), self._heads(k), self._heads(v))
         b, h, n, c = out.shape
         return self.out_proj(out.transpose(1, 2).reshape(b, n, h * c))  # (B, Nq, D)
 

@@ -117,14 +117,12 @@ class PromptSession:
         previous ones by added clicks, the previous low-res logits are the mask prompt if the
         predictor's ``mask_feedback`` says so (a mask given as a prompt always is).
         """
-        last = None
-        for last in self.predict_steps(predictor, quick=False):
-            pass
-        return last
+        result = None
+        for step in self.predict_steps(predictor, quick=False):
+            result = step
+        return result
 
-    def predict_steps(
-        self, predictor, stale: Callable[[], bool] | None = None, quick: bool = True
-    ):
+    def predict_steps(self, predictor, stale: Callable[[], bool] | None = None, quick: bool = True):
         """:meth:`predict` as a generator of its answers, quick first (a compute thread's job).
 
         A zoomed first click whose predictor zooms in on each candidate
@@ -143,8 +141,11 @@ class PromptSession:
         window = None if mask_in is None or self.mask_prompt is not None else self.candidates.window
         single_click = len(self.points_xy) == 1 and self.box_xyxy is None and mask_in is None
         passes = [None]
-        if quick and single_click and getattr(predictor, "zoom", False) and getattr(
-            predictor, "zoom_candidates", False
+        if (
+            quick
+            and single_click
+            and getattr(predictor, "zoom", False)
+            and getattr(predictor, "zoom_candidates", False)
         ):
             passes = [False, True]
         for i, each in enumerate(passes):

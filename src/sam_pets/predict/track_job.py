@@ -240,6 +240,7 @@ def iter_track(
         "frames": n,
         "objects": ids,
         "direction": direction,
+        "precision": predictor.precision,
         "tracked_frames": sorted(done),
         "area_per_frame": {str(i): a for i, a in summary.areas.items()},
         "cancelled": bool(cancel is not None and cancel.is_set()),

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 import torchvision.transforms.v2.functional as TF
 
+from sam_pets.model.device import autocast, resolve_precision
 from sam_pets.model.memory import FrameOutput, Sam2Memory, Tracker
 
 
@@ -77,6 +78,10 @@ class VideoPredictor:
         window: Keep memory features of at most this many tracked (non-prompted) frames
             around the last one computed (None: all, as SAM 2).
         cache_frames: Frame embeddings kept (the most recent).
+        precision: ``"auto"`` (bf16 autocast on CUDA, fp32 elsewhere), ``"fp32"`` or
+            ``"bf16"``. On a CPU with AMX (``amx_bf16``), bf16 tracks a frame about twice as
+            fast (most of a frame is memory attention's large matmuls); its masks differ from
+            fp32's on a few edge pixels (BENCHMARKS.md).
 
     Raises:
         ValueError: The model has no (or incomplete) video weights.
@@ -90,6 +95,7 @@ class VideoPredictor:
         corrections_as_cond: bool = True,
         window: int | None = None,
         cache_frames: int = 2,
+        precision: str = "auto",
         **memory_settings,
     ) -> None:
         if memory is None:
@@ -103,6 +109,7 @@ class VideoPredictor:
                 state, model.cfg.version, model.cfg.decoder.dim, **memory_settings
             )
         self.model = model.eval()
+        self.precision = resolve_precision(precision, model.device)
         self.memory = memory.to(model.device).eval()
         self.tracker = Tracker(model, self.memory)
         self.size = model.cfg.image_size
@@ -120,6 +127,9 @@ class VideoPredictor:
         self.objects: dict[int, _Object] = {}
 
     # -- frames ----------------------------------------------------------------------------
+    def _amp(self):
+        return autocast(self.model.device, self.precision)
+
     def _features(self, t: int):
         if t in self._cache:
             self._cache.move_to_end(t)
@@ -130,7 +140,8 @@ class VideoPredictor:
         if frame.shape[:2] != self.hw:
             raise ValueError(f"frame {t} is {frame.shape[:2]}, the first frame {self.hw}")
         x = frame_to_input(frame, self.size, self._range).to(self.model.device)
-        feats = self.tracker.frame_features(self.model.normalize(x))
+        with self._amp():
+            feats = self.tracker.frame_features(self.model.normalize(x))
         self._cache[t] = feats
         while len(self._cache) > self._cache_n:
             self._cache.popitem(last=False)
@@ -221,18 +232,20 @@ class VideoPredictor:
         )
         prev_logits = None if prev is None else prev.pred_masks.clamp(-32.0, 32.0)
         dev = self.model.device
-        out = self.tracker.track_step(
-            frame,
-            is_init,
-            self._features(frame),
-            o.outputs,
-            self.num_frames,
-            points=pts.to(dev),
-            labels=lab.to(dev),
-            reverse=reverse,
-            run_mem_encoder=False,
-            prev_mask_logits=None if prev_logits is None else prev_logits.to(dev),
-        )
+        feats = self._features(frame)
+        with self._amp():
+            out = self.tracker.track_step(
+                frame,
+                is_init,
+                feats,
+                o.outputs,
+                self.num_frames,
+                points=pts.to(dev),
+                labels=lab.to(dev),
+                reverse=reverse,
+                run_mem_encoder=False,
+                prev_mask_logits=None if prev_logits is None else prev_logits.to(dev),
+            )
         o.temp[key][frame] = out
         return self.obj_ids, self._frame_logits(frame, key)
 
@@ -253,16 +266,18 @@ class VideoPredictor:
         is_init = frame not in o.tracked
         reverse = False if is_init else o.tracked[frame]
         key = "cond" if is_init or self.corrections_as_cond else "non_cond"
-        out = self.tracker.track_step(
-            frame,
-            is_init,
-            self._features(frame),
-            o.outputs,
-            self.num_frames,
-            mask_inputs=t.to(self.model.device),
-            reverse=reverse,
-            run_mem_encoder=False,
-        )
+        feats = self._features(frame)
+        with self._amp():
+            out = self.tracker.track_step(
+                frame,
+                is_init,
+                feats,
+                o.outputs,
+                self.num_frames,
+                mask_inputs=t.to(self.model.device),
+                reverse=reverse,
+                run_mem_encoder=False,
+            )
         o.temp[key][frame] = out
         return self.obj_ids, self._frame_logits(frame, key)
 
@@ -311,9 +326,11 @@ class VideoPredictor:
                 for t, out in o.temp[key].items():
                     if out.maskmem is None:
                         from_pts = True  # as SAM 2: memories of prompted frames binarised
-                        out.maskmem, out.maskmem_pos = self.tracker.encode_memory(
-                            self._features(t), out.pred_masks, out.object_score, from_pts
-                        )
+                        feats = self._features(t)
+                        with self._amp():
+                            out.maskmem, out.maskmem_pos = self.tracker.encode_memory(
+                                feats, out.pred_masks, out.object_score, from_pts
+                            )
                     o.outputs[key][t] = out
                 o.temp[key].clear()
             if not o.outputs["cond"]:
@@ -349,15 +366,17 @@ class VideoPredictor:
                 if t in o.outputs["cond"]:
                     lows.append(o.outputs["cond"][t].pred_masks)
                 else:
-                    out = self.tracker.track_step(
-                        t,
-                        False,
-                        self._features(t),
-                        o.outputs,
-                        self.num_frames,
-                        reverse=reverse,
-                        run_mem_encoder=True,
-                    )
+                    feats = self._features(t)
+                    with self._amp():
+                        out = self.tracker.track_step(
+                            t,
+                            False,
+                            feats,
+                            o.outputs,
+                            self.num_frames,
+                            reverse=reverse,
+                            run_mem_encoder=True,
+                        )
                     out = FrameOutput(
                         out.pred_masks.cpu(),
                         out.obj_ptr,

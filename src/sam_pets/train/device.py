@@ -28,6 +28,18 @@ class Runtime:
         """Autocast context for the forward pass (no-op in fp32)."""
         return autocast(self.device, self.precision)
 
+    def decoder_autocast(self):
+        """Autocast context for the prompt encoder and mask decoder rounds.
+
+        The same as :meth:`autocast`, except on a CPU: there the decoder's many small ops
+        (a few tokens per object, 64 x 64 masks) run slower in bfloat16 than in float32 (the
+        casts cost more than the matmuls save), so it stays in float32 while the image
+        encoder, where the large matmuls are, runs under autocast.
+        """
+        if self.device.type == "cpu":
+            return autocast(self.device, "fp32")
+        return self.autocast()
+
     def backward(self, loss: torch.Tensor) -> None:
         """Backward, through the gradient scaler in fp16."""
         self.scaler.scale(loss).backward()

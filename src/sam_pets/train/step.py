@@ -96,6 +96,12 @@ def encode(model: Sam2Image, images: torch.Tensor, trainable: bool) -> ImageFeat
     return feats if grad else ImageFeatures(*(t.detach() for t in feats.tensors()))
 
 
+def _autocast_on_in(factory: Callable, feats: ImageFeatures) -> bool:
+    """Whether ``factory()`` turns autocast on for the device of ``feats``."""
+    with factory():
+        return _autocast_on(feats.image_embed.device.type)
+
+
 def _autocast_on(device_type: str) -> bool:
     try:
         return torch.is_autocast_enabled(device_type)
@@ -122,6 +128,7 @@ def batch_loss(
     backward: Callable[[torch.Tensor], None] | None = None,
     scale: float = 1.0,
     stop: Callable[[], bool] | None = None,
+    decoder_autocast: Callable | None = None,
 ) -> BatchLoss:
     """Loss of one batch; optionally back-propagate ``scale * loss``.
 
@@ -135,6 +142,8 @@ def batch_loss(
         scale: Extra loss factor for the backward (1 / grad_accum).
         stop: Checked after every round; when it returns True, :class:`StepInterrupted` is
             raised (so that a cancel does not wait for the rest of a long step).
+        decoder_autocast: Context factory for the decoder rounds (default ``autocast``);
+            a float32 decoder gets the image features cast to float32.
     """
     n_obj = batch.num_objects
     if n_obj == 0:
@@ -146,12 +155,18 @@ def batch_loss(
     )
     with autocast():
         feats = batch.features or encode(model, batch.images, enc_grad)
+    dec_autocast = autocast if decoder_autocast is None else decoder_autocast
     leaves = feats
     if enc_grad:
         leaves = ImageFeatures(*(t.detach().requires_grad_() for t in feats.tensors()))
+    dec_feats = leaves
+    if any(t.dtype != torch.float32 for t in leaves.tensors()) and not _autocast_on_in(
+        dec_autocast, leaves
+    ):
+        dec_feats = ImageFeatures(*(t.float() for t in leaves.tensors()))
     totals = dict.fromkeys(("total", *TERMS), 0.0)
     norm = scale / n_obj
-    for step in _batch_rounds(model, leaves, batch, cfg, autocast):
+    for step in _batch_rounds(model, dec_feats, batch, cfg, dec_autocast):
         if backward is not None:
             backward(step.total * norm)
         for k in totals:

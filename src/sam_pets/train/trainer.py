@@ -251,6 +251,7 @@ class Trainer:
                     self.rt.backward,
                     scale=1.0 / cfg.grad_accum,
                     stop=stop.is_set if interruptible else None,
+                    decoder_autocast=self.rt.decoder_autocast,
                 )
                 sums["loss"] += bl.loss / cfg.grad_accum
                 for k in TERMS:
