@@ -94,3 +94,37 @@ def test_write_slice_rule():
     lab2[3, 3] = 3
     PropagateBox.write_slice(box, target, (1,), lab2, [3])
     assert (data[1] == 3).sum() == 1 and data[1, 0, 0] == 5
+
+
+def test_precision_choice_reaches_the_tracker(stack_annotator, qtbot, monkeypatch):
+    from sam_pets._napari import _propagate
+    from sam_pets.model.device import cpu_has_fast_bf16
+    from sam_pets.predict import video
+
+    viewer, widget = stack_annotator
+    box = widget.propagation
+    expected = "bf16" if cpu_has_fast_bf16() and not _cuda() else "auto"
+    assert box.precision_combo.currentText() == expected == _propagate.default_precision()
+    seen = []
+    init = video.VideoPredictor.__init__
+
+    def spy(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        seen.append(self.precision)
+
+    monkeypatch.setattr(video.VideoPredictor, "__init__", spy)
+    viewer.dims.set_current_step(0, 1)
+    target = widget.target_layer() or widget.targets.ensure(viewer.layers["clip"])
+    target.data[1, 30:70, 40:90] = 3
+    box.direction_combo.setCurrentText("forward")
+    for choice in ("fp32", "bf16"):
+        box.precision_combo.setCurrentText(choice)
+        _run(qtbot, widget)
+        assert seen[-1] == choice, box.status.text()
+    assert box.progress_bar.value() == 3  # slices 2, 3 and 4
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()

@@ -42,3 +42,20 @@ def test_autocast_is_a_no_op_in_fp32_and_bf16_on_cpu():
     with autocast(cpu, "bf16"):
         y = torch.ones(2, 2) @ torch.ones(2, 2)
     assert y.dtype == torch.bfloat16
+
+
+def test_cpu_has_fast_bf16_asks_torch_and_survives_a_failing_probe(monkeypatch):
+    from sam_pets.model.device import cpu_has_fast_bf16
+
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
+    assert cpu_has_fast_bf16() is True
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    assert cpu_has_fast_bf16() is False
+
+    def broken():
+        raise RuntimeError("no cpuinfo")
+
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", broken, raising=False)
+    assert cpu_has_fast_bf16() is False
+    monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported", raising=False)
+    assert cpu_has_fast_bf16() is False

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from sam_pets._napari._annotator import AnnotatorWidget
 
 DIRECTIONS = {"forward and backward": "both", "forward": "forward", "backward": "backward"}
+PRECISIONS = {"auto": "auto", "fp32": "fp32", "bf16": "bf16"}  # label -> VideoPredictor's
 
 
 class _Slices:
@@ -68,12 +69,29 @@ def has_video_weights(model) -> bool:
     return bool(getattr(model, "extra_state", None))
 
 
-def _track(model, frames, masks: dict[int, np.ndarray], start: int, direction: str, cancel):
+def default_precision() -> str:
+    """The section's first choice: bf16 where the model runs on a CPU with AMX, else auto."""
+    import torch
+
+    from sam_pets.model.device import cpu_has_fast_bf16
+
+    return "bf16" if not torch.cuda.is_available() and cpu_has_fast_bf16() else "auto"
+
+
+def _track(
+    model,
+    frames,
+    masks: dict[int, np.ndarray],
+    start: int,
+    direction: str,
+    cancel,
+    precision: str = "auto",
+):
     """The job: condition on ``masks`` at slice ``start``, propagate, yield each slice."""
     from sam_pets.predict.track_job import labels_from_logits
     from sam_pets.predict.video import VideoPredictor
 
-    pred = VideoPredictor(model, frames)
+    pred = VideoPredictor(model, frames, precision=precision)
     for obj_id, m in masks.items():
         pred.add_mask(start, obj_id, m)
     n = len(frames)
@@ -108,6 +126,14 @@ class PropagateBox(QGroupBox):
         self.direction_combo.addItems(list(DIRECTIONS))
         self.scope_combo = QComboBox()
         self.scope_combo.addItems(["all objects on this slice", "the selected label"])
+        self.precision_combo = QComboBox()
+        self.precision_combo.addItems(list(PRECISIONS))
+        self.precision_combo.setCurrentText(default_precision())
+        self.precision_combo.setToolTip(
+            "auto: bf16 on a GPU, fp32 on a CPU. bf16 on a CPU with AMX (recent Intel Xeons) "
+            "tracks a slice about twice as fast; its masks differ from fp32's on a few edge "
+            "pixels. It is the default there."
+        )
         self.run_button = QPushButton("Propagate")
         self.run_button.setToolTip(
             "Track the objects of the current slice through the stack with SAM 2's memory "
@@ -126,6 +152,7 @@ class PropagateBox(QGroupBox):
         buttons.addWidget(self.cancel_button)
         form.addRow("Direction", self.direction_combo)
         form.addRow("Objects", self.scope_combo)
+        form.addRow("Precision", self.precision_combo)
         form.addRow(buttons)
         form.addRow(self.progress_bar)
         form.addRow(self.status)
@@ -177,6 +204,7 @@ class PropagateBox(QGroupBox):
             start,
             direction,
             self._cancel,
+            PRECISIONS[self.precision_combo.currentText()],
             _progress={"desc": f"Propagating in {image.name}", "total": 0},
         )
         alive = owner.life.alive

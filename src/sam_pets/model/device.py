@@ -91,6 +91,21 @@ def resolve_precision(precision: str, device: torch.device, allow_fp16: bool = F
     return precision
 
 
+def cpu_has_fast_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 matrices in hardware (Intel AMX).
+
+    There a bf16 matmul runs several times faster than fp32 (2043 against 273 GFLOP/s on two
+    cores of a Xeon with AMX); without it, bf16 autocast on a CPU only adds casts.
+    """
+    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    if probe is not None:
+        try:
+            return bool(probe())
+        except RuntimeError:
+            return False
+    return False
+
+
 def autocast(device: torch.device, precision: str):
     """Autocast context for ``precision`` on ``device`` (a no-op for fp32)."""
     if precision in ("bf16", "fp16") and device.type in ("cuda", "cpu"):
