@@ -203,7 +203,6 @@ def main(argv=None) -> None:
             f"Peak resident memory over {args.memory_frames} frames: Meta {mem['meta']:.0f} MB, "
             f"sam-pets {mem['ours']:.0f} MB in fp32, {mem['ours_bf16']:.0f} MB in bf16.",
         ]
-    lines += ["", "Goal: sam-pets <= 0.7x Meta's time per frame on a CPU."]
     text = "\n".join(lines)
     print(text)
     if not args.no_write:

@@ -103,7 +103,7 @@ def test_precision_choice_reaches_the_tracker(stack_annotator, qtbot, monkeypatc
 
     viewer, widget = stack_annotator
     box = widget.propagation
-    expected = "bf16" if cpu_has_fast_bf16() and not _cuda() else "auto"
+    expected = "bf16" if cpu_has_fast_bf16() and not _cuda() else "fp32"
     assert box.precision_combo.currentText() == expected == _propagate.default_precision()
     seen = []
     init = video.VideoPredictor.__init__

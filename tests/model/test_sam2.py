@@ -121,18 +121,24 @@ def test_seeded_build_is_reproducible():
     assert get_config("test").image_size == 128
 
 
-def test_cpu_attention_under_autocast_is_computed_in_float32():
+def test_cpu_attention_when_training_under_autocast_is_computed_in_float32():
     from sam_pets.model.layers import attention
 
     g = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(2, 3, 40, 16, generator=g) for _ in range(3))
     ref = torch.nn.functional.scaled_dot_product_attention(q, k, v)
-    qb, kb, vb = (t.bfloat16() for t in (q, k, v))
+    qb, kb, vb = (t.bfloat16().requires_grad_() for t in (q, k, v))
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = attention(qb, kb, vb)
     assert out.dtype == torch.bfloat16  # the caller's dtype comes back
     # float32 attention of the bf16-rounded inputs, rounded once at the end
-    exact = torch.nn.functional.scaled_dot_product_attention(qb.float(), kb.float(), vb.float())
-    assert torch.equal(out, exact.bfloat16())
-    assert (out.float() - ref).abs().max() < 0.05
-    assert torch.equal(attention(q, k, v), ref)  # float32 is the plain call
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    exact = sdpa(qb.detach().float(), kb.detach().float(), vb.detach().float())
+    assert torch.equal(out.detach(), exact.bfloat16())
+    assert (out.detach().float() - ref).abs().max() < 0.05
+    out.float().square().sum().backward()
+    assert all(t.grad is not None and t.grad.dtype == torch.bfloat16 for t in (qb, kb, vb))
+    # inference (no gradient) and float32 are the plain call
+    with torch.no_grad():
+        assert torch.equal(attention(qb, kb, vb), sdpa(qb, kb, vb))
+    assert torch.equal(attention(q, k, v), ref)

@@ -253,9 +253,12 @@ def test_bf16_tracks_as_fp32_does(pet_image):
     _, model = _meta_and_ours("2.1")
     frames = _clip(pet_image, 5)
     runs = []
+    assert VideoPredictor(model, frames).precision == "fp32"  # auto: Meta's results
     for precision in ("fp32", "bf16"):
         pred = VideoPredictor(model, frames, precision=precision)
         assert pred.precision == precision
+        dtype = torch.float32 if precision == "fp32" else torch.bfloat16
+        assert pred._features(0).feat_s0.dtype == dtype  # the encoder ran in that precision
         _, first = pred.add_points(0, 1, points_xy=np.array([[120.0, 90.0]]), labels=[1])
         pred.add_points(0, 2, box_xyxy=np.array([20.0, 10.0, 150.0, 170.0]))
         out = [first[:1]] + [lg for _, _, lg in pred.propagate()][1:]

@@ -209,8 +209,19 @@ def test_cpu_bf16_step_keeps_the_decoder_in_float32(make_cfg, monkeypatch):
     decode = Sam2Image.decode
 
     def spy(self, features, *args, **kwargs):
-        seen.append((features.image_embed.dtype, torch.is_autocast_enabled("cpu")))
+        dtypes = {t.dtype for t in features.tensors()}
+        seen.append((dtypes, torch.is_autocast_enabled("cpu")))
         return decode(self, features, *args, **kwargs)
+
+    encoded = []
+    encode_image = Sam2Image.encode_image
+
+    def spy_encoder(self, images):
+        out = encode_image(self, images)
+        encoded.append({t.dtype for t in out.tensors()})
+        return out
+
+    monkeypatch.setattr(Sam2Image, "encode_image", spy_encoder)
 
     monkeypatch.setattr(Sam2Image, "decode", spy)
     tr.optimizer.zero_grad()
@@ -222,7 +233,8 @@ def test_cpu_bf16_step_keeps_the_decoder_in_float32(make_cfg, monkeypatch):
         torch.Tensor.backward,
         decoder_autocast=tr.rt.decoder_autocast,
     )
-    assert seen and all(s == (torch.float32, False) for s in seen)
+    assert encoded and torch.bfloat16 in encoded[0]  # the encoder ran under autocast
+    assert seen and all(s == ({torch.float32}, False) for s in seen)
     assert torch.isfinite(torch.tensor(out.loss))
     enc = [p for p in tr.model.image_encoder.parameters() if p.requires_grad]
     assert enc and all(p.grad is not None and torch.isfinite(p.grad).all() for p in enc)

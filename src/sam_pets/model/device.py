@@ -59,16 +59,6 @@ def select_device(device: str | torch.device | None = "auto", local_rank: int = 
     return dev
 
 
-def cpu_supports_bf16() -> bool:
-    """True if this CPU has native bf16 matmul support (AVX512-BF16 / AMX)."""
-    try:
-        return bool(
-            torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
-        )
-    except (AttributeError, RuntimeError):
-        return False
-
-
 def resolve_precision(precision: str, device: torch.device, allow_fp16: bool = False) -> str:
     """``"auto"`` -> bf16 on CUDA, fp32 elsewhere; otherwise validate the name.
 

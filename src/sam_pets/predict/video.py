@@ -78,10 +78,10 @@ class VideoPredictor:
         window: Keep memory features of at most this many tracked (non-prompted) frames
             around the last one computed (None: all, as SAM 2).
         cache_frames: Frame embeddings kept (the most recent).
-        precision: ``"auto"`` (bf16 autocast on CUDA, fp32 elsewhere), ``"fp32"`` or
-            ``"bf16"``. On a CPU with AMX (``amx_bf16``), bf16 tracks a frame about twice as
-            fast (most of a frame is memory attention's large matmuls); its masks differ from
-            fp32's on a few edge pixels (BENCHMARKS.md).
+        precision: ``"fp32"`` (``"auto"``: Meta's results, see the parity tests) or
+            ``"bf16"`` (autocast). On a CPU with AMX, bf16 tracks a frame about twice as fast
+            (most of a frame is memory attention's large matmuls); its masks differ from
+            fp32's on about 0.5 % of the pixels, at the mask edges (BENCHMARKS.md).
 
     Raises:
         ValueError: The model has no (or incomplete) video weights.
@@ -109,7 +109,9 @@ class VideoPredictor:
                 state, model.cfg.version, model.cfg.decoder.dim, **memory_settings
             )
         self.model = model.eval()
-        self.precision = resolve_precision(precision, model.device)
+        self.precision = resolve_precision(
+            "fp32" if precision == "auto" else precision, model.device
+        )
         self.memory = memory.to(model.device).eval()
         self.tracker = Tracker(model, self.memory)
         self.size = model.cfg.image_size
@@ -152,7 +154,8 @@ class VideoPredictor:
 
         For callers that preprocess themselves; it stays until evicted from the frame cache.
         """
-        self._cache[t] = self.tracker.frame_features(images.to(self.model.device))
+        with self._amp():
+            self._cache[t] = self.tracker.frame_features(images.to(self.model.device))
         self._cache.move_to_end(t)
         while len(self._cache) > self._cache_n:
             self._cache.popitem(last=False)

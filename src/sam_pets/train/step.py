@@ -96,12 +96,6 @@ def encode(model: Sam2Image, images: torch.Tensor, trainable: bool) -> ImageFeat
     return feats if grad else ImageFeatures(*(t.detach() for t in feats.tensors()))
 
 
-def _autocast_on_in(factory: Callable, feats: ImageFeatures) -> bool:
-    """Whether ``factory()`` turns autocast on for the device of ``feats``."""
-    with factory():
-        return _autocast_on(feats.image_embed.device.type)
-
-
 def _autocast_on(device_type: str) -> bool:
     try:
         return torch.is_autocast_enabled(device_type)
@@ -156,17 +150,14 @@ def batch_loss(
     with autocast():
         feats = batch.features or encode(model, batch.images, enc_grad)
     dec_autocast = autocast if decoder_autocast is None else decoder_autocast
-    leaves = feats
+    # float32 leaves: the decoder rounds' gradients add up in float32 (and a float32
+    # decoder gets float32 inputs) whatever precision the encoder ran in
+    leaves = ImageFeatures(*(t.detach().float() for t in feats.tensors()))
     if enc_grad:
-        leaves = ImageFeatures(*(t.detach().requires_grad_() for t in feats.tensors()))
-    dec_feats = leaves
-    if any(t.dtype != torch.float32 for t in leaves.tensors()) and not _autocast_on_in(
-        dec_autocast, leaves
-    ):
-        dec_feats = ImageFeatures(*(t.float() for t in leaves.tensors()))
+        leaves = ImageFeatures(*(t.requires_grad_() for t in leaves.tensors()))
     totals = dict.fromkeys(("total", *TERMS), 0.0)
     norm = scale / n_obj
-    for step in _batch_rounds(model, dec_feats, batch, cfg, dec_autocast):
+    for step in _batch_rounds(model, leaves, batch, cfg, dec_autocast):
         if backward is not None:
             backward(step.total * norm)
         for k in totals:
@@ -175,7 +166,7 @@ def batch_loss(
             raise StepInterrupted
     if enc_grad and any(t.grad is not None for t in leaves.tensors()):
         pairs = [
-            (f, leaf.grad)
+            (f, leaf.grad.to(f.dtype))
             for f, leaf in zip(feats.tensors(), leaves.tensors(), strict=True)
             if leaf.grad is not None
         ]

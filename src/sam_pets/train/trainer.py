@@ -303,10 +303,11 @@ class Trainer:
                     )
 
         try:
-            val = validate(self.model, items(), self.rt.autocast)
+            amp = (self.rt.autocast, self.rt.decoder_autocast)
+            val = validate(self.model, items(), *amp)
             if self.ema is not None:  # the averaged weights on the same items and prompts
                 with self.ema.swapped_in(self.model):
-                    averaged = validate(self.model, items(), self.rt.autocast)
+                    averaged = validate(self.model, items(), *amp)
                 val.update(
                     {
                         f"val_ema_{k[4:]}": v

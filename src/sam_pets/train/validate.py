@@ -25,6 +25,7 @@ def validate(
     model: Sam2Image,
     items: Iterable[tuple[ImageFeatures | torch.Tensor, torch.Tensor, torch.Tensor]],
     autocast: Callable = contextlib.nullcontext,
+    decoder_autocast: Callable | None = None,
 ) -> dict[str, float]:
     """Score box and click prompts on validation items.
 
@@ -34,6 +35,8 @@ def validate(
         items: ``(features or image (1, 3, S, S) in [0, 1], masks (K, S, S) bool,
             ignore (S, S) bool)`` per image, on the model's device.
         autocast: Zero-argument context factory for the forward passes.
+        decoder_autocast: Context factory for the decoder (default ``autocast``), as in
+            training (:func:`sam_pets.train.step.batch_loss`); it gets float32 features.
 
     Returns:
         ``val_miou``, ``val_iou_box``, ``val_iou_click``, ``val_dice_box``,
@@ -51,9 +54,11 @@ def validate(
             continue
         with autocast():
             feats = x if isinstance(x, ImageFeatures) else encode(model, x, trainable=False)
+        feats = ImageFeatures(*(t.float() for t in feats.tensors()))
+        dec = autocast if decoder_autocast is None else decoder_autocast
         gt = masks.cpu().numpy()
         for kind, prompts in (("box", box_prompts(gt, None)), ("click", center_click_prompts(gt))):
-            pred = _predict(model, feats, prompts, masks.device, autocast)
+            pred = _predict(model, feats, prompts, masks.device, dec)
             scores[f"iou_{kind}"] += iou(pred, masks, ignore).tolist()
             scores[f"dice_{kind}"] += dice(pred, masks, ignore).tolist()
     out = {f"val_{k}": float(np.mean(v)) if v else 0.0 for k, v in scores.items()}
