@@ -74,6 +74,16 @@ def test_builtin_is_the_default_and_loads(widget, qtbot):
 
 
 @pytest.mark.gui
+def test_chosen_precision_reaches_the_predictor(widget, qtbot):
+    assert widget.precision_combo.currentText() == "auto"
+    widget.precision_combo.setCurrentText("bf16")
+    widget.load_model()
+    qtbot.waitUntil(lambda: widget.predictor is not None, timeout=30000)
+    assert widget.predictor.precision == "bf16"
+    qtbot.waitUntil(lambda: widget.model_status.text().endswith("(bf16)"), timeout=30000)
+
+
+@pytest.mark.gui
 def test_official_checkpoint_is_downloaded_in_the_worker(widget, qtbot, server, env, monkeypatch):
     monkeypatch.setattr(hub, "CHUNK_BYTES", 4096)
     statuses = []

@@ -98,6 +98,7 @@ class AnnotatorWidget(QWidget):
     # the controls that scripts and tests drive; ``ui`` builds and holds them
     model_combo = _Control()
     device_combo = _Control()
+    precision_combo = _Control()
     load_button = _Control()
     model_status = _Control()
     zoom_check = _Control()
@@ -232,6 +233,7 @@ class AnnotatorWidget(QWidget):
             load_predictor_job,
             choice,
             device,
+            ui.precision_combo.currentText(),
             _progress={"desc": "Loading SAM 2 model", "total": 0},
         )
         worker.yielded.connect(alive(lambda rec: self._on_load_progress(worker, rec)))

@@ -75,6 +75,14 @@ class AnnotatorLayout:
         browse.clicked.connect(weak_slot(self, "_browse_checkpoint"))
         self.device_combo = QComboBox()
         self.device_combo.addItems(available_devices())
+        self.precision_combo = QComboBox()
+        self.precision_combo.addItems(["auto", "fp32", "bf16"])
+        self.precision_combo.setToolTip(
+            "auto: bf16 on a GPU, fp32 elsewhere. On a CPU with AMX (recent Intel Xeons), "
+            "bf16 embeds Meta's 1024-px models about 1.4x faster, with masks that differ "
+            "from fp32's on a few tenths of a percent of the pixels; the small built-in "
+            "model does not gain. Applies when the model is loaded"
+        )
         self.load_button = QPushButton("Load model")
         self.model_status = QLabel("no model loaded")
         self.zoom_check = QCheckBox("zoom in on the object")
@@ -96,6 +104,7 @@ class AnnotatorLayout:
         form.addRow(self.model_combo)
         form.addRow(browse)
         form.addRow("Device", self.device_combo)
+        form.addRow("Precision", self.precision_combo)
         form.addRow(self.load_button)
         form.addRow(self.model_status)
         form.addRow(self.zoom_check)

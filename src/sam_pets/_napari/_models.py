@@ -113,7 +113,9 @@ def load_choice_job(choice: str) -> Generator[Progress, None, object]:
     return model
 
 
-def load_predictor_job(choice: str, device: str) -> Generator[Progress, None, object]:
+def load_predictor_job(
+    choice: str, device: str, precision: str = "auto"
+) -> Generator[Progress, None, object]:
     """:func:`load_choice_job`, then an ImagePredictor on ``device`` (the loading worker).
 
     The predictor zooms in on objects when that pays for the model by default
@@ -124,7 +126,7 @@ def load_predictor_job(choice: str, device: str) -> Generator[Progress, None, ob
 
     model = yield from load_choice_job(choice)
     try:
-        return ImagePredictor(model, device=device, zoom=default_for(model))
+        return ImagePredictor(model, device=device, precision=precision, zoom=default_for(model))
     except RuntimeError as e:  # see load_choice_job
         raise ValueError(f"cannot use device {device}: {e}") from e
 
