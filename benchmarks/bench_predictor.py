@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import SHARED, command, machine, write_snippet  # noqa: E402
+from _common import SHARED, command, cpu_bf16, machine, write_snippet  # noqa: E402
 
 META_YAML = {
     "tiny": "configs/sam2.1/sam2.1_hiera_t.yaml",
@@ -115,11 +115,21 @@ def main() -> None:
     def ours_refine() -> None:
         ours.predict(pts2, lab2, mask_logits=prev, multimask=False)
 
-    meta_embed(), ours_embed()  # warm-up
-    emb = {"meta": [], "ours": []}
+    # sam-pets under bf16 autocast (the Annotator's Precision choice): the same weights
+    from sam_pets.predict import ImagePredictor
+
+    ours16 = ImagePredictor(ours.model, device=args.device, precision="bf16")
+
+    def ours16_embed() -> None:
+        ours16.set_features(ours16.embed(image), (h, w))
+
+    meta_embed(), ours_embed(), ours16_embed()  # warm-up
+    emb = {"meta": [], "ours": [], "ours16": []}
     for _ in range(args.repeats):
         emb["meta"].append(timed(meta_embed, sync))
         emb["ours"].append(timed(ours_embed, sync))
+        emb["ours16"].append(timed(ours16_embed, sync))
+    agree16 = float((ours16.predict(pts, lab).masks == ours.predict(pts, lab).masks).mean())
     for _ in range(5):
         meta_click(), ours_click()
     clk = {"meta": [], "ours": []}
@@ -183,6 +193,11 @@ def main() -> None:
         f"{med['refine']['meta']:.2f} | {med['refine']['ours']:.2f} | "
         f"{med['refine']['ours'] / med['refine']['meta']:.3f} | - |",
     ]
+    rows.append(
+        f"| image embedding, sam-pets in bf16 (autocast; {cpu_bf16()}) | "
+        f"{med['embed']['meta']:.1f} | {med['embed']['ours16']:.1f} | "
+        f"{med['embed']['ours16'] / med['embed']['meta']:.3f} | - |"
+    )
     if med["big"]:
         rows.append(
             f"| click-to-mask on a {args.large} copy of the photo (masks upsampled to it) | "
@@ -200,7 +215,8 @@ def main() -> None:
             + (f" Big-photo row: {len(big['ours'])} clicks per side." if big["ours"] else ""),
             f"- Mask agreement with Meta on the timed click: {agree * 100:.3f} % of pixels; "
             f"on the refinement click: {ref_agree * 100:.3f} %"
-            + (f"; on the big photo: {big_agree * 100:.4f} %." if big_agree is not None else "."),
+            + (f"; on the big photo: {big_agree * 100:.4f} %." if big_agree is not None else ".")
+            + f" The bf16 row's click mask equals fp32's on {agree16 * 100:.3f} % of pixels.",
             "",
             "| step | Meta sam2 1.1.0 (ms) | sam-pets (ms) | ratio | goal |",
             "| --- | ---: | ---: | ---: | ---: |",
