@@ -74,7 +74,11 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_bench)
 
 
-def add_model_args(p: argparse.ArgumentParser, default_model: str = "pets") -> None:
+def add_model_args(
+    p: argparse.ArgumentParser,
+    default_model: str = "pets",
+    precision_help: str = "auto = bf16 autocast on CUDA, fp32 elsewhere",
+) -> None:
     """Options that choose a model: ``--model``/``--checkpoint`` or ``--config`` (+ device...).
 
     ``--model`` and ``--checkpoint`` are one option: a model name (``pets``, the built-in
@@ -92,7 +96,7 @@ def add_model_args(p: argparse.ArgumentParser, default_model: str = "pets") -> N
         "--precision",
         default="auto",
         choices=["auto", "fp32", "bf16"],
-        help="auto = bf16 autocast on CUDA, fp32 elsewhere",
+        help=precision_help,
     )
 
 

@@ -46,10 +46,9 @@ def register(sub) -> None:
         default=None,
         help="keep memory features of at most this many tracked frames (bounded RAM)",
     )
-    add_model_args(p)
-    for action in p._actions:  # tracking's auto is fp32 everywhere (Meta's results)
-        if action.dest == "precision":
-            action.help = "auto = fp32 (Meta's results); bf16 = autocast, ~2x faster with AMX"
+    add_model_args(
+        p, precision_help="auto = fp32 (Meta's results); bf16 = autocast, ~2x faster with AMX"
+    )
     p.add_argument("--overwrite", action="store_true", help="replace results in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_track)

@@ -88,12 +88,10 @@ def cpu_has_fast_bf16() -> bool:
     cores of a Xeon with AMX); without it, bf16 autocast on a CPU only adds casts.
     """
     probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
-    if probe is not None:
-        try:
-            return bool(probe())
-        except RuntimeError:
-            return False
-    return False
+    try:
+        return probe is not None and bool(probe())
+    except RuntimeError:
+        return False
 
 
 def autocast(device: torch.device, precision: str):

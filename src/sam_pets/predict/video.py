@@ -132,6 +132,24 @@ class VideoPredictor:
     def _amp(self):
         return autocast(self.model.device, self.precision)
 
+    def _encode(self, t: int, images: torch.Tensor):
+        """Embed frame ``t`` from its normalised input (1, 3, S, S) and cache it."""
+        with self._amp():
+            feats = self.tracker.frame_features(images.to(self.model.device))
+        self._cache[t] = feats
+        self._cache.move_to_end(t)
+        while len(self._cache) > self._cache_n:
+            self._cache.popitem(last=False)
+        return feats
+
+    def _step(self, frame: int, is_init: bool, o: _Object, reverse: bool, **kwargs):
+        """One tracking step of object ``o`` on ``frame``, in the predictor's precision."""
+        feats = self._features(frame)
+        with self._amp():
+            return self.tracker.track_step(
+                frame, is_init, feats, o.outputs, self.num_frames, reverse=reverse, **kwargs
+            )
+
     def _features(self, t: int):
         if t in self._cache:
             self._cache.move_to_end(t)
@@ -142,23 +160,14 @@ class VideoPredictor:
         if frame.shape[:2] != self.hw:
             raise ValueError(f"frame {t} is {frame.shape[:2]}, the first frame {self.hw}")
         x = frame_to_input(frame, self.size, self._range).to(self.model.device)
-        with self._amp():
-            feats = self.tracker.frame_features(self.model.normalize(x))
-        self._cache[t] = feats
-        while len(self._cache) > self._cache_n:
-            self._cache.popitem(last=False)
-        return feats
+        return self._encode(t, self.model.normalize(x))
 
     def set_frame_input(self, t: int, images: torch.Tensor) -> None:
         """Use this normalised model input (1, 3, S, S) for frame ``t``.
 
         For callers that preprocess themselves; it stays until evicted from the frame cache.
         """
-        with self._amp():
-            self._cache[t] = self.tracker.frame_features(images.to(self.model.device))
-        self._cache.move_to_end(t)
-        while len(self._cache) > self._cache_n:
-            self._cache.popitem(last=False)
+        self._encode(t, images)
 
     # -- prompts ---------------------------------------------------------------------------
     @property
@@ -235,20 +244,16 @@ class VideoPredictor:
         )
         prev_logits = None if prev is None else prev.pred_masks.clamp(-32.0, 32.0)
         dev = self.model.device
-        feats = self._features(frame)
-        with self._amp():
-            out = self.tracker.track_step(
-                frame,
-                is_init,
-                feats,
-                o.outputs,
-                self.num_frames,
-                points=pts.to(dev),
-                labels=lab.to(dev),
-                reverse=reverse,
-                run_mem_encoder=False,
-                prev_mask_logits=None if prev_logits is None else prev_logits.to(dev),
-            )
+        out = self._step(
+            frame,
+            is_init,
+            o,
+            reverse,
+            points=pts.to(dev),
+            labels=lab.to(dev),
+            run_mem_encoder=False,
+            prev_mask_logits=None if prev_logits is None else prev_logits.to(dev),
+        )
         o.temp[key][frame] = out
         return self.obj_ids, self._frame_logits(frame, key)
 
@@ -269,18 +274,9 @@ class VideoPredictor:
         is_init = frame not in o.tracked
         reverse = False if is_init else o.tracked[frame]
         key = "cond" if is_init or self.corrections_as_cond else "non_cond"
-        feats = self._features(frame)
-        with self._amp():
-            out = self.tracker.track_step(
-                frame,
-                is_init,
-                feats,
-                o.outputs,
-                self.num_frames,
-                mask_inputs=t.to(self.model.device),
-                reverse=reverse,
-                run_mem_encoder=False,
-            )
+        out = self._step(
+            frame, is_init, o, reverse, mask_inputs=t.to(self.model.device), run_mem_encoder=False
+        )
         o.temp[key][frame] = out
         return self.obj_ids, self._frame_logits(frame, key)
 
@@ -369,17 +365,7 @@ class VideoPredictor:
                 if t in o.outputs["cond"]:
                     lows.append(o.outputs["cond"][t].pred_masks)
                 else:
-                    feats = self._features(t)
-                    with self._amp():
-                        out = self.tracker.track_step(
-                            t,
-                            False,
-                            feats,
-                            o.outputs,
-                            self.num_frames,
-                            reverse=reverse,
-                            run_mem_encoder=True,
-                        )
+                    out = self._step(t, False, o, reverse, run_mem_encoder=True)
                     out = FrameOutput(
                         out.pred_masks.cpu(),
                         out.obj_ptr,

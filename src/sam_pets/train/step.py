@@ -152,9 +152,7 @@ def batch_loss(
     dec_autocast = autocast if decoder_autocast is None else decoder_autocast
     # float32 leaves: the decoder rounds' gradients add up in float32 (and a float32
     # decoder gets float32 inputs) whatever precision the encoder ran in
-    leaves = ImageFeatures(*(t.detach().float() for t in feats.tensors()))
-    if enc_grad:
-        leaves = ImageFeatures(*(t.requires_grad_() for t in leaves.tensors()))
+    leaves = ImageFeatures(*(t.detach().float().requires_grad_(enc_grad) for t in feats.tensors()))
     totals = dict.fromkeys(("total", *TERMS), 0.0)
     norm = scale / n_obj
     for step in _batch_rounds(model, leaves, batch, cfg, dec_autocast):

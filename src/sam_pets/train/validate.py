@@ -43,6 +43,7 @@ def validate(
         ``val_dice_click`` (floats in [0, 1]) and ``val_objects``.
     """
     model.eval()
+    dec = autocast if decoder_autocast is None else decoder_autocast
     scores: dict[str, list[float]] = {
         "iou_box": [],
         "iou_click": [],
@@ -55,7 +56,6 @@ def validate(
         with autocast():
             feats = x if isinstance(x, ImageFeatures) else encode(model, x, trainable=False)
         feats = ImageFeatures(*(t.float() for t in feats.tensors()))
-        dec = autocast if decoder_autocast is None else decoder_autocast
         gt = masks.cpu().numpy()
         for kind, prompts in (("box", box_prompts(gt, None)), ("click", center_click_prompts(gt))):
             pred = _predict(model, feats, prompts, masks.device, dec)
